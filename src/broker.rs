@@ -1,0 +1,486 @@
+//! The broker connection: URI parsing, connecting with errors a user can act on, the broker
+//! version check, creating and inspecting streams.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use percent_encoding::percent_decode_str;
+use rabbitmq_stream_client::error::{ClientError, ConsumerCreateError, ProducerCreateError};
+use rabbitmq_stream_client::types::{OffsetSpecification, ResponseCode, ResponseKind};
+use rabbitmq_stream_client::{Client, ClientOptions, Environment};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::{InvError, Result};
+
+/// The URI used when neither `--uri` nor `INVSTREAM_URI` is given: a local broker's defaults.
+pub const DEFAULT_URI: &str = "rabbitmq-stream://guest:guest@localhost:5552/%2f";
+
+const DEFAULT_PORT: u16 = 5552;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an empty stream stays silent before we believe it is empty (see `stream_end_offset`).
+const LAST_CHUNK_WAIT: Duration = Duration::from_secs(2);
+
+/// Where and as whom to connect; shared by every command. Its `Display` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BrokerSettings {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    password: String,
+    pub vhost: String,
+}
+
+impl fmt::Debug for BrokerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BrokerSettings({self})")
+    }
+}
+
+impl fmt::Display for BrokerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let vhost = percent_encoding::utf8_percent_encode(&self.vhost, percent_encoding::NON_ALPHANUMERIC);
+        write!(
+            f,
+            "rabbitmq-stream://{}:***@{}:{}/{}",
+            self.user, self.host, self.port, vhost
+        )
+    }
+}
+
+impl BrokerSettings {
+    /// Parses `rabbitmq-stream://USER:PASSWORD@HOST:PORT/VHOST`; the vhost is percent-decoded
+    /// (`%2f` is the default vhost `/`), a missing port is 5552, missing credentials are guest.
+    pub fn from_uri(uri: &str) -> Result<Self> {
+        let invalid = |reason: &str| InvError::InvalidUri {
+            uri: redact_uri(uri),
+            reason: reason.to_string(),
+        };
+        let url = url::Url::parse(uri).map_err(|e| invalid(&e.to_string()))?;
+        match url.scheme() {
+            "rabbitmq-stream" => {}
+            "rabbitmq-stream+tls" => {
+                return Err(invalid("TLS (rabbitmq-stream+tls://) is not supported yet"))
+            }
+            other => return Err(invalid(&format!("unknown scheme '{other}'"))),
+        }
+        let host = match url.host_str() {
+            Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']'),
+            _ => return Err(invalid("no host")),
+        };
+        let decode = |s: &str| {
+            percent_decode_str(s)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| invalid("not valid UTF-8 after percent-decoding"))
+        };
+        let user = match url.username() {
+            "" => "guest".to_string(),
+            u => decode(u)?,
+        };
+        let password = match url.password() {
+            None if url.username().is_empty() => "guest".to_string(),
+            None => String::new(),
+            Some(p) => decode(p)?,
+        };
+        let path = url.path().strip_prefix('/').unwrap_or(url.path());
+        if path.contains('/') {
+            return Err(invalid("the path must be a single vhost name (write '/' as %2f)"));
+        }
+        let vhost = match path {
+            "" => "/".to_string(),
+            p => decode(p)?,
+        };
+        Ok(BrokerSettings {
+            host: host.to_string(),
+            port: url.port().unwrap_or(DEFAULT_PORT),
+            user,
+            password,
+            vhost,
+        })
+    }
+
+    /// `host:port`, for messages.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    fn client_options(&self) -> ClientOptions {
+        ClientOptions::builder()
+            .host(&self.host)
+            .port(self.port)
+            .user(&self.user)
+            .password(&self.password)
+            .v_host(&self.vhost)
+            .client_provided_name("invstream".to_string())
+            .build()
+    }
+
+    /// Opens the client's `Environment` (the factory of producers and consumers), turning every
+    /// handshake failure into a message that says what to fix.
+    pub async fn connect(&self) -> Result<Environment> {
+        let builder = Environment::builder()
+            .host(&self.host)
+            .port(self.port)
+            .username(&self.user)
+            .password(&self.password)
+            .virtual_host(&self.vhost)
+            .client_provided_name("invstream");
+        match tokio::time::timeout(CONNECT_TIMEOUT, builder.build()).await {
+            Ok(Ok(env)) => Ok(env),
+            Ok(Err(e)) => Err(self.explain_connect_error(e).await),
+            Err(_) => Err(self.timeout("complete the handshake")),
+        }
+    }
+
+    /// A single protocol connection, for the few requests the `Environment` does not offer.
+    async fn connect_client(&self) -> Result<Client> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(self.client_options())).await {
+            Ok(Ok(client)) => Ok(client),
+            Ok(Err(e)) => Err(self.explain_connect_error(e).await),
+            Err(_) => Err(self.timeout("complete the handshake")),
+        }
+    }
+
+    fn timeout(&self, during: &'static str) -> InvError {
+        InvError::Timeout {
+            addr: self.addr(),
+            during,
+            timeout: CONNECT_TIMEOUT,
+        }
+    }
+
+    /// Maps a failed handshake to its cause. A bare "connection closed" is what the client
+    /// reports when a broker older than 3.11 hangs up on its exchange-command-versions request,
+    /// so then we ask the broker its version ourselves.
+    async fn explain_connect_error(&self, error: ClientError) -> InvError {
+        match error {
+            ClientError::Io(io) => InvError::BrokerUnreachable {
+                addr: self.addr(),
+                reason: io.to_string(),
+            },
+            ClientError::RequestError(ResponseCode::AuthenticationFailure)
+            | ClientError::RequestError(ResponseCode::SaslError) => InvError::AuthenticationFailed {
+                user: self.user.clone(),
+                addr: self.addr(),
+            },
+            ClientError::RequestError(ResponseCode::AuthenticationFailureLoopback) => {
+                InvError::LoopbackOnly {
+                    user: self.user.clone(),
+                }
+            }
+            ClientError::RequestError(ResponseCode::VirtualHostAccessFailure) => {
+                InvError::VhostNotAccessible {
+                    vhost: self.vhost.clone(),
+                    user: self.user.clone(),
+                    addr: self.addr(),
+                }
+            }
+            ClientError::ConnectionClosed | ClientError::AlreadyClosed => {
+                match probe_server_version(&self.host, self.port).await {
+                    Some(version) if !version_at_least(&version, 3, 11) => InvError::BrokerTooOld {
+                        addr: self.addr(),
+                        version,
+                    },
+                    Some(version) => InvError::HandshakeClosed {
+                        addr: self.addr(),
+                        hint: format!(" (RabbitMQ {version}); see the broker's log"),
+                    },
+                    None => InvError::HandshakeClosed {
+                        addr: self.addr(),
+                        hint: "; is this a RabbitMQ stream port (5552 by default)?".to_string(),
+                    },
+                }
+            }
+            other => InvError::Client {
+                message: format!("connecting to {}: {other}", self.addr()),
+            },
+        }
+    }
+
+    /// Creates `stream` if it does not exist. With no `arguments` an existing stream is used as
+    /// it is; with arguments, an existing stream must have been created with the same ones.
+    /// Returns whether the stream was created.
+    pub async fn ensure_stream(&self, stream: &str, arguments: HashMap<String, String>) -> Result<bool> {
+        let client = self.connect_client().await?;
+        let asked_for_arguments = !arguments.is_empty();
+        let response = client
+            .create_stream(stream, arguments)
+            .await
+            .map_err(|e| self.client_error(e, "creating the stream"))?;
+        let _ = client.close().await;
+        match response.code() {
+            ResponseCode::Ok => Ok(true),
+            ResponseCode::StreamAlreadyExists => Ok(false),
+            ResponseCode::PreconditionFailed if asked_for_arguments => {
+                Err(InvError::StreamArgumentsMismatch {
+                    stream: stream.to_string(),
+                })
+            }
+            ResponseCode::PreconditionFailed => Ok(false),
+            code => Err(self.refused(code, "create", stream)),
+        }
+    }
+
+    /// The offset of the last message in `stream` now, or `None` if the stream is empty.
+    ///
+    /// Client 0.11 has no StreamStats request, so we subscribe at `last`: the broker then sends
+    /// the last chunk, whose first offset plus its message count gives the end. An empty stream
+    /// sends nothing; after `LAST_CHUNK_WAIT` of silence we take it as empty.
+    pub async fn stream_end_offset(&self, stream: &str) -> Result<Option<u64>> {
+        let client = self.connect_client().await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(4);
+        let handler = move |item: rabbitmq_stream_client::types::MessageResult| {
+            let tx = tx.clone();
+            async move {
+                if let Some(Ok(response)) = item {
+                    if let ResponseKind::Deliver(chunk) = response.kind_ref() {
+                        if let Some(count) = (chunk.messages.len() as u64).checked_sub(1) {
+                            let _ = tx.try_send(chunk.chunk_first_offset + count);
+                        }
+                    }
+                }
+                Ok(())
+            }
+        };
+        client.set_handler(handler).await;
+        let response = client
+            .subscribe(1, stream, OffsetSpecification::Last, 1, HashMap::new())
+            .await
+            .map_err(|e| self.client_error(e, "looking for the end of the stream"))?;
+        let end = match response.code() {
+            ResponseCode::Ok => tokio::time::timeout(LAST_CHUNK_WAIT, rx.recv())
+                .await
+                .ok()
+                .flatten(),
+            code => {
+                let _ = client.close().await;
+                return Err(self.refused(code, "read", stream));
+            }
+        };
+        let _ = client.unsubscribe(1).await;
+        let _ = client.close().await;
+        Ok(end)
+    }
+
+    /// A response code the broker gave for an operation on `stream`, as a user-facing error.
+    pub fn refused(&self, code: &ResponseCode, action: &'static str, stream: &str) -> InvError {
+        match code {
+            ResponseCode::StreamDoesNotExist => InvError::StreamMissing {
+                stream: stream.to_string(),
+                vhost: self.vhost.clone(),
+            },
+            ResponseCode::AccessRefused => InvError::AccessRefused {
+                user: self.user.clone(),
+                action,
+                stream: stream.to_string(),
+            },
+            code => InvError::BrokerRefused {
+                action,
+                stream: stream.to_string(),
+                code: format!("{code:?}"),
+            },
+        }
+    }
+
+    /// A client error after the handshake: almost always a lost connection.
+    pub fn client_error(&self, error: ClientError, during: &'static str) -> InvError {
+        match error {
+            ClientError::ConnectionClosed | ClientError::AlreadyClosed | ClientError::Io(_) => {
+                InvError::ConnectionLost {
+                    addr: self.addr(),
+                    during,
+                }
+            }
+            ClientError::RequestError(code) => InvError::BrokerRefused {
+                action: during,
+                stream: String::new(),
+                code: format!("{code:?}"),
+            },
+            other => InvError::Client {
+                message: format!("{during}: {other}"),
+            },
+        }
+    }
+
+    pub fn producer_error(&self, error: ProducerCreateError, stream: &str) -> InvError {
+        match error {
+            ProducerCreateError::StreamDoesNotExist { .. } => {
+                self.refused(&ResponseCode::StreamDoesNotExist, "write to", stream)
+            }
+            ProducerCreateError::Create { status, .. } => self.refused(&status, "write to", stream),
+            ProducerCreateError::Client(e) => self.client_error(e, "creating the producer"),
+            other => InvError::Client {
+                message: other.to_string(),
+            },
+        }
+    }
+
+    pub fn consumer_error(&self, error: ConsumerCreateError, stream: &str) -> InvError {
+        match error {
+            ConsumerCreateError::StreamDoesNotExist { .. } => {
+                self.refused(&ResponseCode::StreamDoesNotExist, "read", stream)
+            }
+            ConsumerCreateError::Create { status, .. } => self.refused(&status, "read", stream),
+            ConsumerCreateError::Client(e) => self.client_error(e, "subscribing"),
+            other => InvError::Client {
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Replaces the password in a URI-like string, for error messages about unparsable URIs.
+fn redact_uri(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_string();
+    };
+    let Some(at) = rest.rfind('@') else {
+        return uri.to_string();
+    };
+    let (credentials, host) = rest.split_at(at);
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***{host}"),
+        None => uri.to_string(),
+    }
+}
+
+/// Whether a RabbitMQ version string such as `3.10.8` or `4.0.5` is at least `major.minor`.
+pub fn version_at_least(version: &str, major: u32, minor: u32) -> bool {
+    let mut parts = version.split(['.', '-', '+']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (v_major, v_minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (v_major, v_minor) >= (major, minor)
+}
+
+/// Asks a stream port for the broker's version with a bare PeerProperties request, the first
+/// step of every handshake, which every broker version answers. `None` if it does not answer.
+pub async fn probe_server_version(host: &str, port: u16) -> Option<String> {
+    let exchange = async {
+        let mut socket = TcpStream::connect((host, port)).await.ok()?;
+        socket.write_all(&peer_properties_request()).await.ok()?;
+        let size = socket.read_u32().await.ok()? as usize;
+        if size > 1 << 20 {
+            return None;
+        }
+        let mut frame = vec![0u8; size];
+        socket.read_exact(&mut frame).await.ok()?;
+        parse_peer_properties_response(&frame).and_then(|props| props.get("version").cloned())
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange).await.ok().flatten()
+}
+
+const PEER_PROPERTIES_KEY: u16 = 0x0011;
+
+/// A PeerProperties request (protocol version 1, correlation id 1) with no client properties.
+fn peer_properties_request() -> Vec<u8> {
+    let mut frame = Vec::with_capacity(16);
+    frame.extend_from_slice(&12u32.to_be_bytes());
+    frame.extend_from_slice(&PEER_PROPERTIES_KEY.to_be_bytes());
+    frame.extend_from_slice(&1u16.to_be_bytes());
+    frame.extend_from_slice(&1u32.to_be_bytes());
+    frame.extend_from_slice(&0i32.to_be_bytes());
+    frame
+}
+
+/// Reads the server properties from a PeerProperties response frame (without its size prefix).
+fn parse_peer_properties_response(frame: &[u8]) -> Option<HashMap<String, String>> {
+    let mut cursor = frame;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, tail) = (cursor.get(..n)?, cursor.get(n..)?);
+        cursor = tail;
+        Some(head)
+    };
+    let key = u16::from_be_bytes(take(2)?.try_into().ok()?);
+    if key != PEER_PROPERTIES_KEY | 0x8000 {
+        return None;
+    }
+    take(2 + 4 + 2)?; // version, correlation id, response code
+    let count = i32::from_be_bytes(take(4)?.try_into().ok()?);
+    let mut properties = HashMap::new();
+    for _ in 0..count.max(0) {
+        let mut string = || -> Option<String> {
+            let len = i16::from_be_bytes(take(2)?.try_into().ok()?).max(0) as usize;
+            Some(String::from_utf8_lossy(take(len)?).into_owned())
+        };
+        let (k, v) = (string()?, string()?);
+        properties.insert(k, v);
+    }
+    Some(properties)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_uri_is_the_local_broker() {
+        let s = BrokerSettings::from_uri(DEFAULT_URI).unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("localhost", 5552));
+        assert_eq!((s.user.as_str(), s.password.as_str()), ("guest", "guest"));
+        assert_eq!(s.vhost, "/");
+    }
+
+    #[test]
+    fn every_part_comes_from_the_uri() {
+        let s = BrokerSettings::from_uri("rabbitmq-stream://al%40ice:p%3Ass@broker.example:6000/shop%2Feu")
+            .unwrap();
+        assert_eq!(s.host, "broker.example");
+        assert_eq!(s.port, 6000);
+        assert_eq!(s.user, "al@ice");
+        assert_eq!(s.password, "p:ss");
+        assert_eq!(s.vhost, "shop/eu");
+        let s = BrokerSettings::from_uri("rabbitmq-stream://127.0.0.1").unwrap();
+        assert_eq!((s.port, s.vhost.as_str(), s.user.as_str()), (5552, "/", "guest"));
+        let s = BrokerSettings::from_uri("rabbitmq-stream://u:p@[::1]:5552/v").unwrap();
+        assert_eq!((s.host.as_str(), s.vhost.as_str()), ("::1", "v"));
+    }
+
+    #[test]
+    fn display_and_debug_hide_the_password() {
+        let s = BrokerSettings::from_uri("rabbitmq-stream://u:s3cret@h:1/%2f").unwrap();
+        assert_eq!(s.to_string(), "rabbitmq-stream://u:***@h:1/%2F");
+        assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn bad_uris_are_rejected_without_leaking_the_password() {
+        for uri in [
+            "amqp://u:s3cret@h:5672/",
+            "rabbitmq-stream://u:s3cret@h:notaport/",
+            "not a uri s3cret",
+            "rabbitmq-stream://u:s3cret@h/a/b",
+            "rabbitmq-stream+tls://u:s3cret@h/",
+        ] {
+            let err = BrokerSettings::from_uri(uri).unwrap_err().to_string();
+            assert!(err.starts_with("invalid --uri"), "{err}");
+            assert!(!err.contains("s3cret") || uri.starts_with("not a uri"), "{err}");
+        }
+    }
+
+    #[test]
+    fn versions_compare_by_major_and_minor() {
+        assert!(!version_at_least("3.10.8", 3, 11));
+        assert!(version_at_least("3.11.0", 3, 11));
+        assert!(version_at_least("3.13.7", 3, 11));
+        assert!(version_at_least("4.0.5", 3, 11));
+        assert!(version_at_least("4.1.0-rc.1", 3, 11));
+        assert!(!version_at_least("garbage", 3, 11));
+    }
+
+    #[test]
+    fn peer_properties_frames() {
+        let request = peer_properties_request();
+        assert_eq!(request.len(), 16);
+        assert_eq!(&request[4..6], &[0x00, 0x11]);
+        let mut response = vec![0x80, 0x11, 0, 1, 0, 0, 0, 1, 0, 1];
+        response.extend_from_slice(&2i32.to_be_bytes());
+        for s in ["product", "RabbitMQ", "version", "3.10.8"] {
+            response.extend_from_slice(&(s.len() as i16).to_be_bytes());
+            response.extend_from_slice(s.as_bytes());
+        }
+        let props = parse_peer_properties_response(&response).unwrap();
+        assert_eq!(props["version"], "3.10.8");
+        assert_eq!(parse_peer_properties_response(&response[..12]), None);
+    }
+}

@@ -1,0 +1,247 @@
+//! Command-line arguments (clap) and the parsers that turn strings into checked values, so a bad
+//! flag is reported by name before anything connects.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::broker::DEFAULT_URI;
+
+/// High-throughput ingestion of inventory updates into RabbitMQ Streams.
+///
+/// A stream is an append-only log: many services (stats, alerts, loyalty, ads, notifications)
+/// read the same updates at their own pace, and any of them can replay from the start.
+#[derive(Debug, Parser)]
+#[command(name = "invstream", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command shares.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Broker to connect to: rabbitmq-stream://USER:PASSWORD@HOST:PORT/VHOST (write vhost "/" as %2f)
+    #[arg(long, global = true, env = "INVSTREAM_URI", hide_env_values = true, default_value = DEFAULT_URI)]
+    pub uri: String,
+
+    /// Stream to publish to or read from
+    #[arg(long, global = true, env = "INVSTREAM_STREAM", default_value = "inventory_updates")]
+    pub stream: String,
+
+    /// Print one JSON summary object on stdout instead of the human report
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// No progress bar and no status lines on stderr (errors are still printed)
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Publish generated inventory updates in batches and wait for every publisher confirm
+    Produce(ProduceArgs),
+    /// Read inventory updates back and report throughput and latency
+    Consume(ConsumeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Number of updates to publish
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
+    pub count: u64,
+
+    /// Messages per publish frame
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=65_535))]
+    pub batch_size: u64,
+
+    /// Most messages sent but not yet confirmed; bounds memory and the broker's backlog
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_in_flight: u64,
+
+    /// Number of distinct products the updates are spread over
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub products: u64,
+
+    /// Seed of the generator: the same seed gives the same updates
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// How long to wait for outstanding confirms after the last send before counting them failed
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub confirm_timeout: Duration,
+
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+}
+
+/// Retention settings, used only when the stream is created. An existing stream is used as it
+/// is when none are given; when some are, they must match the stream's.
+#[derive(Debug, Args, Default)]
+pub struct RetentionArgs {
+    /// Maximum size of the stream before old segments are dropped, e.g. 20gb or 500mb
+    #[arg(long, value_parser = parse_byte_size)]
+    pub max_length_bytes: Option<u64>,
+
+    /// Size of one segment file, e.g. 500mb (the broker's default is 500mb)
+    #[arg(long, value_parser = parse_byte_size)]
+    pub max_segment_size_bytes: Option<u64>,
+
+    /// Maximum age of messages before their segment may be dropped, e.g. 7days or 12h
+    #[arg(long, value_parser = parse_duration)]
+    pub max_age: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Where to start: first (oldest message still stored), last (the last chunk), next (only
+    /// what is published from now on), an offset number, or an RFC 3339 timestamp
+    #[arg(long, default_value = "next", value_parser = parse_offset)]
+    pub offset: StartOffset,
+
+    /// Stop after this many messages
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// Stop after this long, e.g. 30s or 5m
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Keep reading new messages until Ctrl-C (the default for last and next)
+    #[arg(long, conflicts_with_all = ["count", "duration"])]
+    pub follow: bool,
+}
+
+/// The broker's offset specifications, as the user wrote them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOffset {
+    First,
+    Last,
+    Next,
+    Offset(u64),
+    /// Milliseconds since the Unix epoch, with the text the user gave.
+    Timestamp { millis: i64, text: String },
+}
+
+impl std::fmt::Display for StartOffset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartOffset::First => f.write_str("first"),
+            StartOffset::Last => f.write_str("last"),
+            StartOffset::Next => f.write_str("next"),
+            StartOffset::Offset(n) => write!(f, "{n}"),
+            StartOffset::Timestamp { text, .. } => f.write_str(text),
+        }
+    }
+}
+
+pub fn parse_offset(s: &str) -> Result<StartOffset, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "first" => return Ok(StartOffset::First),
+        "last" => return Ok(StartOffset::Last),
+        "next" => return Ok(StartOffset::Next),
+        _ => {}
+    }
+    if let Ok(n) = s.trim().parse::<u64>() {
+        return Ok(StartOffset::Offset(n));
+    }
+    match time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339) {
+        Ok(t) => Ok(StartOffset::Timestamp {
+            millis: (t.unix_timestamp_nanos() / 1_000_000) as i64,
+            text: s.trim().to_string(),
+        }),
+        Err(_) => Err(format!(
+            "'{s}' is not an offset: use first, last, next, a number (e.g. 1500) or an RFC 3339 timestamp (e.g. 2026-11-24T10:00:00Z)"
+        )),
+    }
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("'{s}' is not a duration ({e}): use e.g. 500ms, 30s, 5m, 2h, 7days"))
+}
+
+/// Parses sizes such as `500mb`, `20GB`, `1024` (bytes); units are powers of 1000 as the
+/// broker's own `x-max-length-bytes` examples use, `kib`/`mib`/`gib`/`tib` powers of 1024.
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let text = s.trim().to_ascii_lowercase();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let multiplier: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return Err(format!("'{s}' is not a size: use e.g. 500mb, 20gb or a number of bytes")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("'{s}' is not a size: use e.g. 500mb, 20gb or a number of bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset("first"), Ok(StartOffset::First));
+        assert_eq!(parse_offset("LAST"), Ok(StartOffset::Last));
+        assert_eq!(parse_offset("next"), Ok(StartOffset::Next));
+        assert_eq!(parse_offset("1500"), Ok(StartOffset::Offset(1500)));
+        assert_eq!(
+            parse_offset("2026-11-24T10:00:00.250Z"),
+            Ok(StartOffset::Timestamp {
+                millis: 1_795_514_400_250,
+                text: "2026-11-24T10:00:00.250Z".into()
+            })
+        );
+        assert_eq!(
+            parse_offset("2026-11-24T11:00:00+01:00").map(|o| matches!(o, StartOffset::Timestamp { millis: 1_795_514_400_000, .. })),
+            Ok(true)
+        );
+        for bad in ["", "-1", "yesterday", "2026-13-01T00:00:00Z"] {
+            assert!(parse_offset(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_byte_size("500mb"), Ok(500_000_000));
+        assert_eq!(parse_byte_size("20GB"), Ok(20_000_000_000));
+        assert_eq!(parse_byte_size("1kib"), Ok(1024));
+        assert_eq!(parse_byte_size("42"), Ok(42));
+        for bad in ["", "mb", "0", "5 parsecs", "99999999999tb"] {
+            assert!(parse_byte_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn follow_conflicts_with_stop_rules() {
+        let err = Cli::try_parse_from(["invstream", "consume", "--follow", "--count", "5"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let ok = Cli::try_parse_from(["invstream", "--json", "consume", "--offset", "first"]).unwrap();
+        assert!(ok.global.json);
+    }
+}

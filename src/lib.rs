@@ -1,0 +1,60 @@
+//! invstream: high-throughput ingestion of inventory updates into RabbitMQ Streams.
+//!
+//! The binary (`main.rs`) only parses arguments and calls [`run`]; everything else lives here so
+//! tests and benchmarks use the same code the CLI runs:
+//! - [`cli`]: arguments and their parsers
+//! - [`broker`]: connection settings, connecting, stream creation, errors from the broker
+//! - [`model`]: the inventory update and its generator
+//! - [`produce`] / [`consume`]: the two commands
+//! - [`stats`]: counters, latency histograms and [`stats::RunSummary`], the one result model
+//! - [`report`]: how a summary, progress and status lines are shown
+
+pub mod broker;
+pub mod cli;
+pub mod consume;
+pub mod error;
+pub mod model;
+pub mod produce;
+pub mod report;
+pub mod stats;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::broker::BrokerSettings;
+use crate::cli::{Cli, Command};
+use crate::report::Output;
+use crate::stats::{CommandDetails, RunSummary};
+
+/// Exit code after Ctrl-C, as shells use for SIGINT.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Runs one command and says how the process should exit: 0 when everything asked for was done,
+/// 1 when a message was not confirmed, 130 after Ctrl-C of a produce.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let broker = BrokerSettings::from_uri(&cli.global.uri)?;
+    let stream = cli.global.stream.as_str();
+    let out = Output {
+        json: cli.global.json,
+        quiet: cli.global.quiet,
+    };
+    let summary = match &cli.command {
+        Command::Produce(args) => produce::run(&broker, stream, args, out)
+            .await
+            .with_context(|| format!("produce to stream '{stream}' at {}", broker.addr()))?,
+        Command::Consume(args) => consume::run(&broker, stream, args, out)
+            .await
+            .with_context(|| format!("consume from stream '{stream}' at {}", broker.addr()))?,
+    };
+    out.summary(&summary);
+    Ok(exit_code(&summary))
+}
+
+fn exit_code(summary: &RunSummary) -> ExitCode {
+    match summary.details {
+        CommandDetails::Produce { failed, .. } if failed > 0 => ExitCode::FAILURE,
+        CommandDetails::Produce { .. } if summary.interrupted => ExitCode::from(EXIT_INTERRUPTED),
+        _ => ExitCode::SUCCESS,
+    }
+}

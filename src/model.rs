@@ -1,0 +1,262 @@
+//! The inventory update: what the retailer's inventory service emits, and a generator of
+//! believable ones (per-product stock that never goes negative, reproducible from a seed).
+
+use serde::{Deserialize, Serialize};
+
+/// At or below this many units a product is `low_stock`.
+pub const LOW_STOCK_THRESHOLD: u64 = 10;
+
+/// The MIME type every update is published with, so any consumer knows how to read the body.
+pub const CONTENT_TYPE: &str = "application/json";
+
+/// One change to one product's stock, as it travels through the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryUpdate {
+    /// Position of this update in the run that produced it, from 0: lets readers check for gaps.
+    pub seq: u64,
+    pub product_id: u64,
+    pub sku: String,
+    pub warehouse: String,
+    pub event: InventoryEvent,
+    /// Units added (positive) or removed (negative) by this event.
+    pub quantity_delta: i64,
+    /// Units in stock after this event.
+    pub stock_level: u64,
+    pub status: StockStatus,
+    /// Wall-clock time of creation, microseconds since the Unix epoch: readers derive
+    /// end-to-end latency (or, on a replay, the message's age) from it.
+    pub produced_at_us: u64,
+}
+
+/// What happened to the stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InventoryEvent {
+    Restocked,
+    Sold,
+    Reserved,
+    Adjusted,
+}
+
+impl InventoryEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InventoryEvent::Restocked => "restocked",
+            InventoryEvent::Sold => "sold",
+            InventoryEvent::Reserved => "reserved",
+            InventoryEvent::Adjusted => "adjusted",
+        }
+    }
+}
+
+/// Availability as shoppers see it, always derived from the stock level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StockStatus {
+    InStock,
+    LowStock,
+    OutOfStock,
+}
+
+impl StockStatus {
+    pub fn from_stock_level(stock_level: u64) -> Self {
+        match stock_level {
+            0 => StockStatus::OutOfStock,
+            n if n <= LOW_STOCK_THRESHOLD => StockStatus::LowStock,
+            _ => StockStatus::InStock,
+        }
+    }
+}
+
+impl InventoryUpdate {
+    /// Serializes the update as the JSON body of a stream message, reusing `buf`'s allocation.
+    pub fn encode_into(&self, buf: &mut Vec<u8>) {
+        buf.clear();
+        serde_json::to_writer(&mut *buf, self).expect("an InventoryUpdate always serializes");
+    }
+
+    /// Parses a message body; `None` when the body is not an inventory update.
+    pub fn decode(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+}
+
+const WAREHOUSES: [&str; 5] = ["AMS-1", "BER-2", "LYS-3", "MAD-4", "WAW-5"];
+
+/// Produces a stream of consistent updates: each product keeps its own stock level, which every
+/// event moves by its `quantity_delta` and which never drops below zero.
+pub struct UpdateGenerator {
+    rng: SplitMix64,
+    stock_levels: Vec<u64>,
+    next_seq: u64,
+}
+
+impl UpdateGenerator {
+    /// `products` distinct products (at least 1), each starting with a random stock level;
+    /// the same `seed` gives the same sequence of updates (timestamps aside).
+    pub fn new(products: u64, seed: u64) -> Self {
+        let mut rng = SplitMix64(seed);
+        let stock_levels = (0..products.max(1)).map(|_| 20 + rng.below(181)).collect();
+        UpdateGenerator {
+            rng,
+            stock_levels,
+            next_seq: 0,
+        }
+    }
+
+    /// The next update, stamped with `now_us` as its production time.
+    pub fn next_update(&mut self, now_us: u64) -> InventoryUpdate {
+        let index = self.rng.below(self.stock_levels.len() as u64) as usize;
+        let stock = self.stock_levels[index];
+        let roll = self.rng.below(100);
+        let (event, delta) = if stock == 0 || roll < 20 {
+            (InventoryEvent::Restocked, 10 + self.rng.below(91) as i64)
+        } else if roll < 70 {
+            (InventoryEvent::Sold, -((1 + self.rng.below(stock.min(5))) as i64))
+        } else if roll < 85 {
+            (InventoryEvent::Reserved, -((1 + self.rng.below(stock.min(3))) as i64))
+        } else {
+            // A stock count correction: anything from losing every unit to finding ten more.
+            let delta = self.rng.below(stock + 11) as i64 - stock as i64;
+            (InventoryEvent::Adjusted, delta)
+        };
+        let stock_level = stock.checked_add_signed(delta).expect("delta never exceeds the stock");
+        self.stock_levels[index] = stock_level;
+        let product_id = index as u64 + 1;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        InventoryUpdate {
+            seq,
+            product_id,
+            sku: format!("SKU-{product_id:06}"),
+            warehouse: WAREHOUSES[index % WAREHOUSES.len()].to_string(),
+            event,
+            quantity_delta: delta,
+            stock_level,
+            status: StockStatus::from_stock_level(stock_level),
+            produced_at_us: now_us,
+        }
+    }
+}
+
+/// A tiny, well-known PRNG (Steele et al.'s SplitMix64): reproducible across platforms and
+/// versions, which a seeded benchmark needs more than statistical perfection.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..bound` (`bound` > 0).
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+}
+
+/// Microseconds since the Unix epoch, the unit of `produced_at_us`.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_follows_stock_level() {
+        assert_eq!(StockStatus::from_stock_level(0), StockStatus::OutOfStock);
+        assert_eq!(StockStatus::from_stock_level(1), StockStatus::LowStock);
+        assert_eq!(
+            StockStatus::from_stock_level(LOW_STOCK_THRESHOLD),
+            StockStatus::LowStock
+        );
+        assert_eq!(
+            StockStatus::from_stock_level(LOW_STOCK_THRESHOLD + 1),
+            StockStatus::InStock
+        );
+    }
+
+    #[test]
+    fn stock_never_negative_and_deltas_add_up() {
+        let mut generator = UpdateGenerator::new(7, 42);
+        let mut levels = generator.stock_levels.clone();
+        for expected_seq in 0..200_000 {
+            let update = generator.next_update(1);
+            assert_eq!(update.seq, expected_seq);
+            let before = &mut levels[update.product_id as usize - 1];
+            let after = before.checked_add_signed(update.quantity_delta).unwrap();
+            assert_eq!(after, update.stock_level, "delta must move the stock level");
+            assert_eq!(update.status, StockStatus::from_stock_level(after));
+            *before = after;
+        }
+    }
+
+    #[test]
+    fn every_status_and_event_occurs() {
+        let mut generator = UpdateGenerator::new(3, 1);
+        let updates: Vec<_> = (0..50_000).map(|_| generator.next_update(0)).collect();
+        for status in [
+            StockStatus::InStock,
+            StockStatus::LowStock,
+            StockStatus::OutOfStock,
+        ] {
+            assert!(updates.iter().any(|u| u.status == status), "{status:?}");
+        }
+        for event in [
+            InventoryEvent::Restocked,
+            InventoryEvent::Sold,
+            InventoryEvent::Reserved,
+            InventoryEvent::Adjusted,
+        ] {
+            assert!(updates.iter().any(|u| u.event == event), "{event:?}");
+        }
+    }
+
+    #[test]
+    fn same_seed_same_updates() {
+        let run = |seed| {
+            let mut generator = UpdateGenerator::new(100, seed);
+            (0..1000)
+                .map(|_| generator.next_update(5))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(9), run(9));
+        assert_ne!(run(9), run(10));
+    }
+
+    #[test]
+    fn json_round_trip_and_field_names() {
+        let update = UpdateGenerator::new(10, 3).next_update(1_700_000_000_000_000);
+        let mut body = Vec::new();
+        update.encode_into(&mut body);
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        for key in [
+            "seq",
+            "product_id",
+            "sku",
+            "warehouse",
+            "event",
+            "quantity_delta",
+            "stock_level",
+            "status",
+            "produced_at_us",
+        ] {
+            assert!(value.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(InventoryUpdate::decode(&body), Some(update));
+    }
+
+    #[test]
+    fn foreign_bodies_are_not_updates() {
+        assert_eq!(InventoryUpdate::decode(b"hello"), None);
+        assert_eq!(InventoryUpdate::decode(br#"{"product_id": "1"}"#), None);
+    }
+}

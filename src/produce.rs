@@ -1,0 +1,308 @@
+//! Publishing: the one producer path every source of updates goes through. Batches are handed to
+//! the client without waiting for their confirms; a semaphore bounds the unconfirmed messages so
+//! memory stays flat, and every confirm is timed into a histogram.
+
+use std::collections::HashMap;
+use std::future::{pending, ready};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rabbitmq_stream_client::error::ProducerPublishError;
+use rabbitmq_stream_client::types::Message;
+use rabbitmq_stream_client::{ConfirmationStatus, Environment, NoDedup, Producer};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::broker::BrokerSettings;
+use crate::cli::{ProduceArgs, RetentionArgs};
+use crate::error::{InvError, Result};
+use crate::model::{now_us, InventoryUpdate, UpdateGenerator, CONTENT_TYPE};
+use crate::report::Output;
+use crate::stats::{CommandDetails, LatencyHistogram, RunSummary, Totals};
+
+/// What `latency_us` means in a produce summary.
+pub const LATENCY_KIND: &str = "publish_to_confirm";
+
+/// `invstream produce`: generate `--count` updates, publish them, wait for every confirm.
+pub async fn run(broker: &BrokerSettings, stream: &str, args: &ProduceArgs, out: Output) -> Result<RunSummary> {
+    let env = broker.connect().await?;
+    if broker.ensure_stream(stream, stream_arguments(&args.retention)).await? {
+        out.status(&format!("created stream '{stream}'"));
+    }
+    // A batch larger than the in-flight bound could never be admitted.
+    let batch_size = args.batch_size.min(args.max_in_flight);
+    let mut publisher = Publisher::open(&env, broker, stream, batch_size, args.max_in_flight).await?;
+    let progress = out.progress(Some(args.count), "produce");
+    let mut generator = UpdateGenerator::new(args.products, args.seed);
+    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut interrupted = false;
+
+    let mut remaining = args.count;
+    while remaining > 0 {
+        let size = remaining.min(batch_size);
+        let batch: Vec<InventoryUpdate> = (0..size).map(|_| generator.next_update(now_us())).collect();
+        tokio::select! {
+            biased;
+            _ = &mut interrupt => {
+                interrupted = true;
+                break;
+            }
+            sent = publisher.send(&batch, args.confirm_timeout) => sent?,
+        }
+        remaining -= size;
+        progress.set_position(publisher.confirmed());
+    }
+
+    let wait_for_confirms = if interrupted {
+        args.confirm_timeout.min(Duration::from_secs(5))
+    } else {
+        args.confirm_timeout
+    };
+    let outcome = tokio::select! {
+        outcome = publisher.finish(wait_for_confirms, &progress) => outcome,
+        _ = async { if interrupted { pending().await } else { (&mut interrupt).await } } => {
+            interrupted = true;
+            publisher.outcome()
+        }
+    };
+    progress.finish_and_clear();
+    publisher.close().await;
+    let mut summary = outcome.into_summary(stream);
+    summary.interrupted = interrupted;
+    Ok(summary)
+}
+
+/// Stream arguments from the retention options; empty when none was given.
+pub fn stream_arguments(retention: &RetentionArgs) -> HashMap<String, String> {
+    let mut arguments = HashMap::new();
+    if let Some(bytes) = retention.max_length_bytes {
+        arguments.insert("max-length-bytes".to_string(), bytes.to_string());
+    }
+    if let Some(bytes) = retention.max_segment_size_bytes {
+        arguments.insert("stream-max-segment-size-bytes".to_string(), bytes.to_string());
+    }
+    if let Some(age) = retention.max_age {
+        arguments.insert("max-age".to_string(), format!("{}s", age.as_secs().max(1)));
+    }
+    arguments
+}
+
+/// Builds the stream message for an update: JSON body, content type, and the application
+/// properties consumers filter and route on.
+pub fn to_message(update: &InventoryUpdate) -> Message {
+    let mut body = Vec::with_capacity(256);
+    update.encode_into(&mut body);
+    Message::builder()
+        .body(body)
+        .properties()
+        .content_type(CONTENT_TYPE)
+        .message_builder()
+        .application_properties()
+        .insert("product_id", update.product_id.to_string().as_str())
+        .insert("event", update.event.as_str())
+        .message_builder()
+        .build()
+}
+
+/// Confirms as they arrive, shared with the client's confirm callbacks.
+#[derive(Default)]
+struct ConfirmTracker {
+    confirmed: AtomicU64,
+    failed: AtomicU64,
+    latency: Mutex<LatencyHistogram>,
+    settled: Notify,
+}
+
+impl ConfirmTracker {
+    fn settle(&self, result: &std::result::Result<ConfirmationStatus, ProducerPublishError>, sent_at: Instant) {
+        match result {
+            Ok(status) if status.confirmed() => {
+                let latency_us = sent_at.elapsed().as_micros() as u64;
+                self.latency
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .record_us(latency_us);
+                self.confirmed.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.settled.notify_one();
+    }
+
+    fn settled(&self) -> u64 {
+        self.confirmed.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// A producer with a bound on unconfirmed messages. Everything that publishes (generated
+/// updates today; files, stdin and HTTP later) goes through `send`.
+pub struct Publisher {
+    producer: Producer<NoDedup>,
+    in_flight: Arc<Semaphore>,
+    tracker: Arc<ConfirmTracker>,
+    broker: BrokerSettings,
+    stream: String,
+    sent: u64,
+    bytes: u64,
+    started: Instant,
+}
+
+/// What a publisher achieved, ready to become a summary.
+pub struct PublishOutcome {
+    pub sent: u64,
+    pub bytes: u64,
+    pub confirmed: u64,
+    /// Rejected by the broker, or never confirmed before the timeout.
+    pub failed: u64,
+    pub elapsed: Duration,
+    pub latency: LatencyHistogram,
+}
+
+impl PublishOutcome {
+    pub fn into_summary(self, stream: &str) -> RunSummary {
+        RunSummary::new(
+            "produce",
+            stream,
+            Totals {
+                messages: self.sent,
+                bytes: self.bytes,
+                elapsed: self.elapsed,
+            },
+            LATENCY_KIND,
+            &self.latency,
+            CommandDetails::Produce {
+                confirmed: self.confirmed,
+                failed: self.failed,
+            },
+        )
+    }
+}
+
+impl Publisher {
+    pub async fn open(
+        env: &Environment,
+        broker: &BrokerSettings,
+        stream: &str,
+        batch_size: u64,
+        max_in_flight: u64,
+    ) -> Result<Self> {
+        let producer = env
+            .producer()
+            .batch_size(batch_size as usize)
+            .client_provided_name("invstream-producer")
+            .build(stream)
+            .await
+            .map_err(|e| broker.producer_error(e, stream))?;
+        Ok(Publisher {
+            producer,
+            in_flight: Arc::new(Semaphore::new(max_in_flight.min(Semaphore::MAX_PERMITS as u64) as usize)),
+            tracker: Arc::new(ConfirmTracker::default()),
+            broker: broker.clone(),
+            stream: stream.to_string(),
+            sent: 0,
+            bytes: 0,
+            started: Instant::now(),
+        })
+    }
+
+    pub fn confirmed(&self) -> u64 {
+        self.tracker.confirmed.load(Ordering::Relaxed)
+    }
+
+    /// Hands a batch to the client once the in-flight bound allows it; does not wait for its
+    /// confirms. Fails if the bound stays full for `stall_timeout` (the broker stopped
+    /// confirming) or the connection is gone.
+    pub async fn send(&mut self, updates: &[InventoryUpdate], stall_timeout: Duration) -> Result<()> {
+        let messages: Vec<Message> = updates.iter().map(to_message).collect();
+        let bytes: u64 = messages
+            .iter()
+            .map(|m| m.data().map_or(0, |d| d.len() as u64))
+            .sum();
+        let count = messages.len() as u32;
+        let acquire = self.in_flight.clone().acquire_many_owned(count);
+        let permits = match tokio::time::timeout(stall_timeout, acquire).await {
+            Ok(permits) => permits.expect("the semaphore is never closed"),
+            Err(_) => return Err(self.stalled()),
+        };
+        permits.forget();
+        let tracker = self.tracker.clone();
+        let in_flight = self.in_flight.clone();
+        let sent_at = Instant::now();
+        self.producer
+            .batch_send(messages, move |result| {
+                tracker.settle(&result, sent_at);
+                in_flight.add_permits(1);
+                ready(())
+            })
+            .await
+            .map_err(|e| self.publish_error(e))?;
+        self.sent += u64::from(count);
+        self.bytes += bytes;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for every sent message to be confirmed or rejected. Messages still
+    /// unconfirmed then are counted as failed.
+    pub async fn finish(&self, timeout: Duration, progress: &indicatif::ProgressBar) -> PublishOutcome {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.tracker.settled() < self.sent {
+            progress.set_position(self.confirmed());
+            let notified = self.tracker.settled.notified();
+            if self.tracker.settled() >= self.sent {
+                break;
+            }
+            let tick = tokio::time::sleep(Duration::from_millis(100));
+            tokio::select! {
+                _ = notified => {}
+                _ = tick => {}
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        self.outcome()
+    }
+
+    /// Closes the producer; confirms that arrive later are ignored.
+    pub async fn close(self) {
+        let _ = self.producer.close().await;
+    }
+
+    /// What has been confirmed so far; anything sent and not confirmed counts as failed.
+    pub fn outcome(&self) -> PublishOutcome {
+        let confirmed = self.confirmed();
+        let latency = std::mem::take(
+            &mut *self
+                .tracker
+                .latency
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        PublishOutcome {
+            sent: self.sent,
+            bytes: self.bytes,
+            confirmed,
+            failed: self.sent - confirmed.min(self.sent),
+            elapsed: self.started.elapsed(),
+            latency,
+        }
+    }
+
+    fn stalled(&self) -> InvError {
+        InvError::ConnectionLost {
+            addr: self.broker.addr(),
+            during: "waiting for publisher confirms (none arrived within the confirm timeout)",
+        }
+    }
+
+    fn publish_error(&self, error: ProducerPublishError) -> InvError {
+        match error {
+            ProducerPublishError::Client(e) => self.broker.client_error(e, "publishing"),
+            ProducerPublishError::Create { status, .. } => self.broker.refused(&status, "write to", &self.stream),
+            _ => InvError::ConnectionLost {
+                addr: self.broker.addr(),
+                during: "publishing",
+            },
+        }
+    }
+}

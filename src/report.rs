@@ -1,0 +1,235 @@
+//! Everything the user sees: `RunSummary` rendered as a human report or as JSON (stdout), and
+//! progress bars and status lines (stderr, only when someone is watching).
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::stats::{CommandDetails, LatencySummary, RunSummary};
+
+/// How output goes: one place decides what is shown where, so commands never print directly.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub json: bool,
+    pub quiet: bool,
+}
+
+impl Output {
+    /// A progress bar on stderr when stderr is a terminal and the user did not ask for quiet;
+    /// hidden otherwise, so pipes and logs stay clean. `total` is `None` for open-ended work.
+    pub fn progress(&self, total: Option<u64>, what: &str) -> ProgressBar {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let bar = match total {
+            Some(total) => {
+                let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} {per_sec} eta {eta}",
+                    )
+                    .expect("the template is valid"),
+                );
+                bar
+            }
+            None => {
+                let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix} [{elapsed_precise}] {spinner} {human_pos} {per_sec} {msg}")
+                        .expect("the template is valid"),
+                );
+                bar
+            }
+        };
+        bar.set_prefix(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+
+    /// A one-line status message on stderr, e.g. "subscribed"; silent with --quiet.
+    pub fn status(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("invstream: {line}");
+        }
+    }
+
+    /// The final result on stdout, as JSON or as the human report.
+    pub fn summary(&self, summary: &RunSummary) {
+        if self.json {
+            println!("{}", render_json(summary));
+        } else {
+            print!("{}", render_text(summary));
+        }
+    }
+}
+
+pub fn render_json(summary: &RunSummary) -> String {
+    serde_json::to_string(summary).expect("a RunSummary always serializes")
+}
+
+/// The human report: aligned lines, thousands separators, units in every label.
+pub fn render_text(s: &RunSummary) -> String {
+    let mut out = String::new();
+    let mut line = |label: &str, value: String| out.push_str(&format!("  {label:<16}{value}\n"));
+    let header = match &s.details {
+        CommandDetails::Produce { .. } => format!("produce → stream '{}'", s.stream),
+        CommandDetails::Consume { offset, .. } => {
+            format!("consume ← stream '{}' from offset {offset}", s.stream)
+        }
+    };
+    match &s.details {
+        CommandDetails::Produce { confirmed, failed } => {
+            line(
+                "messages",
+                format!(
+                    "{} sent, {} confirmed, {} failed",
+                    thousands(s.messages),
+                    thousands(*confirmed),
+                    thousands(*failed)
+                ),
+            );
+        }
+        CommandDetails::Consume {
+            first_offset,
+            last_offset,
+            not_inventory_updates,
+            ..
+        } => {
+            line(
+                "messages",
+                format!(
+                    "{} read ({} not inventory updates)",
+                    thousands(s.messages),
+                    thousands(*not_inventory_updates)
+                ),
+            );
+            let offsets = match (first_offset, last_offset) {
+                (Some(first), Some(last)) => format!("{} … {}", thousands(*first), thousands(*last)),
+                _ => "none".to_string(),
+            };
+            line("offsets", offsets);
+        }
+    }
+    line("bytes", format!("{} ({:.1} MB)", thousands(s.bytes), s.bytes as f64 / 1e6));
+    line("elapsed", format!("{:.3} s", s.elapsed_s));
+    line(
+        "throughput",
+        format!("{} msg/s, {:.1} MB/s", thousands(s.msg_per_s.round() as u64), s.mb_per_s),
+    );
+    let mut text = format!("{header}{}\n", if s.interrupted { " (interrupted)" } else { "" });
+    text.push_str(&out);
+    text.push_str(&format!("  latency (µs), {}:\n", latency_label(s.latency_kind)));
+    text.push_str(&render_latency(&s.latency_us));
+    text
+}
+
+fn latency_label(kind: &str) -> &str {
+    match kind {
+        "publish_to_confirm" => "publish → broker confirm",
+        "end_to_end" => "produced_at → read (the message's age on a replay)",
+        other => other,
+    }
+}
+
+fn render_latency(l: &LatencySummary) -> String {
+    if l.count == 0 {
+        return "    (nothing measured)\n".to_string();
+    }
+    let cells = [
+        ("min", l.min),
+        ("p50", l.p50),
+        ("p90", l.p90),
+        ("p99", l.p99),
+        ("p99.9", l.p999),
+        ("max", l.max),
+    ];
+    let mut text = format!("    {:<8}{:>12}\n", "mean", format!("{:.1}", l.mean));
+    for (label, value) in cells {
+        text.push_str(&format!("    {label:<8}{:>12}\n", thousands(value)));
+    }
+    text
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{LatencyHistogram, Totals};
+
+    fn consume_summary() -> RunSummary {
+        let mut latency = LatencyHistogram::new();
+        latency.record_us(1_500);
+        RunSummary::new(
+            "consume",
+            "inventory_updates",
+            Totals {
+                messages: 100_000,
+                bytes: 25_000_000,
+                elapsed: Duration::from_secs(2),
+            },
+            "end_to_end",
+            &latency,
+            CommandDetails::Consume {
+                offset: "first".into(),
+                first_offset: Some(0),
+                last_offset: Some(99_999),
+                not_inventory_updates: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn json_has_every_documented_key() {
+        let json: serde_json::Value = serde_json::from_str(&render_json(&consume_summary())).unwrap();
+        for key in [
+            "command",
+            "stream",
+            "offset",
+            "messages",
+            "bytes",
+            "elapsed_s",
+            "msg_per_s",
+            "mb_per_s",
+            "first_offset",
+            "last_offset",
+            "not_inventory_updates",
+            "latency_us",
+        ] {
+            assert!(json.get(key).is_some(), "missing {key}");
+        }
+        for key in ["count", "min", "mean", "p50", "p90", "p99", "p999", "max"] {
+            assert!(json["latency_us"].get(key).is_some(), "missing latency_us.{key}");
+        }
+        assert_eq!(json["msg_per_s"], 50_000.0);
+    }
+
+    #[test]
+    fn text_report_names_rates_and_percentiles() {
+        let text = render_text(&consume_summary());
+        assert!(text.contains("100,000 read"), "{text}");
+        assert!(text.contains("50,000 msg/s"), "{text}");
+        assert!(text.contains("0 … 99,999"), "{text}");
+        assert!(text.contains("p99.9"), "{text}");
+    }
+}

@@ -1,0 +1,217 @@
+//! Measurements of one run: counters, an HDR latency histogram, and `RunSummary`, the one result
+//! model every command returns and every renderer (text, JSON) reads.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Latencies in microseconds, from 1 µs to one hour, at three significant digits (0.1% error).
+pub struct LatencyHistogram(Histogram<u64>);
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LatencyHistogram {
+    pub fn new() -> Self {
+        let histogram = Histogram::new_with_bounds(1, 3_600_000_000, 3)
+            .expect("the bounds are valid constants");
+        LatencyHistogram(histogram)
+    }
+
+    /// Records one latency; values outside the range are clamped rather than lost, so the count
+    /// always matches the number of messages measured.
+    pub fn record_us(&mut self, latency_us: u64) {
+        self.0.saturating_record(latency_us.max(1));
+    }
+
+    /// Adds another worker's measurements to these.
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        self.0
+            .add(&other.0)
+            .expect("histograms with the same bounds always merge");
+    }
+
+    pub fn summary(&self) -> LatencySummary {
+        let h = &self.0;
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        LatencySummary {
+            count: h.len(),
+            min: h.min(),
+            mean: (h.mean() * 10.0).round() / 10.0,
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// Percentiles of a latency distribution, in microseconds (all 0 when nothing was measured).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub min: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+/// The outcome of a command, independent of how it is shown. Its JSON form (`--json`) is a
+/// documented contract: keys are only ever added.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub command: &'static str,
+    pub stream: String,
+    pub messages: u64,
+    pub bytes: u64,
+    pub elapsed_s: f64,
+    pub msg_per_s: f64,
+    /// Megabytes (10^6 bytes) of message bodies per second.
+    pub mb_per_s: f64,
+    /// What `latency_us` measures, in words: it differs by command.
+    pub latency_kind: &'static str,
+    pub latency_us: LatencySummary,
+    /// True when Ctrl-C ended the run early.
+    pub interrupted: bool,
+    #[serde(flatten)]
+    pub details: CommandDetails,
+}
+
+/// The counters only one command has.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum CommandDetails {
+    Produce {
+        confirmed: u64,
+        failed: u64,
+    },
+    Consume {
+        /// Where reading started, as the user gave it.
+        offset: String,
+        first_offset: Option<u64>,
+        last_offset: Option<u64>,
+        /// Messages whose body is not an inventory update (counted, not fatal).
+        not_inventory_updates: u64,
+    },
+}
+
+/// How much a run moved and how long it took; the summary derives its rates from these.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Totals {
+    pub messages: u64,
+    /// Bytes of message bodies.
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+impl RunSummary {
+    pub fn new(
+        command: &'static str,
+        stream: &str,
+        totals: Totals,
+        latency_kind: &'static str,
+        latency: &LatencyHistogram,
+        details: CommandDetails,
+    ) -> Self {
+        let Totals {
+            messages,
+            bytes,
+            elapsed,
+        } = totals;
+        let elapsed_s = elapsed.as_secs_f64();
+        let per_s = |n: f64| {
+            if elapsed_s > 0.0 {
+                ((n / elapsed_s) * 100.0).round() / 100.0
+            } else {
+                0.0
+            }
+        };
+        RunSummary {
+            command,
+            stream: stream.to_string(),
+            messages,
+            bytes,
+            elapsed_s: (elapsed_s * 1e6).round() / 1e6,
+            msg_per_s: per_s(messages as f64),
+            mb_per_s: per_s(bytes as f64 / 1e6),
+            latency_kind,
+            latency_us: latency.summary(),
+            interrupted: false,
+            details,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_histogram_summarizes_to_zero() {
+        assert_eq!(LatencyHistogram::new().summary(), LatencySummary::default());
+    }
+
+    #[test]
+    fn percentiles_of_a_uniform_distribution() {
+        let mut h = LatencyHistogram::new();
+        for us in 1..=10_000 {
+            h.record_us(us);
+        }
+        let s = h.summary();
+        assert_eq!(s.count, 10_000);
+        assert_eq!(s.min, 1);
+        let close = |got: u64, want: u64| (got as f64 - want as f64).abs() <= want as f64 * 0.002;
+        assert!(close(s.p50, 5_000), "{s:?}");
+        assert!(close(s.p90, 9_000), "{s:?}");
+        assert!(close(s.p99, 9_900), "{s:?}");
+        assert!(close(s.p999, 9_990), "{s:?}");
+        assert!(close(s.max, 10_000), "{s:?}");
+        assert!((s.mean - 5_000.5).abs() < 10.0, "{s:?}");
+    }
+
+    #[test]
+    fn merge_adds_counts_and_out_of_range_values_are_kept() {
+        let mut a = LatencyHistogram::new();
+        let mut b = LatencyHistogram::new();
+        a.record_us(0);
+        b.record_us(u64::MAX);
+        a.merge(&b);
+        let s = a.summary();
+        assert_eq!(s.count, 2);
+        assert_eq!(s.min, 1);
+    }
+
+    #[test]
+    fn rates_come_from_counts_and_time() {
+        let s = RunSummary::new(
+            "produce",
+            "s",
+            Totals {
+                messages: 1_000,
+                bytes: 2_000_000,
+                elapsed: Duration::from_millis(500),
+            },
+            "publish_to_confirm",
+            &LatencyHistogram::new(),
+            CommandDetails::Produce {
+                confirmed: 1_000,
+                failed: 0,
+            },
+        );
+        assert_eq!(s.msg_per_s, 2_000.0);
+        assert_eq!(s.mb_per_s, 4.0);
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["confirmed"], 1_000);
+        assert_eq!(json["latency_us"]["count"], 0);
+    }
+}
