@@ -1,1 +1,59 @@
-fn main(){}
+//! Micro-benchmarks of the per-message work on the client side: generating, encoding and
+//! decoding an inventory update, building a publish batch, recording a latency.
+
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use invstream::model::{InventoryUpdate, UpdateGenerator};
+use invstream::produce::to_message;
+use invstream::stats::LatencyHistogram;
+
+fn model(c: &mut Criterion) {
+    let mut group = c.benchmark_group("update");
+    group.throughput(Throughput::Elements(1));
+    let mut generator = UpdateGenerator::new(1_000, 1);
+    group.bench_function("generate", |b| {
+        b.iter(|| black_box(generator.next_update(1)))
+    });
+    let update = UpdateGenerator::new(1_000, 1).next_update(1_700_000_000_000_000);
+    let mut buf = Vec::with_capacity(256);
+    group.bench_function("encode_json", |b| {
+        b.iter(|| black_box(&update).encode_into(&mut buf))
+    });
+    let mut body = Vec::new();
+    update.encode_into(&mut body);
+    group.bench_function("decode_json", |b| {
+        b.iter(|| InventoryUpdate::decode(black_box(&body)))
+    });
+    group.bench_function("decode_json_value", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap())
+    });
+    group.bench_function("to_message", |b| b.iter(|| to_message(black_box(&update))));
+    group.finish();
+
+    let mut group = c.benchmark_group("batch");
+    group.throughput(Throughput::Elements(1_000));
+    group.bench_function("build_1000_messages", |b| {
+        b.iter_batched(
+            || {
+                let mut generator = UpdateGenerator::new(1_000, 7);
+                (0..1_000)
+                    .map(|_| generator.next_update(1))
+                    .collect::<Vec<_>>()
+            },
+            |updates| updates.iter().map(to_message).collect::<Vec<_>>(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+
+    let mut histogram = LatencyHistogram::new();
+    let mut value = 1u64;
+    c.bench_function("histogram/record", |b| {
+        b.iter(|| {
+            value = value.wrapping_mul(6364136223846793005).wrapping_add(1) % 1_000_000;
+            histogram.record_us(black_box(value));
+        })
+    });
+}
+
+criterion_group!(benches, model);
+criterion_main!(benches);

@@ -22,6 +22,9 @@ SYSTEM_DIR="$CACHE/system-broker"
 OLD_DIR="$CACHE/old-broker-3.10"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(dirname "$HERE")"
+# Debian's /usr/sbin wrappers switch to the rabbitmq user, who cannot enter a private $HOME: run
+# the real scripts as the caller, with the node's files (and Erlang cookie) under its own dir.
+RABBITMQ_BIN=/usr/lib/rabbitmq/bin
 PORT=5552
 OLD_PORT=5553
 START_TIMEOUT_S="${INVSTREAM_BROKER_TIMEOUT_S:-120}"
@@ -115,15 +118,20 @@ system_up() {
     mkdir -p "$SYSTEM_DIR"
     echo '[rabbitmq_stream,rabbitmq_management].' >"$SYSTEM_DIR/enabled_plugins"
     printf 'loopback_users.guest = false\nstream.advertised_host = localhost\n' >"$SYSTEM_DIR/rabbitmq.conf"
+    mkdir -p "$SYSTEM_DIR/mnesia" "$SYSTEM_DIR/log"
     say "starting the installed RabbitMQ $(system_rabbitmq_version)"
-    RABBITMQ_CONFIG_FILE="$SYSTEM_DIR/rabbitmq" RABBITMQ_ENABLED_PLUGINS_FILE="$SYSTEM_DIR/enabled_plugins" \
-        RABBITMQ_MNESIA_BASE="$SYSTEM_DIR/mnesia" RABBITMQ_LOG_BASE="$SYSTEM_DIR/log" \
-        rabbitmq-server -detached >/dev/null 2>&1 || true
+    system_env "$RABBITMQ_BIN/rabbitmq-server" -detached >/dev/null 2>&1 || true
     echo system >"$STATE"
     wait_for_port "$PORT" "RabbitMQ (installed)"
 }
 
-system_down() { rabbitmqctl -q stop >/dev/null 2>&1 || true; }
+system_down() { system_env "$RABBITMQ_BIN/rabbitmqctl" -q stop >/dev/null 2>&1 || true; }
+
+system_env() {
+    HOME="$SYSTEM_DIR" RABBITMQ_CONFIG_FILE="$SYSTEM_DIR/rabbitmq" \
+        RABBITMQ_ENABLED_PLUGINS_FILE="$SYSTEM_DIR/enabled_plugins" \
+        RABBITMQ_MNESIA_BASE="$SYSTEM_DIR/mnesia" RABBITMQ_LOG_BASE="$SYSTEM_DIR/log" "$@"
+}
 
 docker_up() {
     say "starting RabbitMQ with docker compose"
@@ -185,18 +193,19 @@ stream.advertised_host = localhost
 loopback_users.guest = false
 management.tcp.port = 15673
 EOF
+    mkdir -p "$OLD_DIR/mnesia" "$OLD_DIR/log"
     say "starting the old RabbitMQ $(system_rabbitmq_version) on localhost:$OLD_PORT"
-    old_env rabbitmq-server -detached >/dev/null 2>&1 || true
+    old_env "$RABBITMQ_BIN/rabbitmq-server" -detached >/dev/null 2>&1 || true
     wait_for_port "$OLD_PORT" "RabbitMQ (old)"
 }
 
 old_env() {
-    RABBITMQ_NODENAME=old310 RABBITMQ_DIST_PORT=25673 RABBITMQ_CONFIG_FILE="$OLD_DIR/rabbitmq" \
+    HOME="$OLD_DIR" RABBITMQ_NODENAME=old310 RABBITMQ_DIST_PORT=25673 RABBITMQ_CONFIG_FILE="$OLD_DIR/rabbitmq" \
         RABBITMQ_ENABLED_PLUGINS_FILE="$OLD_DIR/enabled_plugins" RABBITMQ_MNESIA_BASE="$OLD_DIR/mnesia" \
         RABBITMQ_LOG_BASE="$OLD_DIR/log" "$@"
 }
 
-old_down() { old_env rabbitmqctl -q stop >/dev/null 2>&1 || true; say "old broker stopped"; }
+old_down() { old_env "$RABBITMQ_BIN/rabbitmqctl" -q stop >/dev/null 2>&1 || true; say "old broker stopped"; }
 
 case "${1:-}" in
     up) up ;;

@@ -40,7 +40,8 @@ impl fmt::Debug for BrokerSettings {
 
 impl fmt::Display for BrokerSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let vhost = percent_encoding::utf8_percent_encode(&self.vhost, percent_encoding::NON_ALPHANUMERIC);
+        let vhost =
+            percent_encoding::utf8_percent_encode(&self.vhost, percent_encoding::NON_ALPHANUMERIC);
         write!(
             f,
             "rabbitmq-stream://{}:***@{}:{}/{}",
@@ -86,7 +87,9 @@ impl BrokerSettings {
         };
         let path = url.path().strip_prefix('/').unwrap_or(url.path());
         if path.contains('/') {
-            return Err(invalid("the path must be a single vhost name (write '/' as %2f)"));
+            return Err(invalid(
+                "the path must be a single vhost name (write '/' as %2f)",
+            ));
         }
         let vhost = match path {
             "" => "/".to_string(),
@@ -161,10 +164,12 @@ impl BrokerSettings {
                 reason: io.to_string(),
             },
             ClientError::RequestError(ResponseCode::AuthenticationFailure)
-            | ClientError::RequestError(ResponseCode::SaslError) => InvError::AuthenticationFailed {
-                user: self.user.clone(),
-                addr: self.addr(),
-            },
+            | ClientError::RequestError(ResponseCode::SaslError) => {
+                InvError::AuthenticationFailed {
+                    user: self.user.clone(),
+                    addr: self.addr(),
+                }
+            }
             ClientError::RequestError(ResponseCode::AuthenticationFailureLoopback) => {
                 InvError::LoopbackOnly {
                     user: self.user.clone(),
@@ -202,7 +207,11 @@ impl BrokerSettings {
     /// Creates `stream` if it does not exist. With no `arguments` an existing stream is used as
     /// it is; with arguments, an existing stream must have been created with the same ones.
     /// Returns whether the stream was created.
-    pub async fn ensure_stream(&self, stream: &str, arguments: HashMap<String, String>) -> Result<bool> {
+    pub async fn ensure_stream(
+        &self,
+        stream: &str,
+        arguments: HashMap<String, String>,
+    ) -> Result<bool> {
         let client = self.connect_client().await?;
         let asked_for_arguments = !arguments.is_empty();
         let response = client
@@ -348,7 +357,9 @@ fn redact_uri(uri: &str) -> String {
 
 /// Whether a RabbitMQ version string such as `3.10.8` or `4.0.5` is at least `major.minor`.
 pub fn version_at_least(version: &str, major: u32, minor: u32) -> bool {
-    let mut parts = version.split(['.', '-', '+']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut parts = version
+        .split(['.', '-', '+'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
     let (v_major, v_minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     (v_major, v_minor) >= (major, minor)
 }
@@ -367,7 +378,10 @@ pub async fn probe_server_version(host: &str, port: u16) -> Option<String> {
         socket.read_exact(&mut frame).await.ok()?;
         parse_peer_properties_response(&frame).and_then(|props| props.get("version").cloned())
     };
-    tokio::time::timeout(Duration::from_secs(5), exchange).await.ok().flatten()
+    tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .ok()
+        .flatten()
 }
 
 const PEER_PROPERTIES_KEY: u16 = 0x0011;
@@ -423,15 +437,20 @@ mod tests {
 
     #[test]
     fn every_part_comes_from_the_uri() {
-        let s = BrokerSettings::from_uri("rabbitmq-stream://al%40ice:p%3Ass@broker.example:6000/shop%2Feu")
-            .unwrap();
+        let s = BrokerSettings::from_uri(
+            "rabbitmq-stream://al%40ice:p%3Ass@broker.example:6000/shop%2Feu",
+        )
+        .unwrap();
         assert_eq!(s.host, "broker.example");
         assert_eq!(s.port, 6000);
         assert_eq!(s.user, "al@ice");
         assert_eq!(s.password, "p:ss");
         assert_eq!(s.vhost, "shop/eu");
         let s = BrokerSettings::from_uri("rabbitmq-stream://127.0.0.1").unwrap();
-        assert_eq!((s.port, s.vhost.as_str(), s.user.as_str()), (5552, "/", "guest"));
+        assert_eq!(
+            (s.port, s.vhost.as_str(), s.user.as_str()),
+            (5552, "/", "guest")
+        );
         let s = BrokerSettings::from_uri("rabbitmq-stream://u:p@[::1]:5552/v").unwrap();
         assert_eq!((s.host.as_str(), s.vhost.as_str()), ("::1", "v"));
     }
@@ -454,7 +473,10 @@ mod tests {
         ] {
             let err = BrokerSettings::from_uri(uri).unwrap_err().to_string();
             assert!(err.starts_with("invalid --uri"), "{err}");
-            assert!(!err.contains("s3cret") || uri.starts_with("not a uri"), "{err}");
+            assert!(
+                !err.contains("s3cret") || uri.starts_with("not a uri"),
+                "{err}"
+            );
         }
     }
 

@@ -28,7 +28,12 @@ pub struct GlobalArgs {
     pub uri: String,
 
     /// Stream to publish to or read from
-    #[arg(long, global = true, env = "INVSTREAM_STREAM", default_value = "inventory_updates")]
+    #[arg(
+        long,
+        global = true,
+        env = "INVSTREAM_STREAM",
+        default_value = "inventory_updates"
+    )]
     pub stream: String,
 
     /// Print one JSON summary object on stdout instead of the human report
@@ -99,7 +104,7 @@ pub struct RetentionArgs {
 pub struct ConsumeArgs {
     /// Where to start: first (oldest message still stored), last (the last chunk), next (only
     /// what is published from now on), an offset number, or an RFC 3339 timestamp
-    #[arg(long, default_value = "next", value_parser = parse_offset)]
+    #[arg(long, default_value = "next", value_parser = parse_offset, allow_hyphen_values = true)]
     pub offset: StartOffset,
 
     /// Stop after this many messages
@@ -123,7 +128,10 @@ pub enum StartOffset {
     Next,
     Offset(u64),
     /// Milliseconds since the Unix epoch, with the text the user gave.
-    Timestamp { millis: i64, text: String },
+    Timestamp {
+        millis: i64,
+        text: String,
+    },
 }
 
 impl std::fmt::Display for StartOffset {
@@ -182,7 +190,11 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "gib" => 1 << 30,
         "tib" => 1 << 40,
-        _ => return Err(format!("'{s}' is not a size: use e.g. 500mb, 20gb or a number of bytes")),
+        _ => {
+            return Err(format!(
+                "'{s}' is not a size: use e.g. 500mb, 20gb or a number of bytes"
+            ))
+        }
     };
     digits
         .parse::<u64>()
@@ -216,7 +228,13 @@ mod tests {
             })
         );
         assert_eq!(
-            parse_offset("2026-11-24T11:00:00+01:00").map(|o| matches!(o, StartOffset::Timestamp { millis: 1_795_514_400_000, .. })),
+            parse_offset("2026-11-24T11:00:00+01:00").map(|o| matches!(
+                o,
+                StartOffset::Timestamp {
+                    millis: 1_795_514_400_000,
+                    ..
+                }
+            )),
             Ok(true)
         );
         for bad in ["", "-1", "yesterday", "2026-13-01T00:00:00Z"] {
@@ -239,9 +257,11 @@ mod tests {
 
     #[test]
     fn follow_conflicts_with_stop_rules() {
-        let err = Cli::try_parse_from(["invstream", "consume", "--follow", "--count", "5"]).unwrap_err();
+        let err =
+            Cli::try_parse_from(["invstream", "consume", "--follow", "--count", "5"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
-        let ok = Cli::try_parse_from(["invstream", "--json", "consume", "--offset", "first"]).unwrap();
+        let ok =
+            Cli::try_parse_from(["invstream", "--json", "consume", "--offset", "first"]).unwrap();
         assert!(ok.global.json);
     }
 }

@@ -80,7 +80,12 @@ impl ReadTally {
 }
 
 /// `invstream consume`.
-pub async fn run(broker: &BrokerSettings, stream: &str, args: &ConsumeArgs, out: Output) -> Result<RunSummary> {
+pub async fn run(
+    broker: &BrokerSettings,
+    stream: &str,
+    args: &ConsumeArgs,
+    out: Output,
+) -> Result<RunSummary> {
     let env = broker.connect().await?;
     let stop_rule = StopRule::for_args(args);
     let end_offset = match stop_rule {
@@ -118,7 +123,10 @@ pub async fn run(broker: &BrokerSettings, stream: &str, args: &ConsumeArgs, out:
         _ => false,
     };
     if nothing_to_read {
-        out.status(&format!("stream '{stream}' has nothing to read from offset {}", args.offset));
+        out.status(&format!(
+            "stream '{stream}' has nothing to read from offset {}",
+            args.offset
+        ));
         return Ok(summarize(tally, elapsed, false));
     }
 
@@ -131,10 +139,15 @@ pub async fn run(broker: &BrokerSettings, stream: &str, args: &ConsumeArgs, out:
         .map_err(|e| broker.consumer_error(e, stream))?;
     let until = match (stop_rule, end_offset) {
         (StopRule::AtEnd, Some(end)) => format!("up to offset {end}, the end of the stream now"),
-        _ if args.count.is_some() || args.duration.is_some() => "until --count or --duration".to_string(),
+        _ if args.count.is_some() || args.duration.is_some() => {
+            "until --count or --duration".to_string()
+        }
         _ => "following new messages; Ctrl-C to stop".to_string(),
     };
-    out.status(&format!("reading stream '{stream}' from {} ({until})", args.offset));
+    out.status(&format!(
+        "reading stream '{stream}' from {} ({until})",
+        args.offset
+    ));
 
     let progress_total = match (args.count, end_offset, &args.offset) {
         (Some(count), _, _) => Some(count),
@@ -165,7 +178,7 @@ pub async fn run(broker: &BrokerSettings, stream: &str, args: &ConsumeArgs, out:
                     let offset = delivery.offset();
                     tally.record(offset, delivery.message().data());
                     elapsed = started.elapsed();
-                    if tally.messages % 1024 == 0 {
+                    if tally.messages.is_multiple_of(1024) {
                         progress.set_position(tally.messages);
                     }
                     let reached_count = args.count.is_some_and(|c| tally.messages >= c);

@@ -12,14 +12,20 @@ pub enum InvError {
     #[error("cannot reach the broker at {addr}: {reason}; is RabbitMQ running with the stream plugin? (scripts/broker.sh up starts one)")]
     BrokerUnreachable { addr: String, reason: String },
 
-    #[error("authentication failed for user '{user}' at {addr}: check the user and password in --uri")]
+    #[error(
+        "authentication failed for user '{user}' at {addr}: check the user and password in --uri"
+    )]
     AuthenticationFailed { user: String, addr: String },
 
     #[error("user '{user}' may only connect from localhost (RabbitMQ's loopback_users); use another user or set loopback_users.guest = false on the broker")]
     LoopbackOnly { user: String },
 
     #[error("virtual host '{vhost}' does not exist at {addr} or user '{user}' has no access to it: create it (rabbitmqctl add_vhost) or fix the vhost in --uri")]
-    VhostNotAccessible { vhost: String, user: String, addr: String },
+    VhostNotAccessible {
+        vhost: String,
+        user: String,
+        addr: String,
+    },
 
     #[error("the broker at {addr} runs RabbitMQ {version}, which is too old: invstream needs RabbitMQ 3.11 or newer (scripts/broker.sh up starts a current one)")]
     BrokerTooOld { addr: String, version: String },
@@ -34,16 +40,28 @@ pub enum InvError {
     StreamArgumentsMismatch { stream: String },
 
     #[error("user '{user}' is not allowed to {action} stream '{stream}': grant the permission (rabbitmqctl set_permissions) or use another user")]
-    AccessRefused { user: String, action: &'static str, stream: String },
+    AccessRefused {
+        user: String,
+        action: &'static str,
+        stream: String,
+    },
 
     #[error("the broker refused to {action} stream '{stream}': {code}")]
-    BrokerRefused { action: &'static str, stream: String, code: String },
+    BrokerRefused {
+        action: &'static str,
+        stream: String,
+        code: String,
+    },
 
     #[error("lost the connection to the broker at {addr} while {during}")]
     ConnectionLost { addr: String, during: &'static str },
 
     #[error("timed out after {}s waiting for the broker at {addr} to {during}", timeout.as_secs())]
-    Timeout { addr: String, during: &'static str, timeout: Duration },
+    Timeout {
+        addr: String,
+        during: &'static str,
+        timeout: Duration,
+    },
 
     #[error("{message}")]
     Client { message: String },

@@ -112,15 +112,23 @@ impl UpdateGenerator {
         let (event, delta) = if stock == 0 || roll < 20 {
             (InventoryEvent::Restocked, 10 + self.rng.below(91) as i64)
         } else if roll < 70 {
-            (InventoryEvent::Sold, -((1 + self.rng.below(stock.min(5))) as i64))
+            (
+                InventoryEvent::Sold,
+                -((1 + self.rng.below(stock.min(5))) as i64),
+            )
         } else if roll < 85 {
-            (InventoryEvent::Reserved, -((1 + self.rng.below(stock.min(3))) as i64))
+            (
+                InventoryEvent::Reserved,
+                -((1 + self.rng.below(stock.min(3))) as i64),
+            )
         } else {
             // A stock count correction: anything from losing every unit to finding ten more.
             let delta = self.rng.below(stock + 11) as i64 - stock as i64;
             (InventoryEvent::Adjusted, delta)
         };
-        let stock_level = stock.checked_add_signed(delta).expect("delta never exceeds the stock");
+        let stock_level = stock
+            .checked_add_signed(delta)
+            .expect("delta never exceeds the stock");
         self.stock_levels[index] = stock_level;
         let product_id = index as u64 + 1;
         let seq = self.next_seq;

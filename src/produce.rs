@@ -24,14 +24,23 @@ use crate::stats::{CommandDetails, LatencyHistogram, RunSummary, Totals};
 pub const LATENCY_KIND: &str = "publish_to_confirm";
 
 /// `invstream produce`: generate `--count` updates, publish them, wait for every confirm.
-pub async fn run(broker: &BrokerSettings, stream: &str, args: &ProduceArgs, out: Output) -> Result<RunSummary> {
+pub async fn run(
+    broker: &BrokerSettings,
+    stream: &str,
+    args: &ProduceArgs,
+    out: Output,
+) -> Result<RunSummary> {
     let env = broker.connect().await?;
-    if broker.ensure_stream(stream, stream_arguments(&args.retention)).await? {
+    if broker
+        .ensure_stream(stream, stream_arguments(&args.retention))
+        .await?
+    {
         out.status(&format!("created stream '{stream}'"));
     }
     // A batch larger than the in-flight bound could never be admitted.
     let batch_size = args.batch_size.min(args.max_in_flight);
-    let mut publisher = Publisher::open(&env, broker, stream, batch_size, args.max_in_flight).await?;
+    let mut publisher =
+        Publisher::open(&env, broker, stream, batch_size, args.max_in_flight).await?;
     let progress = out.progress(Some(args.count), "produce");
     let mut generator = UpdateGenerator::new(args.products, args.seed);
     let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
@@ -40,7 +49,8 @@ pub async fn run(broker: &BrokerSettings, stream: &str, args: &ProduceArgs, out:
     let mut remaining = args.count;
     while remaining > 0 {
         let size = remaining.min(batch_size);
-        let batch: Vec<InventoryUpdate> = (0..size).map(|_| generator.next_update(now_us())).collect();
+        let batch: Vec<InventoryUpdate> =
+            (0..size).map(|_| generator.next_update(now_us())).collect();
         tokio::select! {
             biased;
             _ = &mut interrupt => {
@@ -79,7 +89,10 @@ pub fn stream_arguments(retention: &RetentionArgs) -> HashMap<String, String> {
         arguments.insert("max-length-bytes".to_string(), bytes.to_string());
     }
     if let Some(bytes) = retention.max_segment_size_bytes {
-        arguments.insert("stream-max-segment-size-bytes".to_string(), bytes.to_string());
+        arguments.insert(
+            "stream-max-segment-size-bytes".to_string(),
+            bytes.to_string(),
+        );
     }
     if let Some(age) = retention.max_age {
         arguments.insert("max-age".to_string(), format!("{}s", age.as_secs().max(1)));
@@ -114,7 +127,11 @@ struct ConfirmTracker {
 }
 
 impl ConfirmTracker {
-    fn settle(&self, result: &std::result::Result<ConfirmationStatus, ProducerPublishError>, sent_at: Instant) {
+    fn settle(
+        &self,
+        result: &std::result::Result<ConfirmationStatus, ProducerPublishError>,
+        sent_at: Instant,
+    ) {
         match result {
             Ok(status) if status.confirmed() => {
                 let latency_us = sent_at.elapsed().as_micros() as u64;
@@ -197,7 +214,9 @@ impl Publisher {
             .map_err(|e| broker.producer_error(e, stream))?;
         Ok(Publisher {
             producer,
-            in_flight: Arc::new(Semaphore::new(max_in_flight.min(Semaphore::MAX_PERMITS as u64) as usize)),
+            in_flight: Arc::new(Semaphore::new(
+                max_in_flight.min(Semaphore::MAX_PERMITS as u64) as usize,
+            )),
             tracker: Arc::new(ConfirmTracker::default()),
             broker: broker.clone(),
             stream: stream.to_string(),
@@ -214,7 +233,11 @@ impl Publisher {
     /// Hands a batch to the client once the in-flight bound allows it; does not wait for its
     /// confirms. Fails if the bound stays full for `stall_timeout` (the broker stopped
     /// confirming) or the connection is gone.
-    pub async fn send(&mut self, updates: &[InventoryUpdate], stall_timeout: Duration) -> Result<()> {
+    pub async fn send(
+        &mut self,
+        updates: &[InventoryUpdate],
+        stall_timeout: Duration,
+    ) -> Result<()> {
         let messages: Vec<Message> = updates.iter().map(to_message).collect();
         let bytes: u64 = messages
             .iter()
@@ -245,7 +268,11 @@ impl Publisher {
 
     /// Waits up to `timeout` for every sent message to be confirmed or rejected. Messages still
     /// unconfirmed then are counted as failed.
-    pub async fn finish(&self, timeout: Duration, progress: &indicatif::ProgressBar) -> PublishOutcome {
+    pub async fn finish(
+        &self,
+        timeout: Duration,
+        progress: &indicatif::ProgressBar,
+    ) -> PublishOutcome {
         let deadline = tokio::time::Instant::now() + timeout;
         while self.tracker.settled() < self.sent {
             progress.set_position(self.confirmed());
@@ -298,7 +325,9 @@ impl Publisher {
     fn publish_error(&self, error: ProducerPublishError) -> InvError {
         match error {
             ProducerPublishError::Client(e) => self.broker.client_error(e, "publishing"),
-            ProducerPublishError::Create { status, .. } => self.broker.refused(&status, "write to", &self.stream),
+            ProducerPublishError::Create { status, .. } => {
+                self.broker.refused(&status, "write to", &self.stream)
+            }
             _ => InvError::ConnectionLost {
                 addr: self.broker.addr(),
                 during: "publishing",

@@ -36,8 +36,10 @@ impl Output {
             None => {
                 let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
                 bar.set_style(
-                    ProgressStyle::with_template("{prefix} [{elapsed_precise}] {spinner} {human_pos} {per_sec} {msg}")
-                        .expect("the template is valid"),
+                    ProgressStyle::with_template(
+                        "{prefix} [{elapsed_precise}] {spinner} {human_pos} {per_sec} {msg}",
+                    )
+                    .expect("the template is valid"),
                 );
                 bar
             }
@@ -105,21 +107,36 @@ pub fn render_text(s: &RunSummary) -> String {
                 ),
             );
             let offsets = match (first_offset, last_offset) {
-                (Some(first), Some(last)) => format!("{} … {}", thousands(*first), thousands(*last)),
+                (Some(first), Some(last)) => {
+                    format!("{} … {}", thousands(*first), thousands(*last))
+                }
                 _ => "none".to_string(),
             };
             line("offsets", offsets);
         }
     }
-    line("bytes", format!("{} ({:.1} MB)", thousands(s.bytes), s.bytes as f64 / 1e6));
+    line(
+        "bytes",
+        format!("{} ({:.1} MB)", thousands(s.bytes), s.bytes as f64 / 1e6),
+    );
     line("elapsed", format!("{:.3} s", s.elapsed_s));
     line(
         "throughput",
-        format!("{} msg/s, {:.1} MB/s", thousands(s.msg_per_s.round() as u64), s.mb_per_s),
+        format!(
+            "{} msg/s, {:.1} MB/s",
+            thousands(s.msg_per_s.round() as u64),
+            s.mb_per_s
+        ),
     );
-    let mut text = format!("{header}{}\n", if s.interrupted { " (interrupted)" } else { "" });
+    let mut text = format!(
+        "{header}{}\n",
+        if s.interrupted { " (interrupted)" } else { "" }
+    );
     text.push_str(&out);
-    text.push_str(&format!("  latency (µs), {}:\n", latency_label(s.latency_kind)));
+    text.push_str(&format!(
+        "  latency (µs), {}:\n",
+        latency_label(s.latency_kind)
+    ));
     text.push_str(&render_latency(&s.latency_us));
     text
 }
@@ -156,7 +173,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -201,7 +218,8 @@ mod tests {
 
     #[test]
     fn json_has_every_documented_key() {
-        let json: serde_json::Value = serde_json::from_str(&render_json(&consume_summary())).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&render_json(&consume_summary())).unwrap();
         for key in [
             "command",
             "stream",
@@ -219,7 +237,10 @@ mod tests {
             assert!(json.get(key).is_some(), "missing {key}");
         }
         for key in ["count", "min", "mean", "p50", "p90", "p99", "p999", "max"] {
-            assert!(json["latency_us"].get(key).is_some(), "missing latency_us.{key}");
+            assert!(
+                json["latency_us"].get(key).is_some(),
+                "missing latency_us.{key}"
+            );
         }
         assert_eq!(json["msg_per_s"], 50_000.0);
     }

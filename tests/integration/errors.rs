@@ -1,0 +1,136 @@
+//! Every mistake a user can make ends in one clear line on stderr and a non-zero exit, and the
+//! password never shows.
+
+use std::process::Output;
+
+use crate::util::{invstream, require_broker, TestStream, OLD_BROKER_PORT};
+
+const PASSWORD: &str = "s3cr3t-pw";
+
+/// Asserts a failed run: non-zero exit, nothing on stdout, one stderr line containing `expected`,
+/// no password anywhere.
+fn assert_clear_error(output: &Output, expected: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !output.status.success(),
+        "expected failure, got success: {stdout}"
+    );
+    let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "want exactly one line on stderr, got: {stderr}"
+    );
+    assert!(lines[0].starts_with("invstream: error: "), "{stderr}");
+    assert!(
+        stderr.contains(expected),
+        "stderr lacks '{expected}': {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !stderr.contains(PASSWORD) && !stdout.contains(PASSWORD),
+        "password leaked: {stderr}"
+    );
+}
+
+fn uri(user: &str, port: u16, vhost: &str) -> String {
+    format!("rabbitmq-stream://{user}:{PASSWORD}@localhost:{port}/{vhost}")
+}
+
+#[test]
+fn broker_not_reachable_names_host_and_port() {
+    let output = invstream(&[
+        "--uri",
+        &uri("guest", 5599, "%2f"),
+        "produce",
+        "--count",
+        "10",
+    ]);
+    assert_clear_error(&output, "cannot reach the broker at localhost:5599");
+}
+
+#[test]
+fn wrong_password() {
+    require_broker(5552);
+    let output = invstream(&[
+        "--uri",
+        &uri("guest", 5552, "%2f"),
+        "produce",
+        "--count",
+        "10",
+    ]);
+    assert_clear_error(&output, "authentication failed for user 'guest'");
+}
+
+#[test]
+fn missing_vhost() {
+    require_broker(5552);
+    let uri = "rabbitmq-stream://guest:guest@localhost:5552/no-such-vhost";
+    let output = invstream(&["--uri", uri, "consume", "--offset", "first"]);
+    assert_clear_error(&output, "virtual host 'no-such-vhost' does not exist");
+}
+
+#[test]
+fn missing_stream_on_consume_says_how_to_create_it() {
+    let stream = TestStream::new("missing");
+    for offset in ["first", "next"] {
+        let output = stream.run(&["consume", "--offset", offset, "--count", "1"]);
+        assert_clear_error(&output, "does not exist");
+        assert_clear_error(
+            &output,
+            &format!("invstream produce --stream {}", stream.name),
+        );
+    }
+}
+
+#[test]
+fn invalid_uri() {
+    for bad in [
+        format!("amqp://guest:{PASSWORD}@localhost:5672/"),
+        format!("rabbitmq-stream://guest:{PASSWORD}@localhost:notaport/"),
+        "::not a uri::".to_string(),
+    ] {
+        let output = invstream(&["--uri", &bad, "produce", "--count", "1"]);
+        assert_clear_error(&output, "invalid --uri");
+    }
+}
+
+#[test]
+fn uri_from_the_environment_is_used_and_hidden() {
+    let output = std::process::Command::new(crate::util::binary())
+        .env("INVSTREAM_URI", uri("guest", 5599, "%2f"))
+        .args(["produce", "--count", "1"])
+        .output()
+        .unwrap();
+    assert_clear_error(&output, "localhost:5599");
+    let help = invstream(&["--help"]);
+    assert!(help.status.success());
+    assert!(!String::from_utf8_lossy(&help.stdout).contains(PASSWORD));
+}
+
+#[test]
+fn invalid_offset_count_and_duration() {
+    for (args, expected) in [
+        (vec!["consume", "--offset", "yesterday"], "is not an offset"),
+        (vec!["consume", "--offset", "-5"], "--offset"),
+        (vec!["consume", "--duration", "soon"], "is not a duration"),
+        (vec!["produce", "--count", "0"], "--count"),
+        (vec!["produce", "--count", "lots"], "--count"),
+        (vec!["consume", "--follow", "--count", "3"], "--follow"),
+    ] {
+        let output = invstream(&args);
+        assert_clear_error(&output, expected);
+        assert_eq!(output.status.code(), Some(2), "usage errors exit 2");
+    }
+}
+
+#[test]
+fn broker_older_than_3_11_is_named() {
+    require_broker(OLD_BROKER_PORT);
+    // The right password: authentication comes before the request 3.10 does not know.
+    let uri = format!("rabbitmq-stream://guest:guest@localhost:{OLD_BROKER_PORT}/%2f");
+    let output = invstream(&["--uri", &uri, "produce", "--count", "10"]);
+    assert_clear_error(&output, "runs RabbitMQ 3.10");
+    assert_clear_error(&output, "needs RabbitMQ 3.11 or newer");
+}

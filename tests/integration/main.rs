@@ -1,0 +1,8 @@
+//! Integration tests: the real `invstream` binary against a real RabbitMQ broker.
+//!
+//! The broker must already run (`scripts/test.sh` starts it; so does `scripts/broker.sh up`).
+//! A test that cannot reach it fails with a message saying so; none is skipped.
+
+mod errors;
+mod produce_consume;
+mod util;

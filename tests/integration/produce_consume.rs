@@ -1,0 +1,216 @@
+//! The core loop: what `produce` writes, `consume` reads back, from every kind of offset.
+
+use futures::StreamExt;
+use rabbitmq_stream_client::types::OffsetSpecification;
+
+use crate::util::{rfc3339_now, runtime, wait_summary, TestStream};
+
+const LATENCY_KEYS: [&str; 8] = ["count", "min", "mean", "p50", "p90", "p99", "p999", "max"];
+
+#[test]
+fn produce_then_consume_from_first_reads_everything_in_order() {
+    let stream = TestStream::new("roundtrip");
+    let produced = stream.produce(100_000);
+    assert_eq!(produced["messages"], 100_000);
+    assert_eq!(produced["failed"], 0);
+
+    let consumed = stream.run_json(&["consume", "--offset", "first"]);
+    assert_eq!(consumed["messages"], 100_000, "{consumed}");
+    assert_eq!(consumed["first_offset"], 0);
+    assert_eq!(consumed["last_offset"], 99_999);
+    assert_eq!(consumed["not_inventory_updates"], 0, "every message parses");
+    assert_eq!(consumed["bytes"], produced["bytes"]);
+    assert_eq!(consumed["latency_us"]["count"], 100_000);
+
+    // What is in the stream, read independently with the client crate: seq 0..99,999 in order.
+    let env = stream.environment();
+    runtime().block_on(async {
+        let mut consumer = env
+            .consumer()
+            .offset(OffsetSpecification::First)
+            .build(&stream.name)
+            .await
+            .unwrap();
+        for expected in 0..100_000u64 {
+            let delivery = consumer.next().await.unwrap().unwrap();
+            assert_eq!(delivery.offset(), expected);
+            let update: serde_json::Value =
+                serde_json::from_slice(delivery.message().data().unwrap()).unwrap();
+            assert_eq!(update["seq"], expected, "{update}");
+            let properties = delivery.message().properties().unwrap();
+            assert_eq!(
+                properties
+                    .content_type
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .as_deref(),
+                Some("application/json")
+            );
+        }
+        let _ = consumer.handle().close().await;
+    });
+}
+
+#[test]
+fn json_summaries_have_every_documented_key() {
+    let stream = TestStream::new("json");
+    let produced = stream.produce(2_500);
+    for key in [
+        "command",
+        "stream",
+        "messages",
+        "bytes",
+        "elapsed_s",
+        "msg_per_s",
+        "mb_per_s",
+        "confirmed",
+        "failed",
+        "latency_us",
+    ] {
+        assert!(
+            produced.get(key).is_some(),
+            "produce summary lacks {key}: {produced}"
+        );
+    }
+    assert_eq!(produced["command"], "produce");
+    assert_eq!(produced["stream"], stream.name.as_str());
+    assert_eq!(produced["confirmed"], 2_500);
+    assert_eq!(produced["latency_us"]["count"], 2_500);
+
+    let consumed = stream.run_json(&["consume", "--offset", "first"]);
+    for key in [
+        "command",
+        "stream",
+        "offset",
+        "messages",
+        "bytes",
+        "elapsed_s",
+        "msg_per_s",
+        "mb_per_s",
+        "first_offset",
+        "last_offset",
+        "not_inventory_updates",
+        "latency_us",
+    ] {
+        assert!(
+            consumed.get(key).is_some(),
+            "consume summary lacks {key}: {consumed}"
+        );
+    }
+    assert_eq!(consumed["offset"], "first");
+    for summary in [&produced, &consumed] {
+        for key in LATENCY_KEYS {
+            assert!(
+                summary["latency_us"].get(key).is_some(),
+                "latency_us lacks {key}: {summary}"
+            );
+        }
+    }
+}
+
+#[test]
+fn next_reads_only_what_is_published_after_subscribing() {
+    let stream = TestStream::new("next");
+    stream.produce(500);
+    let consumer = stream.spawn_until(
+        &[
+            "consume",
+            "--offset",
+            "next",
+            "--count",
+            "1000",
+            "--duration",
+            "60s",
+        ],
+        "reading stream",
+    );
+    stream.produce(1_000);
+    let consumed = wait_summary(consumer);
+    assert_eq!(consumed["messages"], 1_000, "{consumed}");
+    assert_eq!(
+        consumed["first_offset"], 500,
+        "nothing from before the subscription"
+    );
+    assert_eq!(consumed["last_offset"], 1_499);
+}
+
+#[test]
+fn last_reads_the_last_chunk_only() {
+    let stream = TestStream::new("last");
+    stream.produce(10_000);
+    let consumed = stream.run_json(&["consume", "--offset", "last", "--duration", "3s"]);
+    let messages = consumed["messages"].as_u64().unwrap();
+    let first = consumed["first_offset"].as_u64().unwrap();
+    assert!(messages >= 1, "{consumed}");
+    assert!(messages < 10_000, "more than the last chunk: {consumed}");
+    assert_eq!(consumed["last_offset"], 9_999);
+    assert_eq!(messages, 10_000 - first, "one contiguous tail: {consumed}");
+}
+
+#[test]
+fn numeric_offset_starts_exactly_there() {
+    let stream = TestStream::new("offset");
+    stream.produce(10_000);
+    let consumed = stream.run_json(&["consume", "--offset", "1234"]);
+    assert_eq!(consumed["first_offset"], 1_234, "{consumed}");
+    assert_eq!(consumed["last_offset"], 9_999);
+    assert_eq!(consumed["messages"], 10_000 - 1_234);
+
+    let beyond = stream.run_json(&["consume", "--offset", "20000"]);
+    assert_eq!(beyond["messages"], 0, "nothing after the end: {beyond}");
+}
+
+#[test]
+fn timestamp_offset_starts_at_messages_stored_after_it() {
+    let stream = TestStream::new("timestamp");
+    stream.produce(1_000);
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    let between = rfc3339_now();
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    stream.produce(1_000);
+    let consumed = stream.run_json(&["consume", "--offset", &between]);
+    assert_eq!(consumed["first_offset"], 1_000, "{consumed}");
+    assert_eq!(consumed["messages"], 1_000);
+    assert_eq!(consumed["offset"], between.as_str());
+}
+
+#[test]
+fn consume_stops_at_count() {
+    let stream = TestStream::new("count");
+    stream.produce(5_000);
+    let consumed = stream.run_json(&["consume", "--offset", "first", "--count", "1234"]);
+    assert_eq!(consumed["messages"], 1_234, "{consumed}");
+    assert_eq!(consumed["last_offset"], 1_233);
+}
+
+#[test]
+fn reading_does_not_remove_messages() {
+    let stream = TestStream::new("replay");
+    stream.produce(3_000);
+    for _ in 0..2 {
+        let consumed = stream.run_json(&["consume", "--offset", "first"]);
+        assert_eq!(consumed["messages"], 3_000, "{consumed}");
+    }
+}
+
+#[test]
+fn offset_past_the_end_reads_nothing_and_ends() {
+    let stream = TestStream::new("past-end");
+    let created = stream.run(&["produce", "--count", "1", "--json"]);
+    assert!(created.status.success());
+    let consumed = stream.run_json(&["consume", "--offset", "2"]);
+    assert_eq!(consumed["messages"], 0, "{consumed}");
+    assert_eq!(consumed["first_offset"], serde_json::Value::Null);
+}
+
+#[test]
+fn truly_empty_stream_reads_nothing_and_ends() {
+    let stream = TestStream::new("really-empty");
+    let env = stream.environment();
+    runtime()
+        .block_on(env.stream_creator().create(&stream.name))
+        .unwrap();
+    let consumed = stream.run_json(&["consume", "--offset", "first"]);
+    assert_eq!(consumed["messages"], 0, "{consumed}");
+    assert_eq!(consumed["last_offset"], serde_json::Value::Null);
+}

@@ -1,0 +1,161 @@
+//! Helpers: run the binary, check the broker, give each test its own stream and delete it after.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rabbitmq_stream_client::Environment;
+
+pub const BROKER_PORT: u16 = 5552;
+/// Debian bookworm's RabbitMQ 3.10.8, started by `scripts/broker.sh old-up`.
+pub const OLD_BROKER_PORT: u16 = 5553;
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_invstream"))
+}
+
+/// Fails the test, with the command that fixes it, when nothing listens on `port`.
+pub fn require_broker(port: u16) {
+    let up =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).is_ok();
+    let how = if port == OLD_BROKER_PORT {
+        "scripts/broker.sh old-up"
+    } else {
+        "scripts/broker.sh up"
+    };
+    assert!(
+        up,
+        "no broker answers on localhost:{port}: start it with `{how}` (scripts/test.sh does)"
+    );
+}
+
+/// A stream name no other test (or earlier run) uses; the stream is deleted when this drops.
+pub struct TestStream {
+    pub name: String,
+}
+
+impl TestStream {
+    pub fn new(purpose: &str) -> Self {
+        require_broker(BROKER_PORT);
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "test-{purpose}-{}-{}-{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        TestStream { name }
+    }
+
+    /// `invstream --stream NAME ARGS…`, waited for.
+    pub fn run(&self, args: &[&str]) -> Output {
+        invstream(&[&["--stream", &self.name], args].concat())
+    }
+
+    /// Runs the command with `--json` and returns its summary; panics (with stderr) if it failed.
+    pub fn run_json(&self, args: &[&str]) -> serde_json::Value {
+        let output = self.run(&[&["--json"], args].concat());
+        summary_of(&output)
+    }
+
+    pub fn produce(&self, count: u64) -> serde_json::Value {
+        let summary = self.run_json(&["produce", "--count", &count.to_string()]);
+        assert_eq!(summary["confirmed"], count, "{summary}");
+        summary
+    }
+
+    /// Starts `invstream --json --stream NAME ARGS…` and returns once it printed a line on
+    /// stderr containing `ready_marker` (e.g. after it subscribed).
+    pub fn spawn_until(&self, args: &[&str], ready_marker: &str) -> Child {
+        let mut child = Command::new(binary())
+            .args(["--json", "--stream", &self.name])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the invstream binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(ready_marker) => return child,
+                Ok(_) => continue,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("invstream never printed '{ready_marker}' on stderr");
+                }
+            }
+        }
+    }
+
+    /// The environment the test itself uses, e.g. to read the stream with the client crate.
+    pub fn environment(&self) -> Environment {
+        runtime()
+            .block_on(Environment::builder().build())
+            .expect("connects to the broker")
+    }
+}
+
+impl Drop for TestStream {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        runtime().block_on(async move {
+            if let Ok(env) = Environment::builder().build().await {
+                let _ = env.delete_stream(&name).await;
+            }
+        });
+    }
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `invstream ARGS…`, waited for.
+pub fn invstream(args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the invstream binary runs")
+}
+
+/// Parses the JSON summary a successful `--json` run printed on stdout.
+pub fn summary_of(output: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {stdout}\nstderr: {stderr}",
+        output.status
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"))
+}
+
+/// Waits for a spawned run and returns its JSON summary.
+pub fn wait_summary(child: Child) -> serde_json::Value {
+    summary_of(&child.wait_with_output().expect("invstream finishes"))
+}
+
+pub fn rfc3339_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
