@@ -4,6 +4,7 @@
 #   scripts/broker.sh up        start a broker (>= 3.11) on localhost:5552, wait until it answers
 #   scripts/broker.sh down      stop the broker this script started
 #   scripts/broker.sh status    say whether localhost:5552 answers
+#   scripts/broker.sh version   print the RabbitMQ version of the broker this script started
 #   scripts/broker.sh old-up    start Debian bookworm's RabbitMQ 3.10.8 on localhost:5553 (too old
 #                               for the Rust client: used to test the "broker too old" error)
 #   scripts/broker.sh old-down  stop it
@@ -180,6 +181,15 @@ down() {
     say "stopped ($mode)"
 }
 
+version() {
+    case "$(cat "$STATE" 2>/dev/null || true)" in
+        chroot) in_chroot dpkg-query -W -f='${Version}\n' rabbitmq-server | sed 's/-.*//' ;;
+        system) system_rabbitmq_version; echo ;;
+        docker) (cd "$REPO" && compose exec -T rabbitmq rabbitmqctl version) ;;
+        *) die "no broker was started by this script" ;;
+    esac
+}
+
 old_up() {
     if port_open "$OLD_PORT"; then say "a broker already answers on localhost:$OLD_PORT"; return 0; fi
     [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || apt_install rabbitmq-server
@@ -211,7 +221,8 @@ case "${1:-}" in
     up) up ;;
     down) down ;;
     status) if port_open "$PORT"; then say "up on localhost:$PORT"; else say "down"; exit 1; fi ;;
+    version) version ;;
     old-up) old_up ;;
     old-down) old_down ;;
-    *) echo "usage: $0 up|down|status|old-up|old-down" >&2; exit 2 ;;
+    *) echo "usage: $0 up|down|status|version|old-up|old-down" >&2; exit 2 ;;
 esac

@@ -22,6 +22,7 @@ pub struct Cli {
 
 /// Options every command shares.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Connection and output (every command)")]
 pub struct GlobalArgs {
     /// Broker to connect to: rabbitmq-stream://USER:PASSWORD@HOST:PORT/VHOST (write vhost "/" as %2f)
     #[arg(long, global = true, env = "INVSTREAM_URI", hide_env_values = true, default_value = DEFAULT_URI)]
@@ -32,7 +33,9 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "INVSTREAM_STREAM",
-        default_value = "inventory_updates"
+        hide_env_values = true,
+        default_value = "inventory_updates",
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
     )]
     pub stream: String,
 

@@ -161,7 +161,11 @@ fn render_latency(l: &LatencySummary) -> String {
         ("p99.9", l.p999),
         ("max", l.max),
     ];
-    let mut text = format!("    {:<8}{:>12}\n", "mean", format!("{:.1}", l.mean));
+    let mut text = format!(
+        "    {:<8}{:>12}\n",
+        "mean",
+        thousands(l.mean.round() as u64)
+    );
     for (label, value) in cells {
         text.push_str(&format!("    {label:<8}{:>12}\n", thousands(value)));
     }

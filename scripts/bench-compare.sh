@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Measures invstream against the naive use of rabbitmq-stream-client (examples/naive_baseline.rs)
+# on the same broker in the same run: produce COUNT updates, then consume them from first.
+# Each pair runs ROUNDS times, alternating, each on a fresh stream; the table shows medians.
+# Client CPU (user + sys) and peak RSS come from /usr/bin/time.
+#
+#   scripts/bench-compare.sh [COUNT] [ROUNDS]     (defaults: 100000 3)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+COUNT="${1:-100000}"
+ROUNDS="${2:-3}"
+[ -x /usr/bin/time ] || { echo "bench-compare: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+
+bash scripts/broker.sh up
+cargo build --release --quiet --bin invstream --example naive_baseline
+INVSTREAM=target/release/invstream
+BASELINE=target/release/examples/naive_baseline
+OUT="$(mktemp -d)"
+trap 'rm -rf "$OUT"' EXIT
+
+# run NAME STREAM -- COMMAND…: one measured run; its JSON line and "user sys maxrss_kb" are kept.
+run() {
+    local name=$1 stream=$2; shift 3
+    /usr/bin/time -f "%U %S %M" -o "$OUT/time" "$@" >"$OUT/json" 2>"$OUT/stderr" \
+        || { cat "$OUT/stderr" >&2; exit 1; }
+    printf '%s\t%s\t%s\t%s\n' "$name" "$stream" "$(tail -n1 "$OUT/json")" "$(tail -n1 "$OUT/time")" >>"$OUT/results"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+    base="bench-baseline-$$-$round"
+    inv="bench-invstream-$$-$round"
+    echo "bench-compare: round $round/$ROUNDS" >&2
+    run baseline-produce "$base" -- "$BASELINE" produce "$base" "$COUNT"
+    run invstream-produce "$inv" -- "$INVSTREAM" --quiet --json --stream "$inv" produce --count "$COUNT"
+    run baseline-consume "$base" -- "$BASELINE" consume "$base" "$COUNT"
+    run invstream-consume "$inv" -- "$INVSTREAM" --quiet --json --stream "$inv" consume --offset first
+done
+
+VERSION="$(bash scripts/broker.sh version 2>/dev/null || echo unknown)"
+python3 - "$OUT/results" "$COUNT" "$ROUNDS" "$VERSION" <<'PY'
+import json, statistics, sys
+path, count, rounds, version = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+rows = {}
+for line in open(path):
+    name, stream, js, t = line.rstrip("\n").split("\t")
+    user, sys_, rss = t.split()
+    r = json.loads(js)
+    rows.setdefault(name, []).append({
+        "msg_per_s": r["msg_per_s"],
+        "cpu_us_per_msg": (float(user) + float(sys_)) * 1e6 / count,
+        "rss_mb": int(rss) / 1024,
+        "p50": r.get("latency_us", {}).get("p50"),
+        "p99": r.get("latency_us", {}).get("p99"),
+    })
+med = lambda name, key: statistics.median(x[key] for x in rows[name])
+print(f"RabbitMQ {version}, {count:,} messages, median of {rounds} rounds\n")
+print("| run | msg/s | vs baseline | client CPU µs/msg | peak RSS MB | latency p50 / p99 µs |")
+print("|---|---:|---:|---:|---:|---|")
+for op in ("produce", "consume"):
+    base = med(f"baseline-{op}", "msg_per_s")
+    for who in ("baseline", "invstream"):
+        name = f"{who}-{op}"
+        lat = "n/a" if who == "baseline" else f"{med(name, 'p50'):,.0f} / {med(name, 'p99'):,.0f}"
+        print(f"| {who} {op} | {med(name, 'msg_per_s'):,.0f} | {med(name, 'msg_per_s') / base:.2f}× "
+              f"| {med(name, 'cpu_us_per_msg'):.2f} | {med(name, 'rss_mb'):.0f} | {lat} |")
+PY
