@@ -273,6 +273,19 @@ impl BrokerSettings {
         Ok(end)
     }
 
+    /// The offset the broker stores for consumer `name` on `stream`, or `None` if it has none.
+    pub async fn stored_offset(&self, name: &str, stream: &str) -> Result<Option<u64>> {
+        let client = self.connect_client().await?;
+        let result = client.query_offset(name.to_string(), stream).await;
+        let _ = client.close().await;
+        match result {
+            Ok(offset) => Ok(Some(offset)),
+            Err(ClientError::RequestError(ResponseCode::OffsetNotFound)) => Ok(None),
+            Err(ClientError::RequestError(code)) => Err(self.refused(&code, "read", stream)),
+            Err(e) => Err(self.client_error(e, "querying the stored offset")),
+        }
+    }
+
     /// A response code the broker gave for an operation on `stream`, as a user-facing error.
     pub fn refused(&self, code: &ResponseCode, action: &'static str, stream: &str) -> InvError {
         match code {

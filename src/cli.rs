@@ -106,7 +106,8 @@ pub struct RetentionArgs {
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
     /// Where to start: first (oldest message still stored), last (the last chunk), next (only
-    /// what is published from now on), an offset number, or an RFC 3339 timestamp
+    /// what is published from now on), an offset number, an RFC 3339 timestamp, or stored
+    /// (right after the offset the broker keeps for --name)
     #[arg(long, default_value = "next", value_parser = parse_offset, allow_hyphen_values = true)]
     pub offset: StartOffset,
 
@@ -121,6 +122,35 @@ pub struct ConsumeArgs {
     /// Keep reading new messages until Ctrl-C (the default for last and next)
     #[arg(long, conflicts_with_all = ["count", "duration"])]
     pub follow: bool,
+
+    /// Independent consumers on the stream, each with its own connection and offset: a list of
+    /// names (stats,email,loyalty) or a number
+    #[arg(long, value_parser = parse_consumers)]
+    pub consumers: Option<ConsumerNames>,
+
+    /// Make one consumer slow, sleeping this long per message, e.g. email=2ms (repeatable)
+    #[arg(long, value_parser = parse_slow, value_name = "NAME=DURATION")]
+    pub slow: Vec<(String, Duration)>,
+
+    /// Consumer name: the broker keeps its offset (stored every --store-every messages, every
+    /// second and on exit), so --offset stored resumes where it stopped; with --consumers, a
+    /// prefix (NAME-stats, NAME-email, ...)
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub name: Option<String>,
+
+    /// With --name: store the offset at least every this many messages
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub store_every: u64,
+
+    /// With --name: only one consumer of that name reads at a time; when it stops, another takes
+    /// over from the stored offset
+    #[arg(long, requires = "name")]
+    pub single_active: bool,
+
+    /// Only updates of these products (comma-separated ids); the broker filters by chunk
+    /// (RabbitMQ 3.13+), invstream checks every message
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64))]
+    pub product: Vec<u64>,
 }
 
 /// The broker's offset specifications, as the user wrote them.
@@ -135,6 +165,8 @@ pub enum StartOffset {
         millis: i64,
         text: String,
     },
+    /// Right after the offset the broker stored for the consumer's name.
+    Stored,
 }
 
 impl std::fmt::Display for StartOffset {
@@ -145,6 +177,7 @@ impl std::fmt::Display for StartOffset {
             StartOffset::Next => f.write_str("next"),
             StartOffset::Offset(n) => write!(f, "{n}"),
             StartOffset::Timestamp { text, .. } => f.write_str(text),
+            StartOffset::Stored => f.write_str("stored"),
         }
     }
 }
@@ -154,6 +187,7 @@ pub fn parse_offset(s: &str) -> Result<StartOffset, String> {
         "first" => return Ok(StartOffset::First),
         "last" => return Ok(StartOffset::Last),
         "next" => return Ok(StartOffset::Next),
+        "stored" => return Ok(StartOffset::Stored),
         _ => {}
     }
     if let Ok(n) = s.trim().parse::<u64>() {
@@ -165,9 +199,44 @@ pub fn parse_offset(s: &str) -> Result<StartOffset, String> {
             text: s.trim().to_string(),
         }),
         Err(_) => Err(format!(
-            "'{s}' is not an offset: use first, last, next, a number (e.g. 1500) or an RFC 3339 timestamp (e.g. 2026-11-24T10:00:00Z)"
+            "'{s}' is not an offset: use first, last, next, stored, a number (e.g. 1500) or an RFC 3339 timestamp (e.g. 2026-11-24T10:00:00Z)"
         )),
     }
+}
+
+/// The names of the independent consumers of a fan-out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerNames(pub Vec<String>);
+
+/// `stats,email` → those names; `3` → consumer-1, consumer-2, consumer-3.
+pub fn parse_consumers(s: &str) -> Result<ConsumerNames, String> {
+    if let Ok(n) = s.trim().parse::<usize>() {
+        return match n {
+            1..=255 => Ok(ConsumerNames(
+                (1..=n).map(|i| format!("consumer-{i}")).collect(),
+            )),
+            _ => Err(format!("'{s}': the number of consumers must be 1 to 255")),
+        };
+    }
+    let names: Vec<String> = s.split(',').map(|n| n.trim().to_string()).collect();
+    if names.iter().any(|n| n.is_empty()) {
+        return Err(format!("'{s}': consumer names must not be empty"));
+    }
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    if unique.len() != names.len() {
+        return Err(format!("'{s}': consumer names must differ"));
+    }
+    Ok(ConsumerNames(names))
+}
+
+/// `email=2ms` → ("email", 2 ms).
+pub fn parse_slow(s: &str) -> Result<(String, Duration), String> {
+    let (name, duration) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=DURATION, e.g. email=2ms"))?;
+    Ok((name.trim().to_string(), parse_duration(duration)?))
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -1,11 +1,18 @@
-//! Reading: subscribe at an offset specification, parse every update, stop by the rules the user
-//! chose (count, duration, end of stream, Ctrl-C), and measure end-to-end latency.
+//! Reading: one or many independent readers, each subscribing with its own connection at an
+//! offset specification, parsing every update, storing its offset when named, and stopping by
+//! the rules the user chose (count, duration, end of stream, Ctrl-C).
 
+use std::collections::{HashMap, HashSet};
 use std::future::pending;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use rabbitmq_stream_client::error::ConsumerCreateError;
 use rabbitmq_stream_client::types::OffsetSpecification;
+use rabbitmq_stream_client::{Consumer, Environment, FilterConfiguration};
+use tokio::sync::watch;
 
 use crate::broker::BrokerSettings;
 use crate::cli::{ConsumeArgs, StartOffset};
@@ -17,6 +24,13 @@ use crate::stats::{CommandDetails, LatencyHistogram, RunSummary, Totals};
 /// What `latency_us` means in a consume summary: read time minus `produced_at_us`.
 pub const LATENCY_KIND: &str = "end_to_end";
 
+/// With `--product`, the broker skips chunks without those products, so a replay may never see
+/// the stream's last offset: after this long without a delivery it is over.
+const FILTERED_IDLE_END: Duration = Duration::from_secs(2);
+
+/// A named consumer stores its offset at least this often (and every `--store-every` messages).
+const STORE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// When a consume run stops by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopRule {
@@ -27,13 +41,10 @@ pub enum StopRule {
 }
 
 impl StopRule {
-    /// Without `--count`, `--duration` or `--follow`, a replay (first, an offset, a timestamp)
-    /// stops at the stream's current end, while last and next follow new messages.
+    /// Without `--count`, `--duration` or `--follow`, a replay (first, an offset, a timestamp,
+    /// stored) stops at the stream's current end, while last and next follow new messages.
     pub fn for_args(args: &ConsumeArgs) -> Self {
-        let replay = matches!(
-            args.offset,
-            StartOffset::First | StartOffset::Offset(_) | StartOffset::Timestamp { .. }
-        );
+        let replay = !matches!(args.offset, StartOffset::Last | StartOffset::Next);
         if replay && args.count.is_none() && args.duration.is_none() && !args.follow {
             StopRule::AtEnd
         } else {
@@ -42,19 +53,23 @@ impl StopRule {
     }
 }
 
-pub fn offset_specification(offset: &StartOffset) -> OffsetSpecification {
-    match offset {
-        StartOffset::First => OffsetSpecification::First,
-        StartOffset::Last => OffsetSpecification::Last,
-        StartOffset::Next => OffsetSpecification::Next,
-        StartOffset::Offset(n) => OffsetSpecification::Offset(*n),
-        StartOffset::Timestamp { millis, .. } => OffsetSpecification::Timestamp(*millis),
+/// The broker's offset specification for a start offset; `stored` must have been resolved.
+pub fn offset_specification(offset: &StartOffset, stored: Option<u64>) -> OffsetSpecification {
+    match (offset, stored) {
+        (StartOffset::First, _) => OffsetSpecification::First,
+        (StartOffset::Last, _) => OffsetSpecification::Last,
+        (StartOffset::Next, _) => OffsetSpecification::Next,
+        (StartOffset::Offset(n), _) => OffsetSpecification::Offset(*n),
+        (StartOffset::Timestamp { millis, .. }, _) => OffsetSpecification::Timestamp(*millis),
+        (StartOffset::Stored, Some(stored)) => OffsetSpecification::Offset(stored + 1),
+        (StartOffset::Stored, None) => OffsetSpecification::First,
     }
 }
 
-/// Counts and latencies of what one consumer read.
+/// Counts and latencies of what one reader read.
 #[derive(Default)]
 struct ReadTally {
+    delivered: u64,
     messages: u64,
     bytes: u64,
     not_inventory_updates: u64,
@@ -64,17 +79,110 @@ struct ReadTally {
 }
 
 impl ReadTally {
-    fn record(&mut self, offset: u64, body: Option<&[u8]>) {
+    /// Counts a delivered message; returns whether it counts as read (it matches `products`).
+    fn record(
+        &mut self,
+        offset: u64,
+        body: Option<&[u8]>,
+        products: Option<&HashSet<u64>>,
+    ) -> bool {
         let body = body.unwrap_or_default();
+        self.delivered += 1;
+        let update = InventoryUpdate::decode(body);
+        if let Some(products) = products {
+            if !update
+                .as_ref()
+                .is_some_and(|u| products.contains(&u.product_id))
+            {
+                return false;
+            }
+        }
         self.messages += 1;
         self.bytes += body.len() as u64;
         self.first_offset.get_or_insert(offset);
         self.last_offset = Some(offset);
-        match InventoryUpdate::decode(body) {
+        match update {
             Some(update) => self
                 .latency
                 .record_us(now_us().saturating_sub(update.produced_at_us)),
             None => self.not_inventory_updates += 1,
+        }
+        true
+    }
+
+    fn summary(&self, stream: &str, offset: &StartOffset, elapsed: Duration) -> RunSummary {
+        RunSummary::new(
+            "consume",
+            stream,
+            Totals {
+                messages: self.messages,
+                bytes: self.bytes,
+                elapsed,
+            },
+            LATENCY_KIND,
+            &self.latency,
+            CommandDetails::Consume {
+                offset: offset.to_string(),
+                first_offset: self.first_offset,
+                last_offset: self.last_offset,
+                not_inventory_updates: self.not_inventory_updates,
+                delivered: self.delivered,
+            },
+        )
+    }
+
+    fn merge(&mut self, other: &ReadTally) {
+        self.delivered += other.delivered;
+        self.messages += other.messages;
+        self.bytes += other.bytes;
+        self.not_inventory_updates += other.not_inventory_updates;
+        self.first_offset = min_some(self.first_offset, other.first_offset);
+        self.last_offset = self.last_offset.max(other.last_offset);
+        self.latency.merge(&other.latency);
+    }
+}
+
+fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What every reader of one run shares.
+struct ReadPlan {
+    stream: String,
+    /// host:port, for errors.
+    addr: String,
+    offset: StartOffset,
+    count: Option<u64>,
+    duration: Option<Duration>,
+    end_offset: Option<u64>,
+    products: Option<HashSet<u64>>,
+    /// Whether the broker filters for `products` (RabbitMQ 3.13+).
+    broker_filters: bool,
+    single_active: bool,
+    store_every: u64,
+    /// For the single-active-consumer callback, which needs its own connection.
+    broker: BrokerSettings,
+}
+
+/// One reader: a label for reports, the name the broker tracks its offset under, its pace.
+struct Reader {
+    label: String,
+    tracking_name: Option<String>,
+    slow: Option<Duration>,
+    /// The offset the broker stored for `tracking_name`, for `--offset stored`.
+    stored: Option<u64>,
+}
+
+impl Reader {
+    /// The first offset this reader asks for, when it is known before subscribing.
+    fn start(&self, offset: &StartOffset) -> Option<u64> {
+        match (offset, self.stored) {
+            (StartOffset::Offset(n), _) => Some(*n),
+            (StartOffset::Stored, Some(stored)) => Some(stored + 1),
+            _ => None,
         }
     }
 }
@@ -88,55 +196,97 @@ pub async fn run(
 ) -> Result<RunSummary> {
     let env = broker.connect().await?;
     let stop_rule = StopRule::for_args(args);
+    let readers = readers_for(args)?;
     let end_offset = match stop_rule {
         StopRule::AtEnd => broker.stream_end_offset(stream).await?,
         StopRule::Follow => None,
     };
-    let mut tally = ReadTally::default();
-    let started = Instant::now();
-    let mut elapsed = started.elapsed();
-    let summarize = |tally: ReadTally, elapsed, interrupted| {
-        let mut summary = RunSummary::new(
-            "consume",
-            stream,
-            Totals {
-                messages: tally.messages,
-                bytes: tally.bytes,
-                elapsed,
-            },
-            LATENCY_KIND,
-            &tally.latency,
-            CommandDetails::Consume {
-                offset: args.offset.to_string(),
-                first_offset: tally.first_offset,
-                last_offset: tally.last_offset,
-                not_inventory_updates: tally.not_inventory_updates,
-            },
-        );
-        summary.interrupted = interrupted;
-        summary
-    };
+    let plan = Arc::new(ReadPlan {
+        stream: stream.to_string(),
+        addr: broker.addr(),
+        offset: args.offset.clone(),
+        count: args.count,
+        duration: args.duration,
+        end_offset,
+        products: (!args.product.is_empty()).then(|| args.product.iter().copied().collect()),
+        broker_filters: !args.product.is_empty(),
+        single_active: args.single_active,
+        store_every: args.store_every,
+        broker: broker.clone(),
+    });
+    let mut readers = readers;
+    if args.offset == StartOffset::Stored && !args.single_active {
+        for reader in &mut readers {
+            let name = reader
+                .tracking_name
+                .clone()
+                .expect("--offset stored requires --name");
+            match broker.stored_offset(&name, stream).await? {
+                Some(offset) => reader.stored = Some(offset),
+                None => {
+                    return Err(InvError::NoStoredOffset {
+                        name,
+                        stream: stream.to_string(),
+                    })
+                }
+            }
+        }
+    }
 
-    let nothing_to_read = match (stop_rule, end_offset, &args.offset) {
-        (StopRule::AtEnd, None, _) => true,
-        (StopRule::AtEnd, Some(end), StartOffset::Offset(start)) => *start > end,
-        _ => false,
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let readers_total = readers.len() as u64;
+    let progress_total = match (args.count, end_offset, &args.offset) {
+        (Some(count), ..) => Some(count * readers_total),
+        (None, Some(end), StartOffset::First) => Some((end + 1) * readers_total),
+        (None, Some(end), StartOffset::Offset(start)) => {
+            Some((end + 1).saturating_sub(*start) * readers_total)
+        }
+        _ => None,
     };
-    if nothing_to_read {
+    let progress = out.progress(progress_total, "consume");
+    let mut plan = plan;
+    let mut tasks = Vec::new();
+    let mut idle = Vec::new();
+    for reader in readers {
+        // A replay that starts past the end (or on an empty stream) has nothing to wait for.
+        let past_end = stop_rule == StopRule::AtEnd
+            && match (end_offset, reader.start(&args.offset)) {
+                (None, _) => true,
+                (Some(end), Some(start)) => start > end,
+                _ => false,
+            };
+        if past_end {
+            idle.push((reader.label.clone(), ReadTally::default(), Duration::ZERO));
+            continue;
+        }
+        let subscription = match subscribe(&env, &plan, &reader).await {
+            Ok(subscription) => subscription,
+            Err(SubscribeError::NoFiltering) => {
+                out.status("the broker has no stream filtering (RabbitMQ < 3.13): filtering --product in invstream");
+                Arc::get_mut(&mut plan)
+                    .expect("no reader started yet")
+                    .broker_filters = false;
+                subscribe(&env, &plan, &reader)
+                    .await
+                    .map_err(|e| e.into_error(broker, stream))?
+            }
+            Err(e) => return Err(e.into_error(broker, stream)),
+        };
+        let (plan, stop_rx, progress) = (plan.clone(), stop_rx.clone(), progress.clone());
+        tasks.push(tokio::spawn(async move {
+            let label = reader.label.clone();
+            let (tally, elapsed, failure) =
+                read(subscription, &plan, &reader, stop_rx, progress).await;
+            (label, tally, elapsed, failure)
+        }));
+    }
+    if tasks.is_empty() {
         out.status(&format!(
             "stream '{stream}' has nothing to read from offset {}",
             args.offset
         ));
-        return Ok(summarize(tally, elapsed, false));
+        return Ok(aggregate(&plan, idle));
     }
-
-    let mut consumer = env
-        .consumer()
-        .offset(offset_specification(&args.offset))
-        .client_provided_name("invstream-consumer")
-        .build(stream)
-        .await
-        .map_err(|e| broker.consumer_error(e, stream))?;
     let until = match (stop_rule, end_offset) {
         (StopRule::AtEnd, Some(end)) => format!("up to offset {end}, the end of the stream now"),
         _ if args.count.is_some() || args.duration.is_some() => {
@@ -144,70 +294,275 @@ pub async fn run(
         }
         _ => "following new messages; Ctrl-C to stop".to_string(),
     };
+    let who = if tasks.len() > 1 {
+        format!("{} consumers reading", tasks.len())
+    } else {
+        "reading".to_string()
+    };
     out.status(&format!(
-        "reading stream '{stream}' from {} ({until})",
+        "{who} stream '{stream}' from {} ({until})",
         args.offset
     ));
 
-    let progress_total = match (args.count, end_offset, &args.offset) {
-        (Some(count), _, _) => Some(count),
-        (None, Some(end), StartOffset::Offset(start)) => Some(end + 1 - start),
-        (None, Some(end), StartOffset::First) => Some(end + 1),
-        _ => None,
+    let interrupt = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop_tx.send(true);
+        }
+    });
+    let mut results = idle;
+    let mut failures = Vec::new();
+    for task in tasks {
+        let (label, tally, elapsed, failure) = task.await.expect("a reader task does not panic");
+        if let Some(failure) = failure {
+            failures.push((label.clone(), failure));
+        }
+        results.push((label, tally, elapsed));
+    }
+    let interrupted = *stop_rx.borrow();
+    interrupt.abort();
+    progress.finish_and_clear();
+
+    let read_anything = results.iter().any(|(_, tally, _)| tally.delivered > 0);
+    if let Some((_, failure)) = failures.pop() {
+        if !read_anything {
+            return Err(failure);
+        }
+        out.status(&format!("stopped early: {failure}"));
+    }
+    let mut summary = aggregate(&plan, results);
+    summary.interrupted = interrupted;
+    Ok(summary)
+}
+
+/// The readers `args` asks for: one, or one per `--consumers` entry, each maybe slowed down.
+fn readers_for(args: &ConsumeArgs) -> Result<Vec<Reader>> {
+    let labels = match (&args.consumers, &args.name) {
+        (Some(labels), _) => labels.0.clone(),
+        (None, Some(name)) => vec![name.clone()],
+        (None, None) => vec!["consumer".to_string()],
     };
-    let progress = out.progress(progress_total, "consume");
-    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+    let slow: HashMap<&str, Duration> = args.slow.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+    if let Some(unknown) = slow.keys().find(|n| !labels.iter().any(|l| l == *n)) {
+        return Err(InvError::Usage {
+            message: format!(
+                "--slow names '{unknown}', which is not a consumer: the consumers are {}",
+                labels.join(", ")
+            ),
+        });
+    }
+    if args.offset == StartOffset::Stored && args.name.is_none() {
+        return Err(InvError::Usage {
+            message:
+                "--offset stored needs --name NAME: the broker stores offsets per consumer name"
+                    .to_string(),
+        });
+    }
+    let several = labels.len() > 1 || args.consumers.is_some();
+    Ok(labels
+        .into_iter()
+        .map(|label| Reader {
+            // With --consumers, --name is a prefix: each consumer keeps its own offset.
+            tracking_name: match (&args.name, several) {
+                (Some(name), true) => Some(format!("{name}-{label}")),
+                (name, _) => name.clone(),
+            },
+            slow: slow.get(label.as_str()).copied(),
+            stored: None,
+            label,
+        })
+        .collect())
+}
+
+/// Sums the readers' tallies into the run's summary; several readers also get their own.
+fn aggregate(plan: &ReadPlan, results: Vec<(String, ReadTally, Duration)>) -> RunSummary {
+    let mut total = ReadTally::default();
+    let mut elapsed = Duration::ZERO;
+    let mut per_reader = Vec::new();
+    for (label, tally, reader_elapsed) in &results {
+        total.merge(tally);
+        elapsed = elapsed.max(*reader_elapsed);
+        let mut summary = tally.summary(&plan.stream, &plan.offset, *reader_elapsed);
+        summary.consumer = Some(label.clone());
+        per_reader.push(summary);
+    }
+    let mut summary = total.summary(&plan.stream, &plan.offset, elapsed);
+    if per_reader.len() > 1 {
+        summary.consumers = per_reader;
+    }
+    summary
+}
+
+enum SubscribeError {
+    NoFiltering,
+    Create(ConsumerCreateError),
+}
+
+impl SubscribeError {
+    fn into_error(self, broker: &BrokerSettings, stream: &str) -> InvError {
+        match self {
+            SubscribeError::NoFiltering => InvError::Client {
+                message: "the broker does not support stream filtering".to_string(),
+            },
+            SubscribeError::Create(e) => broker.consumer_error(e, stream),
+        }
+    }
+}
+
+/// A subscription, and the offset below which deliveries are skipped: delivery is by chunk, so
+/// a single active consumer resuming at offset N first gets the rest of N's chunk.
+struct Subscription {
+    consumer: Consumer,
+    skip_below: Arc<AtomicU64>,
+}
+
+async fn subscribe(
+    env: &Environment,
+    plan: &ReadPlan,
+    reader: &Reader,
+) -> std::result::Result<Subscription, SubscribeError> {
+    let skip_below = Arc::new(AtomicU64::new(0));
+    let mut builder = env
+        .consumer()
+        .offset(offset_specification(&plan.offset, reader.stored))
+        .client_provided_name(&format!("invstream-consumer-{}", reader.label))
+        .name_optional(reader.tracking_name.clone());
+    if let (Some(products), true) = (&plan.products, plan.broker_filters) {
+        let values = products.iter().map(u64::to_string).collect();
+        builder = builder.filter_input(Some(FilterConfiguration::new(values, false)));
+    }
+    if plan.single_active {
+        // On activation, resume after the offset the previous active consumer stored. The
+        // query needs its own connection: this callback runs inside the consumer's dispatcher.
+        let fallback = offset_specification(&plan.offset, None);
+        let (stream, broker, skip_below) =
+            (plan.stream.clone(), plan.broker.clone(), skip_below.clone());
+        builder =
+            builder
+                .enable_single_active_consumer(true)
+                .consumer_update(move |active, context| {
+                    let (fallback, stream, broker, skip_below) = (
+                        fallback.clone(),
+                        stream.clone(),
+                        broker.clone(),
+                        skip_below.clone(),
+                    );
+                    async move {
+                        if active == 0 {
+                            return fallback;
+                        }
+                        match broker.stored_offset(&context.name(), &stream).await {
+                            Ok(Some(stored)) => {
+                                skip_below.store(stored + 1, Ordering::Relaxed);
+                                OffsetSpecification::Offset(stored + 1)
+                            }
+                            _ => fallback,
+                        }
+                    }
+                });
+    }
+    match builder.build(&plan.stream).await {
+        Ok(consumer) => Ok(Subscription {
+            consumer,
+            skip_below,
+        }),
+        Err(ConsumerCreateError::FilteringNotSupport) => Err(SubscribeError::NoFiltering),
+        Err(e) => Err(SubscribeError::Create(e)),
+    }
+}
+
+/// One reader's loop. Returns what it read, the time from subscribing to its last message (or
+/// to the stop), and the error that ended it early, if any.
+async fn read(
+    subscription: Subscription,
+    plan: &ReadPlan,
+    reader: &Reader,
+    mut stop: watch::Receiver<bool>,
+    progress: indicatif::ProgressBar,
+) -> (ReadTally, Duration, Option<InvError>) {
+    let Subscription {
+        mut consumer,
+        skip_below,
+    } = subscription;
+    let mut tally = ReadTally::default();
+    let started = Instant::now();
+    let mut elapsed = Duration::ZERO;
     let mut deadline = std::pin::pin!(async {
-        match args.duration {
+        match plan.duration {
             Some(d) => tokio::time::sleep(d).await,
             None => pending().await,
         }
     });
-    let mut interrupted = false;
+    let idle_end = plan.end_offset.is_some() && plan.broker_filters;
+    let mut unstored = 0u64;
+    let mut last_store = Instant::now();
+    let mut last_delivered = None;
     let mut failure = None;
+    let mut reported = 0u64;
     loop {
+        let idle = async {
+            match idle_end {
+                true => tokio::time::sleep(FILTERED_IDLE_END).await,
+                false => pending().await,
+            }
+        };
         tokio::select! {
             biased;
-            _ = &mut interrupt => {
-                interrupted = true;
-                break;
-            }
+            _ = async {
+                // Only Ctrl-C changes it; if the sender is gone, nothing ever will.
+                if stop.changed().await.is_err() {
+                    pending::<()>().await;
+                }
+            } => break,
             _ = &mut deadline => break,
+            _ = idle => break,
             delivery = consumer.next() => match delivery {
                 Some(Ok(delivery)) => {
                     let offset = delivery.offset();
-                    tally.record(offset, delivery.message().data());
-                    elapsed = started.elapsed();
-                    if tally.messages.is_multiple_of(1024) {
-                        progress.set_position(tally.messages);
+                    if offset < skip_below.load(Ordering::Relaxed) {
+                        continue;
                     }
-                    let reached_count = args.count.is_some_and(|c| tally.messages >= c);
-                    let reached_end = end_offset.is_some_and(|end| offset >= end);
+                    last_delivered = Some(offset);
+                    if tally.record(offset, delivery.message().data(), plan.products.as_ref()) {
+                        elapsed = started.elapsed();
+                        if let Some(pause) = reader.slow {
+                            tokio::time::sleep(pause).await;
+                        }
+                    }
+                    if tally.messages - reported >= 1024 {
+                        progress.inc(tally.messages - reported);
+                        reported = tally.messages;
+                    }
+                    unstored += 1;
+                    if reader.tracking_name.is_some() && (unstored >= plan.store_every || last_store.elapsed() >= STORE_INTERVAL) {
+                        let _ = consumer.store_offset(offset).await;
+                        unstored = 0;
+                        last_store = Instant::now();
+                    }
+                    let reached_count = plan.count.is_some_and(|c| tally.messages >= c);
+                    let reached_end = plan.end_offset.is_some_and(|end| offset >= end);
                     if reached_count || reached_end {
                         break;
                     }
                 }
                 Some(Err(e)) => {
-                    failure = Some(InvError::Client { message: format!("reading stream '{stream}': {e}") });
+                    failure = Some(InvError::Client { message: format!("reading stream '{}': {e}", plan.stream) });
                     break;
                 }
                 None => {
-                    failure = Some(InvError::ConnectionLost { addr: broker.addr(), during: "reading" });
+                    failure = Some(InvError::ConnectionLost { addr: plan.addr.clone(), during: "reading" });
                     break;
                 }
             },
         }
     }
-    if args.duration.is_some() && tally.messages < args.count.unwrap_or(u64::MAX) && !interrupted {
+    let interrupted = *stop.borrow();
+    if plan.duration.is_some() && plan.count.is_none_or(|c| tally.messages < c) && !interrupted {
         elapsed = started.elapsed();
     }
-    progress.finish_and_clear();
-    let _ = consumer.handle().close().await;
-    if let Some(error) = failure {
-        if tally.messages == 0 {
-            return Err(error);
-        }
-        out.status(&format!("stopped early: {error}"));
+    // Where this consumer got to, so `--offset stored` resumes right after it.
+    if let (Some(_), Some(last)) = (&reader.tracking_name, last_delivered) {
+        let _ = consumer.store_offset(last).await;
     }
-    Ok(summarize(tally, elapsed, interrupted))
+    let _ = consumer.handle().close().await;
+    (tally, elapsed, failure)
 }

@@ -63,6 +63,12 @@ pub enum InvError {
         timeout: Duration,
     },
 
+    #[error("consumer '{name}' has no offset stored on stream '{stream}': start it with --offset first or --offset next (it stores its offset as it reads)")]
+    NoStoredOffset { name: String, stream: String },
+
+    #[error("{message}")]
+    Usage { message: String },
+
     #[error("{message}")]
     Client { message: String },
 }

@@ -96,12 +96,20 @@ pub fn render_text(s: &RunSummary) -> String {
             first_offset,
             last_offset,
             not_inventory_updates,
+            delivered,
             ..
         } => {
+            let filtered = match *delivered == s.messages {
+                true => String::new(),
+                false => format!(
+                    "matching --product, of {} the broker delivered; ",
+                    thousands(*delivered)
+                ),
+            };
             line(
                 "messages",
                 format!(
-                    "{} read ({} not inventory updates)",
+                    "{} read ({filtered}{} not inventory updates)",
                     thousands(s.messages),
                     thousands(*not_inventory_updates)
                 ),
@@ -138,6 +146,37 @@ pub fn render_text(s: &RunSummary) -> String {
         latency_label(s.latency_kind)
     ));
     text.push_str(&render_latency(&s.latency_us));
+    if !s.consumers.is_empty() {
+        text.push_str(&render_consumers(&s.consumers));
+    }
+    text
+}
+
+/// One line per consumer of a fan-out, so their rates can be compared side by side.
+fn render_consumers(consumers: &[RunSummary]) -> String {
+    let mut text = format!(
+        "  {:<16}{:>12}{:>12}{:>10}{:>14}{:>14}{:>14}\n",
+        "consumer", "messages", "msg/s", "elapsed s", "latency p50", "latency p99", "last offset"
+    );
+    for c in consumers {
+        let last = match &c.details {
+            CommandDetails::Consume {
+                last_offset: Some(last),
+                ..
+            } => thousands(*last),
+            _ => "-".to_string(),
+        };
+        text.push_str(&format!(
+            "  {:<16}{:>12}{:>12}{:>10.3}{:>14}{:>14}{:>14}\n",
+            c.consumer.as_deref().unwrap_or("-"),
+            thousands(c.messages),
+            thousands(c.msg_per_s.round() as u64),
+            c.elapsed_s,
+            thousands(c.latency_us.p50),
+            thousands(c.latency_us.p99),
+            last
+        ));
+    }
     text
 }
 
@@ -208,6 +247,7 @@ mod tests {
                 first_offset: Some(0),
                 last_offset: Some(99_999),
                 not_inventory_updates: 0,
+                delivered: 100_000,
             },
         )
     }

@@ -72,6 +72,9 @@ pub struct LatencySummary {
 pub struct RunSummary {
     pub command: &'static str,
     pub stream: String,
+    /// Which consumer this is, in the per-consumer summaries of a fan-out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<String>,
     pub messages: u64,
     pub bytes: u64,
     pub elapsed_s: f64,
@@ -85,6 +88,9 @@ pub struct RunSummary {
     pub interrupted: bool,
     #[serde(flatten)]
     pub details: CommandDetails,
+    /// With several consumers: each one's own summary (this one is their aggregate).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<RunSummary>,
 }
 
 /// The counters only one command has.
@@ -102,6 +108,9 @@ pub enum CommandDetails {
         last_offset: Option<u64>,
         /// Messages whose body is not an inventory update (counted, not fatal).
         not_inventory_updates: u64,
+        /// Messages the broker delivered; with --product, `messages` counts only those that
+        /// matched, as the broker filters whole chunks.
+        delivered: u64,
     },
 }
 
@@ -139,6 +148,7 @@ impl RunSummary {
         RunSummary {
             command,
             stream: stream.to_string(),
+            consumer: None,
             messages,
             bytes,
             elapsed_s: (elapsed_s * 1e6).round() / 1e6,
@@ -148,6 +158,7 @@ impl RunSummary {
             latency_us: latency.summary(),
             interrupted: false,
             details,
+            consumers: Vec::new(),
         }
     }
 }

@@ -4,5 +4,6 @@
 //! A test that cannot reach it fails with a message saying so; none is skipped.
 
 mod errors;
+mod fan_out;
 mod produce_consume;
 mod util;

@@ -1,0 +1,187 @@
+//! The seeds' patterns: many independent consumers, named consumers that resume, subscribers
+//! filtered by product, single active consumer failover.
+
+use futures::StreamExt;
+use rabbitmq_stream_client::types::OffsetSpecification;
+
+use crate::util::{runtime, wait_summary, TestStream};
+
+const SERVICES: &str = "stats,email,loyalty,ads,notifications";
+
+fn consumer<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    summary["consumers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no per-consumer summaries: {summary}"))
+        .iter()
+        .find(|c| c["consumer"] == name)
+        .unwrap_or_else(|| panic!("no consumer {name}: {summary}"))
+}
+
+#[test]
+fn five_consumers_each_read_the_whole_stream() {
+    let stream = TestStream::new("fanout");
+    stream.produce(100_000);
+    let summary = stream.run_json(&["consume", "--offset", "first", "--consumers", SERVICES]);
+    assert_eq!(summary["messages"], 500_000, "{summary}");
+    for name in SERVICES.split(',') {
+        let c = consumer(&summary, name);
+        assert_eq!(c["messages"], 100_000, "{name}: {c}");
+        assert_eq!(c["first_offset"], 0, "{name}");
+        assert_eq!(c["last_offset"], 99_999, "{name}");
+        assert_eq!(c["not_inventory_updates"], 0, "{name}");
+    }
+}
+
+#[test]
+fn a_slow_consumer_does_not_hold_back_the_others_and_resumes_later() {
+    let stream = TestStream::new("slow");
+    stream.produce(20_000);
+    let consumers = "stats,email,loyalty";
+    let unslowed = stream.run_json(&[
+        "consume",
+        "--offset",
+        "first",
+        "--consumers",
+        consumers,
+        "--name",
+        "svc0",
+    ]);
+    let slowed = stream.run_json(&[
+        "consume",
+        "--offset",
+        "first",
+        "--consumers",
+        consumers,
+        "--name",
+        "svc",
+        "--slow",
+        "email=2ms",
+        "--duration",
+        "4s",
+    ]);
+    for name in ["stats", "loyalty"] {
+        let (before, after) = (consumer(&unslowed, name), consumer(&slowed, name));
+        assert_eq!(after["messages"], 20_000, "{name} read everything: {after}");
+        let ratio = after["msg_per_s"].as_f64().unwrap() / before["msg_per_s"].as_f64().unwrap();
+        assert!(
+            ratio > 0.25,
+            "{name} slowed down by the slow consumer: {ratio:.2} ({before} vs {after})"
+        );
+    }
+    let email = consumer(&slowed, "email");
+    let email_read = email["messages"].as_u64().unwrap();
+    assert!(
+        email_read > 0 && email_read < 20_000,
+        "email was slow: {email}"
+    );
+
+    // The slow one carries on later from where it stopped, and nothing is read twice.
+    let resumed = stream.run_json(&[
+        "consume",
+        "--offset",
+        "stored",
+        "--consumers",
+        "email",
+        "--name",
+        "svc",
+    ]);
+    assert_eq!(resumed["first_offset"], email_read, "{resumed}");
+    assert_eq!(resumed["last_offset"], 19_999);
+    assert_eq!(resumed["messages"].as_u64().unwrap() + email_read, 20_000);
+}
+
+#[test]
+fn named_consumer_resumes_after_its_stored_offset() {
+    let stream = TestStream::new("named");
+    stream.produce(50_000);
+    let first = stream.run_json(&[
+        "consume", "--name", "alerts", "--offset", "first", "--count", "40000",
+    ]);
+    assert_eq!(first["last_offset"], 39_999, "{first}");
+    stream.produce(10_000);
+    let resumed = stream.run_json(&["consume", "--name", "alerts", "--offset", "stored"]);
+    assert_eq!(resumed["first_offset"], 40_000, "{resumed}");
+    // Stored offsets are entries in the stream too, so the last offset is 59,999 or a little more.
+    assert!(
+        resumed["last_offset"].as_u64().unwrap() >= 59_999,
+        "{resumed}"
+    );
+    assert_eq!(
+        resumed["messages"], 20_000,
+        "the union is the stream, no gap, no duplicate"
+    );
+
+    let unknown = stream.run(&["consume", "--name", "nobody", "--offset", "stored"]);
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("has no offset stored") && stderr.contains("--offset first"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn product_filter_returns_exactly_those_products() {
+    let stream = TestStream::new("product");
+    stream.produce(20_000);
+    let filtered = stream.run_json(&["consume", "--offset", "first", "--product", "42,77"]);
+
+    let env = stream.environment();
+    let expected = runtime().block_on(async {
+        let mut consumer = env
+            .consumer()
+            .offset(OffsetSpecification::First)
+            .build(&stream.name)
+            .await
+            .unwrap();
+        let mut offsets = Vec::new();
+        for _ in 0..20_000 {
+            let delivery = consumer.next().await.unwrap().unwrap();
+            let update: serde_json::Value =
+                serde_json::from_slice(delivery.message().data().unwrap()).unwrap();
+            if [42, 77].contains(&update["product_id"].as_u64().unwrap()) {
+                offsets.push(delivery.offset());
+            }
+        }
+        let _ = consumer.handle().close().await;
+        offsets
+    });
+    assert!(!expected.is_empty());
+    assert_eq!(filtered["messages"], expected.len() as u64, "{filtered}");
+    assert_eq!(filtered["first_offset"], expected[0]);
+    assert_eq!(filtered["last_offset"], *expected.last().unwrap());
+    assert!(filtered["delivered"].as_u64().unwrap() >= expected.len() as u64);
+}
+
+#[test]
+fn single_active_consumer_fails_over_without_gap_or_duplicate() {
+    let stream = TestStream::new("sac");
+    stream.produce(10_000);
+    let common = [
+        "consume",
+        "--name",
+        "group",
+        "--single-active",
+        "--offset",
+        "first",
+    ];
+    // The first instance is active and slow; it stops after 3,000 and stores its offset.
+    let active = stream.spawn_until(
+        &[&common[..], &["--count", "3000", "--slow", "group=1ms"]].concat(),
+        "reading stream",
+    );
+    let standby = stream.spawn_until(
+        &[&common[..], &["--count", "7000", "--duration", "60s"]].concat(),
+        "reading stream",
+    );
+    let active = wait_summary(active);
+    let standby = wait_summary(standby);
+    assert_eq!(active["first_offset"], 0, "{active}");
+    assert_eq!(active["last_offset"], 2_999);
+    assert_eq!(
+        standby["first_offset"], 3_000,
+        "took over right after: {standby}"
+    );
+    assert_eq!(standby["last_offset"], 9_999);
+    assert_eq!(standby["messages"], 7_000, "no gap, no duplicate");
+}
