@@ -555,8 +555,9 @@ async fn read(
             },
         }
     }
-    let interrupted = *stop.borrow();
-    if plan.duration.is_some() && plan.count.is_none_or(|c| tally.messages < c) && !interrupted {
+    // Elapsed runs from subscribing to the last message read, so a consumer that finished early
+    // and then idled until --duration reports its reading rate; one that read nothing, its wait.
+    if tally.messages == 0 {
         elapsed = started.elapsed();
     }
     // Where this consumer got to, so `--offset stored` resumes right after it.
