@@ -1,10 +1,7 @@
 //! The seeds' patterns: many independent consumers, named consumers that resume, subscribers
 //! filtered by product, single active consumer failover.
 
-use futures::StreamExt;
-use rabbitmq_stream_client::types::OffsetSpecification;
-
-use crate::util::{runtime, wait_summary, TestStream};
+use crate::util::{wait_summary, TestStream};
 
 const SERVICES: &str = "stats,email,loyalty,ads,notifications";
 
@@ -126,26 +123,12 @@ fn product_filter_returns_exactly_those_products() {
     stream.produce(20_000);
     let filtered = stream.run_json(&["consume", "--offset", "first", "--product", "42,77"]);
 
-    let env = stream.environment();
-    let expected = runtime().block_on(async {
-        let mut consumer = env
-            .consumer()
-            .offset(OffsetSpecification::First)
-            .build(&stream.name)
-            .await
-            .unwrap();
-        let mut offsets = Vec::new();
-        for _ in 0..20_000 {
-            let delivery = consumer.next().await.unwrap().unwrap();
-            let update: serde_json::Value =
-                serde_json::from_slice(delivery.message().data().unwrap()).unwrap();
-            if [42, 77].contains(&update["product_id"].as_u64().unwrap()) {
-                offsets.push(delivery.offset());
-            }
-        }
-        let _ = consumer.handle().close().await;
-        offsets
-    });
+    let expected: Vec<u64> = stream
+        .read_with_client(20_000)
+        .iter()
+        .filter(|m| [42, 77].contains(&m.update["product_id"].as_u64().unwrap()))
+        .map(|m| m.offset)
+        .collect();
     assert!(!expected.is_empty());
     assert_eq!(filtered["messages"], expected.len() as u64, "{filtered}");
     assert_eq!(filtered["first_offset"], expected[0]);

@@ -1,8 +1,5 @@
 //! The core loop: what `produce` writes, `consume` reads back, from every kind of offset.
 
-use futures::StreamExt;
-use rabbitmq_stream_client::types::OffsetSpecification;
-
 use crate::util::{rfc3339_now, runtime, wait_summary, TestStream};
 
 const LATENCY_KEYS: [&str; 8] = ["count", "min", "mean", "p50", "p90", "p99", "p999", "max"];
@@ -23,32 +20,12 @@ fn produce_then_consume_from_first_reads_everything_in_order() {
     assert_eq!(consumed["latency_us"]["count"], 100_000);
 
     // What is in the stream, read independently with the client crate: seq 0..99,999 in order.
-    let env = stream.environment();
-    runtime().block_on(async {
-        let mut consumer = env
-            .consumer()
-            .offset(OffsetSpecification::First)
-            .build(&stream.name)
-            .await
-            .unwrap();
-        for expected in 0..100_000u64 {
-            let delivery = consumer.next().await.unwrap().unwrap();
-            assert_eq!(delivery.offset(), expected);
-            let update: serde_json::Value =
-                serde_json::from_slice(delivery.message().data().unwrap()).unwrap();
-            assert_eq!(update["seq"], expected, "{update}");
-            let properties = delivery.message().properties().unwrap();
-            assert_eq!(
-                properties
-                    .content_type
-                    .as_ref()
-                    .map(|s| s.to_string())
-                    .as_deref(),
-                Some("application/json")
-            );
-        }
-        let _ = consumer.handle().close().await;
-    });
+    let stored = stream.read_with_client(100_000);
+    for (expected, message) in (0..100_000u64).zip(&stored) {
+        assert_eq!(message.offset, expected);
+        assert_eq!(message.update["seq"], expected, "{}", message.update);
+        assert_eq!(message.content_type.as_deref(), Some("application/json"));
+    }
 }
 
 #[test]

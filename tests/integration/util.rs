@@ -7,6 +7,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use rabbitmq_stream_client::types::OffsetSpecification;
 use rabbitmq_stream_client::Environment;
 
 pub const BROKER_PORT: u16 = 5552;
@@ -101,11 +103,45 @@ impl TestStream {
         }
     }
 
-    /// The environment the test itself uses, e.g. to read the stream with the client crate.
+    /// The environment the test itself uses, e.g. to create a stream with the client crate.
     pub fn environment(&self) -> Environment {
         runtime()
             .block_on(Environment::builder().build())
             .expect("connects to the broker")
+    }
+
+    /// The first `count` messages of the stream, read with the client crate itself, so tests
+    /// check what is stored independently of invstream's consumer.
+    pub fn read_with_client(&self, count: u64) -> Vec<StoredMessage> {
+        let env = self.environment();
+        runtime().block_on(async {
+            let mut consumer = env
+                .consumer()
+                .offset(OffsetSpecification::First)
+                .build(&self.name)
+                .await
+                .expect("subscribes");
+            let mut messages = Vec::new();
+            for _ in 0..count {
+                let delivery = consumer
+                    .next()
+                    .await
+                    .expect("a delivery")
+                    .expect("no error");
+                let message = delivery.message();
+                messages.push(StoredMessage {
+                    offset: delivery.offset(),
+                    update: serde_json::from_slice(message.data().unwrap_or_default())
+                        .expect("the body is JSON"),
+                    content_type: message
+                        .properties()
+                        .and_then(|p| p.content_type.as_ref())
+                        .map(|c| c.to_string()),
+                });
+            }
+            let _ = consumer.handle().close().await;
+            messages
+        })
     }
 }
 
@@ -125,6 +161,13 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// A message as the client crate reads it from the stream.
+pub struct StoredMessage {
+    pub offset: u64,
+    pub update: serde_json::Value,
+    pub content_type: Option<String>,
 }
 
 /// `invstream ARGS…`, waited for.
