@@ -32,6 +32,7 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "bench-compare: round $round/$ROUNDS" >&2
     run baseline-produce "$base" -- "$BASELINE" produce "$base" "$COUNT"
     run invstream-produce "$inv" -- "$INVSTREAM" --quiet --json --stream "$inv" produce --count "$COUNT"
+    run invstream-produce-nofilter "$inv-nf" -- "$INVSTREAM" --quiet --json --stream "$inv-nf" produce --count "$COUNT" --no-filter-values
     run baseline-consume "$base" -- "$BASELINE" consume "$base" "$COUNT"
     run invstream-consume "$inv" -- "$INVSTREAM" --quiet --json --stream "$inv" consume --offset first
     # The baseline consumer on invstream's messages, which carry properties (content type,
@@ -61,12 +62,14 @@ print("| run | msg/s | vs baseline | client CPU µs/msg | peak RSS MB | latency 
 print("|---|---:|---:|---:|---:|---|")
 labels = {
     "baseline-produce": "baseline produce (bare JSON bodies)",
-    "invstream-produce": "invstream produce (JSON + properties)",
+    "invstream-produce": "invstream produce (JSON + properties + filter values)",
+    "invstream-produce-nofilter": "invstream produce --no-filter-values",
     "baseline-consume": "baseline consume (its own bare messages)",
     "baseline-consume-same": "baseline consume (invstream's messages)",
     "invstream-consume": "invstream consume",
 }
 for name, base_name in [("baseline-produce", "baseline-produce"), ("invstream-produce", "baseline-produce"),
+                        ("invstream-produce-nofilter", "baseline-produce"),
                         ("baseline-consume", "baseline-consume"), ("baseline-consume-same", "baseline-consume"),
                         ("invstream-consume", "baseline-consume")]:
     base = med(base_name, "msg_per_s")

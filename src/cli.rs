@@ -82,6 +82,11 @@ pub struct ProduceArgs {
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub confirm_timeout: Duration,
 
+    /// Do not tag messages with their product id as stream filter value: a little faster, but
+    /// consume --product then gets every chunk and filters them all itself
+    #[arg(long)]
+    pub no_filter_values: bool,
+
     #[command(flatten)]
     pub retention: RetentionArgs,
 }

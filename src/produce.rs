@@ -39,8 +39,12 @@ pub async fn run(
     }
     // A batch larger than the in-flight bound could never be admitted.
     let batch_size = args.batch_size.min(args.max_in_flight);
-    let mut publisher =
-        Publisher::open(&env, broker, stream, batch_size, args.max_in_flight).await?;
+    let options = PublisherOptions {
+        batch_size,
+        max_in_flight: args.max_in_flight,
+        filter_values: !args.no_filter_values,
+    };
+    let mut publisher = Publisher::open(&env, broker, stream, options).await?;
     let progress = out.progress(Some(args.count), "produce");
     let mut generator = UpdateGenerator::new(args.products, args.seed);
     let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
@@ -209,28 +213,48 @@ impl PublishOutcome {
     }
 }
 
+/// How a `Publisher` batches and bounds its messages.
+#[derive(Debug, Clone, Copy)]
+pub struct PublisherOptions {
+    /// Messages per publish frame.
+    pub batch_size: u64,
+    /// Most messages sent and not yet confirmed.
+    pub max_in_flight: u64,
+    /// Tag every message with its product id as the stream filter value.
+    pub filter_values: bool,
+}
+
 impl Publisher {
-    /// Opens a producer that tags every message with its product id as the stream filter value
-    /// (RabbitMQ 3.13+), so consumers of a few products get only the chunks holding them. On an
-    /// older broker it publishes without filter values; `filtering()` then says false.
+    /// Opens a producer. With `filter_values` it tags every message with its product id as the
+    /// stream filter value (RabbitMQ 3.13+), so consumers of a few products get only the chunks
+    /// holding them; on an older broker it publishes without, and `filtering()` says false.
     pub async fn open(
         env: &Environment,
         broker: &BrokerSettings,
         stream: &str,
-        batch_size: u64,
-        max_in_flight: u64,
+        options: PublisherOptions,
     ) -> Result<Self> {
+        let PublisherOptions {
+            batch_size,
+            max_in_flight,
+            filter_values,
+        } = options;
         let builder = || {
             env.producer()
                 .batch_size(batch_size as usize)
                 .client_provided_name("invstream-producer")
         };
-        let (producer, filtering) = match builder()
-            .filter_value_extractor(product_filter_value)
-            .build(stream)
-            .await
-        {
-            Ok(producer) => (producer, true),
+        let first_try = match filter_values {
+            true => {
+                builder()
+                    .filter_value_extractor(product_filter_value)
+                    .build(stream)
+                    .await
+            }
+            false => builder().build(stream).await,
+        };
+        let (producer, filtering) = match first_try {
+            Ok(producer) => (producer, filter_values),
             Err(ProducerCreateError::FilteringNotSupport) => {
                 let producer = builder()
                     .build(stream)
