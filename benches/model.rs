@@ -26,7 +26,9 @@ fn model(c: &mut Criterion) {
     group.bench_function("decode_json_value", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap())
     });
-    group.bench_function("to_message", |b| b.iter(|| to_message(black_box(&update))));
+    group.bench_function("to_message", |b| {
+        b.iter(|| to_message(black_box(&update), "bench"))
+    });
     group.finish();
 
     let mut group = c.benchmark_group("batch");
@@ -39,7 +41,12 @@ fn model(c: &mut Criterion) {
                     .map(|_| generator.next_update(1))
                     .collect::<Vec<_>>()
             },
-            |updates| updates.iter().map(to_message).collect::<Vec<_>>(),
+            |updates| {
+                updates
+                    .iter()
+                    .map(|u| to_message(u, "bench"))
+                    .collect::<Vec<_>>()
+            },
             BatchSize::SmallInput,
         )
     });

@@ -286,6 +286,18 @@ impl BrokerSettings {
         }
     }
 
+    /// The last publishing id the broker stored for producer `name` on `stream` (0 for none).
+    pub async fn last_publishing_id(&self, name: &str, stream: &str) -> Result<u64> {
+        let client = self.connect_client().await?;
+        let result = client.query_publisher_sequence(name, stream).await;
+        let _ = client.close().await;
+        match result {
+            Ok(id) => Ok(id),
+            Err(ClientError::RequestError(code)) => Err(self.refused(&code, "write to", stream)),
+            Err(e) => Err(self.client_error(e, "querying the producer's last publishing id")),
+        }
+    }
+
     /// A response code the broker gave for an operation on `stream`, as a user-facing error.
     pub fn refused(&self, code: &ResponseCode, action: &'static str, stream: &str) -> InvError {
         match code {

@@ -82,6 +82,16 @@ pub struct ProduceArgs {
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub confirm_timeout: Duration,
 
+    /// Name the broker deduplicates under (publishing id = seq + 1): re-running the same command
+    /// after a crash or Ctrl-C sends only what is missing, and --count is the total for the name
+    /// [default: invstream-STREAM]
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub producer_name: Option<String>,
+
+    /// Turn deduplication off: every run sends --count new updates, seq starting at 0
+    #[arg(long, conflicts_with = "producer_name")]
+    pub no_dedup: bool,
+
     /// Do not tag messages with their product id as stream filter value: a little faster, but
     /// consume --product then gets every chunk and filters them all itself
     #[arg(long)]
@@ -151,6 +161,10 @@ pub struct ConsumeArgs {
     /// over from the stored offset
     #[arg(long, requires = "name")]
     pub single_active: bool,
+
+    /// Check `seq` per producer for gaps and duplicates; exit 1 if there are any
+    #[arg(long)]
+    pub verify: bool,
 
     /// Only updates of these products (comma-separated ids); the broker filters by chunk
     /// (RabbitMQ 3.13+), invstream checks every message

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use rabbitmq_stream_client::error::ConsumerCreateError;
-use rabbitmq_stream_client::types::OffsetSpecification;
+use rabbitmq_stream_client::types::{Message, OffsetSpecification, SimpleValue};
 use rabbitmq_stream_client::{Consumer, Environment, FilterConfiguration};
 use tokio::sync::watch;
 
@@ -18,8 +18,10 @@ use crate::broker::BrokerSettings;
 use crate::cli::{ConsumeArgs, StartOffset};
 use crate::error::{InvError, Result};
 use crate::model::{now_us, InventoryUpdate};
+use crate::produce::PRODUCER_PROPERTY;
 use crate::report::Output;
 use crate::stats::{CommandDetails, LatencyHistogram, RunSummary, Totals};
+use crate::verify::SeqCheck;
 
 /// What `latency_us` means in a consume summary: read time minus `produced_at_us`.
 pub const LATENCY_KIND: &str = "end_to_end";
@@ -76,17 +78,21 @@ struct ReadTally {
     first_offset: Option<u64>,
     last_offset: Option<u64>,
     latency: LatencyHistogram,
+    /// With `--verify`.
+    seq_check: Option<SeqCheck>,
 }
 
 impl ReadTally {
+    fn new(verify: bool) -> Self {
+        ReadTally {
+            seq_check: verify.then(SeqCheck::default),
+            ..ReadTally::default()
+        }
+    }
+
     /// Counts a delivered message; returns whether it counts as read (it matches `products`).
-    fn record(
-        &mut self,
-        offset: u64,
-        body: Option<&[u8]>,
-        products: Option<&HashSet<u64>>,
-    ) -> bool {
-        let body = body.unwrap_or_default();
+    fn record(&mut self, offset: u64, message: &Message, products: Option<&HashSet<u64>>) -> bool {
+        let body = message.data().unwrap_or_default();
         self.delivered += 1;
         let update = InventoryUpdate::decode(body);
         if let Some(products) = products {
@@ -102,9 +108,13 @@ impl ReadTally {
         self.first_offset.get_or_insert(offset);
         self.last_offset = Some(offset);
         match update {
-            Some(update) => self
-                .latency
-                .record_us(now_us().saturating_sub(update.produced_at_us)),
+            Some(update) => {
+                self.latency
+                    .record_us(now_us().saturating_sub(update.produced_at_us));
+                if let Some(check) = &mut self.seq_check {
+                    check.record(producer_of(message), update.seq);
+                }
+            }
             None => self.not_inventory_updates += 1,
         }
         true
@@ -131,6 +141,20 @@ impl ReadTally {
         )
     }
 
+    fn summary_with_verify(
+        &self,
+        stream: &str,
+        offset: &StartOffset,
+        elapsed: Duration,
+    ) -> RunSummary {
+        let mut summary = self.summary(stream, offset, elapsed);
+        summary.verify = self
+            .seq_check
+            .as_ref()
+            .map(|check| check.report(*offset == StartOffset::First));
+        summary
+    }
+
     fn merge(&mut self, other: &ReadTally) {
         self.delivered += other.delivered;
         self.messages += other.messages;
@@ -139,6 +163,17 @@ impl ReadTally {
         self.first_offset = min_some(self.first_offset, other.first_offset);
         self.last_offset = self.last_offset.max(other.last_offset);
         self.latency.merge(&other.latency);
+    }
+}
+
+/// The producer name a message carries (see `produce::PRODUCER_PROPERTY`); "" if none.
+fn producer_of(message: &Message) -> &str {
+    match message
+        .application_properties()
+        .and_then(|properties| properties.get(PRODUCER_PROPERTY))
+    {
+        Some(SimpleValue::String(name)) => name,
+        _ => "",
     }
 }
 
@@ -163,6 +198,7 @@ struct ReadPlan {
     broker_filters: bool,
     single_active: bool,
     store_every: u64,
+    verify: bool,
     /// For the single-active-consumer callback, which needs its own connection.
     broker: BrokerSettings,
 }
@@ -212,6 +248,7 @@ pub async fn run(
         broker_filters: !args.product.is_empty(),
         single_active: args.single_active,
         store_every: args.store_every,
+        verify: args.verify,
         broker: broker.clone(),
     });
     let mut readers = readers;
@@ -256,7 +293,11 @@ pub async fn run(
                 _ => false,
             };
         if past_end {
-            idle.push((reader.label.clone(), ReadTally::default(), Duration::ZERO));
+            idle.push((
+                reader.label.clone(),
+                ReadTally::new(plan.verify),
+                Duration::ZERO,
+            ));
             continue;
         }
         let subscription = match subscribe(&env, &plan, &reader).await {
@@ -381,13 +422,15 @@ fn aggregate(plan: &ReadPlan, results: Vec<(String, ReadTally, Duration)>) -> Ru
     for (label, tally, reader_elapsed) in &results {
         total.merge(tally);
         elapsed = elapsed.max(*reader_elapsed);
-        let mut summary = tally.summary(&plan.stream, &plan.offset, *reader_elapsed);
+        let mut summary = tally.summary_with_verify(&plan.stream, &plan.offset, *reader_elapsed);
         summary.consumer = Some(label.clone());
         per_reader.push(summary);
     }
     let mut summary = total.summary(&plan.stream, &plan.offset, elapsed);
-    if per_reader.len() > 1 {
-        summary.consumers = per_reader;
+    match per_reader.len() {
+        // One reader: its verdict is the run's.
+        1 => summary.verify = per_reader.pop().and_then(|reader| reader.verify),
+        _ => summary.consumers = per_reader,
     }
     summary
 }
@@ -483,7 +526,7 @@ async fn read(
         mut consumer,
         skip_below,
     } = subscription;
-    let mut tally = ReadTally::default();
+    let mut tally = ReadTally::new(plan.verify);
     let started = Instant::now();
     let mut elapsed = Duration::ZERO;
     let mut deadline = std::pin::pin!(async {
@@ -522,7 +565,7 @@ async fn read(
                         continue;
                     }
                     last_delivered = Some(offset);
-                    if tally.record(offset, delivery.message().data(), plan.products.as_ref()) {
+                    if tally.record(offset, delivery.message(), plan.products.as_ref()) {
                         elapsed = started.elapsed();
                         if let Some(pause) = reader.slow {
                             tokio::time::sleep(pause).await;

@@ -8,6 +8,7 @@
 //! - [`produce`] / [`consume`]: the two commands
 //! - [`stats`]: counters, latency histograms and [`stats::RunSummary`], the one result model
 //! - [`report`]: how a summary, progress and status lines are shown
+//! - [`verify`]: gap and duplicate checks of `seq` per producer (`consume --verify`)
 
 pub mod broker;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod model;
 pub mod produce;
 pub mod report;
 pub mod stats;
+pub mod verify;
 
 use std::process::ExitCode;
 
@@ -31,7 +33,8 @@ use crate::stats::{CommandDetails, RunSummary};
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Runs one command and says how the process should exit: 0 when everything asked for was done,
-/// 1 when a message was not confirmed, 130 after Ctrl-C of a produce.
+/// 1 when a message was not confirmed or `--verify` found a gap or duplicate, 130 after Ctrl-C
+/// of a produce.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let broker = BrokerSettings::from_uri(&cli.global.uri)?;
     let stream = cli.global.stream.as_str();
@@ -52,6 +55,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn exit_code(summary: &RunSummary) -> ExitCode {
+    let verify_failed = std::iter::once(summary)
+        .chain(&summary.consumers)
+        .any(|s| s.verify.as_ref().is_some_and(|v| !v.ok));
+    if verify_failed {
+        return ExitCode::FAILURE;
+    }
     match summary.details {
         CommandDetails::Produce { failed, .. } if failed > 0 => ExitCode::FAILURE,
         CommandDetails::Produce { .. } if summary.interrupted => ExitCode::from(EXIT_INTERRUPTED),

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use rabbitmq_stream_client::error::{ProducerCreateError, ProducerPublishError};
 use rabbitmq_stream_client::types::{Message, SimpleValue};
-use rabbitmq_stream_client::{ConfirmationStatus, Environment, NoDedup, Producer};
+use rabbitmq_stream_client::{
+    ConfirmationStatus, Dedup, Environment, NoDedup, Producer, ProducerBuilder,
+};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::broker::BrokerSettings;
@@ -39,18 +41,42 @@ pub async fn run(
     }
     // A batch larger than the in-flight bound could never be admitted.
     let batch_size = args.batch_size.min(args.max_in_flight);
+    let producer_name = args
+        .producer_name
+        .clone()
+        .unwrap_or_else(|| format!("invstream-{stream}"));
+    let dedup = !args.no_dedup;
+    // With deduplication, --count is the total for the producer name: after a crash or Ctrl-C
+    // the same command sends only what the broker does not hold yet.
+    let already_stored = match dedup {
+        true => broker.last_publishing_id(&producer_name, stream).await?,
+        false => 0,
+    };
+    let skipped = already_stored.min(args.count);
+    if skipped > 0 {
+        out.status(&format!(
+            "producer '{producer_name}' already stored {already_stored} updates in '{stream}': sending {} more",
+            args.count - skipped
+        ));
+    }
     let options = PublisherOptions {
         batch_size,
         max_in_flight: args.max_in_flight,
         filter_values: !args.no_filter_values,
+        producer_name: &producer_name,
+        dedup,
     };
     let mut publisher = Publisher::open(&env, broker, stream, options).await?;
-    let progress = out.progress(Some(args.count), "produce");
+    let progress = out.progress(Some(args.count - skipped), "produce");
     let mut generator = UpdateGenerator::new(args.products, args.seed);
+    // The same seed regenerates the same updates: skip those already stored.
+    for _ in 0..skipped {
+        generator.next_update(0);
+    }
     let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
     let mut interrupted = false;
 
-    let mut remaining = args.count;
+    let mut remaining = args.count - skipped;
     while remaining > 0 {
         let size = remaining.min(batch_size);
         let batch: Vec<InventoryUpdate> =
@@ -81,7 +107,7 @@ pub async fn run(
     };
     progress.finish_and_clear();
     publisher.close().await;
-    let mut summary = outcome.into_summary(stream);
+    let mut summary = outcome.into_summary(stream, skipped);
     summary.interrupted = interrupted;
     Ok(summary)
 }
@@ -106,20 +132,28 @@ pub fn stream_arguments(retention: &RetentionArgs) -> HashMap<String, String> {
 
 /// Builds the stream message for an update: JSON body, content type, and the application
 /// properties consumers filter and route on.
-pub fn to_message(update: &InventoryUpdate) -> Message {
+/// The publishing id is `seq + 1` (the broker reads 0 as "nothing stored yet"), so a named
+/// producer's last stored id is also the number of updates it stored.
+pub fn to_message(update: &InventoryUpdate, producer: &str) -> Message {
     let mut body = Vec::with_capacity(256);
     update.encode_into(&mut body);
     Message::builder()
         .body(body)
+        .publishing_id(update.seq + 1)
         .properties()
         .content_type(CONTENT_TYPE)
         .message_builder()
         .application_properties()
         .insert("product_id", update.product_id.to_string().as_str())
         .insert("event", update.event.as_str())
+        .insert(PRODUCER_PROPERTY, producer)
         .message_builder()
         .build()
 }
+
+/// The application property naming the producer of a message: `consume --verify` checks `seq`
+/// per producer.
+pub const PRODUCER_PROPERTY: &str = "producer";
 
 /// The stream filter value of a message: its `product_id` application property.
 pub fn product_filter_value(message: &Message) -> String {
@@ -171,7 +205,8 @@ impl ConfirmTracker {
 /// A producer with a bound on unconfirmed messages. Everything that publishes (generated
 /// updates today; files, stdin and HTTP later) goes through `send`.
 pub struct Publisher {
-    producer: Producer<NoDedup>,
+    producer: AnyProducer,
+    producer_name: String,
     filtering: bool,
     in_flight: Arc<Semaphore>,
     tracker: Arc<ConfirmTracker>,
@@ -194,7 +229,8 @@ pub struct PublishOutcome {
 }
 
 impl PublishOutcome {
-    pub fn into_summary(self, stream: &str) -> RunSummary {
+    /// `skipped`: updates not sent because the broker already held them (deduplication).
+    pub fn into_summary(self, stream: &str, skipped: u64) -> RunSummary {
         RunSummary::new(
             "produce",
             stream,
@@ -208,6 +244,7 @@ impl PublishOutcome {
             CommandDetails::Produce {
                 confirmed: self.confirmed,
                 failed: self.failed,
+                skipped,
             },
         )
     }
@@ -215,13 +252,71 @@ impl PublishOutcome {
 
 /// How a `Publisher` batches and bounds its messages.
 #[derive(Debug, Clone, Copy)]
-pub struct PublisherOptions {
+pub struct PublisherOptions<'a> {
     /// Messages per publish frame.
     pub batch_size: u64,
     /// Most messages sent and not yet confirmed.
     pub max_in_flight: u64,
     /// Tag every message with its product id as the stream filter value.
     pub filter_values: bool,
+    /// With `dedup`, the name the broker deduplicates this producer's publishing ids under.
+    pub producer_name: &'a str,
+    /// Let the broker drop messages whose publishing id it already stored for `producer_name`.
+    pub dedup: bool,
+}
+
+/// The client's producer type depends on whether it deduplicates; one path serves both.
+enum AnyProducer {
+    Plain(Producer<NoDedup>),
+    Dedup(Producer<Dedup>),
+}
+
+impl AnyProducer {
+    async fn batch_send<Fut>(
+        &mut self,
+        messages: Vec<Message>,
+        callback: impl Fn(std::result::Result<ConfirmationStatus, ProducerPublishError>) -> Fut
+            + Send
+            + Sync
+            + 'static,
+    ) -> std::result::Result<(), ProducerPublishError>
+    where
+        Fut: std::future::Future<Output = ()> + Send + Sync + 'static,
+    {
+        match self {
+            AnyProducer::Plain(p) => p.batch_send(messages, callback).await,
+            AnyProducer::Dedup(p) => p.batch_send(messages, callback).await,
+        }
+    }
+
+    async fn close(self) {
+        let _ = match self {
+            AnyProducer::Plain(p) => p.close().await,
+            AnyProducer::Dedup(p) => p.close().await,
+        };
+    }
+}
+
+/// Builds a producer, with filter values if asked and the broker supports them.
+async fn build_producer<T>(
+    make: impl Fn() -> ProducerBuilder<T>,
+    filter_values: bool,
+    stream: &str,
+) -> std::result::Result<(Producer<T>, bool), ProducerCreateError> {
+    let first_try = match filter_values {
+        true => {
+            make()
+                .filter_value_extractor(product_filter_value)
+                .build(stream)
+                .await
+        }
+        false => make().build(stream).await,
+    };
+    match first_try {
+        Ok(producer) => Ok((producer, filter_values)),
+        Err(ProducerCreateError::FilteringNotSupport) => Ok((make().build(stream).await?, false)),
+        Err(e) => Err(e),
+    }
 }
 
 impl Publisher {
@@ -232,41 +327,33 @@ impl Publisher {
         env: &Environment,
         broker: &BrokerSettings,
         stream: &str,
-        options: PublisherOptions,
+        options: PublisherOptions<'_>,
     ) -> Result<Self> {
         let PublisherOptions {
             batch_size,
             max_in_flight,
             filter_values,
+            producer_name,
+            dedup,
         } = options;
         let builder = || {
             env.producer()
                 .batch_size(batch_size as usize)
                 .client_provided_name("invstream-producer")
         };
-        let first_try = match filter_values {
-            true => {
-                builder()
-                    .filter_value_extractor(product_filter_value)
-                    .build(stream)
-                    .await
-            }
-            false => builder().build(stream).await,
+        let built = match dedup {
+            true => build_producer(|| builder().name(producer_name), filter_values, stream)
+                .await
+                .map(|(p, f)| (AnyProducer::Dedup(p), f)),
+            false => build_producer(builder, filter_values, stream)
+                .await
+                .map(|(p, f)| (AnyProducer::Plain(p), f)),
         };
-        let (producer, filtering) = match first_try {
-            Ok(producer) => (producer, filter_values),
-            Err(ProducerCreateError::FilteringNotSupport) => {
-                let producer = builder()
-                    .build(stream)
-                    .await
-                    .map_err(|e| broker.producer_error(e, stream))?;
-                (producer, false)
-            }
-            Err(e) => return Err(broker.producer_error(e, stream)),
-        };
+        let (producer, filtering) = built.map_err(|e| broker.producer_error(e, stream))?;
         Ok(Publisher {
             filtering,
             producer,
+            producer_name: producer_name.to_string(),
             in_flight: Arc::new(Semaphore::new(
                 max_in_flight.min(Semaphore::MAX_PERMITS as u64) as usize,
             )),
@@ -296,7 +383,10 @@ impl Publisher {
         updates: &[InventoryUpdate],
         stall_timeout: Duration,
     ) -> Result<()> {
-        let messages: Vec<Message> = updates.iter().map(to_message).collect();
+        let messages: Vec<Message> = updates
+            .iter()
+            .map(|update| to_message(update, &self.producer_name))
+            .collect();
         let bytes: u64 = messages
             .iter()
             .map(|m| m.data().map_or(0, |d| d.len() as u64))
@@ -350,7 +440,7 @@ impl Publisher {
 
     /// Closes the producer; confirms that arrive later are ignored.
     pub async fn close(self) {
-        let _ = self.producer.close().await;
+        self.producer.close().await;
     }
 
     /// What has been confirmed so far; anything sent and not confirmed counts as failed.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::stats::{CommandDetails, LatencySummary, RunSummary};
+use crate::verify::VerifyReport;
 
 /// How output goes: one place decides what is shown where, so commands never print directly.
 #[derive(Debug, Clone, Copy)]
@@ -81,11 +82,19 @@ pub fn render_text(s: &RunSummary) -> String {
         }
     };
     match &s.details {
-        CommandDetails::Produce { confirmed, failed } => {
+        CommandDetails::Produce {
+            confirmed,
+            failed,
+            skipped,
+        } => {
+            let skipped = match skipped {
+                0 => String::new(),
+                n => format!(" ({} skipped: already stored)", thousands(*n)),
+            };
             line(
                 "messages",
                 format!(
-                    "{} sent, {} confirmed, {} failed",
+                    "{} sent, {} confirmed, {} failed{skipped}",
                     thousands(s.messages),
                     thousands(*confirmed),
                     thousands(*failed)
@@ -148,6 +157,42 @@ pub fn render_text(s: &RunSummary) -> String {
     text.push_str(&render_latency(&s.latency_us));
     if !s.consumers.is_empty() {
         text.push_str(&render_consumers(&s.consumers));
+    }
+    for summary in std::iter::once(s).chain(&s.consumers) {
+        if let Some(verify) = &summary.verify {
+            text.push_str(&render_verify(verify, summary.consumer.as_deref()));
+        }
+    }
+    text
+}
+
+/// The `--verify` verdict, one line per producer.
+fn render_verify(report: &VerifyReport, consumer: Option<&str>) -> String {
+    let who = consumer.map(|c| format!(" ({c})")).unwrap_or_default();
+    let verdict = if report.ok { "OK" } else { "FAILED" };
+    let mut text = format!("  verify{who}: {verdict}\n");
+    if report.producers.is_empty() {
+        text.push_str("    no inventory updates with a producer name were read\n");
+    }
+    for p in &report.producers {
+        let name = if p.producer.is_empty() {
+            "(unnamed)"
+        } else {
+            &p.producer
+        };
+        text.push_str(&format!(
+            "    producer {name}: {} distinct seq {}…{}, {} gaps, {} duplicates",
+            thousands(p.distinct),
+            thousands(p.first_seq),
+            thousands(p.last_seq),
+            thousands(p.gaps),
+            thousands(p.duplicates)
+        ));
+        if !p.first_gaps.is_empty() {
+            let gaps: Vec<String> = p.first_gaps.iter().map(|g| g.to_string()).collect();
+            text.push_str(&format!(" (first missing: {})", gaps.join(", ")));
+        }
+        text.push('\n');
     }
     text
 }

@@ -88,6 +88,9 @@ pub struct RunSummary {
     pub interrupted: bool,
     #[serde(flatten)]
     pub details: CommandDetails,
+    /// `consume --verify`: gaps and duplicates of `seq` per producer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::verify::VerifyReport>,
     /// With several consumers: each one's own summary (this one is their aggregate).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub consumers: Vec<RunSummary>,
@@ -100,6 +103,8 @@ pub enum CommandDetails {
     Produce {
         confirmed: u64,
         failed: u64,
+        /// Not sent because the broker already stored them under the producer name.
+        skipped: u64,
     },
     Consume {
         /// Where reading started, as the user gave it.
@@ -158,6 +163,7 @@ impl RunSummary {
             latency_us: latency.summary(),
             interrupted: false,
             details,
+            verify: None,
             consumers: Vec::new(),
         }
     }
@@ -217,6 +223,7 @@ mod tests {
             CommandDetails::Produce {
                 confirmed: 1_000,
                 failed: 0,
+                skipped: 0,
             },
         );
         assert_eq!(s.msg_per_s, 2_000.0);

@@ -6,4 +6,5 @@
 mod errors;
 mod fan_out;
 mod produce_consume;
+mod reliability;
 mod util;

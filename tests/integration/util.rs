@@ -66,8 +66,9 @@ impl TestStream {
         summary_of(&output)
     }
 
+    /// Publishes `count` more updates (without deduplication, so each call adds `count`).
     pub fn produce(&self, count: u64) -> serde_json::Value {
-        let summary = self.run_json(&["produce", "--count", &count.to_string()]);
+        let summary = self.run_json(&["produce", "--no-dedup", "--count", &count.to_string()]);
         assert_eq!(summary["confirmed"], count, "{summary}");
         summary
     }

@@ -1,0 +1,127 @@
+//! Nothing lost, nothing duplicated: deduplicated re-runs after a crash or Ctrl-C, and
+//! `consume --verify` to prove it.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::util::{binary, summary_of, TestStream};
+
+fn verify(stream: &TestStream) -> serde_json::Value {
+    stream.run_json(&["consume", "--offset", "first", "--verify"])
+}
+
+fn assert_exactly(verified: &serde_json::Value, count: u64) {
+    assert_eq!(verified["messages"], count, "{verified}");
+    assert_eq!(verified["verify"]["ok"], true, "{verified}");
+    let producer = &verified["verify"]["producers"][0];
+    assert_eq!(producer["distinct"], count, "{verified}");
+    assert_eq!(producer["duplicates"], 0);
+    assert_eq!(producer["gaps"], 0);
+}
+
+#[test]
+fn rerunning_produce_sends_only_what_is_missing() {
+    let stream = TestStream::new("dedup");
+    let first = stream.run_json(&["produce", "--count", "1000"]);
+    assert_eq!(first["confirmed"], 1_000);
+    let second = stream.run_json(&["produce", "--count", "1500"]);
+    assert_eq!(second["skipped"], 1_000, "{second}");
+    assert_eq!(second["messages"], 500);
+    let third = stream.run_json(&["produce", "--count", "1500"]);
+    assert_eq!(third["messages"], 0, "{third}");
+    assert_exactly(&verify(&stream), 1_500);
+}
+
+#[test]
+fn produce_killed_with_sigkill_then_rerun_stores_each_update_once() {
+    let stream = TestStream::new("sigkill");
+    let args = [
+        "--json",
+        "--stream",
+        &stream.name,
+        "produce",
+        "--count",
+        "200000",
+    ];
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(900));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+
+    let rerun = summary_of(&Command::new(binary()).args(args).output().unwrap());
+    let skipped = rerun["skipped"].as_u64().unwrap();
+    assert!(
+        skipped < 200_000,
+        "the first run was killed mid-way: {rerun}"
+    );
+    assert_eq!(rerun["failed"], 0);
+    assert_exactly(&verify(&stream), 200_000);
+}
+
+#[test]
+fn ctrl_c_during_produce_reports_what_was_confirmed_and_exits_130() {
+    let stream = TestStream::new("sigint");
+    let child = Command::new(binary())
+        .args([
+            "--json",
+            "--stream",
+            &stream.name,
+            "produce",
+            "--count",
+            "5000000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_500));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("a JSON summary");
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    let confirmed = summary["confirmed"].as_u64().unwrap();
+    assert!(confirmed > 0 && confirmed < 5_000_000, "{summary}");
+    assert_eq!(
+        summary["failed"], 0,
+        "outstanding confirms arrived: {summary}"
+    );
+
+    // Everything confirmed is in the stream, once.
+    let verified = verify(&stream);
+    assert!(
+        verified["messages"].as_u64().unwrap() >= confirmed,
+        "{verified}"
+    );
+    assert_eq!(verified["verify"]["ok"], true, "{verified}");
+}
+
+#[test]
+fn verify_finds_duplicates_and_exits_non_zero() {
+    let stream = TestStream::new("verify-dup");
+    stream.produce(100);
+    stream.produce(100);
+    let output = stream.run(&["--json", "consume", "--offset", "first", "--verify"]);
+    assert_eq!(output.status.code(), Some(1));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["verify"]["ok"], false);
+    assert_eq!(
+        summary["verify"]["producers"][0]["duplicates"], 100,
+        "{summary}"
+    );
+}
