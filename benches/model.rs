@@ -27,7 +27,7 @@ fn model(c: &mut Criterion) {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap())
     });
     group.bench_function("to_message", |b| {
-        b.iter(|| to_message(black_box(&update), "bench"))
+        b.iter(|| to_message(black_box(&update), "bench", 1))
     });
     group.finish();
 
@@ -44,7 +44,7 @@ fn model(c: &mut Criterion) {
             |updates| {
                 updates
                     .iter()
-                    .map(|u| to_message(u, "bench"))
+                    .map(|u| to_message(u, "bench", u.seq + 1))
                     .collect::<Vec<_>>()
             },
             BatchSize::SmallInput,

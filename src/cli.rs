@@ -58,6 +58,15 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
+    /// Publish the updates in this NDJSON file (.gz is decompressed) or - for stdin, instead of
+    /// generated ones; bad lines are reported with their line number and skipped
+    #[arg(long, value_name = "FILE|-", conflicts_with_all = ["count", "products", "seed"])]
+    pub input: Option<String>,
+
+    /// With --input: stop at the first invalid line instead of skipping it
+    #[arg(long, requires = "input")]
+    pub strict: bool,
+
     /// Number of updates to publish
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
     pub count: u64,
@@ -161,6 +170,11 @@ pub struct ConsumeArgs {
     /// over from the stored offset
     #[arg(long, requires = "name")]
     pub single_active: bool,
+
+    /// Write every message read to stdout as NDJSON (offset, timestamp, update); the summary
+    /// then goes to stderr
+    #[arg(long, conflicts_with = "consumers")]
+    pub print: bool,
 
     /// Check `seq` per producer for gaps and duplicates; exit 1 if there are any
     #[arg(long)]

@@ -19,7 +19,7 @@ use crate::cli::{ConsumeArgs, StartOffset};
 use crate::error::{InvError, Result};
 use crate::model::{now_us, InventoryUpdate};
 use crate::produce::PRODUCER_PROPERTY;
-use crate::report::Output;
+use crate::report::{MessagePrinter, Output};
 use crate::stats::{CommandDetails, LatencyHistogram, RunSummary, Totals};
 use crate::verify::SeqCheck;
 
@@ -90,8 +90,14 @@ impl ReadTally {
         }
     }
 
-    /// Counts a delivered message; returns whether it counts as read (it matches `products`).
-    fn record(&mut self, offset: u64, message: &Message, products: Option<&HashSet<u64>>) -> bool {
+    /// Counts a delivered message. Returns `None` if it does not count as read (it does not
+    /// match `products`), else `Some` of its `produced_at_us` when it is an inventory update.
+    fn record(
+        &mut self,
+        offset: u64,
+        message: &Message,
+        products: Option<&HashSet<u64>>,
+    ) -> Option<Option<u64>> {
         let body = message.data().unwrap_or_default();
         self.delivered += 1;
         let update = InventoryUpdate::decode(body);
@@ -100,7 +106,7 @@ impl ReadTally {
                 .as_ref()
                 .is_some_and(|u| products.contains(&u.product_id))
             {
-                return false;
+                return None;
             }
         }
         self.messages += 1;
@@ -114,10 +120,13 @@ impl ReadTally {
                 if let Some(check) = &mut self.seq_check {
                     check.record(producer_of(message), update.seq);
                 }
+                Some(Some(update.produced_at_us))
             }
-            None => self.not_inventory_updates += 1,
+            None => {
+                self.not_inventory_updates += 1;
+                Some(None)
+            }
         }
-        true
     }
 
     fn summary(&self, stream: &str, offset: &StartOffset, elapsed: Duration) -> RunSummary {
@@ -199,6 +208,8 @@ struct ReadPlan {
     single_active: bool,
     store_every: u64,
     verify: bool,
+    /// Write every message read to stdout as NDJSON.
+    print: bool,
     /// For the single-active-consumer callback, which needs its own connection.
     broker: BrokerSettings,
 }
@@ -249,6 +260,7 @@ pub async fn run(
         single_active: args.single_active,
         store_every: args.store_every,
         verify: args.verify,
+        print: args.print,
         broker: broker.clone(),
     });
     let mut readers = readers;
@@ -526,6 +538,9 @@ async fn read(
         mut consumer,
         skip_below,
     } = subscription;
+    let mut printer = plan
+        .print
+        .then(|| MessagePrinter::stdout(plan.end_offset.is_none()));
     let mut tally = ReadTally::new(plan.verify);
     let started = Instant::now();
     let mut elapsed = Duration::ZERO;
@@ -565,8 +580,15 @@ async fn read(
                         continue;
                     }
                     last_delivered = Some(offset);
-                    if tally.record(offset, delivery.message(), plan.products.as_ref()) {
+                    if let Some(produced_at_us) = tally.record(offset, delivery.message(), plan.products.as_ref()) {
                         elapsed = started.elapsed();
+                        if let Some(printer) = &mut printer {
+                            let body = delivery.message().data().unwrap_or_default();
+                            if printer.print(offset, body, produced_at_us).is_err() {
+                                // The reader of stdout is gone (e.g. `| head`): nothing left to do.
+                                break;
+                            }
+                        }
                         if let Some(pause) = reader.slow {
                             tokio::time::sleep(pause).await;
                         }
@@ -602,6 +624,9 @@ async fn read(
     // and then idled until --duration reports its reading rate; one that read nothing, its wait.
     if tally.messages == 0 {
         elapsed = started.elapsed();
+    }
+    if let Some(printer) = &mut printer {
+        let _ = printer.flush();
     }
     // Where this consumer got to, so `--offset stored` resumes right after it.
     if let (Some(_), Some(last)) = (&reader.tracking_name, last_delivered) {

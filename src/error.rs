@@ -70,6 +70,9 @@ pub enum InvError {
     Usage { message: String },
 
     #[error("{message}")]
+    Input { message: String },
+
+    #[error("{message}")]
     Client { message: String },
 }
 

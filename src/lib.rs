@@ -5,6 +5,7 @@
 //! - [`cli`]: arguments and their parsers
 //! - [`broker`]: connection settings, connecting, stream creation, errors from the broker
 //! - [`model`]: the inventory update and its generator
+//! - [`input`]: the user's own updates from NDJSON files (gzip too) and stdin
 //! - [`produce`] / [`consume`]: the two commands
 //! - [`stats`]: counters, latency histograms and [`stats::RunSummary`], the one result model
 //! - [`report`]: how a summary, progress and status lines are shown
@@ -14,6 +15,7 @@ pub mod broker;
 pub mod cli;
 pub mod consume;
 pub mod error;
+pub mod input;
 pub mod model;
 pub mod produce;
 pub mod report;
@@ -41,6 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let out = Output {
         json: cli.global.json,
         quiet: cli.global.quiet,
+        summary_to_stderr: matches!(&cli.command, Command::Consume(args) if args.print),
     };
     let summary = match &cli.command {
         Command::Produce(args) => produce::run(&broker, stream, args, out)

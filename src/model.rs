@@ -59,6 +59,14 @@ pub enum StockStatus {
 }
 
 impl StockStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StockStatus::InStock => "in_stock",
+            StockStatus::LowStock => "low_stock",
+            StockStatus::OutOfStock => "out_of_stock",
+        }
+    }
+
     pub fn from_stock_level(stock_level: u64) -> Self {
         match stock_level {
             0 => StockStatus::OutOfStock,
@@ -78,6 +86,62 @@ impl InventoryUpdate {
     /// Parses a message body; `None` when the body is not an inventory update.
     pub fn decode(body: &[u8]) -> Option<Self> {
         serde_json::from_slice(body).ok()
+    }
+}
+
+/// An update as users hand it over (a line of NDJSON): `seq`, `status` and `produced_at_us`
+/// may be left out and are then filled in. Unknown fields are rejected rather than dropped.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputUpdate {
+    seq: Option<u64>,
+    product_id: u64,
+    sku: String,
+    warehouse: String,
+    event: InventoryEvent,
+    quantity_delta: i64,
+    stock_level: u64,
+    status: Option<StockStatus>,
+    produced_at_us: Option<u64>,
+}
+
+impl InventoryUpdate {
+    /// Parses and checks one line of user input. `default_seq` is used when the line has no
+    /// `seq`; `now_us` when it has no `produced_at_us`. The error says what is wrong.
+    pub fn from_input(line: &str, default_seq: u64, now_us: u64) -> Result<Self, String> {
+        let input: InputUpdate = serde_json::from_str(line).map_err(|e| {
+            // serde_json counts lines within this one line: the column is what helps.
+            let message = e.to_string();
+            match message.rfind(" at line 1 column ") {
+                Some(at) => format!("{} (column {})", &message[..at], &message[at + 18..]),
+                None => message,
+            }
+        })?;
+        let derived = StockStatus::from_stock_level(input.stock_level);
+        if let Some(status) = input.status {
+            if status != derived {
+                return Err(format!(
+                    "status {} does not match stock_level {} ({})",
+                    status.as_str(),
+                    input.stock_level,
+                    derived.as_str()
+                ));
+            }
+        }
+        if input.sku.is_empty() || input.warehouse.is_empty() {
+            return Err("sku and warehouse must not be empty".to_string());
+        }
+        Ok(InventoryUpdate {
+            seq: input.seq.unwrap_or(default_seq),
+            product_id: input.product_id,
+            sku: input.sku,
+            warehouse: input.warehouse,
+            event: input.event,
+            quantity_delta: input.quantity_delta,
+            stock_level: input.stock_level,
+            status: derived,
+            produced_at_us: input.produced_at_us.unwrap_or(now_us),
+        })
     }
 }
 
@@ -260,6 +324,33 @@ mod tests {
             assert!(value.get(key).is_some(), "missing {key}");
         }
         assert_eq!(InventoryUpdate::decode(&body), Some(update));
+    }
+
+    #[test]
+    fn input_lines_are_checked_and_completed() {
+        let line = r#"{"product_id":7,"sku":"SKU-7","warehouse":"AMS-1","event":"sold","quantity_delta":-1,"stock_level":3}"#;
+        let update = InventoryUpdate::from_input(line, 41, 99).unwrap();
+        assert_eq!((update.seq, update.produced_at_us), (41, 99));
+        assert_eq!(update.status, StockStatus::LowStock);
+        let with_seq = line.replace("{", r#"{"seq":5,"status":"low_stock","#);
+        assert_eq!(
+            InventoryUpdate::from_input(&with_seq, 41, 99).unwrap().seq,
+            5
+        );
+        for (bad, reason) in [
+            ("not json", "expected"),
+            (r#"{"product_id":7}"#, "missing field"),
+            (&line.replace("sold", "stolen"), "unknown variant"),
+            (&line.replace("{", r#"{"colour":"red","#), "unknown field"),
+            (
+                &line.replace("{", r#"{"status":"in_stock","#),
+                "does not match",
+            ),
+            (&line.replace("-1", "\"minus one\""), "invalid type"),
+        ] {
+            let err = InventoryUpdate::from_input(bad, 0, 0).unwrap_err();
+            assert!(err.contains(reason), "{bad}: {err}");
+        }
     }
 
     #[test]

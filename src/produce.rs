@@ -18,6 +18,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::broker::BrokerSettings;
 use crate::cli::{ProduceArgs, RetentionArgs};
 use crate::error::{InvError, Result};
+use crate::input::{spawn_reader, InputEvent, InputSource, NumberedUpdate};
 use crate::model::{now_us, InventoryUpdate, UpdateGenerator, CONTENT_TYPE};
 use crate::report::Output;
 use crate::stats::{CommandDetails, LatencyHistogram, RunSummary, Totals};
@@ -25,7 +26,75 @@ use crate::stats::{CommandDetails, LatencyHistogram, RunSummary, Totals};
 /// What `latency_us` means in a produce summary.
 pub const LATENCY_KIND: &str = "publish_to_confirm";
 
-/// `invstream produce`: generate `--count` updates, publish them, wait for every confirm.
+/// Where the updates of a produce run come from.
+enum UpdateSource {
+    /// The generator; `remaining` updates still to make.
+    Generated {
+        generator: UpdateGenerator,
+        remaining: u64,
+        batch_size: u64,
+    },
+    /// The user's NDJSON, read on another thread.
+    Input {
+        events: tokio::sync::mpsc::Receiver<InputEvent>,
+        strict: bool,
+    },
+}
+
+/// A bad input line is reported on stderr; past this many, they are only counted.
+const INVALID_LINES_SHOWN: u64 = 20;
+
+impl UpdateSource {
+    /// The next batch of (publishing id, update), or `None` when the source is exhausted.
+    /// Invalid input lines are counted in `invalid` and reported (or fatal with --strict).
+    async fn next_batch(
+        &mut self,
+        invalid: &mut u64,
+        out: Output,
+    ) -> Result<Option<Vec<NumberedUpdate>>> {
+        match self {
+            UpdateSource::Generated {
+                generator,
+                remaining,
+                batch_size,
+            } => {
+                let size = (*remaining).min(*batch_size);
+                *remaining -= size;
+                Ok((size > 0).then(|| {
+                    (0..size)
+                        .map(|_| {
+                            let update = generator.next_update(now_us());
+                            (update.seq + 1, update)
+                        })
+                        .collect()
+                }))
+            }
+            UpdateSource::Input { events, strict } => loop {
+                match events.recv().await {
+                    None => return Ok(None),
+                    Some(InputEvent::Batch(batch)) => return Ok(Some(batch)),
+                    Some(InputEvent::Failed(message)) => return Err(InvError::Input { message }),
+                    Some(InputEvent::Invalid { line, reason }) => {
+                        if *strict {
+                            return Err(InvError::Input {
+                                message: format!("line {line} is not a valid inventory update: {reason} (--strict)"),
+                            });
+                        }
+                        *invalid += 1;
+                        if *invalid <= INVALID_LINES_SHOWN {
+                            out.status(&format!(
+                                "line {line} skipped, not a valid inventory update: {reason}"
+                            ));
+                        }
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// `invstream produce`: generate `--count` updates (or read `--input`), publish them, wait for
+/// every confirm.
 pub async fn run(
     broker: &BrokerSettings,
     stream: &str,
@@ -41,22 +110,52 @@ pub async fn run(
     }
     // A batch larger than the in-flight bound could never be admitted.
     let batch_size = args.batch_size.min(args.max_in_flight);
-    let producer_name = args
-        .producer_name
-        .clone()
-        .unwrap_or_else(|| format!("invstream-{stream}"));
+    let input = args.input.as_deref().map(InputSource::parse);
+    // Generated updates and each input file get their own producer name: their publishing ids
+    // (seq + 1, or the line number) must not collide.
+    let producer_name = args.producer_name.clone().unwrap_or_else(|| match &input {
+        None => format!("invstream-{stream}"),
+        Some(source) => format!("invstream-{stream}-{}", source.label()),
+    });
     let dedup = !args.no_dedup;
-    // With deduplication, --count is the total for the producer name: after a crash or Ctrl-C
-    // the same command sends only what the broker does not hold yet.
+    // With deduplication, what the broker holds for this name is not sent again: --count is the
+    // total for the name, and an input file resumes after its last stored line.
     let already_stored = match dedup {
         true => broker.last_publishing_id(&producer_name, stream).await?,
         false => 0,
     };
-    let skipped = already_stored.min(args.count);
+    let (mut source, skipped, total) = match &input {
+        None => {
+            let skipped = already_stored.min(args.count);
+            let mut generator = UpdateGenerator::new(args.products, args.seed);
+            // The same seed regenerates the same updates: skip those already stored.
+            for _ in 0..skipped {
+                generator.next_update(0);
+            }
+            let remaining = args.count - skipped;
+            let source = UpdateSource::Generated {
+                generator,
+                remaining,
+                batch_size,
+            };
+            (source, skipped, Some(remaining))
+        }
+        Some(input) => {
+            let events = spawn_reader(input.clone(), already_stored, batch_size as usize);
+            let source = UpdateSource::Input {
+                events,
+                strict: args.strict,
+            };
+            (source, already_stored, None)
+        }
+    };
     if skipped > 0 {
+        let what = match &input {
+            None => format!("sending {} more", args.count - skipped),
+            Some(input) => format!("resuming {input} after line {skipped}"),
+        };
         out.status(&format!(
-            "producer '{producer_name}' already stored {already_stored} updates in '{stream}': sending {} more",
-            args.count - skipped
+            "producer '{producer_name}' already stored {already_stored} updates in '{stream}': {what}"
         ));
     }
     let options = PublisherOptions {
@@ -67,20 +166,21 @@ pub async fn run(
         dedup,
     };
     let mut publisher = Publisher::open(&env, broker, stream, options).await?;
-    let progress = out.progress(Some(args.count - skipped), "produce");
-    let mut generator = UpdateGenerator::new(args.products, args.seed);
-    // The same seed regenerates the same updates: skip those already stored.
-    for _ in 0..skipped {
-        generator.next_update(0);
-    }
+    let progress = out.progress(total, "produce");
     let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
     let mut interrupted = false;
+    let mut invalid_lines = 0;
 
-    let mut remaining = args.count - skipped;
-    while remaining > 0 {
-        let size = remaining.min(batch_size);
-        let batch: Vec<InventoryUpdate> =
-            (0..size).map(|_| generator.next_update(now_us())).collect();
+    loop {
+        let batch = tokio::select! {
+            biased;
+            _ = &mut interrupt => {
+                interrupted = true;
+                break;
+            }
+            batch = source.next_batch(&mut invalid_lines, out) => batch?,
+        };
+        let Some(batch) = batch else { break };
         tokio::select! {
             biased;
             _ = &mut interrupt => {
@@ -89,8 +189,10 @@ pub async fn run(
             }
             sent = publisher.send(&batch, args.confirm_timeout) => sent?,
         }
-        remaining -= size;
         progress.set_position(publisher.confirmed());
+    }
+    if invalid_lines > INVALID_LINES_SHOWN {
+        out.status(&format!("{invalid_lines} invalid lines in all"));
     }
 
     let wait_for_confirms = if interrupted {
@@ -107,7 +209,7 @@ pub async fn run(
     };
     progress.finish_and_clear();
     publisher.close().await;
-    let mut summary = outcome.into_summary(stream, skipped);
+    let mut summary = outcome.into_summary(stream, skipped, invalid_lines);
     summary.interrupted = interrupted;
     Ok(summary)
 }
@@ -132,14 +234,15 @@ pub fn stream_arguments(retention: &RetentionArgs) -> HashMap<String, String> {
 
 /// Builds the stream message for an update: JSON body, content type, and the application
 /// properties consumers filter and route on.
-/// The publishing id is `seq + 1` (the broker reads 0 as "nothing stored yet"), so a named
-/// producer's last stored id is also the number of updates it stored.
-pub fn to_message(update: &InventoryUpdate, producer: &str) -> Message {
+/// Publishing ids start at 1 (the broker reads 0 as "nothing stored yet"): `seq + 1` for
+/// generated updates, the line number for input, so a named producer's last stored id is also
+/// how many updates (or lines) it has stored.
+pub fn to_message(update: &InventoryUpdate, producer: &str, publishing_id: u64) -> Message {
     let mut body = Vec::with_capacity(256);
     update.encode_into(&mut body);
     Message::builder()
         .body(body)
-        .publishing_id(update.seq + 1)
+        .publishing_id(publishing_id)
         .properties()
         .content_type(CONTENT_TYPE)
         .message_builder()
@@ -230,7 +333,8 @@ pub struct PublishOutcome {
 
 impl PublishOutcome {
     /// `skipped`: updates not sent because the broker already held them (deduplication).
-    pub fn into_summary(self, stream: &str, skipped: u64) -> RunSummary {
+    /// `invalid_lines`: input lines that were not valid updates (not sent).
+    pub fn into_summary(self, stream: &str, skipped: u64, invalid_lines: u64) -> RunSummary {
         RunSummary::new(
             "produce",
             stream,
@@ -245,6 +349,7 @@ impl PublishOutcome {
                 confirmed: self.confirmed,
                 failed: self.failed,
                 skipped,
+                invalid_lines,
             },
         )
     }
@@ -380,12 +485,12 @@ impl Publisher {
     /// confirming) or the connection is gone.
     pub async fn send(
         &mut self,
-        updates: &[InventoryUpdate],
+        updates: &[NumberedUpdate],
         stall_timeout: Duration,
     ) -> Result<()> {
         let messages: Vec<Message> = updates
             .iter()
-            .map(|update| to_message(update, &self.producer_name))
+            .map(|(publishing_id, update)| to_message(update, &self.producer_name, *publishing_id))
             .collect();
         let bytes: u64 = messages
             .iter()

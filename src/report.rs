@@ -14,6 +14,8 @@ use crate::verify::VerifyReport;
 pub struct Output {
     pub json: bool,
     pub quiet: bool,
+    /// Stdout carries the messages themselves (`consume --print`): the summary goes to stderr.
+    pub summary_to_stderr: bool,
 }
 
 impl Output {
@@ -57,12 +59,15 @@ impl Output {
         }
     }
 
-    /// The final result on stdout, as JSON or as the human report.
+    /// The final result on stdout (stderr with `--print`), as JSON or as the human report.
     pub fn summary(&self, summary: &RunSummary) {
-        if self.json {
-            println!("{}", render_json(summary));
-        } else {
-            print!("{}", render_text(summary));
+        let text = match self.json {
+            true => format!("{}\n", render_json(summary)),
+            false => render_text(summary),
+        };
+        match self.summary_to_stderr {
+            true => eprint!("{text}"),
+            false => print!("{text}"),
         }
     }
 }
@@ -86,11 +91,18 @@ pub fn render_text(s: &RunSummary) -> String {
             confirmed,
             failed,
             skipped,
+            invalid_lines,
         } => {
-            let skipped = match skipped {
+            let mut skipped = match skipped {
                 0 => String::new(),
                 n => format!(" ({} skipped: already stored)", thousands(*n)),
             };
+            if *invalid_lines > 0 {
+                skipped.push_str(&format!(
+                    ", {} invalid input lines",
+                    thousands(*invalid_lines)
+                ));
+            }
             line(
                 "messages",
                 format!(
@@ -254,6 +266,70 @@ fn render_latency(l: &LatencySummary) -> String {
         text.push_str(&format!("    {label:<8}{:>12}\n", thousands(value)));
     }
     text
+}
+
+/// Writes consumed messages to stdout as NDJSON, like a console consumer, for `jq` and friends:
+/// `{"offset":N,"timestamp":"RFC 3339 of produced_at_us","update":{…}}`, or
+/// `{"offset":N,"body":"…"}` for a message that is not an inventory update.
+pub struct MessagePrinter {
+    out: std::io::BufWriter<std::io::Stdout>,
+    /// Flush every line (someone is watching a live stream) rather than when the buffer fills.
+    flush_each: bool,
+}
+
+impl MessagePrinter {
+    pub fn stdout(flush_each: bool) -> Self {
+        MessagePrinter {
+            out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+            flush_each,
+        }
+    }
+
+    /// `produced_at_us` is `Some` for an inventory update, whose body is then valid JSON.
+    pub fn print(
+        &mut self,
+        offset: u64,
+        body: &[u8],
+        produced_at_us: Option<u64>,
+    ) -> std::io::Result<()> {
+        use std::io::Write;
+        match produced_at_us {
+            Some(us) => {
+                write!(
+                    self.out,
+                    "{{\"offset\":{offset},\"timestamp\":\"{}\",\"update\":",
+                    rfc3339_us(us)
+                )?;
+                self.out.write_all(body)?;
+                self.out.write_all(b"}\n")?;
+            }
+            None => {
+                let line =
+                    serde_json::json!({"offset": offset, "body": String::from_utf8_lossy(body)});
+                writeln!(self.out, "{line}")?;
+            }
+        }
+        if self.flush_each {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        self.out.flush()
+    }
+}
+
+/// Microseconds since the epoch as RFC 3339 (UTC).
+fn rfc3339_us(us: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 /// `1234567` → `1,234,567`.

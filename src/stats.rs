@@ -105,6 +105,8 @@ pub enum CommandDetails {
         failed: u64,
         /// Not sent because the broker already stored them under the producer name.
         skipped: u64,
+        /// `--input` lines that were not valid inventory updates (reported, not sent).
+        invalid_lines: u64,
     },
     Consume {
         /// Where reading started, as the user gave it.
@@ -224,6 +226,7 @@ mod tests {
                 confirmed: 1_000,
                 failed: 0,
                 skipped: 0,
+                invalid_lines: 0,
             },
         );
         assert_eq!(s.msg_per_s, 2_000.0);
