@@ -54,6 +54,42 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Read inventory updates back and report throughput and latency
     Consume(ConsumeArgs),
+    /// HTTP ingestion gateway: POST updates, answered once the broker confirmed them
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+
+    /// Largest request body; larger ones get 413
+    #[arg(long, default_value = "16mib", value_parser = parse_byte_size)]
+    pub max_body_bytes: u64,
+
+    /// Most updates sent and not yet confirmed; past it requests get 503 with Retry-After
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_in_flight: u64,
+
+    /// Most messages per publish frame (concurrent requests share frames)
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=65_535))]
+    pub batch_size: u64,
+
+    /// How long a request waits for the broker's confirms before 504
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub confirm_timeout: Duration,
+
+    /// Name the broker deduplicates under [default: invstream-STREAM-serve]
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub producer_name: Option<String>,
+
+    /// Do not tag messages with their product id as stream filter value
+    #[arg(long)]
+    pub no_filter_values: bool,
+
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }
 
 #[derive(Debug, Args)]

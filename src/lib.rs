@@ -6,7 +6,7 @@
 //! - [`broker`]: connection settings, connecting, stream creation, errors from the broker
 //! - [`model`]: the inventory update and its generator
 //! - [`input`]: the user's own updates from NDJSON files (gzip too) and stdin
-//! - [`produce`] / [`consume`]: the two commands
+//! - [`produce`] / [`consume`] / [`serve`]: the commands
 //! - [`stats`]: counters, latency histograms and [`stats::RunSummary`], the one result model
 //! - [`report`]: how a summary, progress and status lines are shown
 //! - [`verify`]: gap and duplicate checks of `seq` per producer (`consume --verify`)
@@ -19,6 +19,7 @@ pub mod input;
 pub mod model;
 pub mod produce;
 pub mod report;
+pub mod serve;
 pub mod stats;
 pub mod verify;
 
@@ -52,6 +53,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Consume(args) => consume::run(&broker, stream, args, out)
             .await
             .with_context(|| format!("consume from stream '{stream}' at {}", broker.addr()))?,
+        Command::Serve(args) => serve::run(&broker, stream, args, out)
+            .await
+            .with_context(|| format!("serve stream '{stream}' at {}", broker.addr()))?,
     };
     out.summary(&summary);
     Ok(exit_code(&summary))

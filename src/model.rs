@@ -59,6 +59,30 @@ pub enum StockStatus {
 }
 
 impl StockStatus {
+    /// Reads a status as people write it: `in stock`, `in-stock`, `IN_STOCK`, ...
+    pub fn parse_loose(text: &str) -> Option<Self> {
+        match text
+            .trim()
+            .to_ascii_lowercase()
+            .replace([' ', '-'], "_")
+            .as_str()
+        {
+            "in_stock" => Some(StockStatus::InStock),
+            "low_stock" => Some(StockStatus::LowStock),
+            "out_of_stock" => Some(StockStatus::OutOfStock),
+            _ => None,
+        }
+    }
+
+    /// The lowest stock level that has this status: what a status-only notification records.
+    pub fn representative_stock_level(self) -> u64 {
+        match self {
+            StockStatus::OutOfStock => 0,
+            StockStatus::LowStock => 1,
+            StockStatus::InStock => LOW_STOCK_THRESHOLD + 1,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StockStatus::InStock => "in_stock",
@@ -117,6 +141,22 @@ impl InventoryUpdate {
                 None => message,
             }
         })?;
+        Self::complete(input, default_seq, now_us)
+    }
+
+    /// Like `from_input`, for an update already parsed as JSON (an element of an array);
+    /// also says whether it carried its own `seq`.
+    pub fn from_input_value(
+        value: serde_json::Value,
+        default_seq: u64,
+        now_us: u64,
+    ) -> Result<(Self, bool), String> {
+        let input: InputUpdate = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        let had_seq = input.seq.is_some();
+        Self::complete(input, default_seq, now_us).map(|update| (update, had_seq))
+    }
+
+    fn complete(input: InputUpdate, default_seq: u64, now_us: u64) -> Result<Self, String> {
         let derived = StockStatus::from_stock_level(input.stock_level);
         if let Some(status) = input.status {
             if status != derived {

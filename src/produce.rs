@@ -187,7 +187,9 @@ pub async fn run(
                 interrupted = true;
                 break;
             }
-            sent = publisher.send(&batch, args.confirm_timeout) => sent?,
+            sent = publisher.send(&batch, args.confirm_timeout) => {
+                sent?;
+            }
         }
         progress.set_position(publisher.confirmed());
     }
@@ -269,6 +271,93 @@ pub fn product_filter_value(message: &Message) -> String {
     }
 }
 
+/// Resolves when every message of one `Publisher::send` was confirmed or rejected: how a
+/// caller (an HTTP request) learns that its updates are stored.
+pub struct BatchReceipt(tokio::sync::oneshot::Receiver<BatchOutcome>);
+
+/// How one batch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub confirmed: u64,
+    pub failed: u64,
+}
+
+struct BatchWaiter {
+    count: u64,
+    remaining: AtomicU64,
+    failed: AtomicU64,
+    done: Mutex<Option<tokio::sync::oneshot::Sender<BatchOutcome>>>,
+}
+
+impl BatchReceipt {
+    fn new(count: u64) -> (Self, Arc<BatchWaiter>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let waiter = BatchWaiter {
+            count,
+            remaining: AtomicU64::new(count),
+            failed: AtomicU64::new(0),
+            done: Mutex::new(Some(tx)),
+        };
+        (BatchReceipt(rx), Arc::new(waiter))
+    }
+
+    /// The batch's outcome, or `None` if the producer went away before it settled.
+    pub async fn settled(self) -> Option<BatchOutcome> {
+        self.0.await.ok()
+    }
+}
+
+impl BatchWaiter {
+    fn settle(&self, confirmed: bool) {
+        if !confirmed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let failed = self.failed.load(Ordering::Relaxed);
+            let outcome = BatchOutcome {
+                confirmed: self.count - failed,
+                failed,
+            };
+            if let Some(tx) = self.done.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = tx.send(outcome);
+            }
+        }
+    }
+}
+
+/// A read-only view of a publisher's counters, usable while it works.
+#[derive(Clone)]
+pub struct PublisherStats {
+    tracker: Arc<ConfirmTracker>,
+    in_flight: Arc<Semaphore>,
+    max_in_flight: u64,
+}
+
+impl PublisherStats {
+    pub fn confirmed(&self) -> u64 {
+        self.tracker.confirmed.load(Ordering::Relaxed)
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.tracker.failed.load(Ordering::Relaxed)
+    }
+
+    /// Messages sent and not yet settled.
+    pub fn in_flight(&self) -> u64 {
+        self.max_in_flight
+            .saturating_sub(self.in_flight.available_permits() as u64)
+    }
+
+    /// A copy of the publish-to-confirm latencies so far.
+    pub fn latency(&self) -> LatencyHistogram {
+        self.tracker
+            .latency
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
 /// Confirms as they arrive, shared with the client's confirm callbacks.
 #[derive(Default)]
 struct ConfirmTracker {
@@ -279,11 +368,13 @@ struct ConfirmTracker {
 }
 
 impl ConfirmTracker {
+    /// Records one confirm (or rejection); returns whether the message was confirmed.
     fn settle(
         &self,
         result: &std::result::Result<ConfirmationStatus, ProducerPublishError>,
         sent_at: Instant,
-    ) {
+    ) -> bool {
+        let confirmed = matches!(result, Ok(status) if status.confirmed());
         match result {
             Ok(status) if status.confirmed() => {
                 let latency_us = sent_at.elapsed().as_micros() as u64;
@@ -298,6 +389,7 @@ impl ConfirmTracker {
             }
         }
         self.settled.notify_one();
+        confirmed
     }
 
     fn settled(&self) -> u64 {
@@ -309,6 +401,7 @@ impl ConfirmTracker {
 /// updates today; files, stdin and HTTP later) goes through `send`.
 pub struct Publisher {
     producer: AnyProducer,
+    max_in_flight: u64,
     producer_name: String,
     filtering: bool,
     in_flight: Arc<Semaphore>,
@@ -456,6 +549,7 @@ impl Publisher {
         };
         let (producer, filtering) = built.map_err(|e| broker.producer_error(e, stream))?;
         Ok(Publisher {
+            max_in_flight,
             filtering,
             producer,
             producer_name: producer_name.to_string(),
@@ -483,11 +577,29 @@ impl Publisher {
     /// Hands a batch to the client once the in-flight bound allows it; does not wait for its
     /// confirms. Fails if the bound stays full for `stall_timeout` (the broker stopped
     /// confirming) or the connection is gone.
+    /// Whether `count` more messages fit under the in-flight bound right now.
+    pub fn has_room(&self, count: u64) -> bool {
+        self.in_flight.available_permits() as u64 >= count
+    }
+
+    /// Counters and latencies that can be read while the publisher works (for `/metrics`).
+    pub fn stats(&self) -> PublisherStats {
+        PublisherStats {
+            tracker: self.tracker.clone(),
+            max_in_flight: self.max_in_flight,
+            in_flight: self.in_flight.clone(),
+        }
+    }
+
+    /// Hands a batch to the client once the in-flight bound allows it; does not wait for its
+    /// confirms, but returns a receipt that resolves when all of them arrived. Fails if the
+    /// bound stays full for `stall_timeout` (the broker stopped confirming) or the connection
+    /// is gone.
     pub async fn send(
         &mut self,
         updates: &[NumberedUpdate],
         stall_timeout: Duration,
-    ) -> Result<()> {
+    ) -> Result<BatchReceipt> {
         let messages: Vec<Message> = updates
             .iter()
             .map(|(publishing_id, update)| to_message(update, &self.producer_name, *publishing_id))
@@ -505,18 +617,20 @@ impl Publisher {
         permits.forget();
         let tracker = self.tracker.clone();
         let in_flight = self.in_flight.clone();
+        let (receipt, waiter) = BatchReceipt::new(u64::from(count));
         let sent_at = Instant::now();
         self.producer
             .batch_send(messages, move |result| {
-                tracker.settle(&result, sent_at);
+                let confirmed = tracker.settle(&result, sent_at);
                 in_flight.add_permits(1);
+                waiter.settle(confirmed);
                 ready(())
             })
             .await
             .map_err(|e| self.publish_error(e))?;
         self.sent += u64::from(count);
         self.bytes += bytes;
-        Ok(())
+        Ok(receipt)
     }
 
     /// Waits up to `timeout` for every sent message to be confirmed or rejected. Messages still

@@ -81,7 +81,7 @@ pub fn render_text(s: &RunSummary) -> String {
     let mut out = String::new();
     let mut line = |label: &str, value: String| out.push_str(&format!("  {label:<16}{value}\n"));
     let header = match &s.details {
-        CommandDetails::Produce { .. } => format!("produce → stream '{}'", s.stream),
+        CommandDetails::Produce { .. } => format!("{} → stream '{}'", s.command, s.stream),
         CommandDetails::Consume { offset, .. } => {
             format!("consume ← stream '{}' from offset {offset}", s.stream)
         }

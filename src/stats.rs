@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 /// Latencies in microseconds, from 1 µs to one hour, at three significant digits (0.1% error).
+#[derive(Clone)]
 pub struct LatencyHistogram(Histogram<u64>);
 
 impl Default for LatencyHistogram {
@@ -33,6 +34,20 @@ impl LatencyHistogram {
         self.0
             .add(&other.0)
             .expect("histograms with the same bounds always merge");
+    }
+
+    /// How many latencies were at most `bound_us`: the cumulative buckets of Prometheus.
+    pub fn count_at_most(&self, bound_us: u64) -> u64 {
+        self.0.count_between(0, bound_us)
+    }
+
+    /// The sum of all recorded latencies (approximate, from the histogram's buckets).
+    pub fn sum_us(&self) -> f64 {
+        self.0.mean() * self.0.len() as f64
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.len()
     }
 
     pub fn summary(&self) -> LatencySummary {

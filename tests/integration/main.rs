@@ -8,4 +8,5 @@ mod fan_out;
 mod ingest;
 mod produce_consume;
 mod reliability;
+mod serve;
 mod util;
