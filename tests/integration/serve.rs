@@ -226,3 +226,25 @@ fn concurrent_load_stores_exactly_the_acknowledged_updates() {
         "exactly the acknowledged updates"
     );
 }
+
+#[test]
+fn healthz_turns_unhealthy_when_the_broker_goes_away() {
+    let stream = TestStream::new("serve-health");
+    let proxy = crate::util::TcpProxy::to(crate::util::BROKER_PORT);
+    let uri = format!("rabbitmq-stream://guest:guest@localhost:{}/%2f", proxy.port);
+    let (child, base) = start(&stream, &["--uri", &uri]);
+    let health = |base: &str| {
+        runtime().block_on(async {
+            reqwest::get(format!("{base}/healthz"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    assert_eq!(health(&base), 200);
+    proxy.cut();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(health(&base), 503);
+    let _ = stop(child);
+}
