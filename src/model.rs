@@ -386,7 +386,10 @@ mod tests {
                 &line.replace("{", r#"{"status":"in_stock","#),
                 "does not match",
             ),
-            (&line.replace("-1", "\"minus one\""), "invalid type"),
+            (
+                &line.replace(r#""quantity_delta":-1"#, r#""quantity_delta":"minus one""#),
+                "invalid type",
+            ),
         ] {
             let err = InventoryUpdate::from_input(bad, 0, 0).unwrap_err();
             assert!(err.contains(reason), "{bad}: {err}");

@@ -101,13 +101,7 @@ pub async fn run(
     args: &ProduceArgs,
     out: Output,
 ) -> Result<RunSummary> {
-    let env = broker.connect().await?;
-    if broker
-        .ensure_stream(stream, stream_arguments(&args.retention))
-        .await?
-    {
-        out.status(&format!("created stream '{stream}'"));
-    }
+    let env = connect_and_ensure_stream(broker, stream, &args.retention, out).await?;
     // A batch larger than the in-flight bound could never be admitted.
     let batch_size = args.batch_size.min(args.max_in_flight);
     let input = args.input.as_deref().map(InputSource::parse);
@@ -170,6 +164,7 @@ pub async fn run(
     let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
     let mut interrupted = false;
     let mut invalid_lines = 0;
+    let mut failure = None;
 
     loop {
         let batch = tokio::select! {
@@ -178,9 +173,16 @@ pub async fn run(
                 interrupted = true;
                 break;
             }
-            batch = source.next_batch(&mut invalid_lines, out) => batch?,
+            batch = source.next_batch(&mut invalid_lines, out) => batch,
         };
-        let Some(batch) = batch else { break };
+        let batch = match batch {
+            Ok(Some(batch)) => batch,
+            Ok(None) => break,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
         tokio::select! {
             biased;
             _ = &mut interrupt => {
@@ -188,10 +190,19 @@ pub async fn run(
                 break;
             }
             sent = publisher.send(&batch, args.confirm_timeout) => {
-                sent?;
+                if let Err(e) = sent {
+                    failure = Some(e);
+                    break;
+                }
             }
         }
         progress.set_position(publisher.confirmed());
+    }
+    if let Some(failure) = failure {
+        // Close explicitly: the client's producer blocks the runtime if dropped unclosed.
+        progress.finish_and_clear();
+        publisher.close().await;
+        return Err(failure);
     }
     if invalid_lines > INVALID_LINES_SHOWN {
         out.status(&format!("{invalid_lines} invalid lines in all"));
@@ -214,6 +225,23 @@ pub async fn run(
     let mut summary = outcome.into_summary(stream, skipped, invalid_lines);
     summary.interrupted = interrupted;
     Ok(summary)
+}
+
+/// Connects and creates the stream if it is missing: the start of every command that publishes.
+pub async fn connect_and_ensure_stream(
+    broker: &BrokerSettings,
+    stream: &str,
+    retention: &RetentionArgs,
+    out: Output,
+) -> Result<Environment> {
+    let env = broker.connect().await?;
+    if broker
+        .ensure_stream(stream, stream_arguments(retention))
+        .await?
+    {
+        out.status(&format!("created stream '{stream}'"));
+    }
+    Ok(env)
 }
 
 /// Stream arguments from the retention options; empty when none was given.

@@ -22,7 +22,7 @@ use crate::cli::ServeArgs;
 use crate::error::{InvError, Result};
 use crate::input::NumberedUpdate;
 use crate::model::{now_us, InventoryEvent, InventoryUpdate, StockStatus};
-use crate::produce::{stream_arguments, Publisher, PublisherOptions, PublisherStats};
+use crate::produce::{connect_and_ensure_stream, Publisher, PublisherOptions, PublisherStats};
 use crate::report::Output;
 use crate::stats::RunSummary;
 
@@ -32,7 +32,8 @@ const LATENCY_BUCKETS_S: [f64; 12] = [
 ];
 
 struct Gateway {
-    publisher: Mutex<Publisher>,
+    /// `None` once the server shuts down and the publisher is closed.
+    publisher: Mutex<Option<Publisher>>,
     stats: PublisherStats,
     broker: BrokerSettings,
     /// The next publishing id; a missing `seq` is the publishing id - 1.
@@ -50,13 +51,16 @@ pub async fn run(
     args: &ServeArgs,
     out: Output,
 ) -> Result<RunSummary> {
-    let env = broker.connect().await?;
-    if broker
-        .ensure_stream(stream, stream_arguments(&args.retention))
-        .await?
-    {
-        out.status(&format!("created stream '{stream}'"));
-    }
+    // Listen first: nothing can fail between opening the publisher and closing it.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| InvError::Usage {
+            message: format!(
+                "cannot listen on {}: {e} (pick another --listen address)",
+                args.listen
+            ),
+        })?;
+    let env = connect_and_ensure_stream(broker, stream, &args.retention, out).await?;
     let producer_name = args
         .producer_name
         .clone()
@@ -72,7 +76,7 @@ pub async fn run(
     let publisher = Publisher::open(&env, broker, stream, options).await?;
     let gateway = Arc::new(Gateway {
         stats: publisher.stats(),
-        publisher: Mutex::new(publisher),
+        publisher: Mutex::new(Some(publisher)),
         broker: broker.clone(),
         next_id: AtomicU64::new(last_id + 1),
         published: AtomicU64::new(0),
@@ -86,35 +90,27 @@ pub async fn run(
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(args.max_body_bytes as usize))
         .with_state(gateway.clone());
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| InvError::Usage {
-            message: format!(
-                "cannot listen on {}: {e} (pick another --listen address)",
-                args.listen
-            ),
-        })?;
     let local: SocketAddr = listener.local_addr().unwrap_or(args.listen);
     out.status(&format!(
         "serving stream '{stream}' on http://{local} (POST /updates, POST /send_notification, GET /healthz, GET /metrics); Ctrl-C to stop"
     ));
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| InvError::Client {
-            message: format!("HTTP server: {e}"),
-        })?;
+        .await;
     out.status("stopping: in-flight requests finished");
-    let publisher = Arc::try_unwrap(gateway)
-        .map_err(|_| InvError::Client {
-            message: "requests still hold the publisher".to_string(),
-        })?
-        .publisher
-        .into_inner();
+    // Taken out (not dropped): the client's producer must be closed, never just dropped.
+    let Some(publisher) = gateway.publisher.lock().await.take() else {
+        return Err(InvError::Client {
+            message: "the publisher was already closed".to_string(),
+        });
+    };
     let outcome = publisher
         .finish(args.confirm_timeout, &indicatif::ProgressBar::hidden())
         .await;
     publisher.close().await;
+    served.map_err(|e| InvError::Client {
+        message: format!("HTTP server: {e}"),
+    })?;
     let mut summary = outcome.into_summary(stream, 0, 0);
     summary.command = "serve";
     Ok(summary)
@@ -309,6 +305,13 @@ impl Gateway {
         }
         let (receipt, first_id, seqs) = {
             let mut publisher = self.publisher.lock().await;
+            let Some(publisher) = publisher.as_mut() else {
+                return Err(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shutting down",
+                    json!({}),
+                ));
+            };
             if !publisher.has_room(count) {
                 return Err(error(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use invstream::model::UpdateGenerator;
 
-use crate::util::{binary, summary_of, TestStream};
+use crate::util::{binary, crash_then_rerun, summary_of, TestStream};
 
 /// Writes `count` valid update lines, with `{"broken": …}` lines inserted before the given
 /// 0-based positions; returns the file and the valid lines.
@@ -108,16 +108,7 @@ fn killed_input_run_resumes_without_duplicates() {
         "--input",
         file.as_str(),
     ];
-    let mut child = Command::new(binary())
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(900));
-    child.kill().unwrap();
-    let _ = child.wait();
-    let rerun = summary_of(&Command::new(binary()).args(args).output().unwrap());
+    let rerun = crash_then_rerun(&args, Duration::from_millis(900));
     assert!(rerun["skipped"].as_u64().unwrap() < 100_000, "{rerun}");
 
     let printed = printed_updates(&stream, &[]);

@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::util::{binary, summary_of, TestStream};
+use crate::util::{binary, crash_then_rerun, TestStream};
 
 fn verify(stream: &TestStream) -> serde_json::Value {
     stream.run_json(&["consume", "--offset", "first", "--verify"])
@@ -43,17 +43,7 @@ fn produce_killed_with_sigkill_then_rerun_stores_each_update_once() {
         "--count",
         "200000",
     ];
-    let mut child = Command::new(binary())
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(900));
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
-
-    let rerun = summary_of(&Command::new(binary()).args(args).output().unwrap());
+    let rerun = crash_then_rerun(&args, Duration::from_millis(900));
     let skipped = rerun["skipped"].as_u64().unwrap();
     assert!(
         skipped < 200_000,

@@ -180,6 +180,21 @@ pub fn invstream(args: &[&str]) -> Output {
         .expect("the invstream binary runs")
 }
 
+/// Runs `invstream ARGS…`, kills it with SIGKILL after `after` (a crash), then runs the same
+/// command again to completion and returns that run's JSON summary.
+pub fn crash_then_rerun(args: &[&str], after: Duration) -> serde_json::Value {
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the invstream binary starts");
+    std::thread::sleep(after);
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    summary_of(&Command::new(binary()).args(args).output().unwrap())
+}
+
 /// Parses the JSON summary a successful `--json` run printed on stdout.
 pub fn summary_of(output: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
