@@ -196,8 +196,6 @@ fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 /// What every reader of one run shares.
 struct ReadPlan {
     stream: String,
-    /// host:port, for errors.
-    addr: String,
     offset: StartOffset,
     count: Option<u64>,
     duration: Option<Duration>,
@@ -210,7 +208,7 @@ struct ReadPlan {
     verify: bool,
     /// Write every message read to stdout as NDJSON.
     print: bool,
-    /// For the single-active-consumer callback, which needs its own connection.
+    /// For errors, and for the single-active-consumer callback, which needs its own connection.
     broker: BrokerSettings,
 }
 
@@ -243,14 +241,13 @@ pub async fn run(
 ) -> Result<RunSummary> {
     let env = broker.connect().await?;
     let stop_rule = StopRule::for_args(args);
-    let readers = readers_for(args)?;
+    let mut readers = readers_for(args)?;
     let end_offset = match stop_rule {
         StopRule::AtEnd => broker.stream_end_offset(stream).await?,
         StopRule::Follow => None,
     };
-    let plan = Arc::new(ReadPlan {
+    let mut plan = Arc::new(ReadPlan {
         stream: stream.to_string(),
-        addr: broker.addr(),
         offset: args.offset.clone(),
         count: args.count,
         duration: args.duration,
@@ -263,7 +260,6 @@ pub async fn run(
         print: args.print,
         broker: broker.clone(),
     });
-    let mut readers = readers;
     if args.offset == StartOffset::Stored && !args.single_active {
         for reader in &mut readers {
             let name = reader
@@ -293,7 +289,6 @@ pub async fn run(
         _ => None,
     };
     let progress = out.progress(progress_total, "consume");
-    let mut plan = plan;
     let mut tasks = Vec::new();
     let mut idle = Vec::new();
     for reader in readers {
@@ -614,7 +609,7 @@ async fn read(
                     break;
                 }
                 None => {
-                    failure = Some(InvError::ConnectionLost { addr: plan.addr.clone(), during: "reading" });
+                    failure = Some(InvError::ConnectionLost { addr: plan.broker.addr(), during: "reading" });
                     break;
                 }
             },
