@@ -218,8 +218,7 @@ impl BrokerSettings {
             .create_stream(stream, arguments)
             .await
             .map_err(|e| self.client_error(e, "creating the stream"))?;
-        let _ = client.close().await;
-        match response.code() {
+        let outcome = match response.code() {
             ResponseCode::Ok => Ok(true),
             ResponseCode::StreamAlreadyExists => Ok(false),
             ResponseCode::PreconditionFailed if asked_for_arguments => {
@@ -228,8 +227,16 @@ impl BrokerSettings {
                 })
             }
             ResponseCode::PreconditionFailed => Ok(false),
+            // A user who may write but not configure is refused the creation even of a stream
+            // that exists: then it is used as it is.
+            ResponseCode::AccessRefused => match client.metadata(vec![stream.to_string()]).await {
+                Ok(metadata) if metadata.contains_key(stream) => Ok(false),
+                _ => Err(self.refused(&ResponseCode::AccessRefused, "create", stream)),
+            },
             code => Err(self.refused(code, "create", stream)),
-        }
+        };
+        let _ = client.close().await;
+        outcome
     }
 
     /// The offset of the last message in `stream` now, or `None` if the stream is empty.

@@ -116,6 +116,16 @@ fn invalid_offset_count_and_duration() {
         (vec!["consume", "--offset", "-5"], "--offset"),
         (vec!["consume", "--duration", "soon"], "is not a duration"),
         (vec!["produce", "--count", "0"], "--count"),
+        (
+            vec!["produce", "--count", "99999999999999999999"],
+            "--count",
+        ),
+        (vec!["produce", "--max-in-flight", "0"], "--max-in-flight"),
+        (vec!["produce", "--max-age", "forever"], "is not a duration"),
+        (
+            vec!["produce", "--max-length-bytes", "5 parsecs"],
+            "is not a size",
+        ),
         (vec!["produce", "--count", "lots"], "--count"),
         (vec!["consume", "--follow", "--count", "3"], "--follow"),
     ] {
@@ -133,4 +143,119 @@ fn broker_older_than_3_11_is_named() {
     let output = invstream(&["--uri", &uri, "produce", "--count", "10"]);
     assert_clear_error(&output, "runs RabbitMQ 3.10");
     assert_clear_error(&output, "needs RabbitMQ 3.11 or newer");
+}
+
+#[test]
+fn stream_with_other_arguments_than_asked() {
+    let stream = TestStream::new("args");
+    let created = stream.run(&["produce", "--count", "1", "--max-age", "1h"]);
+    assert!(created.status.success());
+    let output = stream.run(&["produce", "--count", "1", "--max-age", "2h"]);
+    assert_clear_error(&output, "already exists with other arguments");
+    let same = stream.run(&["produce", "--count", "2", "--max-age", "1h"]);
+    assert!(same.status.success(), "the same arguments are fine");
+    let none = stream.run(&["produce", "--count", "3"]);
+    assert!(
+        none.status.success(),
+        "no arguments: the stream is used as it is"
+    );
+}
+
+#[test]
+fn messages_that_are_not_inventory_updates_are_counted_not_fatal() {
+    use rabbitmq_stream_client::types::Message;
+    let stream = TestStream::new("foreign");
+    stream.produce(10);
+    let env = stream.environment();
+    crate::util::runtime().block_on(async {
+        let producer = env.producer().build(&stream.name).await.unwrap();
+        for body in ["hello", "{\"product_id\": \"1\"}", ""] {
+            producer
+                .send_with_confirm(Message::builder().body(body).build())
+                .await
+                .unwrap();
+        }
+        producer.close().await.unwrap();
+    });
+    stream.produce(10);
+    let summary = stream.run_json(&["consume", "--offset", "first"]);
+    assert_eq!(summary["messages"], 23, "{summary}");
+    assert_eq!(summary["not_inventory_updates"], 3);
+}
+
+/// Creates a user through the management API (port 15672) who may only read, and deletes it
+/// when dropped.
+struct ReadOnlyUser {
+    name: String,
+}
+
+impl ReadOnlyUser {
+    const MANAGEMENT: &'static str = "http://localhost:15672/api";
+
+    fn new() -> Self {
+        let name = format!("invstream-reader-{}", std::process::id());
+        crate::util::runtime().block_on(async {
+            let client = reqwest::Client::new();
+            for (path, body) in [
+                (
+                    format!("users/{name}"),
+                    serde_json::json!({"password": PASSWORD, "tags": ""}),
+                ),
+                (
+                    format!("permissions/%2F/{name}"),
+                    serde_json::json!({"configure": "", "write": "", "read": ".*"}),
+                ),
+            ] {
+                let response = client
+                    .put(format!("{}/{path}", Self::MANAGEMENT))
+                    .basic_auth("guest", Some("guest"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("the management API answers on localhost:15672");
+                assert!(
+                    response.status().is_success(),
+                    "{path}: {}",
+                    response.status()
+                );
+            }
+        });
+        ReadOnlyUser { name }
+    }
+}
+
+impl Drop for ReadOnlyUser {
+    fn drop(&mut self) {
+        let url = format!("{}/users/{}", Self::MANAGEMENT, self.name);
+        crate::util::runtime().block_on(async {
+            let _ = reqwest::Client::new()
+                .delete(url)
+                .basic_auth("guest", Some("guest"))
+                .send()
+                .await;
+        });
+    }
+}
+
+#[test]
+fn a_user_without_permission_is_told_which_one_is_missing() {
+    let stream = TestStream::new("perms");
+    stream.produce(5);
+    let user = ReadOnlyUser::new();
+    let uri = format!(
+        "rabbitmq-stream://{}:{PASSWORD}@localhost:5552/%2f",
+        user.name
+    );
+    let write = stream.run(&["--uri", &uri, "produce", "--count", "10"]);
+    assert_clear_error(&write, "is not allowed to write to stream");
+    let create = invstream(&[
+        "--uri",
+        &uri,
+        "--stream",
+        &format!("{}-new", stream.name),
+        "produce",
+    ]);
+    assert_clear_error(&create, "is not allowed to create stream");
+    let read = stream.run(&["--uri", &uri, "--json", "consume", "--offset", "first"]);
+    assert!(read.status.success(), "reading is allowed");
 }
