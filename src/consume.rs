@@ -358,12 +358,10 @@ pub async fn run(
         }
     });
     let mut results = idle;
-    let mut failures = Vec::new();
+    let mut last_failure = None;
     for task in tasks {
         let (label, tally, elapsed, failure) = task.await.expect("a reader task does not panic");
-        if let Some(failure) = failure {
-            failures.push((label.clone(), failure));
-        }
+        last_failure = failure.or(last_failure);
         results.push((label, tally, elapsed));
     }
     let interrupted = *stop_rx.borrow();
@@ -371,7 +369,7 @@ pub async fn run(
     progress.finish_and_clear();
 
     let read_anything = results.iter().any(|(_, tally, _)| tally.delivered > 0);
-    if let Some((_, failure)) = failures.pop() {
+    if let Some(failure) = last_failure {
         if !read_anything {
             return Err(failure);
         }

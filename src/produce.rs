@@ -362,6 +362,11 @@ pub struct PublisherStats {
 }
 
 impl PublisherStats {
+    /// Messages handed to the broker.
+    pub fn sent(&self) -> u64 {
+        self.tracker.sent()
+    }
+
     pub fn confirmed(&self) -> u64 {
         self.tracker.confirmed.load(Ordering::Relaxed)
     }
@@ -389,6 +394,8 @@ impl PublisherStats {
 /// Confirms as they arrive, shared with the client's confirm callbacks.
 #[derive(Default)]
 struct ConfirmTracker {
+    /// Messages handed to the client.
+    sent: AtomicU64,
     confirmed: AtomicU64,
     failed: AtomicU64,
     latency: Mutex<LatencyHistogram>,
@@ -403,21 +410,22 @@ impl ConfirmTracker {
         sent_at: Instant,
     ) -> bool {
         let confirmed = matches!(result, Ok(status) if status.confirmed());
-        match result {
-            Ok(status) if status.confirmed() => {
-                let latency_us = sent_at.elapsed().as_micros() as u64;
-                self.latency
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .record_us(latency_us);
-                self.confirmed.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-            }
+        if confirmed {
+            let latency_us = sent_at.elapsed().as_micros() as u64;
+            self.latency
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .record_us(latency_us);
+            self.confirmed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.failed.fetch_add(1, Ordering::Relaxed);
         }
         self.settled.notify_one();
         confirmed
+    }
+
+    fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     fn settled(&self) -> u64 {
@@ -426,7 +434,7 @@ impl ConfirmTracker {
 }
 
 /// A producer with a bound on unconfirmed messages. Everything that publishes (generated
-/// updates today; files, stdin and HTTP later) goes through `send`.
+/// updates, `--input` files and stdin, the HTTP gateway) goes through `send`.
 pub struct Publisher {
     producer: AnyProducer,
     max_in_flight: u64,
@@ -436,7 +444,6 @@ pub struct Publisher {
     tracker: Arc<ConfirmTracker>,
     broker: BrokerSettings,
     stream: String,
-    sent: u64,
     bytes: u64,
     started: Instant,
 }
@@ -587,7 +594,6 @@ impl Publisher {
             tracker: Arc::new(ConfirmTracker::default()),
             broker: broker.clone(),
             stream: stream.to_string(),
-            sent: 0,
             bytes: 0,
             started: Instant::now(),
         })
@@ -602,9 +608,6 @@ impl Publisher {
         self.tracker.confirmed.load(Ordering::Relaxed)
     }
 
-    /// Hands a batch to the client once the in-flight bound allows it; does not wait for its
-    /// confirms. Fails if the bound stays full for `stall_timeout` (the broker stopped
-    /// confirming) or the connection is gone.
     /// Whether `count` more messages fit under the in-flight bound right now.
     pub fn has_room(&self, count: u64) -> bool {
         self.in_flight.available_permits() as u64 >= count
@@ -656,7 +659,9 @@ impl Publisher {
             })
             .await
             .map_err(|e| self.publish_error(e))?;
-        self.sent += u64::from(count);
+        self.tracker
+            .sent
+            .fetch_add(u64::from(count), Ordering::Relaxed);
         self.bytes += bytes;
         Ok(receipt)
     }
@@ -669,10 +674,11 @@ impl Publisher {
         progress: &indicatif::ProgressBar,
     ) -> PublishOutcome {
         let deadline = tokio::time::Instant::now() + timeout;
-        while self.tracker.settled() < self.sent {
+        let sent = self.tracker.sent();
+        while self.tracker.settled() < sent {
             progress.set_position(self.confirmed());
             let notified = self.tracker.settled.notified();
-            if self.tracker.settled() >= self.sent {
+            if self.tracker.settled() >= sent {
                 break;
             }
             let tick = tokio::time::sleep(Duration::from_millis(100));
@@ -692,6 +698,7 @@ impl Publisher {
 
     /// What has been confirmed so far; anything sent and not confirmed counts as failed.
     pub fn outcome(&self) -> PublishOutcome {
+        let sent = self.tracker.sent();
         let confirmed = self.confirmed();
         let latency = std::mem::take(
             &mut *self
@@ -701,10 +708,10 @@ impl Publisher {
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
         PublishOutcome {
-            sent: self.sent,
+            sent,
             bytes: self.bytes,
             confirmed,
-            failed: self.sent - confirmed.min(self.sent),
+            failed: sent - confirmed.min(sent),
             elapsed: self.started.elapsed(),
             latency,
         }

@@ -38,7 +38,6 @@ struct Gateway {
     broker: BrokerSettings,
     /// The next publishing id; a missing `seq` is the publishing id - 1.
     next_id: AtomicU64,
-    published: AtomicU64,
     max_in_flight: u64,
     confirm_timeout: Duration,
 }
@@ -79,7 +78,6 @@ pub async fn run(
         publisher: Mutex::new(Some(publisher)),
         broker: broker.clone(),
         next_id: AtomicU64::new(last_id + 1),
-        published: AtomicU64::new(0),
         max_in_flight: args.max_in_flight,
         confirm_timeout: args.confirm_timeout,
     });
@@ -343,7 +341,6 @@ impl Gateway {
                 }
             }
         };
-        self.published.fetch_add(count, Ordering::Relaxed);
         match tokio::time::timeout(self.confirm_timeout, receipt.settled()).await {
             Ok(Some(outcome)) if outcome.failed == 0 => Ok((
                 StatusCode::ACCEPTED,
@@ -399,7 +396,7 @@ async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
         "invstream_published_total",
         "counter",
         "Updates handed to the broker.",
-        gateway.published.load(Ordering::Relaxed),
+        stats.sent(),
     );
     metric(
         "invstream_confirmed_total",
