@@ -9,6 +9,19 @@
 #                               for the Rust client: used to test the "broker too old" error)
 #   scripts/broker.sh old-down  stop it
 #
+# Extra nodes for fault tests (broker restarts, crashes, TLS), each a RabbitMQ 4.x of its own in
+# the chroot so stopping it disturbs nothing else:
+#   scripts/broker.sh node-up NAME PORT [TLS_PORT]   start node NAME: stream on localhost:PORT
+#                               (and TLS on TLS_PORT, certificates from tls-certs); fresh data
+#   scripts/broker.sh node-stop NAME    stop it cleanly (its data stays)
+#   scripts/broker.sh node-kill NAME    kill -9 its Erlang VM (a crash; its data stays)
+#   scripts/broker.sh node-start NAME   start it again on its data, wait until it answers
+#   scripts/broker.sh node-pause NAME   SIGSTOP its Erlang VM (a stuck broker: connections stay
+#                               open, nothing answers); node-resume NAME sends SIGCONT
+#   scripts/broker.sh node-down NAME    stop it and delete its data
+#   scripts/broker.sh tls-certs         make a test CA, a broker certificate for localhost and
+#                               a client certificate (once, with openssl); print their directory
+#
 # `up` picks, in this order: a broker already answering on 5552; a running Docker engine
 # (docker-compose.yml); a RabbitMQ >= 3.11 installed on this machine; else a Debian trixie root
 # filesystem made with debootstrap (RabbitMQ 4.x), run in a chroot. The root filesystem is cached
@@ -82,7 +95,7 @@ version_at_least_3_11() {
 
 in_chroot() { as_root chroot "$ROOTFS" /usr/bin/env HOME=/var/lib/rabbitmq "$@"; }
 
-chroot_up() {
+ensure_rootfs() {
     if [ ! -x "$ROOTFS/usr/sbin/rabbitmq-server" ]; then
         command -v debootstrap >/dev/null || apt_install debootstrap
         say "building a Debian trixie root with RabbitMQ in $ROOTFS (once, about a minute)"
@@ -94,6 +107,10 @@ chroot_up() {
         as_root mv "$tmp" "$ROOTFS"
     fi
     mountpoint -q "$ROOTFS/proc" || as_root mount -t proc proc "$ROOTFS/proc"
+}
+
+chroot_up() {
+    ensure_rootfs
     echo '[rabbitmq_stream,rabbitmq_management].' | as_root tee "$ROOTFS/etc/rabbitmq/enabled_plugins" >/dev/null
     printf 'loopback_users.guest = false\nstream.advertised_host = localhost\n' \
         | as_root tee "$ROOTFS/etc/rabbitmq/rabbitmq.conf" >/dev/null
@@ -217,6 +234,133 @@ old_env() {
 
 old_down() { old_env "$RABBITMQ_BIN/rabbitmqctl" -q stop >/dev/null 2>&1 || true; say "old broker stopped"; }
 
+TLS_DIR="$CACHE/tls"
+
+tls_certs() {
+    if [ ! -s "$TLS_DIR/client.key" ]; then
+        command -v openssl >/dev/null || apt_install openssl
+        local tmp="$TLS_DIR.partial"
+        rm -rf "$tmp" && mkdir -p "$tmp"
+        (
+            cd "$tmp"
+            openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=invstream test CA" \
+                -keyout ca.key -out ca.pem
+            for who in server client; do
+                openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$who.key.tmp" -out "$who.csr"
+                printf 'subjectAltName = DNS:localhost, IP:127.0.0.1\nextendedKeyUsage = %s\n' \
+                    "$([ "$who" = server ] && echo serverAuth || echo clientAuth)" >"$who.ext"
+                openssl x509 -req -in "$who.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+                    -extfile "$who.ext" -out "$who.pem"
+                # PKCS#8 ("BEGIN PRIVATE KEY"): the only key format the Rust client reads.
+                openssl pkcs8 -topk8 -nocrypt -in "$who.key.tmp" -out "$who.key"
+                rm -f "$who.key.tmp" "$who.csr" "$who.ext"
+            done
+        ) >"$CACHE/openssl.log" 2>&1 || die "openssl failed; see $CACHE/openssl.log"
+        rm -rf "$TLS_DIR" && mv "$tmp" "$TLS_DIR"
+    fi
+    echo "$TLS_DIR"
+}
+
+# Extra nodes live in the chroot under /var/lib/rabbitmq/invstream-nodes/NAME.
+node_dir() { echo "/var/lib/rabbitmq/invstream-nodes/$1"; }
+
+node_env() {
+    local name=$1 dir
+    dir="$(node_dir "$name")"
+    shift
+    in_chroot RABBITMQ_NODENAME="$name" RABBITMQ_CONFIG_FILE="$dir/rabbitmq" \
+        RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" RABBITMQ_MNESIA_BASE="$dir/mnesia" \
+        RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_PID_FILE="$dir/pid" \
+        RABBITMQ_DIST_PORT="$(cat "$ROOTFS$dir/dist_port")" "$@"
+}
+
+node_port() { cat "$ROOTFS$(node_dir "$1")/port"; }
+
+node_up() {
+    local name=$1 port=$2 tls_port=${3:-} dir
+    [ -n "$name" ] && [ -n "$port" ] || die "usage: node-up NAME PORT [TLS_PORT]"
+    ensure_rootfs
+    dir="$(node_dir "$name")"
+    [ -d "$ROOTFS$dir" ] && node_down "$name"
+    as_root mkdir -p "$ROOTFS$dir/mnesia" "$ROOTFS$dir/log"
+    echo "$port" | as_root tee "$ROOTFS$dir/port" >/dev/null
+    echo $((port + 20000)) | as_root tee "$ROOTFS$dir/dist_port" >/dev/null
+    echo '[rabbitmq_stream].' | as_root tee "$ROOTFS$dir/enabled_plugins" >/dev/null
+    {
+        echo "listeners.tcp = none"
+        echo "stream.listeners.tcp.1 = $port"
+        echo "stream.advertised_host = localhost"
+        echo "stream.advertised_port = $port"
+        echo "loopback_users.guest = false"
+        if [ -n "$tls_port" ]; then
+            local certs
+            certs="$(tls_certs)"
+            as_root mkdir -p "$ROOTFS$dir/tls"
+            as_root cp "$certs/ca.pem" "$certs/server.pem" "$certs/server.key" "$ROOTFS$dir/tls/"
+            echo "stream.listeners.ssl.1 = $tls_port"
+            echo "stream.advertised_tls_port = $tls_port"
+            echo "ssl_options.cacertfile = $dir/tls/ca.pem"
+            echo "ssl_options.certfile = $dir/tls/server.pem"
+            echo "ssl_options.keyfile = $dir/tls/server.key"
+            echo "ssl_options.verify = verify_peer"
+            echo "ssl_options.fail_if_no_peer_cert = false"
+        fi
+    } | as_root tee "$ROOTFS$dir/rabbitmq.conf" >/dev/null
+    # Debian's rabbitmq-server runs the node as the rabbitmq user.
+    in_chroot chown -R rabbitmq:rabbitmq "$dir"
+    node_start "$name"
+}
+
+node_start() {
+    local name=$1
+    [ -f "$ROOTFS$(node_dir "$name")/port" ] || die "no node '$name' (node-up NAME PORT first)"
+    mountpoint -q "$ROOTFS/proc" || as_root mount -t proc proc "$ROOTFS/proc"
+    node_env "$name" /bin/sh -c 'rabbitmq-server -detached' >/dev/null 2>&1 || true
+    local waited=0
+    until node_env "$name" rabbitmqctl -q -n "$name" await_startup --timeout 5 >/dev/null 2>&1; do
+        if [ "$waited" -ge "$START_TIMEOUT_S" ] || grep -qs "BOOT FAILED" "$ROOTFS$(node_dir "$name")"/log/*.log; then
+            grep -hs "\[error\]" "$ROOTFS$(node_dir "$name")"/log/*.log | head -5 >&2
+            die "node $name did not start; see $ROOTFS$(node_dir "$name")/log/"
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+    wait_for_port "$(node_port "$name")" "RabbitMQ node $name"
+}
+
+node_stop() {
+    local name=$1
+    node_env "$name" rabbitmqctl -q -n "$name" stop >/dev/null 2>&1 || true
+    say "node $name stopped"
+}
+
+node_pid() {
+    local pid
+    pid="$(cat "$ROOTFS$(node_dir "$1")/pid" 2>/dev/null || true)"
+    [ -n "$pid" ] || die "node $1 has no pid file: is it running?"
+    echo "$pid"
+}
+
+node_signal() {
+    as_root kill "-$2" "$(node_pid "$1")"
+    say "node $1: sent SIG$2"
+}
+
+node_kill() {
+    local name=$1 pid
+    pid="$(node_pid "$name")"
+    as_root kill -9 "$pid" 2>/dev/null || true
+    while [ -d "/proc/$pid" ]; do sleep 0.1; done
+    say "node $name killed (pid $pid)"
+}
+
+node_down() {
+    local name=$1
+    [ -d "$ROOTFS$(node_dir "$name")" ] || return 0
+    node_stop "$name"
+    as_root rm -rf "$ROOTFS$(node_dir "$name")"
+}
+
 case "${1:-}" in
     up) up ;;
     down) down ;;
@@ -224,5 +368,13 @@ case "${1:-}" in
     version) version ;;
     old-up) old_up ;;
     old-down) old_down ;;
-    *) echo "usage: $0 up|down|status|version|old-up|old-down" >&2; exit 2 ;;
+    node-up) node_up "${2:-}" "${3:-}" "${4:-}" ;;
+    node-stop) node_stop "${2:?node name}" ;;
+    node-kill) node_kill "${2:?node name}" ;;
+    node-start) node_start "${2:?node name}" ;;
+    node-down) node_down "${2:?node name}" ;;
+    node-pause) node_signal "${2:?node name}" STOP ;;
+    node-resume) node_signal "${2:?node name}" CONT ;;
+    tls-certs) tls_certs ;;
+    *) echo "usage: $0 up|down|status|version|old-up|old-down|node-up|node-stop|node-kill|node-start|node-pause|node-resume|node-down|tls-certs" >&2; exit 2 ;;
 esac

@@ -3,22 +3,32 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
 use rabbitmq_stream_client::error::{ClientError, ConsumerCreateError, ProducerCreateError};
 use rabbitmq_stream_client::types::{OffsetSpecification, ResponseCode, ResponseKind};
-use rabbitmq_stream_client::{Client, ClientOptions, Environment};
+use rabbitmq_stream_client::{Client, ClientOptions, Environment, TlsConfiguration};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::cli::{GlobalArgs, TlsArgs};
 use crate::error::{InvError, Result};
 
 /// The URI used when neither `--uri` nor `INVSTREAM_URI` is given: a local broker's defaults.
 pub const DEFAULT_URI: &str = "rabbitmq-stream://guest:guest@localhost:5552/%2f";
 
 const DEFAULT_PORT: u16 = 5552;
+const DEFAULT_TLS_PORT: u16 = 5551;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first wait between reconnect attempts; it doubles up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How long a command waits at its start for a broker that is still starting.
+const STARTING_WAIT: Duration = Duration::from_secs(10);
+
 /// How long an empty stream stays silent before we believe it is empty (see `stream_end_offset`).
 const LAST_CHUNK_WAIT: Duration = Duration::from_secs(2);
 
@@ -30,6 +40,83 @@ pub struct BrokerSettings {
     pub user: String,
     password: String,
     pub vhost: String,
+    /// Set for `rabbitmq-stream+tls://` URIs.
+    pub tls: Option<TlsSettings>,
+    /// How long a command keeps reconnecting after the connection drops mid-run.
+    pub retry_for: Duration,
+}
+
+/// How to check the broker's certificate and, optionally, present ours.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TlsSettings {
+    /// CA certificates (PEM) the broker's certificate must chain to; `None` only with `insecure`.
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate and PKCS#8 key (PEM).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Skip the broker certificate check.
+    pub insecure: bool,
+}
+
+impl TlsSettings {
+    /// Checks the files before the client reads them: it panics on some malformed ones.
+    fn from_args(args: &TlsArgs) -> Result<Self> {
+        if let Some(ca) = &args.tls_ca_cert {
+            check_pem(ca, "--tls-ca-cert", &["CERTIFICATE"])?;
+        }
+        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+            check_pem(cert, "--tls-cert", &["CERTIFICATE"])?;
+            check_pem(key, "--tls-key", &["PRIVATE KEY"])?;
+        }
+        if args.tls_ca_cert.is_none() && !args.tls_insecure {
+            return Err(InvError::Tls {
+                message: "a rabbitmq-stream+tls:// URI needs --tls-ca-cert FILE (the CA that signed the broker's certificate; for a public CA, /etc/ssl/certs/ca-certificates.crt), or --tls-insecure to skip the check".to_string(),
+            });
+        }
+        Ok(TlsSettings {
+            ca_cert: args.tls_ca_cert.clone(),
+            client_cert: args.tls_cert.clone().zip(args.tls_key.clone()),
+            insecure: args.tls_insecure,
+        })
+    }
+
+    fn configuration(&self) -> TlsConfiguration {
+        let mut builder = TlsConfiguration::builder().enable(true);
+        if let Some(ca) = &self.ca_cert {
+            builder = builder.add_root_certificates(ca.clone());
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            builder = builder.add_client_certificates_keys(cert.clone(), key.clone());
+        }
+        builder
+            .build()
+            .expect("from_args requires a CA for client certificates")
+    }
+}
+
+/// Fails unless `path` is a readable PEM file with a block of one of `kinds` (the client only
+/// reads PKCS#8 keys, "BEGIN PRIVATE KEY").
+fn check_pem(path: &Path, option: &str, kinds: &[&str]) -> Result<()> {
+    let text = std::fs::read(path).map_err(|e| InvError::Tls {
+        message: format!("cannot read {option} {}: {e}", path.display()),
+    })?;
+    let text = String::from_utf8_lossy(&text);
+    if kinds
+        .iter()
+        .any(|kind| text.contains(&format!("-----BEGIN {kind}-----")))
+    {
+        return Ok(());
+    }
+    let hint = match kinds.contains(&"PRIVATE KEY") && text.contains("PRIVATE KEY-----") {
+        true => " (convert the key to PKCS#8: openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.pk8)",
+        false => "",
+    };
+    Err(InvError::Tls {
+        message: format!(
+            "{option} {} holds no PEM \"BEGIN {}\" block{hint}",
+            path.display(),
+            kinds[0]
+        ),
+    })
 }
 
 impl fmt::Debug for BrokerSettings {
@@ -59,13 +146,16 @@ impl BrokerSettings {
             reason: reason.to_string(),
         };
         let url = url::Url::parse(uri).map_err(|e| invalid(&e.to_string()))?;
-        match url.scheme() {
-            "rabbitmq-stream" => {}
-            "rabbitmq-stream+tls" => {
-                return Err(invalid("TLS (rabbitmq-stream+tls://) is not supported yet"))
+        let tls = match url.scheme() {
+            "rabbitmq-stream" => None,
+            // Completed by `from_args` with the certificate options.
+            "rabbitmq-stream+tls" => Some(TlsSettings::default()),
+            other => {
+                return Err(invalid(&format!(
+                    "unknown scheme '{other}' (rabbitmq-stream:// or rabbitmq-stream+tls://)"
+                )))
             }
-            other => return Err(invalid(&format!("unknown scheme '{other}'"))),
-        }
+        };
         let host = match url.host_str() {
             Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']'),
             _ => return Err(invalid("no host")),
@@ -95,13 +185,99 @@ impl BrokerSettings {
             "" => "/".to_string(),
             p => decode(p)?,
         };
+        let default_port = match tls {
+            Some(_) => DEFAULT_TLS_PORT,
+            None => DEFAULT_PORT,
+        };
         Ok(BrokerSettings {
             host: host.to_string(),
-            port: url.port().unwrap_or(DEFAULT_PORT),
+            port: url.port().unwrap_or(default_port),
             user,
             password,
             vhost,
+            tls,
+            retry_for: Duration::ZERO,
         })
+    }
+
+    /// The settings every command starts from: `--uri`, the TLS options and `--retry-for`.
+    pub fn from_args(args: &GlobalArgs) -> Result<Self> {
+        let mut settings = Self::from_uri(&args.uri)?;
+        settings.retry_for = args.retry_for;
+        let tls = &args.tls;
+        let tls_options_given =
+            tls.tls_ca_cert.is_some() || tls.tls_cert.is_some() || tls.tls_insecure;
+        match &mut settings.tls {
+            Some(settings) => *settings = TlsSettings::from_args(tls)?,
+            None if tls_options_given => {
+                return Err(InvError::Tls {
+                    message: "TLS options need a rabbitmq-stream+tls:// URI (the broker's TLS port, 5551 by default)".to_string(),
+                })
+            }
+            None => {}
+        }
+        Ok(settings)
+    }
+
+    fn tls_configuration(&self) -> TlsConfiguration {
+        match &self.tls {
+            Some(tls) => tls.configuration(),
+            None => TlsConfiguration::default(),
+        }
+    }
+
+    /// Calls `attempt` until it succeeds, fails for good, or `retry_for` has passed since
+    /// `lost_at`, sleeping between tries with doubling backoff. Errors that waiting cannot fix
+    /// (credentials, permissions, TLS) end it at once; `advice` ends the message when the
+    /// window runs out.
+    pub async fn with_retries<T, Fut>(
+        &self,
+        lost_at: std::time::Instant,
+        during: &'static str,
+        advice: &str,
+        mut attempt: impl FnMut() -> Fut,
+    ) -> Result<T>
+    where
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(e) if !e.is_transient() => return Err(e),
+                Err(e) if lost_at.elapsed() + backoff > self.retry_for => {
+                    return Err(InvError::RetryWindowEnded {
+                        addr: self.addr(),
+                        during,
+                        retry_for: self.retry_for,
+                        last_error: e.to_string(),
+                        advice: advice.to_string(),
+                    })
+                }
+                Err(_) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Calls `attempt` again while the broker says it is still starting (a stream without a
+    /// leader yet, an internal error right after boot), for up to `STARTING_WAIT`; any other
+    /// outcome is returned at once. For the first requests of a command.
+    pub async fn while_starting<T, Fut>(&self, mut attempt: impl FnMut() -> Fut) -> Result<T>
+    where
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let since = std::time::Instant::now();
+        loop {
+            match attempt().await {
+                Err(e) if e.is_broker_starting() && since.elapsed() < STARTING_WAIT => {
+                    tokio::time::sleep(FIRST_BACKOFF).await
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// `host:port`, for messages.
@@ -117,6 +293,7 @@ impl BrokerSettings {
             .password(&self.password)
             .v_host(&self.vhost)
             .client_provided_name("invstream".to_string())
+            .tls(self.tls_configuration())
             .build()
     }
 
@@ -129,7 +306,8 @@ impl BrokerSettings {
             .username(&self.user)
             .password(&self.password)
             .virtual_host(&self.vhost)
-            .client_provided_name("invstream");
+            .client_provided_name("invstream")
+            .tls(self.tls_configuration());
         match tokio::time::timeout(CONNECT_TIMEOUT, builder.build()).await {
             Ok(Ok(env)) => Ok(env),
             Ok(Err(e)) => Err(self.explain_connect_error(e).await),
@@ -159,6 +337,12 @@ impl BrokerSettings {
     /// so then we ask the broker its version ourselves.
     async fn explain_connect_error(&self, error: ClientError) -> InvError {
         match error {
+            ClientError::Io(io) if self.tls.is_some() && is_tls_failure(&io) => {
+                InvError::TlsHandshake {
+                    addr: self.addr(),
+                    reason: io.to_string(),
+                }
+            }
             ClientError::Io(io) => InvError::BrokerUnreachable {
                 addr: self.addr(),
                 reason: io.to_string(),
@@ -182,6 +366,12 @@ impl BrokerSettings {
                     addr: self.addr(),
                 }
             }
+            ClientError::ConnectionClosed | ClientError::AlreadyClosed if self.tls.is_some() => {
+                InvError::HandshakeClosed {
+                    addr: self.addr(),
+                    hint: "; is this the broker's TLS stream port (5551 by default)?".to_string(),
+                }
+            }
             ClientError::ConnectionClosed | ClientError::AlreadyClosed => {
                 match probe_server_version(&self.host, self.port).await {
                     Some(version) if !version_at_least(&version, 3, 11) => InvError::BrokerTooOld {
@@ -194,7 +384,7 @@ impl BrokerSettings {
                     },
                     None => InvError::HandshakeClosed {
                         addr: self.addr(),
-                        hint: "; is this a RabbitMQ stream port (5552 by default)?".to_string(),
+                        hint: "; is this a RabbitMQ stream port (5552 by default; a TLS port needs rabbitmq-stream+tls://)?".to_string(),
                     },
                 }
             }
@@ -317,6 +507,9 @@ impl BrokerSettings {
                 action,
                 stream: stream.to_string(),
             },
+            ResponseCode::StreamNotAvailable => InvError::StreamNotAvailable {
+                stream: stream.to_string(),
+            },
             code => InvError::BrokerRefused {
                 action,
                 stream: stream.to_string(),
@@ -328,7 +521,11 @@ impl BrokerSettings {
     /// A client error after the handshake: almost always a lost connection.
     pub fn client_error(&self, error: ClientError, during: &'static str) -> InvError {
         match error {
-            ClientError::ConnectionClosed | ClientError::AlreadyClosed | ClientError::Io(_) => {
+            ClientError::Io(io) => InvError::BrokerUnreachable {
+                addr: self.addr(),
+                reason: io.to_string(),
+            },
+            ClientError::ConnectionClosed | ClientError::AlreadyClosed => {
                 InvError::ConnectionLost {
                     addr: self.addr(),
                     during,
@@ -370,6 +567,14 @@ impl BrokerSettings {
             },
         }
     }
+}
+
+/// Whether an I/O error comes from TLS (certificates, protocol) rather than from the network.
+fn is_tls_failure(error: &std::io::Error) -> bool {
+    let text = error.to_string().to_ascii_lowercase();
+    error.kind() == std::io::ErrorKind::InvalidData
+        || text.contains("tls")
+        || text.contains("certificate")
 }
 
 /// Replaces the password in a URI-like string, for error messages about unparsable URIs.
@@ -501,7 +706,7 @@ mod tests {
             "rabbitmq-stream://u:s3cret@h:notaport/",
             "not a uri s3cret",
             "rabbitmq-stream://u:s3cret@h/a/b",
-            "rabbitmq-stream+tls://u:s3cret@h/",
+            "rabbitmq-stream+tls://u:s3cret@h:bad/",
         ] {
             let err = BrokerSettings::from_uri(uri).unwrap_err().to_string();
             assert!(err.starts_with("invalid --uri"), "{err}");

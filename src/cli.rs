@@ -46,6 +46,36 @@ pub struct GlobalArgs {
     /// No progress bar and no status lines on stderr (errors are still printed)
     #[arg(long, short, global = true)]
     pub quiet: bool,
+
+    /// When the connection drops mid-run, reconnect with backoff for up to this long (re-sending
+    /// unconfirmed messages, resuming reads after the last offset read); 0s gives up at once
+    #[arg(long, global = true, default_value = "60s", value_parser = parse_duration)]
+    pub retry_for: Duration,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS for `rabbitmq-stream+tls://` URIs (the broker's TLS stream port is 5551 by default).
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "TLS (with a rabbitmq-stream+tls:// URI)")]
+pub struct TlsArgs {
+    /// PEM file of the CA certificate(s) that signed the broker's certificate (for a public CA,
+    /// the system bundle, e.g. /etc/ssl/certs/ca-certificates.crt)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca_cert: Option<std::path::PathBuf>,
+
+    /// PEM file of a client certificate, for brokers that ask for one (with --tls-key)
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM file of the client certificate's private key (PKCS#8, "BEGIN PRIVATE KEY")
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Encrypt but do not check the broker's certificate (tests only: anyone can impersonate it)
+    #[arg(long, global = true, conflicts_with = "tls_ca_cert")]
+    pub tls_insecure: bool,
 }
 
 #[derive(Debug, Subcommand)]

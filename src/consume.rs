@@ -80,6 +80,8 @@ struct ReadTally {
     latency: LatencyHistogram,
     /// With `--verify`.
     seq_check: Option<SeqCheck>,
+    /// Times this reader lost its connection and subscribed again.
+    reconnects: u64,
 }
 
 impl ReadTally {
@@ -130,7 +132,7 @@ impl ReadTally {
     }
 
     fn summary(&self, stream: &str, offset: &StartOffset, elapsed: Duration) -> RunSummary {
-        RunSummary::new(
+        let mut summary = RunSummary::new(
             "consume",
             stream,
             Totals {
@@ -147,7 +149,9 @@ impl ReadTally {
                 not_inventory_updates: self.not_inventory_updates,
                 delivered: self.delivered,
             },
-        )
+        );
+        summary.reconnects = self.reconnects;
+        summary
     }
 
     fn summary_with_verify(
@@ -169,6 +173,7 @@ impl ReadTally {
         self.messages += other.messages;
         self.bytes += other.bytes;
         self.not_inventory_updates += other.not_inventory_updates;
+        self.reconnects += other.reconnects;
         self.first_offset = min_some(self.first_offset, other.first_offset);
         self.last_offset = self.last_offset.max(other.last_offset);
         self.latency.merge(&other.latency);
@@ -210,6 +215,8 @@ struct ReadPlan {
     print: bool,
     /// For errors, and for the single-active-consumer callback, which needs its own connection.
     broker: BrokerSettings,
+    /// Where reconnects are reported.
+    out: Output,
 }
 
 /// One reader: a label for reports, the name the broker tracks its offset under, its pace.
@@ -243,7 +250,11 @@ pub async fn run(
     let stop_rule = StopRule::for_args(args);
     let mut readers = readers_for(args)?;
     let end_offset = match stop_rule {
-        StopRule::AtEnd => broker.stream_end_offset(stream).await?,
+        StopRule::AtEnd => {
+            broker
+                .while_starting(|| broker.stream_end_offset(stream))
+                .await?
+        }
         StopRule::Follow => None,
     };
     let mut plan = Arc::new(ReadPlan {
@@ -259,6 +270,7 @@ pub async fn run(
         verify: args.verify,
         print: args.print,
         broker: broker.clone(),
+        out,
     });
     if args.offset == StartOffset::Stored && !args.single_active {
         for reader in &mut readers {
@@ -307,24 +319,33 @@ pub async fn run(
             ));
             continue;
         }
-        let subscription = match subscribe(&env, &plan, &reader).await {
+        let first_subscription = broker
+            .while_starting(|| async {
+                match subscribe(&env, &plan, &reader, None).await {
+                    Err(SubscribeError::Create(e)) => Err(broker.consumer_error(e, stream)),
+                    other => Ok(other),
+                }
+            })
+            .await?;
+        let subscription = match first_subscription {
             Ok(subscription) => subscription,
             Err(SubscribeError::NoFiltering) => {
                 out.status("the broker has no stream filtering (RabbitMQ < 3.13): filtering --product in invstream");
                 Arc::get_mut(&mut plan)
                     .expect("no reader started yet")
                     .broker_filters = false;
-                subscribe(&env, &plan, &reader)
+                subscribe(&env, &plan, &reader, None)
                     .await
                     .map_err(|e| e.into_error(broker, stream))?
             }
             Err(e) => return Err(e.into_error(broker, stream)),
         };
         let (plan, stop_rx, progress) = (plan.clone(), stop_rx.clone(), progress.clone());
+        let env = env.clone();
         tasks.push(tokio::spawn(async move {
             let label = reader.label.clone();
             let (tally, elapsed, failure) =
-                read(subscription, &plan, &reader, stop_rx, progress).await;
+                read(&env, subscription, &plan, &reader, stop_rx, progress).await;
             (label, tally, elapsed, failure)
         }));
     }
@@ -368,12 +389,13 @@ pub async fn run(
     interrupt.abort();
     progress.finish_and_clear();
 
-    let read_anything = results.iter().any(|(_, tally, _)| tally.delivered > 0);
     if let Some(failure) = last_failure {
-        if !read_anything {
-            return Err(failure);
+        // What was read is not what was asked for: say how far it got, then fail.
+        let read: u64 = results.iter().map(|(_, tally, _)| tally.messages).sum();
+        if read > 0 {
+            out.status(&format!("read {read} messages before this error:"));
         }
-        out.status(&format!("stopped early: {failure}"));
+        return Err(failure);
     }
     let mut summary = aggregate(&plan, results);
     summary.interrupted = interrupted;
@@ -463,15 +485,21 @@ struct Subscription {
     skip_below: Arc<AtomicU64>,
 }
 
+/// Subscribes `reader`: at the plan's offset, or at `resume_at` after a lost connection.
 async fn subscribe(
     env: &Environment,
     plan: &ReadPlan,
     reader: &Reader,
+    resume_at: Option<u64>,
 ) -> std::result::Result<Subscription, SubscribeError> {
-    let skip_below = Arc::new(AtomicU64::new(0));
+    let skip_below = Arc::new(AtomicU64::new(resume_at.unwrap_or(0)));
+    let offset = match resume_at {
+        Some(next) => OffsetSpecification::Offset(next),
+        None => offset_specification(&plan.offset, reader.stored),
+    };
     let mut builder = env
         .consumer()
-        .offset(offset_specification(&plan.offset, reader.stored))
+        .offset(offset)
         .client_provided_name(&format!("invstream-consumer-{}", reader.label))
         .name_optional(reader.tracking_name.clone());
     if let (Some(products), true) = (&plan.products, plan.broker_filters) {
@@ -498,6 +526,11 @@ async fn subscribe(
                         if active == 0 {
                             return fallback;
                         }
+                        // Our own last read, after a reconnect, beats what was stored.
+                        let resumed = skip_below.load(Ordering::Relaxed);
+                        if resumed > 0 {
+                            return OffsetSpecification::Offset(resumed);
+                        }
                         match broker.stored_offset(&context.name(), &stream).await {
                             Ok(Some(stored)) => {
                                 skip_below.store(stored + 1, Ordering::Relaxed);
@@ -518,9 +551,47 @@ async fn subscribe(
     }
 }
 
+/// Subscribes `reader` again after its connection dropped, right after `last_read` (or where
+/// it started, if it read nothing yet), retrying with backoff for up to `--retry-for`.
+async fn resubscribe(
+    env: &Environment,
+    plan: &ReadPlan,
+    reader: &Reader,
+    last_read: Option<u64>,
+) -> Result<Subscription> {
+    let lost_at = Instant::now();
+    plan.out.status(&format!(
+        "{}: lost the connection to {}; reconnecting (up to {}s, --retry-for)",
+        reader.label,
+        plan.broker.addr(),
+        plan.broker.retry_for.as_secs()
+    ));
+    let resume_at = last_read.map(|offset| offset + 1);
+    let advice = match (&reader.tracking_name, last_read) {
+        (Some(_), Some(_)) => "; run it again with --offset stored to resume",
+        _ => "",
+    };
+    let subscription = plan
+        .broker
+        .with_retries(lost_at, "reading", advice, || async {
+            subscribe(env, plan, reader, resume_at)
+                .await
+                .map_err(|e| e.into_error(&plan.broker, &plan.stream))
+        })
+        .await?;
+    plan.out.status(&format!(
+        "{}: reconnected after {:.1}s; reading on from offset {}",
+        reader.label,
+        lost_at.elapsed().as_secs_f64(),
+        resume_at.map_or_else(|| plan.offset.to_string(), |o| o.to_string())
+    ));
+    Ok(subscription)
+}
+
 /// One reader's loop. Returns what it read, the time from subscribing to its last message (or
 /// to the stop), and the error that ended it early, if any.
 async fn read(
+    env: &Environment,
     subscription: Subscription,
     plan: &ReadPlan,
     reader: &Reader,
@@ -529,7 +600,7 @@ async fn read(
 ) -> (ReadTally, Duration, Option<InvError>) {
     let Subscription {
         mut consumer,
-        skip_below,
+        mut skip_below,
     } = subscription;
     let mut printer = plan
         .print
@@ -602,13 +673,27 @@ async fn read(
                         break;
                     }
                 }
-                Some(Err(e)) => {
+                Some(Err(e)) if plan.broker.retry_for.is_zero() => {
                     failure = Some(InvError::Client { message: format!("reading stream '{}': {e}", plan.stream) });
                     break;
                 }
-                None => {
+                None if plan.broker.retry_for.is_zero() => {
                     failure = Some(InvError::ConnectionLost { addr: plan.broker.addr(), during: "reading" });
                     break;
+                }
+                Some(Err(_)) | None => {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), consumer.handle().close()).await;
+                    match resubscribe(env, plan, reader, last_delivered).await {
+                        Ok(subscription) => {
+                            consumer = subscription.consumer;
+                            skip_below = subscription.skip_below;
+                            tally.reconnects += 1;
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
                 }
             },
         }

@@ -30,11 +30,20 @@ pub enum InvError {
     #[error("the broker at {addr} runs RabbitMQ {version}, which is too old: invstream needs RabbitMQ 3.11 or newer (scripts/broker.sh up starts a current one)")]
     BrokerTooOld { addr: String, version: String },
 
+    #[error("TLS: {message}")]
+    Tls { message: String },
+
+    #[error("TLS handshake with {addr} failed: {reason}; check that this is the broker's TLS port (5551 by default), that --tls-ca-cert is the CA that signed the broker's certificate, and that the URI's host is a name in that certificate")]
+    TlsHandshake { addr: String, reason: String },
+
     #[error("the broker at {addr} closed the connection during the handshake{hint}")]
     HandshakeClosed { addr: String, hint: String },
 
     #[error("stream '{stream}' does not exist in virtual host '{vhost}': create it by publishing to it (invstream produce --stream {stream}) or check --stream")]
     StreamMissing { stream: String, vhost: String },
+
+    #[error("stream '{stream}' is not available yet (the broker is starting or electing its leader): try again in a few seconds")]
+    StreamNotAvailable { stream: String },
 
     #[error("stream '{stream}' already exists with other arguments than asked (max length/segment/age): drop those options to use it as it is, or pick another --stream")]
     StreamArgumentsMismatch { stream: String },
@@ -56,6 +65,15 @@ pub enum InvError {
     #[error("lost the connection to the broker at {addr} while {during}")]
     ConnectionLost { addr: String, during: &'static str },
 
+    #[error("lost the connection to the broker at {addr} while {during} and could not reconnect within --retry-for {}s (last error: {last_error}){advice}", retry_for.as_secs())]
+    RetryWindowEnded {
+        addr: String,
+        during: &'static str,
+        retry_for: Duration,
+        last_error: String,
+        advice: String,
+    },
+
     #[error("timed out after {}s waiting for the broker at {addr} to {during}", timeout.as_secs())]
     Timeout {
         addr: String,
@@ -74,6 +92,35 @@ pub enum InvError {
 
     #[error("{message}")]
     Client { message: String },
+}
+
+impl InvError {
+    /// Whether trying again later may succeed: the broker is away or restarting, not refusing
+    /// us for a reason that waiting cannot fix.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            InvError::BrokerUnreachable { .. }
+                | InvError::HandshakeClosed { .. }
+                | InvError::ConnectionLost { .. }
+                | InvError::Timeout { .. }
+                | InvError::Client { .. }
+                // A restarting broker briefly has no leader for the stream, or no stream yet.
+                | InvError::BrokerRefused { .. }
+                | InvError::StreamMissing { .. }
+                | InvError::StreamNotAvailable { .. }
+        )
+    }
+
+    /// Whether the broker is up but still starting: worth a few seconds' wait even when a
+    /// command starts, where other connection errors are reported at once.
+    pub fn is_broker_starting(&self) -> bool {
+        match self {
+            InvError::StreamNotAvailable { .. } => true,
+            InvError::BrokerRefused { code, .. } => code == "InternalError",
+            _ => false,
+        }
+    }
 }
 
 /// The result type of everything that talks to the broker.

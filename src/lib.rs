@@ -39,7 +39,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// 1 when a message was not confirmed or `--verify` found a gap or duplicate, 130 after Ctrl-C
 /// of a produce.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let broker = BrokerSettings::from_uri(&cli.global.uri)?;
+    let broker = BrokerSettings::from_args(&cli.global)?;
     let stream = cli.global.stream.as_str();
     let out = Output {
         json: cli.global.json,

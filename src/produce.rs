@@ -115,7 +115,11 @@ pub async fn run(
     // With deduplication, what the broker holds for this name is not sent again: --count is the
     // total for the name, and an input file resumes after its last stored line.
     let already_stored = match dedup {
-        true => broker.last_publishing_id(&producer_name, stream).await?,
+        true => {
+            broker
+                .while_starting(|| broker.last_publishing_id(&producer_name, stream))
+                .await?
+        }
         false => 0,
     };
     let (mut source, skipped, total) = match &input {
@@ -158,8 +162,16 @@ pub async fn run(
         filter_values: !args.no_filter_values,
         producer_name: &producer_name,
         dedup,
+        out,
     };
     let mut publisher = Publisher::open(&env, broker, stream, options).await?;
+    let what = match &input {
+        None => format!("{} updates", args.count - skipped),
+        Some(input) => format!("the updates in {input}"),
+    };
+    out.status(&format!(
+        "publishing {what} to stream '{stream}' as producer '{producer_name}'"
+    ));
     let progress = out.progress(total, "produce");
     let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
     let mut interrupted = false;
@@ -189,12 +201,12 @@ pub async fn run(
                 interrupted = true;
                 break;
             }
-            sent = publisher.send(&batch, args.confirm_timeout) => {
-                if let Err(e) = sent {
-                    failure = Some(e);
-                    break;
-                }
-            }
+            _ = publisher.wait_for_room(batch.len() as u64, args.confirm_timeout) => {}
+        }
+        // Not raced with Ctrl-C: a send cut short would leave its batch half handed over.
+        if let Err(e) = publisher.send(&batch, args.confirm_timeout).await {
+            failure = Some(e);
+            break;
         }
         progress.set_position(publisher.confirmed());
     }
@@ -217,11 +229,12 @@ pub async fn run(
         outcome = publisher.finish(wait_for_confirms, &progress) => outcome,
         _ = async { if interrupted { pending().await } else { (&mut interrupt).await } } => {
             interrupted = true;
-            publisher.outcome()
+            Ok(publisher.outcome())
         }
     };
     progress.finish_and_clear();
     publisher.close().await;
+    let outcome = outcome?;
     let mut summary = outcome.into_summary(stream, skipped, invalid_lines);
     summary.interrupted = interrupted;
     Ok(summary)
@@ -235,10 +248,11 @@ pub async fn connect_and_ensure_stream(
     out: Output,
 ) -> Result<Environment> {
     let env = broker.connect().await?;
-    if broker
-        .ensure_stream(stream, stream_arguments(retention))
-        .await?
-    {
+    let arguments = stream_arguments(retention);
+    let created = broker
+        .while_starting(|| broker.ensure_stream(stream, arguments.clone()))
+        .await?;
+    if created {
         out.status(&format!("created stream '{stream}'"));
     }
     Ok(env)
@@ -375,6 +389,19 @@ impl PublisherStats {
         self.tracker.failed.load(Ordering::Relaxed)
     }
 
+    /// Times the connection was lost and made again.
+    pub fn reconnects(&self) -> u64 {
+        self.tracker.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when the publisher's connection is lost (at once if it is now).
+    pub async fn lost(&self) {
+        let notified = self.tracker.lost_signal.notified();
+        if !self.tracker.is_lost() {
+            notified.await;
+        }
+    }
+
     /// Messages sent and not yet settled.
     pub fn in_flight(&self) -> u64 {
         self.max_in_flight
@@ -391,27 +418,44 @@ impl PublisherStats {
     }
 }
 
+/// A message sent and not yet confirmed: kept so it can be sent again, under the same
+/// publishing id, on a new connection.
+struct Unconfirmed {
+    message: Message,
+    sent_at: Instant,
+    waiter: Arc<BatchWaiter>,
+}
+
 /// Confirms as they arrive, shared with the client's confirm callbacks.
 #[derive(Default)]
 struct ConfirmTracker {
-    /// Messages handed to the client.
+    /// Messages handed to the client (each counted once, however often it is re-sent).
     sent: AtomicU64,
     confirmed: AtomicU64,
     failed: AtomicU64,
+    reconnects: AtomicU64,
     latency: Mutex<LatencyHistogram>,
     settled: Notify,
+    /// By publishing id. A confirm settles a message only if it is still here, so a confirm
+    /// from a connection given up on cannot count twice.
+    unconfirmed: Mutex<HashMap<u64, Unconfirmed>>,
+    /// Set when the producer's connection closed; cleared by a reconnect.
+    lost: std::sync::atomic::AtomicBool,
+    lost_signal: Notify,
+    /// Numbers the producer's connections; only the current one may report a loss.
+    connection: AtomicU64,
 }
 
 impl ConfirmTracker {
-    /// Records one confirm (or rejection); returns whether the message was confirmed.
-    fn settle(
-        &self,
-        result: &std::result::Result<ConfirmationStatus, ProducerPublishError>,
-        sent_at: Instant,
-    ) -> bool {
-        let confirmed = matches!(result, Ok(status) if status.confirmed());
+    /// Records the broker's answer for one message; anything not ours (already settled) is
+    /// ignored.
+    fn settle(&self, status: &ConfirmationStatus, in_flight: &Semaphore) {
+        let Some(entry) = self.lock_unconfirmed().remove(&status.publishing_id()) else {
+            return;
+        };
+        let confirmed = status.confirmed();
         if confirmed {
-            let latency_us = sent_at.elapsed().as_micros() as u64;
+            let latency_us = entry.sent_at.elapsed().as_micros() as u64;
             self.latency
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -420,8 +464,25 @@ impl ConfirmTracker {
         } else {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
+        in_flight.add_permits(1);
+        entry.waiter.settle(confirmed);
         self.settled.notify_one();
-        confirmed
+    }
+
+    fn lock_unconfirmed(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Unconfirmed>> {
+        self.unconfirmed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn mark_lost(&self) {
+        self.lost.store(true, Ordering::Relaxed);
+        self.lost_signal.notify_waiters();
+        self.settled.notify_one();
+    }
+
+    fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
     }
 
     fn sent(&self) -> u64 {
@@ -433,19 +494,78 @@ impl ConfirmTracker {
     }
 }
 
-/// A producer with a bound on unconfirmed messages. Everything that publishes (generated
-/// updates, `--input` files and stdin, the HTTP gateway) goes through `send`.
+/// Tells the tracker when the client sees the producer's connection close, unless that
+/// connection was already replaced (closing the old one also ends up here).
+struct ConnectionWatch {
+    tracker: Arc<ConfirmTracker>,
+    connection: u64,
+}
+
+#[async_trait::async_trait]
+impl rabbitmq_stream_client::OnClosed for ConnectionWatch {
+    async fn on_closed(&self, _unconfirmed: Vec<Message>) {
+        if self.tracker.connection.load(Ordering::Relaxed) == self.connection {
+            self.tracker.mark_lost();
+        }
+    }
+}
+
+/// A producer with a bound on unconfirmed messages that survives lost connections. Everything
+/// that publishes (generated updates, `--input` files and stdin, the HTTP gateway) goes through
+/// `send`.
 pub struct Publisher {
-    producer: AnyProducer,
+    /// `None` only while a lost connection is being replaced.
+    producer: Option<AnyProducer>,
+    recipe: ProducerRecipe,
     max_in_flight: u64,
-    producer_name: String,
     filtering: bool,
     in_flight: Arc<Semaphore>,
     tracker: Arc<ConfirmTracker>,
-    broker: BrokerSettings,
-    stream: String,
+    out: Output,
     bytes: u64,
     started: Instant,
+}
+
+/// Everything needed to make the client's producer again after a lost connection.
+struct ProducerRecipe {
+    env: Environment,
+    broker: BrokerSettings,
+    stream: String,
+    batch_size: u64,
+    producer_name: String,
+    dedup: bool,
+    filter_values: bool,
+}
+
+impl ProducerRecipe {
+    /// A producer on a new connection, under this publisher's name, and whether it tags
+    /// messages with filter values.
+    async fn build(&self, tracker: &Arc<ConfirmTracker>) -> Result<(AnyProducer, bool)> {
+        let builder = || {
+            self.env
+                .producer()
+                .batch_size(self.batch_size as usize)
+                .client_provided_name("invstream-producer")
+                .on_closed(Box::new(ConnectionWatch {
+                    tracker: tracker.clone(),
+                    connection: tracker.connection.load(Ordering::Relaxed),
+                }))
+        };
+        let (filter_values, stream) = (self.filter_values, self.stream.as_str());
+        let built = match self.dedup {
+            true => build_producer(
+                || builder().name(&self.producer_name),
+                filter_values,
+                stream,
+            )
+            .await
+            .map(|(p, f)| (AnyProducer::Dedup(p), f)),
+            false => build_producer(builder, filter_values, stream)
+                .await
+                .map(|(p, f)| (AnyProducer::Plain(p), f)),
+        };
+        built.map_err(|e| self.broker.producer_error(e, stream))
+    }
 }
 
 /// What a publisher achieved, ready to become a summary.
@@ -455,6 +575,7 @@ pub struct PublishOutcome {
     pub confirmed: u64,
     /// Rejected by the broker, or never confirmed before the timeout.
     pub failed: u64,
+    pub reconnects: u64,
     pub elapsed: Duration,
     pub latency: LatencyHistogram,
 }
@@ -463,7 +584,7 @@ impl PublishOutcome {
     /// `skipped`: updates not sent because the broker already held them (deduplication).
     /// `invalid_lines`: input lines that were not valid updates (not sent).
     pub fn into_summary(self, stream: &str, skipped: u64, invalid_lines: u64) -> RunSummary {
-        RunSummary::new(
+        let mut summary = RunSummary::new(
             "produce",
             stream,
             Totals {
@@ -479,7 +600,9 @@ impl PublishOutcome {
                 skipped,
                 invalid_lines,
             },
-        )
+        );
+        summary.reconnects = self.reconnects;
+        summary
     }
 }
 
@@ -496,6 +619,8 @@ pub struct PublisherOptions<'a> {
     pub producer_name: &'a str,
     /// Let the broker drop messages whose publishing id it already stored for `producer_name`.
     pub dedup: bool,
+    /// Where reconnects are reported.
+    pub out: Output,
 }
 
 /// The client's producer type depends on whether it deduplicates; one path serves both.
@@ -552,6 +677,9 @@ async fn build_producer<T>(
     }
 }
 
+/// How long closing a producer whose connection is gone may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Publisher {
     /// Opens a producer. With `filter_values` it tags every message with its product id as the
     /// stream filter value (RabbitMQ 3.13+), so consumers of a few products get only the chunks
@@ -568,32 +696,29 @@ impl Publisher {
             filter_values,
             producer_name,
             dedup,
+            out,
         } = options;
-        let builder = || {
-            env.producer()
-                .batch_size(batch_size as usize)
-                .client_provided_name("invstream-producer")
+        let recipe = ProducerRecipe {
+            env: env.clone(),
+            broker: broker.clone(),
+            stream: stream.to_string(),
+            batch_size,
+            producer_name: producer_name.to_string(),
+            dedup,
+            filter_values,
         };
-        let built = match dedup {
-            true => build_producer(|| builder().name(producer_name), filter_values, stream)
-                .await
-                .map(|(p, f)| (AnyProducer::Dedup(p), f)),
-            false => build_producer(builder, filter_values, stream)
-                .await
-                .map(|(p, f)| (AnyProducer::Plain(p), f)),
-        };
-        let (producer, filtering) = built.map_err(|e| broker.producer_error(e, stream))?;
+        let tracker = Arc::new(ConfirmTracker::default());
+        let (producer, filtering) = broker.while_starting(|| recipe.build(&tracker)).await?;
         Ok(Publisher {
+            producer: Some(producer),
+            recipe,
             max_in_flight,
             filtering,
-            producer,
-            producer_name: producer_name.to_string(),
             in_flight: Arc::new(Semaphore::new(
                 max_in_flight.min(Semaphore::MAX_PERMITS as u64) as usize,
             )),
-            tracker: Arc::new(ConfirmTracker::default()),
-            broker: broker.clone(),
-            stream: stream.to_string(),
+            tracker,
+            out,
             bytes: 0,
             started: Instant::now(),
         })
@@ -613,6 +738,17 @@ impl Publisher {
         self.in_flight.available_permits() as u64 >= count
     }
 
+    /// Whether the connection was lost and not yet made again (the next `send` or
+    /// `recover` reconnects).
+    pub fn is_lost(&self) -> bool {
+        self.tracker.is_lost()
+    }
+
+    /// Resolves when the connection is lost (at once if it already is).
+    pub async fn lost(&self) {
+        self.stats().lost().await
+    }
+
     /// Counters and latencies that can be read while the publisher works (for `/metrics`).
     pub fn stats(&self) -> PublisherStats {
         PublisherStats {
@@ -622,64 +758,197 @@ impl Publisher {
         }
     }
 
+    /// Waits until `count` more messages fit under the in-flight bound, the connection is lost,
+    /// or `timeout` passes. Unlike `send`, it may be cancelled (raced with Ctrl-C).
+    pub async fn wait_for_room(&self, count: u64, timeout: Duration) {
+        let room = self
+            .in_flight
+            .acquire_many(count.min(u64::from(u32::MAX)) as u32);
+        tokio::select! {
+            _ = tokio::time::timeout(timeout, room) => {}
+            _ = self.lost() => {}
+        }
+    }
+
     /// Hands a batch to the client once the in-flight bound allows it; does not wait for its
-    /// confirms, but returns a receipt that resolves when all of them arrived. Fails if the
-    /// bound stays full for `stall_timeout` (the broker stopped confirming) or the connection
-    /// is gone.
+    /// confirms, but returns a receipt that resolves when all of them arrived. If the
+    /// connection drops, it reconnects (see `recover`); fails if the bound stays full for
+    /// `stall_timeout` and no new connection helps, or `--retry-for` runs out.
+    /// Run it to completion: cancelled half-way, part of the batch may be neither sent nor
+    /// failed.
     pub async fn send(
         &mut self,
         updates: &[NumberedUpdate],
         stall_timeout: Duration,
     ) -> Result<BatchReceipt> {
-        let messages: Vec<Message> = updates
+        if self.tracker.is_lost() {
+            self.recover().await?;
+        }
+        let messages: Vec<(u64, Message)> = updates
             .iter()
-            .map(|(publishing_id, update)| to_message(update, &self.producer_name, *publishing_id))
+            .map(|(publishing_id, update)| {
+                let message = to_message(update, &self.recipe.producer_name, *publishing_id);
+                (*publishing_id, message)
+            })
             .collect();
         let bytes: u64 = messages
             .iter()
-            .map(|m| m.data().map_or(0, |d| d.len() as u64))
+            .map(|(_, m)| m.data().map_or(0, |d| d.len() as u64))
             .sum();
         let count = messages.len() as u32;
-        let acquire = self.in_flight.clone().acquire_many_owned(count);
-        let permits = match tokio::time::timeout(stall_timeout, acquire).await {
-            Ok(permits) => permits.expect("the semaphore is never closed"),
-            Err(_) => return Err(self.stalled()),
-        };
-        permits.forget();
-        let tracker = self.tracker.clone();
-        let in_flight = self.in_flight.clone();
+        loop {
+            let acquire = self.in_flight.clone().acquire_many_owned(count);
+            tokio::select! {
+                acquired = tokio::time::timeout(stall_timeout, acquire) => match acquired {
+                    Ok(permits) => {
+                        permits.expect("the semaphore is never closed").forget();
+                        break;
+                    }
+                    // No confirm for a whole timeout: the connection may be dead without
+                    // the client noticing. A new one re-sends what is unconfirmed.
+                    Err(_) if !self.recipe.broker.retry_for.is_zero() => {
+                        self.out.status("no confirm within the confirm timeout: reconnecting");
+                        self.tracker.mark_lost();
+                        self.recover().await?;
+                    }
+                    Err(_) => return Err(self.stalled()),
+                },
+                _ = self.lost() => self.recover().await?,
+            }
+        }
         let (receipt, waiter) = BatchReceipt::new(u64::from(count));
         let sent_at = Instant::now();
-        self.producer
-            .batch_send(messages, move |result| {
-                let confirmed = tracker.settle(&result, sent_at);
-                in_flight.add_permits(1);
-                waiter.settle(confirmed);
-                ready(())
-            })
-            .await
-            .map_err(|e| self.publish_error(e))?;
+        {
+            let mut unconfirmed = self.tracker.lock_unconfirmed();
+            for (id, message) in &messages {
+                let entry = Unconfirmed {
+                    message: message.clone(),
+                    sent_at,
+                    waiter: waiter.clone(),
+                };
+                unconfirmed.insert(*id, entry);
+            }
+        }
         self.tracker
             .sent
             .fetch_add(u64::from(count), Ordering::Relaxed);
         self.bytes += bytes;
+        let messages = messages.into_iter().map(|(_, m)| m).collect();
+        if let Err(e) = self.hand_over(messages).await {
+            // Kept as unconfirmed: a new connection sends them again.
+            self.tracker.mark_lost();
+            if self.recipe.broker.retry_for.is_zero() {
+                return Err(e);
+            }
+            self.recover().await?;
+        }
         Ok(receipt)
     }
 
-    /// Waits up to `timeout` for every sent message to be confirmed or rejected. Messages still
-    /// unconfirmed then are counted as failed.
+    /// Gives messages to the client's producer; their confirms settle them in the tracker.
+    async fn hand_over(&mut self, messages: Vec<Message>) -> Result<()> {
+        let tracker = self.tracker.clone();
+        let in_flight = self.in_flight.clone();
+        let producer = self
+            .producer
+            .as_mut()
+            .expect("a producer exists outside recover");
+        let sent = producer
+            .batch_send(messages, move |result| {
+                if let Ok(status) = result {
+                    tracker.settle(&status, &in_flight);
+                }
+                ready(())
+            })
+            .await;
+        sent.map_err(|e| self.publish_error(e))
+    }
+
+    /// Replaces a lost connection: reconnects with backoff for up to `--retry-for`, then sends
+    /// every unconfirmed message again under its publishing id. With deduplication the broker
+    /// drops those it had already stored; without it they may be stored twice.
+    pub async fn recover(&mut self) -> Result<()> {
+        if self.recipe.broker.retry_for.is_zero() {
+            return Err(InvError::ConnectionLost {
+                addr: self.recipe.broker.addr(),
+                during: "publishing (--retry-for 0s: not reconnecting)",
+            });
+        }
+        let lost_at = Instant::now();
+        loop {
+            self.tracker.connection.fetch_add(1, Ordering::Relaxed);
+            if let Some(old) = self.producer.take() {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, old.close()).await;
+            }
+            self.out.status(&format!(
+                "lost the connection to {}; reconnecting (up to {}s, --retry-for)",
+                self.recipe.broker.addr(),
+                self.recipe.broker.retry_for.as_secs()
+            ));
+            let advice = format!(
+                "; {} of {} confirmed: run the same command again to send the rest",
+                self.confirmed(),
+                self.tracker.sent()
+            );
+            // The window runs from the loss, across every attempt of this loop.
+            let (recipe, tracker) = (&self.recipe, &self.tracker);
+            let (producer, filtering) = recipe
+                .broker
+                .with_retries(lost_at, "publishing", &advice, || recipe.build(tracker))
+                .await?;
+            self.producer = Some(producer);
+            self.filtering = filtering;
+            self.tracker.lost.store(false, Ordering::Relaxed);
+            self.tracker.reconnects.fetch_add(1, Ordering::Relaxed);
+            let mut resend: Vec<(u64, Message)> = self
+                .tracker
+                .lock_unconfirmed()
+                .iter()
+                .map(|(id, entry)| (*id, entry.message.clone()))
+                .collect();
+            resend.sort_unstable_by_key(|(id, _)| *id);
+            let note = match self.recipe.dedup {
+                true => "the broker drops any it already stored",
+                false => "without deduplication some may be stored twice",
+            };
+            self.out.status(&format!(
+                "reconnected after {:.1}s; re-sending {} unconfirmed messages ({note})",
+                lost_at.elapsed().as_secs_f64(),
+                resend.len()
+            ));
+            let mut failed = false;
+            for chunk in resend.chunks(self.recipe.batch_size.max(1) as usize) {
+                let messages = chunk.iter().map(|(_, m)| m.clone()).collect();
+                if self.hand_over(messages).await.is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+            if !failed {
+                return Ok(());
+            }
+            self.tracker.mark_lost();
+        }
+    }
+
+    /// Waits up to `timeout` for every sent message to be confirmed or rejected, reconnecting
+    /// if the connection drops. Messages still unconfirmed then are counted as failed.
     pub async fn finish(
-        &self,
+        &mut self,
         timeout: Duration,
         progress: &indicatif::ProgressBar,
-    ) -> PublishOutcome {
-        let deadline = tokio::time::Instant::now() + timeout;
+    ) -> Result<PublishOutcome> {
+        let mut deadline = tokio::time::Instant::now() + timeout;
         let sent = self.tracker.sent();
         while self.tracker.settled() < sent {
             progress.set_position(self.confirmed());
+            if self.tracker.is_lost() {
+                self.recover().await?;
+                deadline = tokio::time::Instant::now() + timeout;
+            }
             let notified = self.tracker.settled.notified();
-            if self.tracker.settled() >= sent {
-                break;
+            if self.tracker.settled() >= sent || self.tracker.is_lost() {
+                continue;
             }
             let tick = tokio::time::sleep(Duration::from_millis(100));
             tokio::select! {
@@ -688,12 +957,15 @@ impl Publisher {
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
-        self.outcome()
+        Ok(self.outcome())
     }
 
     /// Closes the producer; confirms that arrive later are ignored.
-    pub async fn close(self) {
-        self.producer.close().await;
+    pub async fn close(mut self) {
+        self.tracker.connection.fetch_add(1, Ordering::Relaxed);
+        if let Some(producer) = self.producer.take() {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, producer.close()).await;
+        }
     }
 
     /// What has been confirmed so far; anything sent and not confirmed counts as failed.
@@ -712,6 +984,7 @@ impl Publisher {
             bytes: self.bytes,
             confirmed,
             failed: sent - confirmed.min(sent),
+            reconnects: self.tracker.reconnects.load(Ordering::Relaxed),
             elapsed: self.started.elapsed(),
             latency,
         }
@@ -719,19 +992,21 @@ impl Publisher {
 
     fn stalled(&self) -> InvError {
         InvError::ConnectionLost {
-            addr: self.broker.addr(),
+            addr: self.recipe.broker.addr(),
             during: "waiting for publisher confirms (none arrived within the confirm timeout)",
         }
     }
 
     fn publish_error(&self, error: ProducerPublishError) -> InvError {
         match error {
-            ProducerPublishError::Client(e) => self.broker.client_error(e, "publishing"),
+            ProducerPublishError::Client(e) => self.recipe.broker.client_error(e, "publishing"),
             ProducerPublishError::Create { status, .. } => {
-                self.broker.refused(&status, "write to", &self.stream)
+                self.recipe
+                    .broker
+                    .refused(&status, "write to", &self.recipe.stream)
             }
             _ => InvError::ConnectionLost {
-                addr: self.broker.addr(),
+                addr: self.recipe.broker.addr(),
                 during: "publishing",
             },
         }

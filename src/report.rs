@@ -149,6 +149,9 @@ pub fn render_text(s: &RunSummary) -> String {
         format!("{} ({:.1} MB)", thousands(s.bytes), s.bytes as f64 / 1e6),
     );
     line("elapsed", format!("{:.3} s", s.elapsed_s));
+    if s.reconnects > 0 {
+        line("reconnects", thousands(s.reconnects));
+    }
     line(
         "throughput",
         format!(

@@ -71,6 +71,7 @@ pub async fn run(
         filter_values: !args.no_filter_values,
         producer_name: &producer_name,
         dedup: true,
+        out,
     };
     let publisher = Publisher::open(&env, broker, stream, options).await?;
     let gateway = Arc::new(Gateway {
@@ -92,9 +93,33 @@ pub async fn run(
     out.status(&format!(
         "serving stream '{stream}' on http://{local} (POST /updates, POST /send_notification, GET /healthz, GET /metrics); Ctrl-C to stop"
     ));
+    // Reconnects as soon as the connection drops, not at the next request; if the broker stays
+    // away past --retry-for, the server stops with that error.
+    let (gave_up_tx, gave_up_rx) = tokio::sync::oneshot::channel();
+    let keeper = tokio::spawn(keep_connected(gateway.clone(), gave_up_tx));
+    let gave_up = Arc::new(std::sync::Mutex::new(None));
+    let stop = {
+        let gave_up = gave_up.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                Ok(error) = gave_up_rx => {
+                    *gave_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+                }
+            }
+        }
+    };
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stop)
         .await;
+    keeper.abort();
+    let gave_up = gave_up.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(error) = gave_up {
+        if let Some(publisher) = gateway.publisher.lock().await.take() {
+            publisher.close().await;
+        }
+        return Err(error);
+    }
     out.status("stopping: in-flight requests finished");
     // Taken out (not dropped): the client's producer must be closed, never just dropped.
     let Some(publisher) = gateway.publisher.lock().await.take() else {
@@ -102,16 +127,34 @@ pub async fn run(
             message: "the publisher was already closed".to_string(),
         });
     };
+    let mut publisher = publisher;
     let outcome = publisher
         .finish(args.confirm_timeout, &indicatif::ProgressBar::hidden())
         .await;
     publisher.close().await;
+    let outcome = outcome?;
     served.map_err(|e| InvError::Client {
         message: format!("HTTP server: {e}"),
     })?;
     let mut summary = outcome.into_summary(stream, 0, 0);
     summary.command = "serve";
     Ok(summary)
+}
+
+/// Waits for the publisher's connection to drop, then reconnects it (holding the publisher, so
+/// requests wait meanwhile). Sends the error if the broker stays away past `--retry-for`.
+async fn keep_connected(gateway: Arc<Gateway>, gave_up: tokio::sync::oneshot::Sender<InvError>) {
+    loop {
+        gateway.stats.lost().await;
+        let mut publisher = gateway.publisher.lock().await;
+        let Some(publisher) = publisher.as_mut() else {
+            return;
+        };
+        if let Err(error) = publisher.recover().await {
+            let _ = gave_up.send(error);
+            return;
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -285,8 +328,24 @@ async fn send_notification(
 }
 
 impl Gateway {
-    /// Publishes one request's updates and answers once the broker confirmed them all.
+    /// Publishes on a task of its own, so a client that hangs up cannot cut a send short.
     async fn publish(
+        self: &Arc<Self>,
+        updates: Vec<(InventoryUpdate, bool)>,
+    ) -> std::result::Result<Response, ApiError> {
+        let gateway = self.clone();
+        match tokio::spawn(async move { gateway.publish_now(updates).await }).await {
+            Ok(answer) => answer,
+            Err(e) => Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("publishing failed: {e}"),
+                json!({}),
+            )),
+        }
+    }
+
+    /// Publishes one request's updates and answers once the broker confirmed them all.
+    async fn publish_now(
         &self,
         updates: Vec<(InventoryUpdate, bool)>,
     ) -> std::result::Result<Response, ApiError> {
@@ -302,7 +361,15 @@ impl Gateway {
             ));
         }
         let (receipt, first_id, seqs) = {
-            let mut publisher = self.publisher.lock().await;
+            let Ok(mut publisher) =
+                tokio::time::timeout(self.confirm_timeout, self.publisher.lock()).await
+            else {
+                return Err(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "reconnecting to the broker; retry shortly",
+                    json!({}),
+                ));
+            };
             let Some(publisher) = publisher.as_mut() else {
                 return Err(error(
                     StatusCode::SERVICE_UNAVAILABLE,

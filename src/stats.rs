@@ -101,6 +101,8 @@ pub struct RunSummary {
     pub latency_us: LatencySummary,
     /// True when Ctrl-C ended the run early.
     pub interrupted: bool,
+    /// Times the connection dropped and was made again (`--retry-for`).
+    pub reconnects: u64,
     #[serde(flatten)]
     pub details: CommandDetails,
     /// `consume --verify`: gaps and duplicates of `seq` per producer.
@@ -179,6 +181,7 @@ impl RunSummary {
             latency_kind,
             latency_us: latency.summary(),
             interrupted: false,
+            reconnects: 0,
             details,
             verify: None,
             consumers: Vec::new(),

@@ -5,6 +5,7 @@
 
 mod errors;
 mod fan_out;
+mod faults;
 mod ingest;
 mod produce_consume;
 mod reliability;

@@ -76,29 +76,40 @@ impl TestStream {
     /// Starts `invstream --json --stream NAME ARGS…` and returns once it printed a line on
     /// stderr containing `ready_marker` (e.g. after it subscribed).
     pub fn spawn_until(&self, args: &[&str], ready_marker: &str) -> Child {
+        self.spawn_watched(args, ready_marker).0
+    }
+
+    /// As `spawn_until`, keeping what the process writes on stderr.
+    pub fn spawn_watched(&self, args: &[&str], ready_marker: &str) -> (Child, StderrLog) {
         let mut child = Command::new(binary())
             .args(["--json", "--stream", &self.name])
             .args(args)
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("the invstream binary starts");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
+            let mut all = String::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                all.push_str(&line);
+                all.push('\n');
                 let _ = tx.send(line);
             }
+            all
         });
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
-                Ok(line) if line.contains(ready_marker) => return child,
+                Ok(line) if line.contains(ready_marker) => return (child, StderrLog(reader)),
                 Ok(_) => continue,
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("invstream never printed '{ready_marker}' on stderr");
+                    let stderr = StderrLog(reader).text();
+                    panic!("invstream never printed '{ready_marker}' on stderr:\n{stderr}");
                 }
             }
         }
@@ -164,6 +175,16 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Everything a spawned invstream writes on stderr.
+pub struct StderrLog(std::thread::JoinHandle<String>);
+
+impl StderrLog {
+    /// The whole of stderr, once the process closed it (exited).
+    pub fn text(self) -> String {
+        self.0.join().unwrap_or_default()
+    }
+}
+
 /// A message as the client crate reads it from the stream.
 pub struct StoredMessage {
     pub offset: u64,
@@ -217,6 +238,99 @@ pub fn rfc3339_now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap()
+}
+
+/// A RabbitMQ node of one test's own (`scripts/broker.sh node-up`), which the test may stop,
+/// crash, pause and restart without disturbing the others; stopped and deleted on drop.
+pub struct BrokerNode {
+    pub name: String,
+    pub port: u16,
+}
+
+impl BrokerNode {
+    /// Starts node `name` with its stream port on `port` (and a TLS listener on `tls_port`).
+    pub fn start(name: &str, port: u16, tls_port: Option<u16>) -> Self {
+        let node = BrokerNode {
+            name: name.to_string(),
+            port,
+        };
+        let port = port.to_string();
+        let tls_port = tls_port.map(|p| p.to_string());
+        let mut args = vec!["node-up", name, &port];
+        args.extend(tls_port.as_deref());
+        node.script(&args);
+        node
+    }
+
+    /// `--uri` for this node.
+    pub fn uri(&self) -> String {
+        format!("rabbitmq-stream://guest:guest@localhost:{}/%2f", self.port)
+    }
+
+    /// Declares a stream on this node with the client crate.
+    pub fn create_stream(&self, name: &str) {
+        runtime().block_on(async {
+            let env = Environment::builder()
+                .port(self.port)
+                .build()
+                .await
+                .expect("connects to the node");
+            env.stream_creator()
+                .create(name)
+                .await
+                .expect("creates the stream");
+        });
+    }
+
+    /// Runs `scripts/broker.sh ACTION NAME`: node-stop, node-start, node-kill, node-pause…
+    pub fn act(&self, action: &str) {
+        self.script(&[action, &self.name]);
+    }
+
+    fn script(&self, args: &[&str]) {
+        let output = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/broker.sh"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("bash runs scripts/broker.sh");
+        assert!(
+            output.status.success(),
+            "scripts/broker.sh {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for BrokerNode {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/broker.sh"))
+            .args(["node-down", &self.name])
+            .output();
+    }
+}
+
+/// The directory of the test CA and certificates (`scripts/broker.sh tls-certs`).
+pub fn tls_dir() -> PathBuf {
+    let output = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/broker.sh"))
+        .arg("tls-certs")
+        .output()
+        .expect("bash runs scripts/broker.sh");
+    assert!(
+        output.status.success(),
+        "scripts/broker.sh tls-certs failed"
+    );
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+/// Peak and current resident memory of a process, in kB (Linux).
+pub fn resident_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// A TCP forwarder from a local port to the broker, which a test can cut: the broker as seen

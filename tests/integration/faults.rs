@@ -1,0 +1,260 @@
+//! Faults of the broker itself: restarts and crashes mid-run, a broker that stays away past
+//! `--retry-for`, a stuck broker, and TLS. Each test runs its own RabbitMQ node
+//! (`scripts/broker.sh node-up`) so stopping it disturbs no other test.
+
+use std::time::{Duration, Instant};
+
+use crate::util::{resident_kb, tls_dir, wait_summary, BrokerNode, TestStream};
+
+fn assert_exactly(verified: &serde_json::Value, count: u64) {
+    assert_eq!(verified["messages"], count, "{verified}");
+    assert_eq!(verified["verify"]["ok"], true, "{verified}");
+    let producer = &verified["verify"]["producers"][0];
+    assert_eq!(producer["distinct"], count, "{verified}");
+    assert_eq!(producer["duplicates"], 0, "{verified}");
+    assert_eq!(producer["gaps"], 0, "{verified}");
+}
+
+fn verify_on(node: &BrokerNode, stream: &TestStream) -> serde_json::Value {
+    stream.run_json(&[
+        "--uri",
+        &node.uri(),
+        "consume",
+        "--offset",
+        "first",
+        "--verify",
+    ])
+}
+
+/// Publishes 1,000,000 updates to `node`, doing `fault` to the broker mid-way; the run must
+/// finish by itself with every update stored exactly once.
+fn produce_through(node: &BrokerNode, purpose: &str, fault: impl FnOnce(&BrokerNode)) {
+    let stream = TestStream::new(purpose);
+    let uri = node.uri();
+    // A stream declared a moment before the broker crashes may not survive it (the broker's
+    // own metadata is not yet on disk): declare it ahead, as a real deployment would have.
+    node.create_stream(&stream.name);
+    std::thread::sleep(Duration::from_secs(2));
+    let (child, log) = stream.spawn_watched(
+        &["--uri", &uri, "produce", "--count", "1000000"],
+        "publishing",
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    fault(node);
+    let output = child.wait_with_output().unwrap();
+    let stderr = log.text();
+    assert!(output.status.success(), "{stderr}");
+    let produced: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(produced["confirmed"], 1_000_000, "{produced}");
+    assert_eq!(produced["failed"], 0, "{produced}");
+    assert!(
+        produced["reconnects"].as_u64().unwrap() >= 1,
+        "the broker went away mid-run: {produced}"
+    );
+    assert_exactly(&verify_on(node, &stream), 1_000_000);
+}
+
+#[test]
+fn broker_restart_during_produce_loses_and_duplicates_nothing() {
+    let node = BrokerNode::start("inv-restart-produce", 5562, None);
+    produce_through(&node, "restart-produce", |node| {
+        node.act("node-stop");
+        node.act("node-start");
+    });
+}
+
+#[test]
+fn broker_crash_during_produce_loses_and_duplicates_nothing() {
+    let node = BrokerNode::start("inv-crash-produce", 5563, None);
+    produce_through(&node, "crash-produce", |node| {
+        node.act("node-kill");
+        node.act("node-start");
+    });
+}
+
+#[test]
+fn broker_restart_during_a_following_consume_resumes_without_gap_or_duplicate() {
+    let node = BrokerNode::start("inv-restart-consume", 5564, None);
+    let stream = TestStream::new("restart-consume");
+    let uri = node.uri();
+    let produce = |total: &str| {
+        let summary = stream.run_json(&["--uri", &uri, "produce", "--count", total]);
+        assert_eq!(summary["failed"], 0, "{summary}");
+    };
+    produce("100000");
+    // --count keeps following new messages until it has read that many.
+    let consumer = stream.spawn_until(
+        &[
+            "--uri", &uri, "consume", "--offset", "first", "--count", "300000", "--verify",
+        ],
+        "reading stream",
+    );
+    node.act("node-stop");
+    node.act("node-start");
+    // The same producer name: the second run adds the 200,000 that are missing.
+    produce("300000");
+    let consumed = wait_summary(consumer);
+    assert_exactly(&consumed, 300_000);
+    assert!(consumed["reconnects"].as_u64().unwrap() >= 1, "{consumed}");
+}
+
+#[test]
+fn a_broker_away_longer_than_retry_for_ends_the_run_with_a_clear_error() {
+    let node = BrokerNode::start("inv-gone", 5565, None);
+    let stream = TestStream::new("gone");
+    let uri = node.uri();
+    let (producer, log) = stream.spawn_watched(
+        &[
+            "--uri",
+            &uri,
+            "--retry-for",
+            "3s",
+            "produce",
+            "--count",
+            "50000000",
+        ],
+        "publishing",
+    );
+    // (A stream declared less than a second before the broker stops may not survive it.)
+    std::thread::sleep(Duration::from_millis(1_000));
+    node.act("node-stop");
+    let output = producer.wait_with_output().unwrap();
+    let stderr = log.text();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("could not reconnect within --retry-for 3s")
+            && stderr.contains("run the same command again"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("guest:guest"), "{stderr}");
+
+    node.act("node-start");
+    let (consumer, log) = stream.spawn_watched(
+        &[
+            "--uri",
+            &uri,
+            "--retry-for",
+            "2s",
+            "consume",
+            "--offset",
+            "first",
+            "--follow",
+        ],
+        "reading stream",
+    );
+    node.act("node-stop");
+    let output = consumer.wait_with_output().unwrap();
+    let stderr = log.text();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("while reading and could not reconnect within --retry-for 2s"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_stuck_broker_holds_memory_flat_and_ends_the_run_at_the_confirm_timeout() {
+    let node = BrokerNode::start("inv-stuck", 5566, None);
+    let stream = TestStream::new("stuck");
+    let uri = node.uri();
+    let (producer, log) = stream.spawn_watched(
+        &[
+            "--uri",
+            &uri,
+            "--retry-for",
+            "0s",
+            "produce",
+            "--count",
+            "100000000",
+            "--max-in-flight",
+            "10000",
+            "--confirm-timeout",
+            "3s",
+        ],
+        "publishing",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    node.act("node-pause");
+    let pid = producer.id();
+    let paused_at = Instant::now();
+    let mut samples = Vec::new();
+    while paused_at.elapsed() < Duration::from_millis(2_500) {
+        samples.extend(resident_kb(pid));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = producer.wait_with_output().unwrap();
+    node.act("node-resume");
+    let stderr = log.text();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("none arrived within the confirm timeout"),
+        "{stderr}"
+    );
+    let (first, max) = (samples[0], *samples.iter().max().unwrap());
+    assert!(
+        max < first + 16 * 1024,
+        "memory grew while the broker was stuck: {samples:?} kB"
+    );
+}
+
+#[test]
+fn tls_round_trip_with_a_ca_and_a_client_certificate() {
+    let _node = BrokerNode::start("inv-tls", 5567, Some(5551));
+    let stream = TestStream::new("tls");
+    let certs = tls_dir();
+    let ca = certs.join("ca.pem");
+    let (ca, cert, key) = (
+        ca.to_str().unwrap(),
+        certs.join("client.pem"),
+        certs.join("client.key"),
+    );
+    let tls_uri = "rabbitmq-stream+tls://guest:guest@localhost:5551/%2f";
+    let produced = stream.run_json(&[
+        "--uri",
+        tls_uri,
+        "--tls-ca-cert",
+        ca,
+        "produce",
+        "--count",
+        "5000",
+    ]);
+    assert_eq!(produced["confirmed"], 5_000, "{produced}");
+    let consumed = stream.run_json(&[
+        "--uri",
+        tls_uri,
+        "--tls-ca-cert",
+        ca,
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "consume",
+        "--offset",
+        "first",
+        "--verify",
+    ]);
+    assert_exactly(&consumed, 5_000);
+
+    // A CA that did not sign the broker's certificate.
+    let output = stream.run(&[
+        "--uri",
+        tls_uri,
+        "--tls-ca-cert",
+        cert.to_str().unwrap(),
+        "produce",
+        "--count",
+        "1",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("TLS handshake with localhost:5551 failed")
+            && stderr.contains("--tls-ca-cert"),
+        "{stderr}"
+    );
+    // TLS without saying which CA to trust.
+    let output = stream.run(&["--uri", tls_uri, "produce", "--count", "1"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("needs --tls-ca-cert"), "{stderr}");
+}
