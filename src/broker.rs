@@ -717,6 +717,120 @@ mod tests {
         }
     }
 
+    fn settings(args: &[&str]) -> Result<BrokerSettings> {
+        use clap::Parser;
+        let cli =
+            crate::cli::Cli::try_parse_from(["invstream"].iter().chain(args).chain(&["consume"]))
+                .expect("the arguments parse");
+        BrokerSettings::from_args(&cli.global)
+    }
+
+    #[test]
+    fn tls_needs_a_tls_uri_and_a_ca_or_insecure() {
+        let dir = std::env::temp_dir().join(format!("invstream-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let rsa_key = dir.join("rsa.key");
+        std::fs::write(&rsa_key, "-----BEGIN RSA PRIVATE KEY-----\nAA==\n").unwrap();
+        let ca = ca.to_str().unwrap();
+        let tls_uri = "rabbitmq-stream+tls://u:p@h/%2f";
+
+        let s = settings(&["--uri", tls_uri, "--tls-ca-cert", ca]).unwrap();
+        assert_eq!(s.port, 5551);
+        assert_eq!(
+            s.tls.as_ref().unwrap().ca_cert.as_deref(),
+            Some(Path::new(ca))
+        );
+        assert!(
+            settings(&["--uri", tls_uri, "--tls-insecure"])
+                .unwrap()
+                .tls
+                .unwrap()
+                .insecure
+        );
+
+        let err = settings(&["--uri", tls_uri]).unwrap_err().to_string();
+        assert!(err.contains("needs --tls-ca-cert"), "{err}");
+        let err = settings(&["--tls-ca-cert", ca]).unwrap_err().to_string();
+        assert!(err.contains("need a rabbitmq-stream+tls:// URI"), "{err}");
+        let err = settings(&["--uri", tls_uri, "--tls-ca-cert", "/nonexistent/ca.pem"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot read --tls-ca-cert"), "{err}");
+        let key = rsa_key.to_str().unwrap();
+        let err = settings(&[
+            "--uri",
+            tls_uri,
+            "--tls-ca-cert",
+            ca,
+            "--tls-cert",
+            ca,
+            "--tls-key",
+            key,
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("openssl pkcs8 -topk8"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn retry_for_comes_from_the_arguments() {
+        assert_eq!(settings(&[]).unwrap().retry_for, Duration::from_secs(60));
+        assert_eq!(
+            settings(&["--retry-for", "0s"]).unwrap().retry_for,
+            Duration::ZERO
+        );
+    }
+
+    #[tokio::test]
+    async fn retries_stop_at_errors_waiting_cannot_fix_and_at_the_window() {
+        let mut s = BrokerSettings::from_uri(DEFAULT_URI).unwrap();
+        s.retry_for = Duration::from_millis(500);
+        let mut calls = 0;
+        let refused: Result<()> = s
+            .with_retries(std::time::Instant::now(), "publishing", "", || {
+                calls += 1;
+                async {
+                    Err(InvError::AuthenticationFailed {
+                        user: "u".into(),
+                        addr: "a".into(),
+                    })
+                }
+            })
+            .await;
+        assert!(matches!(
+            refused,
+            Err(InvError::AuthenticationFailed { .. })
+        ));
+        assert_eq!(calls, 1);
+
+        let mut calls = 0;
+        let away: Result<()> = s
+            .with_retries(std::time::Instant::now(), "publishing", "; advice", || {
+                calls += 1;
+                async {
+                    Err(InvError::BrokerUnreachable {
+                        addr: "a".into(),
+                        reason: "refused".into(),
+                    })
+                }
+            })
+            .await;
+        let message = away.unwrap_err().to_string();
+        assert!(
+            message.contains("could not reconnect within --retry-for 500ms"),
+            "{message}"
+        );
+        assert!(message.ends_with("; advice"), "{message}");
+        assert!(calls >= 2, "{calls}");
+    }
+
     #[test]
     fn versions_compare_by_major_and_minor() {
         assert!(!version_at_least("3.10.8", 3, 11));

@@ -561,10 +561,10 @@ async fn resubscribe(
 ) -> Result<Subscription> {
     let lost_at = Instant::now();
     plan.out.status(&format!(
-        "{}: lost the connection to {}; reconnecting (up to {}s, --retry-for)",
+        "{}: lost the connection to {}; reconnecting (up to {}, --retry-for)",
         reader.label,
         plan.broker.addr(),
-        plan.broker.retry_for.as_secs()
+        humantime::format_duration(plan.broker.retry_for)
     ));
     let resume_at = last_read.map(|offset| offset + 1);
     let advice = match (&reader.tracking_name, last_read) {

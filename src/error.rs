@@ -65,7 +65,7 @@ pub enum InvError {
     #[error("lost the connection to the broker at {addr} while {during}")]
     ConnectionLost { addr: String, during: &'static str },
 
-    #[error("lost the connection to the broker at {addr} while {during} and could not reconnect within --retry-for {}s (last error: {last_error}){advice}", retry_for.as_secs())]
+    #[error("lost the connection to the broker at {addr} while {during} and could not reconnect within --retry-for {} (last error: {last_error}){advice}", humantime::format_duration(*retry_for))]
     RetryWindowEnded {
         addr: String,
         during: &'static str,

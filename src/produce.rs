@@ -881,9 +881,9 @@ impl Publisher {
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, old.close()).await;
             }
             self.out.status(&format!(
-                "lost the connection to {}; reconnecting (up to {}s, --retry-for)",
+                "lost the connection to {}; reconnecting (up to {}, --retry-for)",
                 self.recipe.broker.addr(),
-                self.recipe.broker.retry_for.as_secs()
+                humantime::format_duration(self.recipe.broker.retry_for)
             ));
             let advice = format!(
                 "; {} of {} confirmed: run the same command again to send the rest",

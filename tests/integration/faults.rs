@@ -77,6 +77,8 @@ fn broker_restart_during_a_following_consume_resumes_without_gap_or_duplicate() 
     let node = BrokerNode::start("inv-restart-consume", 5564, None);
     let stream = TestStream::new("restart-consume");
     let uri = node.uri();
+    node.create_stream(&stream.name);
+    std::thread::sleep(Duration::from_secs(2));
     let produce = |total: &str| {
         let summary = stream.run_json(&["--uri", &uri, "produce", "--count", total]);
         assert_eq!(summary["failed"], 0, "{summary}");
@@ -103,6 +105,8 @@ fn a_broker_away_longer_than_retry_for_ends_the_run_with_a_clear_error() {
     let node = BrokerNode::start("inv-gone", 5565, None);
     let stream = TestStream::new("gone");
     let uri = node.uri();
+    node.create_stream(&stream.name);
+    std::thread::sleep(Duration::from_secs(2));
     let (producer, log) = stream.spawn_watched(
         &[
             "--uri",
@@ -115,8 +119,7 @@ fn a_broker_away_longer_than_retry_for_ends_the_run_with_a_clear_error() {
         ],
         "publishing",
     );
-    // (A stream declared less than a second before the broker stops may not survive it.)
-    std::thread::sleep(Duration::from_millis(1_000));
+    std::thread::sleep(Duration::from_millis(500));
     node.act("node-stop");
     let output = producer.wait_with_output().unwrap();
     let stderr = log.text();

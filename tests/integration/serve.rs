@@ -248,3 +248,43 @@ fn healthz_turns_unhealthy_when_the_broker_goes_away() {
     assert_eq!(health(&base), 503);
     let _ = stop(child);
 }
+
+#[test]
+fn the_gateway_reconnects_after_a_broker_restart_and_loses_nothing_it_acknowledged() {
+    let node = crate::util::BrokerNode::start("inv-serve-restart", 5568, None);
+    let stream = TestStream::new("serve-restart");
+    let uri = node.uri();
+    node.create_stream(&stream.name);
+    std::thread::sleep(Duration::from_secs(2));
+    let (child, base) = start(&stream, &["--uri", &uri]);
+    let client = reqwest::Client::new();
+    let batch = |n: usize| vec![UPDATE; n].join("\n");
+    let rt = runtime();
+    let (status, _, _) = rt.block_on(post(&client, format!("{base}/updates"), batch(1_000)));
+    assert_eq!(status, 202);
+
+    node.act("node-stop");
+    node.act("node-start");
+    // Until the gateway has its connection back it answers 503 (nothing stored) or 202.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut accepted = 1_000;
+    loop {
+        let (status, body, _) = rt.block_on(post(&client, format!("{base}/updates"), batch(500)));
+        match status {
+            202 => {
+                accepted += 500;
+                break;
+            }
+            502..=504 if Instant::now() < deadline => {
+                assert_ne!(status, 502, "{body}");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            _ => panic!("the gateway did not recover: {status} {body}"),
+        }
+    }
+    let summary = stop(child);
+    assert!(summary["reconnects"].as_u64().unwrap() >= 1, "{summary}");
+    let read = stream.run_json(&["--uri", &uri, "consume", "--offset", "first"]);
+    // A 504 may have stored its updates; a 202 always did.
+    assert!(read["messages"].as_u64().unwrap() >= accepted, "{read}");
+}
