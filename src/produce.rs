@@ -16,7 +16,7 @@ use rabbitmq_stream_client::{
 use tokio::sync::{Notify, Semaphore};
 
 use crate::broker::BrokerSettings;
-use crate::cli::{ProduceArgs, RetentionArgs};
+use crate::cli::{Compression, ProduceArgs, RetentionArgs, SubEntryArgs};
 use crate::error::{InvError, Result};
 use crate::input::{spawn_reader, InputEvent, InputSource, NumberedUpdate};
 use crate::model::{now_us, InventoryUpdate, UpdateGenerator, CONTENT_TYPE};
@@ -156,12 +156,19 @@ pub async fn run(
             "producer '{producer_name}' already stored {already_stored} updates in '{stream}': {what}"
         ));
     }
+    if args.batching.sub_entry_size == 1 && args.batching.compression != Compression::None {
+        return Err(InvError::Usage {
+            message: "--compression applies to sub-entry batches: add --sub-entry-size N (e.g. 100)"
+                .to_string(),
+        });
+    }
     let options = PublisherOptions {
         batch_size,
         max_in_flight: args.max_in_flight,
         filter_values: !args.no_filter_values,
         producer_name: &producer_name,
         dedup,
+        batching: args.batching,
         out,
     };
     let mut publisher = Publisher::open(&env, broker, stream, options).await?;
@@ -449,11 +456,10 @@ struct ConfirmTracker {
 impl ConfirmTracker {
     /// Records the broker's answer for one message; anything not ours (already settled) is
     /// ignored.
-    fn settle(&self, status: &ConfirmationStatus, in_flight: &Semaphore) {
-        let Some(entry) = self.lock_unconfirmed().remove(&status.publishing_id()) else {
+    fn settle(&self, publishing_id: u64, confirmed: bool, in_flight: &Semaphore) {
+        let Some(entry) = self.lock_unconfirmed().remove(&publishing_id) else {
             return;
         };
-        let confirmed = status.confirmed();
         if confirmed {
             let latency_us = entry.sent_at.elapsed().as_micros() as u64;
             self.latency
@@ -535,6 +541,7 @@ struct ProducerRecipe {
     producer_name: String,
     dedup: bool,
     filter_values: bool,
+    batching: SubEntryArgs,
 }
 
 impl ProducerRecipe {
@@ -545,6 +552,8 @@ impl ProducerRecipe {
             self.env
                 .producer()
                 .batch_size(self.batch_size as usize)
+                .sub_entry_size(self.batching.sub_entry_size as usize)
+                .compression(self.batching.compression.codec())
                 .client_provided_name("invstream-producer")
                 .on_closed(Box::new(ConnectionWatch {
                     tracker: tracker.clone(),
@@ -619,6 +628,8 @@ pub struct PublisherOptions<'a> {
     pub producer_name: &'a str,
     /// Let the broker drop messages whose publishing id it already stored for `producer_name`.
     pub dedup: bool,
+    /// Sub-entry batching and its compression.
+    pub batching: SubEntryArgs,
     /// Where reconnects are reported.
     pub out: Output,
 }
@@ -696,6 +707,7 @@ impl Publisher {
             filter_values,
             producer_name,
             dedup,
+            batching,
             out,
         } = options;
         let recipe = ProducerRecipe {
@@ -705,7 +717,9 @@ impl Publisher {
             batch_size,
             producer_name: producer_name.to_string(),
             dedup,
-            filter_values,
+            // Sub-entries carry no filter values.
+            filter_values: filter_values && batching.sub_entry_size == 1,
+            batching,
         };
         let tracker = Arc::new(ConfirmTracker::default());
         let (producer, filtering) = broker.while_starting(|| recipe.build(&tracker)).await?;
@@ -856,7 +870,7 @@ impl Publisher {
         let sent = producer
             .batch_send(messages, move |result| {
                 if let Ok(status) = result {
-                    tracker.settle(&status, &in_flight);
+                    tracker.settle(status.publishing_id(), status.confirmed(), &in_flight);
                 }
                 ready(())
             })
@@ -900,6 +914,9 @@ impl Publisher {
             self.filtering = filtering;
             self.tracker.lost.store(false, Ordering::Relaxed);
             self.tracker.reconnects.fetch_add(1, Ordering::Relaxed);
+            if self.recipe.dedup {
+                self.settle_stored().await;
+            }
             let mut resend: Vec<(u64, Message)> = self
                 .tracker
                 .lock_unconfirmed()
@@ -928,6 +945,30 @@ impl Publisher {
                 return Ok(());
             }
             self.tracker.mark_lost();
+        }
+    }
+
+    /// Counts as confirmed the unconfirmed messages the broker says it stored (their publishing
+    /// ids are at most its last one for our name): only the rest are sent again. This also
+    /// keeps sub-entry batches, regrouped on re-send, from mixing stored and new messages.
+    async fn settle_stored(&self) {
+        let recipe = &self.recipe;
+        let Ok(stored) = recipe
+            .broker
+            .last_publishing_id(&recipe.producer_name, &recipe.stream)
+            .await
+        else {
+            return;
+        };
+        let ids: Vec<u64> = self
+            .tracker
+            .lock_unconfirmed()
+            .keys()
+            .copied()
+            .filter(|id| *id <= stored)
+            .collect();
+        for id in ids {
+            self.tracker.settle(id, true, &self.in_flight);
         }
     }
 

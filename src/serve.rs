@@ -71,6 +71,7 @@ pub async fn run(
         filter_values: !args.no_filter_values,
         producer_name: &producer_name,
         dedup: true,
+        batching: Default::default(),
         out,
     };
     let publisher = Publisher::open(&env, broker, stream, options).await?;
