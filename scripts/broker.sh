@@ -19,6 +19,8 @@
 #   scripts/broker.sh node-pause NAME   SIGSTOP its Erlang VM (a stuck broker: connections stay
 #                               open, nothing answers); node-resume NAME sends SIGCONT
 #   scripts/broker.sh node-down NAME    stop it and delete its data
+#   scripts/broker.sh rstream           make a Python virtualenv with rstream (another stream
+#                               client, which writes sub-entry batches); print its python
 #   scripts/broker.sh tls-certs         make a test CA, a broker certificate for localhost and
 #                               a client certificate (once, with openssl); print their directory
 #
@@ -261,6 +263,16 @@ tls_certs() {
     echo "$TLS_DIR"
 }
 
+PYENV="$CACHE/pyenv"
+
+rstream_python() {
+    if ! "$PYENV/bin/python" -c "import rstream" >/dev/null 2>&1; then
+        python3 -m venv "$PYENV" >/dev/null 2>&1 || { apt_install python3-venv; python3 -m venv "$PYENV" >/dev/null; }
+        "$PYENV/bin/pip" install -q "rstream==1.1.1" >&2 || die "pip could not install rstream"
+    fi
+    echo "$PYENV/bin/python"
+}
+
 # Extra nodes live in the chroot under /var/lib/rabbitmq/invstream-nodes/NAME.
 node_dir() { echo "/var/lib/rabbitmq/invstream-nodes/$1"; }
 
@@ -376,5 +388,6 @@ case "${1:-}" in
     node-pause) node_signal "${2:?node name}" STOP ;;
     node-resume) node_signal "${2:?node name}" CONT ;;
     tls-certs) tls_certs ;;
-    *) echo "usage: $0 up|down|status|version|old-up|old-down|node-up|node-stop|node-kill|node-start|node-pause|node-resume|node-down|tls-certs" >&2; exit 2 ;;
+    rstream) rstream_python ;;
+    *) echo "usage: $0 up|down|status|version|old-up|old-down|node-up|node-stop|node-kill|node-start|node-pause|node-resume|node-down|tls-certs|rstream" >&2; exit 2 ;;
 esac

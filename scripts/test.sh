@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Runs invstream's whole test suite, bringing up the brokers it needs first:
 # RabbitMQ 4.x on localhost:5552 (scripts/broker.sh up) and, for the "broker too old" test,
-# Debian's RabbitMQ 3.10.8 on localhost:5553 (scripts/broker.sh old-up).
+# Debian's RabbitMQ 3.10.8 on localhost:5553 (scripts/broker.sh old-up); extra nodes for fault
+# tests are started by the tests themselves (scripts/broker.sh node-up).
 # Extra arguments go to the test runner, e.g. scripts/test.sh produce_consume
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/broker.sh up
 bash scripts/broker.sh old-up
+# Python's rstream writes sub-entry batches, which invstream must read.
+INVSTREAM_PYTHON="$(bash scripts/broker.sh rstream)"
+export INVSTREAM_PYTHON
 
+# invstream, and the vendored stream protocol crate (its entry format tests).
+packages=(-p invstream -p rabbitmq-stream-protocol)
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --no-fail-fast "$@"
+    cargo nextest run --no-fail-fast "${packages[@]}" "$@"
 else
-    cargo test --no-fail-fast -- "$@"
+    cargo test --no-fail-fast "${packages[@]}" -- "$@"
 fi

@@ -101,6 +101,13 @@ pub async fn run(
     args: &ProduceArgs,
     out: Output,
 ) -> Result<RunSummary> {
+    if args.batching.sub_entry_size == 1 && args.batching.compression != Compression::None {
+        return Err(InvError::Usage {
+            message:
+                "--compression applies to sub-entry batches: add --sub-entry-size N (e.g. 100)"
+                    .to_string(),
+        });
+    }
     let env = connect_and_ensure_stream(broker, stream, &args.retention, out).await?;
     // A batch larger than the in-flight bound could never be admitted.
     let batch_size = args.batch_size.min(args.max_in_flight);
@@ -155,12 +162,6 @@ pub async fn run(
         out.status(&format!(
             "producer '{producer_name}' already stored {already_stored} updates in '{stream}': {what}"
         ));
-    }
-    if args.batching.sub_entry_size == 1 && args.batching.compression != Compression::None {
-        return Err(InvError::Usage {
-            message: "--compression applies to sub-entry batches: add --sub-entry-size N (e.g. 100)"
-                .to_string(),
-        });
     }
     let options = PublisherOptions {
         batch_size,

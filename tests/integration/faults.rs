@@ -28,7 +28,12 @@ fn verify_on(node: &BrokerNode, stream: &TestStream) -> serde_json::Value {
 
 /// Publishes 1,000,000 updates to `node`, doing `fault` to the broker mid-way; the run must
 /// finish by itself with every update stored exactly once.
-fn produce_through(node: &BrokerNode, purpose: &str, fault: impl FnOnce(&BrokerNode)) {
+fn produce_through(
+    node: &BrokerNode,
+    purpose: &str,
+    extra: &[&str],
+    fault: impl FnOnce(&BrokerNode),
+) {
     let stream = TestStream::new(purpose);
     let uri = node.uri();
     // A stream declared a moment before the broker crashes may not survive it (the broker's
@@ -36,7 +41,7 @@ fn produce_through(node: &BrokerNode, purpose: &str, fault: impl FnOnce(&BrokerN
     node.create_stream(&stream.name);
     std::thread::sleep(Duration::from_secs(2));
     let (child, log) = stream.spawn_watched(
-        &["--uri", &uri, "produce", "--count", "1000000"],
+        &[&["--uri", &uri, "produce", "--count", "1000000"], extra].concat(),
         "publishing",
     );
     std::thread::sleep(Duration::from_millis(700));
@@ -57,7 +62,7 @@ fn produce_through(node: &BrokerNode, purpose: &str, fault: impl FnOnce(&BrokerN
 #[test]
 fn broker_restart_during_produce_loses_and_duplicates_nothing() {
     let node = BrokerNode::start("inv-restart-produce", 5562, None);
-    produce_through(&node, "restart-produce", |node| {
+    produce_through(&node, "restart-produce", &[], |node| {
         node.act("node-stop");
         node.act("node-start");
     });
@@ -66,8 +71,18 @@ fn broker_restart_during_produce_loses_and_duplicates_nothing() {
 #[test]
 fn broker_crash_during_produce_loses_and_duplicates_nothing() {
     let node = BrokerNode::start("inv-crash-produce", 5563, None);
-    produce_through(&node, "crash-produce", |node| {
+    produce_through(&node, "crash-produce", &[], |node| {
         node.act("node-kill");
+        node.act("node-start");
+    });
+}
+
+#[test]
+fn broker_restart_during_a_compressed_sub_entry_produce_loses_and_duplicates_nothing() {
+    let node = BrokerNode::start("inv-restart-sub-entry", 5569, None);
+    let extra = ["--sub-entry-size", "100", "--compression", "zstd"];
+    produce_through(&node, "restart-sub-entry", &extra, |node| {
+        node.act("node-stop");
         node.act("node-start");
     });
 }

@@ -10,4 +10,5 @@ mod ingest;
 mod produce_consume;
 mod reliability;
 mod serve;
+mod sub_entry;
 mod util;

@@ -2,8 +2,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::types::OffsetSpecification;
-use rabbitmq_stream_protocol::sub_entry::CompressionType;
 use crate::{client::TlsConfiguration, producer::NoDedup};
+use rabbitmq_stream_protocol::sub_entry::CompressionType;
 use rand::prelude::IndexedRandom;
 use rand::rngs::StdRng;
 use std::collections::HashMap;

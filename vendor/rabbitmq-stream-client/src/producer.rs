@@ -19,8 +19,8 @@ use tracing::{error, info, trace, warn};
 use rabbitmq_stream_protocol::sub_entry::{CompressionType, SubEntryBatch};
 use rabbitmq_stream_protocol::{message::Message, ResponseCode, ResponseKind};
 
-use crate::client::ClientMessage;
 use crate::client::message::BaseMessage;
+use crate::client::ClientMessage;
 use crate::MetricsCollector;
 use crate::{client::MessageHandler, RabbitMQStreamResult};
 use crate::{
@@ -690,7 +690,8 @@ impl MessageHandler for ProducerConfirmHandler {
                         trace!("Got publish_confirm for {:?}", confirm.publishing_ids);
                         let mut confirm_len = 0;
                         for publishing_id in &confirm.publishing_ids {
-                            confirm_len += self.settle(*publishing_id, true, ResponseCode::Ok).await;
+                            confirm_len +=
+                                self.settle(*publishing_id, true, ResponseCode::Ok).await;
                         }
                         self.metrics_collector
                             .publish_confirm(confirm_len as u64)

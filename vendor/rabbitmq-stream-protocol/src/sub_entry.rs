@@ -60,7 +60,8 @@ impl CompressionType {
                 encoder.finish()
             }
             CompressionType::Snappy => {
-                let mut encoder = snap::write::FrameEncoder::new(Vec::with_capacity(data.len() / 2));
+                let mut encoder =
+                    snap::write::FrameEncoder::new(Vec::with_capacity(data.len() / 2));
                 encoder.write_all(&data)?;
                 encoder.into_inner().map_err(|e| e.into_error())
             }

@@ -9,7 +9,6 @@ use crate::{
 };
 use byteorder::{BigEndian, WriteBytesExt};
 
-#[cfg_attr(test, derive(fake::Dummy))]
 #[derive(PartialEq, Eq, Debug, Clone)]
 pub struct DeliverCommand {
     pub subscription_id: u8,
@@ -152,7 +151,7 @@ mod tests {
 
     use fake::{Dummy, Faker};
 
-    use crate::{commands::tests::command_encode_decode_test, message::InternalMessage};
+    use crate::message::InternalMessage;
 
     use super::{DeliverCommand, Message};
     impl Dummy<Faker> for Message {
@@ -161,8 +160,40 @@ mod tests {
         }
     }
 
+    /// A chunk of simple entries: `num_entries` must match the messages for it to decode.
+    impl Dummy<Faker> for DeliverCommand {
+        fn dummy_with_rng<R: fake::rand::Rng + ?Sized>(config: &Faker, rng: &mut R) -> Self {
+            let count = (u8::dummy_with_rng(config, rng) % 5) as usize;
+            let messages = (0..count)
+                .map(|_| Message::dummy_with_rng(config, rng))
+                .collect();
+            DeliverCommand::new(
+                u8::dummy_with_rng(config, rng),
+                1,
+                0,
+                count as u16,
+                u64::dummy_with_rng(config, rng),
+                u64::dummy_with_rng(config, rng),
+                u64::dummy_with_rng(config, rng),
+                0,
+                0,
+                0,
+                messages,
+            )
+        }
+    }
+
     #[test]
     fn deliver_request_test() {
-        command_encode_decode_test::<DeliverCommand>();
+        // A chunk of simple entries: one entry per message, as the encoder writes them.
+        let messages = (0..3)
+            .map(|_| Message::new(InternalMessage::default()))
+            .collect::<Vec<_>>();
+        let command = DeliverCommand::new(1, 1, 0, 3, 7, 1, 100, 0, 0, 0, messages);
+        let mut buffer = Vec::new();
+        crate::codec::Encoder::encode(&command, &mut buffer).unwrap();
+        let (rest, decoded) = <DeliverCommand as crate::codec::Decoder>::decode(&buffer).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(decoded, command);
     }
 }

@@ -51,7 +51,11 @@ impl Encoder for PublishCommand {
         if !self.sub_entries.is_empty() {
             return self.publisher_id.encoded_size()
                 + 4
-                + self.sub_entries.iter().map(Encoder::encoded_size).sum::<u32>();
+                + self
+                    .sub_entries
+                    .iter()
+                    .map(Encoder::encoded_size)
+                    .sum::<u32>();
         }
         if self.version == PROTOCOL_VERSION_2 {
             self.publisher_id.encoded_size() + self.published_messages.encoded_size_version_2()
