@@ -71,7 +71,7 @@ impl CompressionType {
                 encoder.write_all(&data)?;
                 encoder
                     .finish()
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::Other, e))
+                    .map_err(std::io::Error::other)
             }
             CompressionType::Zstd => zstd::stream::encode_all(&data[..], 1),
         }
