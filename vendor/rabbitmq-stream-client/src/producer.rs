@@ -29,7 +29,30 @@ use crate::{
     error::{ClientError, ProducerCloseError, ProducerCreateError, ProducerPublishError},
 };
 
-type WaiterMap = Arc<DashMap<u64, (ClientMessage, ProducerMessageWaiter)>>;
+type WaiterMap = Arc<DashMap<u64, (ClientMessage, ProducerMessageWaiter), BuildIdHasher>>;
+
+/// Publishing ids are mostly sequential numbers: a multiplicative hash spreads them as well as
+/// SipHash does, for a fraction of the cost on this per-message path.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = (self.0.rotate_left(5) ^ id).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+pub(crate) type BuildIdHasher = std::hash::BuildHasherDefault<IdHasher>;
 type FilterValueExtractor = Arc<dyn Fn(&Message) -> String + 'static + Send + Sync>;
 
 #[derive(Debug)]
@@ -128,7 +151,7 @@ pub struct ProducerBuilder<T> {
 
 /// The other publishing ids of each sub-entry batch, by the batch's own (its last message's):
 /// the broker confirms a batch once, under that id.
-type BatchMembers = Arc<DashMap<u64, Vec<u64>>>;
+type BatchMembers = Arc<DashMap<u64, Vec<u64>, BuildIdHasher>>;
 
 #[derive(Clone)]
 pub struct NoDedup {}
@@ -164,8 +187,8 @@ impl<T> ProducerBuilder<T> {
 
         let on_closed = Arc::new(RwLock::new(self.on_closed));
 
-        let waiting_confirmations: WaiterMap = Arc::new(DashMap::new());
-        let batch_members: BatchMembers = Arc::new(DashMap::new());
+        let waiting_confirmations: WaiterMap = Arc::new(DashMap::default());
+        let batch_members: BatchMembers = Arc::new(DashMap::default());
         // Sub-entries carry no filter values (publish version 1).
         if self.sub_entry_size > 1 {
             publish_version = 1;
