@@ -33,7 +33,10 @@ for round in $(seq 1 "$ROUNDS"); do
     run baseline-produce "$base" -- "$BASELINE" produce "$base" "$COUNT"
     run invstream-produce "$inv" -- "$INVSTREAM" --quiet --json --stream "$inv" produce --count "$COUNT"
     run invstream-produce-nofilter "$inv-nf" -- "$INVSTREAM" --quiet --json --stream "$inv-nf" produce --count "$COUNT" --no-filter-values
+    run invstream-produce-subentry "$inv-se" -- "$INVSTREAM" --quiet --json --stream "$inv-se" produce --count "$COUNT" --sub-entry-size 100
+    run invstream-produce-subentry-zstd "$inv-sez" -- "$INVSTREAM" --quiet --json --stream "$inv-sez" produce --count "$COUNT" --sub-entry-size 100 --compression zstd
     run baseline-consume "$base" -- "$BASELINE" consume "$base" "$COUNT"
+    run invstream-consume-subentry "$inv-se" -- "$INVSTREAM" --quiet --json --stream "$inv-se" consume --offset first
     run invstream-consume "$inv" -- "$INVSTREAM" --quiet --json --stream "$inv" consume --offset first
     # The baseline consumer on invstream's messages, which carry properties (content type,
     # product_id, event) that the client decodes for every message: the like-for-like comparison.
@@ -67,11 +70,17 @@ labels = {
     "baseline-consume": "baseline consume (its own bare messages)",
     "baseline-consume-same": "baseline consume (invstream's messages)",
     "invstream-consume": "invstream consume",
+    "invstream-produce-subentry": "invstream produce --sub-entry-size 100",
+    "invstream-produce-subentry-zstd": "invstream produce --sub-entry-size 100 --compression zstd",
+    "invstream-consume-subentry": "invstream consume (sub-entry stream)",
 }
 for name, base_name in [("baseline-produce", "baseline-produce"), ("invstream-produce", "baseline-produce"),
                         ("invstream-produce-nofilter", "baseline-produce"),
+                        ("invstream-produce-subentry", "baseline-produce"),
+                        ("invstream-produce-subentry-zstd", "baseline-produce"),
                         ("baseline-consume", "baseline-consume"), ("baseline-consume-same", "baseline-consume"),
-                        ("invstream-consume", "baseline-consume")]:
+                        ("invstream-consume", "baseline-consume"),
+                        ("invstream-consume-subentry", "baseline-consume")]:
     base = med(base_name, "msg_per_s")
     lat = "n/a" if name.startswith("baseline") else f"{med(name, 'p50'):,.0f} / {med(name, 'p99'):,.0f}"
     print(f"| {labels[name]} | {med(name, 'msg_per_s'):,.0f} | {med(name, 'msg_per_s') / base:.2f}× "

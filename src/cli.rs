@@ -86,6 +86,55 @@ pub enum Command {
     Consume(ConsumeArgs),
     /// HTTP ingestion gateway: POST updates, answered once the broker confirmed them
     Serve(ServeArgs),
+    /// Producers and consumers at once on a stream of their own: a line per second, then a
+    /// summary (like RabbitMQ's stream-perf-test)
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Concurrent producers, each with its own connection
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub producers: u64,
+
+    /// Concurrent consumers, each reading every message from the start
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=64))]
+    pub consumers: u64,
+
+    /// Messages to publish in all (split between the producers)
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
+    pub count: u64,
+
+    /// Publish for this long instead of a count, e.g. 30s
+    #[arg(long, value_parser = parse_duration, conflicts_with = "count")]
+    pub duration: Option<Duration>,
+
+    /// Messages per publish frame
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=65_535))]
+    pub batch_size: u64,
+
+    /// Most messages sent but not yet confirmed, per producer
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_in_flight: u64,
+
+    /// Publish at most this many messages per second in all (default: as fast as possible)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: Option<u64>,
+
+    /// Pad each message body to at least this many bytes (an update is about 180)
+    #[arg(long, value_parser = parse_byte_size)]
+    pub message_size: Option<u64>,
+
+    /// Do not tag messages with filter values
+    #[arg(long)]
+    pub no_filter_values: bool,
+
+    #[command(flatten)]
+    pub batching: SubEntryArgs,
+
+    /// Keep the benchmark's stream (STREAM-bench-TIMESTAMP) instead of deleting it
+    #[arg(long)]
+    pub keep_stream: bool,
 }
 
 #[derive(Debug, Args)]

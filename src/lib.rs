@@ -6,11 +6,12 @@
 //! - [`broker`]: connection settings, connecting, stream creation, errors from the broker
 //! - [`model`]: the inventory update and its generator
 //! - [`input`]: the user's own updates from NDJSON files (gzip too) and stdin
-//! - [`produce`] / [`consume`] / [`serve`]: the commands
+//! - [`produce`] / [`consume`] / [`serve`] / [`bench`]: the commands
 //! - [`stats`]: counters, latency histograms and [`stats::RunSummary`], the one result model
 //! - [`report`]: how a summary, progress and status lines are shown
 //! - [`verify`]: gap and duplicate checks of `seq` per producer (`consume --verify`)
 
+pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod consume;
@@ -56,6 +57,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&broker, stream, args, out)
             .await
             .with_context(|| format!("serve stream '{stream}' at {}", broker.addr()))?,
+        Command::Bench(args) => bench::run(&broker, stream, args, out)
+            .await
+            .with_context(|| format!("bench at {}", broker.addr()))?,
     };
     out.summary(&summary);
     Ok(exit_code(&summary))
@@ -69,7 +73,11 @@ fn exit_code(summary: &RunSummary) -> ExitCode {
         return ExitCode::FAILURE;
     }
     match summary.details {
-        CommandDetails::Produce { failed, .. } if failed > 0 => ExitCode::FAILURE,
+        CommandDetails::Produce { failed, .. } | CommandDetails::Bench { failed, .. }
+            if failed > 0 =>
+        {
+            ExitCode::FAILURE
+        }
         CommandDetails::Produce { .. } if summary.interrupted => ExitCode::from(EXIT_INTERRUPTED),
         _ => ExitCode::SUCCESS,
     }

@@ -1039,13 +1039,12 @@ impl Publisher {
     pub fn outcome(&self) -> PublishOutcome {
         let sent = self.tracker.sent();
         let confirmed = self.confirmed();
-        let latency = std::mem::take(
-            &mut *self
-                .tracker
-                .latency
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
+        let latency = self
+            .tracker
+            .latency
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
         PublishOutcome {
             sent,
             bytes: self.bytes,

@@ -81,7 +81,9 @@ pub fn render_text(s: &RunSummary) -> String {
     let mut out = String::new();
     let mut line = |label: &str, value: String| out.push_str(&format!("  {label:<16}{value}\n"));
     let header = match &s.details {
-        CommandDetails::Produce { .. } => format!("{} → stream '{}'", s.command, s.stream),
+        CommandDetails::Produce { .. } | CommandDetails::Bench { .. } => {
+            format!("{} → stream '{}'", s.command, s.stream)
+        }
         CommandDetails::Consume { offset, .. } => {
             format!("consume ← stream '{}' from offset {offset}", s.stream)
         }
@@ -110,6 +112,33 @@ pub fn render_text(s: &RunSummary) -> String {
                     thousands(s.messages),
                     thousands(*confirmed),
                     thousands(*failed)
+                ),
+            );
+        }
+        CommandDetails::Bench {
+            producers,
+            consumers,
+            confirmed,
+            failed,
+            consumed,
+            consumed_per_s,
+            ..
+        } => {
+            line(
+                "messages",
+                format!(
+                    "{} sent, {} confirmed, {} failed ({producers} producers)",
+                    thousands(s.messages),
+                    thousands(*confirmed),
+                    thousands(*failed)
+                ),
+            );
+            line(
+                "consumed",
+                format!(
+                    "{} by {consumers} consumers, {} msg/s",
+                    thousands(*consumed),
+                    thousands(consumed_per_s.round() as u64)
                 ),
             );
         }
@@ -170,6 +199,10 @@ pub fn render_text(s: &RunSummary) -> String {
         latency_label(s.latency_kind)
     ));
     text.push_str(&render_latency(&s.latency_us));
+    if let CommandDetails::Bench { end_to_end_us, .. } = &s.details {
+        text.push_str("  latency (µs), produced_at → read by a consumer:\n");
+        text.push_str(&render_latency(end_to_end_us));
+    }
     if !s.consumers.is_empty() {
         text.push_str(&render_consumers(&s.consumers));
     }

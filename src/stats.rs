@@ -50,6 +50,15 @@ impl LatencyHistogram {
         self.0.len()
     }
 
+    /// What was recorded after `earlier`, a copy of this histogram taken before.
+    pub fn since(&self, earlier: &LatencyHistogram) -> LatencyHistogram {
+        let mut interval = self.clone();
+        if interval.0.subtract(&earlier.0).is_err() {
+            interval.0.reset();
+        }
+        interval
+    }
+
     pub fn summary(&self) -> LatencySummary {
         let h = &self.0;
         if h.is_empty() {
@@ -136,6 +145,33 @@ pub enum CommandDetails {
         /// matched, as the broker filters whole chunks.
         delivered: u64,
     },
+    Bench {
+        producers: u64,
+        consumers: u64,
+        confirmed: u64,
+        failed: u64,
+        /// Messages read, all consumers together.
+        consumed: u64,
+        consumed_per_s: f64,
+        /// Publish time (`produced_at_us`) to read, over every message every consumer read.
+        end_to_end_us: LatencySummary,
+        /// One sample per second of the run.
+        timeline: Vec<BenchSecond>,
+    },
+}
+
+/// One second of a benchmark: rates over that second, latencies of what happened in it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchSecond {
+    /// Seconds since the start, at the end of this sample.
+    pub second: f64,
+    pub published_per_s: f64,
+    pub confirmed_per_s: f64,
+    pub consumed_per_s: f64,
+    pub confirm_p50_us: u64,
+    pub confirm_p99_us: u64,
+    pub end_to_end_p50_us: u64,
+    pub end_to_end_p99_us: u64,
 }
 
 /// How much a run moved and how long it took; the summary derives its rates from these.

@@ -3,6 +3,7 @@
 //! The broker must already run (`scripts/test.sh` starts it; so does `scripts/broker.sh up`).
 //! A test that cannot reach it fails with a message saying so; none is skipped.
 
+mod bench;
 mod errors;
 mod fan_out;
 mod faults;

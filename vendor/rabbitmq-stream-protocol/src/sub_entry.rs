@@ -69,9 +69,7 @@ impl CompressionType {
                 let mut encoder =
                     lz4_flex::frame::FrameEncoder::new(Vec::with_capacity(data.len() / 2));
                 encoder.write_all(&data)?;
-                encoder
-                    .finish()
-                    .map_err(std::io::Error::other)
+                encoder.finish().map_err(std::io::Error::other)
             }
             CompressionType::Zstd => zstd::stream::encode_all(&data[..], 1),
         }

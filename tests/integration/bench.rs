@@ -1,0 +1,61 @@
+//! `invstream bench`: producers and consumers at once on a stream of its own.
+
+use crate::util::{invstream, summary_of, TestStream};
+
+#[test]
+fn bench_publishes_and_reads_everything_and_reports_each_second() {
+    let stream = TestStream::new("bench");
+    let summary = stream.run_json(&[
+        "bench",
+        "--count",
+        "30000",
+        "--producers",
+        "2",
+        "--consumers",
+        "2",
+        "--sub-entry-size",
+        "50",
+    ]);
+    assert_eq!(summary["command"], "bench", "{summary}");
+    assert_eq!(summary["confirmed"], 30_000, "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(summary["consumed"], 60_000, "{summary}");
+    assert!(summary["end_to_end_us"]["count"].as_u64().unwrap() > 0);
+    let timeline = summary["timeline"].as_array().unwrap();
+    assert!(!timeline.is_empty(), "{summary}");
+    for key in [
+        "published_per_s",
+        "confirmed_per_s",
+        "consumed_per_s",
+        "confirm_p99_us",
+    ] {
+        assert!(timeline[0].get(key).is_some(), "{key}: {summary}");
+    }
+    // The benchmark's own stream is gone afterwards.
+    let name = summary["stream"].as_str().unwrap();
+    let output = invstream(&["--stream", name, "consume", "--offset", "first"]);
+    assert!(!output.status.success());
+}
+
+#[test]
+fn bench_for_a_duration_holds_the_rate() {
+    let stream = TestStream::new("bench-rate");
+    let output = invstream(&[
+        "--json",
+        "--stream",
+        &stream.name,
+        "bench",
+        "--duration",
+        "2s",
+        "--rate",
+        "5000",
+        "--batch-size",
+        "100",
+        "--consumers",
+        "0",
+    ]);
+    let summary = summary_of(&output);
+    let sent = summary["messages"].as_u64().unwrap();
+    assert!((8_000..=12_000).contains(&sent), "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+}
