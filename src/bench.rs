@@ -15,6 +15,7 @@ use crate::broker::BrokerSettings;
 use crate::cli::{BenchArgs, RetentionArgs};
 use crate::error::Result;
 use crate::model::{now_us, InventoryUpdate, UpdateGenerator};
+use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
 use crate::produce::{connect_and_ensure_stream, PublishOutcome, Publisher, PublisherOptions};
 use crate::report::{thousands, Output};
 use crate::stats::{BenchSecond, CommandDetails, LatencyHistogram, RunSummary, Totals};
@@ -132,6 +133,8 @@ async fn bench(
 
     // One line per second until the producers are done and the consumers caught up.
     let mut timeline = Vec::new();
+    let mut intervals = Vec::new();
+    let started_at = std::time::SystemTime::now();
     let mut previous = Sample::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
@@ -139,9 +142,10 @@ async fn bench(
     loop {
         tick.tick().await;
         let sample = Sample::take(&stats, &consumer_stats, started.elapsed());
-        let second = sample.since(&previous, started.elapsed());
+        let (second, confirm, end_to_end) = sample.since(&previous);
         out.status(&second_line(&second));
         timeline.push(second);
+        intervals.push((previous.at, sample.at - previous.at, confirm, end_to_end));
         previous = sample;
         let all_published = producers.iter().all(|p| p.is_finished());
         if all_published && producers_done_at.is_none() {
@@ -175,6 +179,34 @@ async fn bench(
         let _ = consumer.await;
     }
     let consumed = consumer_stats.consumed.load(Ordering::Relaxed);
+    let end_to_end = consumer_stats.end_to_end();
+    if let Some(path) = &args.hdr_log {
+        let logged: Vec<LoggedInterval> = intervals
+            .iter()
+            .flat_map(|(start, length, confirm, end_to_end)| {
+                [("confirm", confirm), ("end_to_end", end_to_end)].map(|(tag, histogram)| {
+                    LoggedInterval {
+                        start: *start,
+                        length: *length,
+                        tag,
+                        histogram,
+                    }
+                })
+            })
+            .collect();
+        write_hdr_log(path, started_at, &logged)?;
+        out.status(&format!("wrote {}", path.display()));
+    }
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "invstream bench: {} producers, {} consumers, {} messages",
+            args.producers,
+            args.consumers,
+            thousands(sent)
+        );
+        write_plot(path, &title, &timeline, &confirm_latency, &end_to_end)?;
+        out.status(&format!("wrote {}", path.display()));
+    }
     Ok(RunSummary::new(
         "bench",
         stream,
@@ -192,7 +224,7 @@ async fn bench(
             failed,
             consumed,
             consumed_per_s: (consumed as f64 / consume_elapsed * 100.0).round() / 100.0,
-            end_to_end_us: consumer_stats.end_to_end().summary(),
+            end_to_end_us: end_to_end.summary(),
             timeline,
         },
     ))
@@ -334,16 +366,16 @@ impl Sample {
         }
     }
 
-    /// The second between `previous` and this sample, taken `at` since the start.
-    fn since(&self, previous: &Sample, at: Duration) -> BenchSecond {
+    /// The second between `previous` and this sample, with its confirm and end-to-end
+    /// latencies.
+    fn since(&self, previous: &Sample) -> (BenchSecond, LatencyHistogram, LatencyHistogram) {
+        let at = self.at;
         let span = (at - previous.at.min(at)).as_secs_f64().max(f64::EPSILON);
         let rate = |now: u64, before: u64| (now.saturating_sub(before) as f64 / span).round();
-        let confirm = self
-            .confirm_latency
-            .since(&previous.confirm_latency)
-            .summary();
-        let end_to_end = self.end_to_end.since(&previous.end_to_end).summary();
-        BenchSecond {
+        let confirm_interval = self.confirm_latency.since(&previous.confirm_latency);
+        let end_to_end_interval = self.end_to_end.since(&previous.end_to_end);
+        let (confirm, end_to_end) = (confirm_interval.summary(), end_to_end_interval.summary());
+        let second = BenchSecond {
             second: (at.as_secs_f64() * 10.0).round() / 10.0,
             published_per_s: rate(self.sent, previous.sent),
             confirmed_per_s: rate(self.confirmed, previous.confirmed),
@@ -352,7 +384,8 @@ impl Sample {
             confirm_p99_us: confirm.p99,
             end_to_end_p50_us: end_to_end.p50,
             end_to_end_p99_us: end_to_end.p99,
-        }
+        };
+        (second, confirm_interval, end_to_end_interval)
     }
 }
 

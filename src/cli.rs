@@ -135,6 +135,15 @@ pub struct BenchArgs {
     /// Keep the benchmark's stream (STREAM-bench-TIMESTAMP) instead of deleting it
     #[arg(long)]
     pub keep_stream: bool,
+
+    /// Write each second's latencies as an HdrHistogram interval log (tags confirm and
+    /// end_to_end, microseconds), for HistogramLogAnalyzer and similar tools
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<std::path::PathBuf>,
+
+    /// Draw the throughput timeline and the latency percentile distributions into an SVG file
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

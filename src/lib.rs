@@ -9,6 +9,7 @@
 //! - [`produce`] / [`consume`] / [`serve`] / [`bench`]: the commands
 //! - [`stats`]: counters, latency histograms and [`stats::RunSummary`], the one result model
 //! - [`report`]: how a summary, progress and status lines are shown
+//! - [`plot`]: SVG plots and HdrHistogram interval logs of a benchmark
 //! - [`verify`]: gap and duplicate checks of `seq` per producer (`consume --verify`)
 
 pub mod bench;
@@ -18,6 +19,7 @@ pub mod consume;
 pub mod error;
 pub mod input;
 pub mod model;
+pub mod plot;
 pub mod produce;
 pub mod report;
 pub mod serve;

@@ -50,6 +50,16 @@ impl LatencyHistogram {
         self.0.len()
     }
 
+    /// The latency at `quantile` (0.0 to 1.0), in microseconds.
+    pub fn value_at_quantile(&self, quantile: f64) -> u64 {
+        self.0.value_at_quantile(quantile)
+    }
+
+    /// The HdrHistogram itself, for serialization.
+    pub fn inner(&self) -> &Histogram<u64> {
+        &self.0
+    }
+
     /// What was recorded after `earlier`, a copy of this histogram taken before.
     pub fn since(&self, earlier: &LatencyHistogram) -> LatencyHistogram {
         let mut interval = self.clone();

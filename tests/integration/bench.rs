@@ -59,3 +59,37 @@ fn bench_for_a_duration_holds_the_rate() {
     assert!((8_000..=12_000).contains(&sent), "{summary}");
     assert_eq!(summary["failed"], 0, "{summary}");
 }
+
+#[test]
+fn bench_writes_a_plot_and_an_hdr_interval_log() {
+    let stream = TestStream::new("bench-plot");
+    let dir = std::env::temp_dir().join(format!("invstream-bench-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (svg, hlog) = (dir.join("bench.svg"), dir.join("bench.hlog"));
+    let summary = stream.run_json(&[
+        "bench",
+        "--count",
+        "20000",
+        "--plot",
+        svg.to_str().unwrap(),
+        "--hdr-log",
+        hlog.to_str().unwrap(),
+    ]);
+    assert_eq!(summary["confirmed"], 20_000, "{summary}");
+    let svg = std::fs::read_to_string(svg).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains("latency by percentile"),
+        "{svg}"
+    );
+    let hlog = std::fs::read_to_string(hlog).unwrap();
+    assert!(hlog.contains("#[StartTime: "), "{hlog}");
+    assert!(
+        hlog.lines().any(|l| l.starts_with("Tag=confirm,")),
+        "{hlog}"
+    );
+    assert!(
+        hlog.lines().any(|l| l.starts_with("Tag=end_to_end,")),
+        "{hlog}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
