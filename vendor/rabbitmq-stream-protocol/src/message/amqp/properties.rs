@@ -1,6 +1,5 @@
 use byteorder::{BigEndian, WriteBytesExt};
 
-
 use crate::message::amqp::codec::constants::TypeCode;
 use crate::message::amqp::codec::constants::MESSAGE_PROPERTIES;
 use crate::message::amqp::types::list_decoder;
@@ -54,7 +53,10 @@ impl Properties {
             self.group_sequence.is_some(),
             self.reply_to_group_id.is_some(),
         ];
-        present.iter().rposition(|p| *p).map_or(0, |last| last as u32 + 1)
+        present
+            .iter()
+            .rposition(|p| *p)
+            .map_or(0, |last| last as u32 + 1)
     }
 
     /// Calls `field` with each of the first `field_count` fields, in order.
@@ -207,7 +209,10 @@ mod tests {
             ..Properties::default()
         });
         // Six nulls before the content type, none after it.
-        assert_eq!(content_type, all_absent + 2 + 6 + 1 + 1 + "application/json".len());
+        assert_eq!(
+            content_type,
+            all_absent + 2 + 6 + 1 + 1 + "application/json".len()
+        );
     }
 
     #[test]
