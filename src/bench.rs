@@ -30,7 +30,6 @@ const CONSUMER_FLUSH: u64 = 512;
 #[derive(Default)]
 struct ConsumerStats {
     consumed: AtomicU64,
-    bytes: AtomicU64,
     end_to_end: Mutex<LatencyHistogram>,
     stop: AtomicBool,
 }
@@ -311,7 +310,6 @@ async fn read(mut consumer: rabbitmq_stream_client::Consumer, stats: Arc<Consume
             }
         };
         let body = delivery.message().data().unwrap_or_default();
-        stats.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
         if let Some(update) = InventoryUpdate::decode(body) {
             local.record_us(now_us().saturating_sub(update.produced_at_us));
         }

@@ -778,12 +778,6 @@ impl Publisher {
         self.in_flight.available_permits() as u64 >= count
     }
 
-    /// Whether the connection was lost and not yet made again (the next `send` or
-    /// `recover` reconnects).
-    pub fn is_lost(&self) -> bool {
-        self.tracker.is_lost()
-    }
-
     /// Resolves when the connection is lost (at once if it already is).
     pub async fn lost(&self) {
         self.stats().lost().await

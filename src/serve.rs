@@ -484,6 +484,12 @@ async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
         "Updates sent and not yet confirmed.",
         stats.in_flight(),
     );
+    metric(
+        "invstream_reconnects_total",
+        "counter",
+        "Times the connection to the broker dropped and was made again.",
+        stats.reconnects(),
+    );
     let latency = stats.latency();
     let name = "invstream_confirm_latency_seconds";
     text.push_str(&format!(

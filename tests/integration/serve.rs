@@ -146,6 +146,7 @@ fn routes_answer_and_errors_say_what_is_wrong() {
         assert_eq!(values["invstream_confirmed_total"], 7.0, "{metrics}");
         assert_eq!(values["invstream_published_total"], 7.0);
         assert_eq!(values["invstream_in_flight"], 0.0);
+        assert_eq!(values["invstream_reconnects_total"], 0.0);
         assert_eq!(
             values["invstream_confirm_latency_seconds_bucket{le=\"+Inf\"}"],
             7.0
