@@ -16,7 +16,9 @@ use crate::cli::{BenchArgs, RetentionArgs};
 use crate::error::Result;
 use crate::model::{now_us, InventoryUpdate, UpdateGenerator};
 use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
-use crate::produce::{connect_and_ensure_stream, PublishOutcome, Publisher, PublisherOptions};
+use crate::produce::{
+    connect_and_ensure_stream, generated_batch, PublishOutcome, Publisher, PublisherOptions,
+};
 use crate::report::{thousands, Output};
 use crate::stats::{BenchSecond, CommandDetails, LatencyHistogram, RunSummary, Totals};
 
@@ -50,6 +52,7 @@ pub async fn run(
     args: &BenchArgs,
     out: Output,
 ) -> Result<RunSummary> {
+    args.batching.check()?;
     let bench_stream = format!(
         "{stream}-bench-{}",
         std::time::SystemTime::now()
@@ -260,13 +263,10 @@ async fn publish(mut publisher: Publisher, plan: ProducerPlan) -> Result<Publish
             let due = started + Duration::from_secs_f64(sent as f64 / rate);
             tokio::time::sleep_until(due.into()).await;
         }
-        let batch: Vec<_> = (0..size)
-            .map(|_| {
-                let mut update = generator.next_update(now_us());
-                update.sku.extend(std::iter::repeat_n('-', plan.pad));
-                (update.seq + 1, update)
-            })
-            .collect();
+        let mut batch = generated_batch(&mut generator, size);
+        for (_, update) in &mut batch {
+            update.sku.extend(std::iter::repeat_n('-', plan.pad));
+        }
         if let Err(e) = publisher.send(&batch, Duration::from_secs(30)).await {
             failure = Some(e);
             break;

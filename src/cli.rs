@@ -250,6 +250,20 @@ pub struct SubEntryArgs {
     pub compression: Compression,
 }
 
+impl SubEntryArgs {
+    /// Compression applies only to sub-entry batches: asking for it without them is a mistake.
+    pub fn check(&self) -> Result<(), crate::error::InvError> {
+        if self.sub_entry_size == 1 && self.compression != Compression::None {
+            return Err(crate::error::InvError::Usage {
+                message:
+                    "--compression applies to sub-entry batches: add --sub-entry-size N (e.g. 100)"
+                        .to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Default for SubEntryArgs {
     /// One message per entry, as every client reads.
     fn default() -> Self {

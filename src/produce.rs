@@ -13,10 +13,11 @@ use rabbitmq_stream_client::types::{Message, SimpleValue};
 use rabbitmq_stream_client::{
     ConfirmationStatus, Dedup, Environment, NoDedup, Producer, ProducerBuilder,
 };
+use rustc_hash::FxBuildHasher;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::broker::BrokerSettings;
-use crate::cli::{Compression, ProduceArgs, RetentionArgs, SubEntryArgs};
+use crate::cli::{ProduceArgs, RetentionArgs, SubEntryArgs};
 use crate::error::{InvError, Result};
 use crate::input::{spawn_reader, InputEvent, InputSource, NumberedUpdate};
 use crate::model::{now_us, InventoryUpdate, UpdateGenerator, CONTENT_TYPE};
@@ -60,14 +61,7 @@ impl UpdateSource {
             } => {
                 let size = (*remaining).min(*batch_size);
                 *remaining -= size;
-                Ok((size > 0).then(|| {
-                    (0..size)
-                        .map(|_| {
-                            let update = generator.next_update(now_us());
-                            (update.seq + 1, update)
-                        })
-                        .collect()
-                }))
+                Ok((size > 0).then(|| generated_batch(generator, size)))
             }
             UpdateSource::Input { events, strict } => loop {
                 match events.recv().await {
@@ -93,6 +87,16 @@ impl UpdateSource {
     }
 }
 
+/// The next `size` generated updates, each under its publishing id `seq + 1`.
+pub fn generated_batch(generator: &mut UpdateGenerator, size: u64) -> Vec<NumberedUpdate> {
+    (0..size)
+        .map(|_| {
+            let update = generator.next_update(now_us());
+            (update.seq + 1, update)
+        })
+        .collect()
+}
+
 /// `invstream produce`: generate `--count` updates (or read `--input`), publish them, wait for
 /// every confirm.
 pub async fn run(
@@ -101,13 +105,7 @@ pub async fn run(
     args: &ProduceArgs,
     out: Output,
 ) -> Result<RunSummary> {
-    if args.batching.sub_entry_size == 1 && args.batching.compression != Compression::None {
-        return Err(InvError::Usage {
-            message:
-                "--compression applies to sub-entry batches: add --sub-entry-size N (e.g. 100)"
-                    .to_string(),
-        });
-    }
+    args.batching.check()?;
     let env = connect_and_ensure_stream(broker, stream, &args.retention, out).await?;
     // A batch larger than the in-flight bound could never be admitted.
     let batch_size = args.batch_size.min(args.max_in_flight);
@@ -426,29 +424,6 @@ impl PublisherStats {
     }
 }
 
-/// Publishing ids are mostly sequential: a multiplicative hash spreads them well for much less
-/// than SipHash costs on this per-message path.
-#[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.write_u64(u64::from(*byte));
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        self.0 = (self.0.rotate_left(5) ^ id).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-type BuildIdHasher = std::hash::BuildHasherDefault<IdHasher>;
-
 /// A message sent and not yet confirmed: kept so it can be sent again, under the same
 /// publishing id, on a new connection.
 struct Unconfirmed {
@@ -467,9 +442,10 @@ struct ConfirmTracker {
     reconnects: AtomicU64,
     latency: Mutex<LatencyHistogram>,
     settled: Notify,
-    /// By publishing id. A confirm settles a message only if it is still here, so a confirm
+    /// By publishing id (FxHash: ids are mostly sequential, and SipHash costs more on this
+    /// per-message path). A confirm settles a message only if it is still here, so a confirm
     /// from a connection given up on cannot count twice.
-    unconfirmed: Mutex<HashMap<u64, Unconfirmed, BuildIdHasher>>,
+    unconfirmed: Mutex<HashMap<u64, Unconfirmed, FxBuildHasher>>,
     /// Set when the producer's connection closed; cleared by a reconnect.
     lost: std::sync::atomic::AtomicBool,
     lost_signal: Notify,
@@ -501,7 +477,7 @@ impl ConfirmTracker {
 
     fn lock_unconfirmed(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<u64, Unconfirmed, BuildIdHasher>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, Unconfirmed, FxBuildHasher>> {
         self.unconfirmed
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -326,7 +326,7 @@ pub fn tls_dir() -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
 }
 
-/// Peak and current resident memory of a process, in kB (Linux).
+/// Current resident memory (VmRSS) of a process, in kB (Linux).
 pub fn resident_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
