@@ -29,6 +29,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long a command waits at its start for a broker that is still starting.
 const STARTING_WAIT: Duration = Duration::from_secs(10);
 
+/// How long a command believes "stream does not exist" only after asking again: a RabbitMQ
+/// 4.0.5 node that has just restarted reports its existing streams missing for up to ~0.5 s
+/// (measured), so a command started right after a restart would otherwise fail falsely.
+const MISSING_STREAM_GRACE: Duration = Duration::from_secs(2);
+
 /// How long an empty stream stays silent before we believe it is empty (see `stream_end_offset`).
 const LAST_CHUNK_WAIT: Duration = Duration::from_secs(2);
 
@@ -263,8 +268,9 @@ impl BrokerSettings {
     }
 
     /// Calls `attempt` again while the broker says it is still starting (a stream without a
-    /// leader yet, an internal error right after boot), for up to `STARTING_WAIT`; any other
-    /// outcome is returned at once. For the first requests of a command.
+    /// leader yet, an internal error right after boot), for up to `STARTING_WAIT`, and while
+    /// it says the stream is missing, for up to `MISSING_STREAM_GRACE`; any other outcome is
+    /// returned at once. For the first requests of a command.
     pub async fn while_starting<T, Fut>(&self, mut attempt: impl FnMut() -> Fut) -> Result<T>
     where
         Fut: std::future::Future<Output = Result<T>>,
@@ -273,6 +279,9 @@ impl BrokerSettings {
         loop {
             match attempt().await {
                 Err(e) if e.is_broker_starting() && since.elapsed() < STARTING_WAIT => {
+                    tokio::time::sleep(FIRST_BACKOFF).await
+                }
+                Err(InvError::StreamMissing { .. }) if since.elapsed() < MISSING_STREAM_GRACE => {
                     tokio::time::sleep(FIRST_BACKOFF).await
                 }
                 outcome => return outcome,
