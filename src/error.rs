@@ -92,6 +92,9 @@ pub enum InvError {
 
     #[error("{message}")]
     Client { message: String },
+
+    #[error("could not compress a sub-entry batch: {0}; try another --compression")]
+    Compression(String),
 }
 
 impl InvError {

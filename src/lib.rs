@@ -5,6 +5,7 @@
 //! - [`cli`]: arguments and their parsers
 //! - [`broker`]: connection settings, connecting, stream creation, errors from the broker
 //! - [`model`]: the inventory update and its generator
+//! - [`entry`]: updates written straight into stream entry bytes (the fast publish path)
 //! - [`input`]: the user's own updates from NDJSON files (gzip too) and stdin
 //! - [`produce`] / [`consume`] / [`serve`] / [`bench`]: the commands
 //! - [`stats`]: counters, latency histograms and [`stats::RunSummary`], the one result model
@@ -16,6 +17,7 @@ pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod consume;
+pub mod entry;
 pub mod error;
 pub mod input;
 pub mod model;

@@ -104,6 +104,11 @@ impl InventoryUpdate {
     /// Serializes the update as the JSON body of a stream message, reusing `buf`'s allocation.
     pub fn encode_into(&self, buf: &mut Vec<u8>) {
         buf.clear();
+        self.append_json(buf);
+    }
+
+    /// Appends the JSON body to what `buf` holds.
+    pub fn append_json(&self, buf: &mut Vec<u8>) {
         serde_json::to_writer(&mut *buf, self).expect("an InventoryUpdate always serializes");
     }
 

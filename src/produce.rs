@@ -9,15 +9,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rabbitmq_stream_client::error::{ProducerCreateError, ProducerPublishError};
-use rabbitmq_stream_client::types::{Message, SimpleValue};
+use rabbitmq_stream_client::types::{Message, SimpleValue, SubEntryBatch};
 use rabbitmq_stream_client::{
-    ConfirmationStatus, Dedup, Environment, NoDedup, Producer, ProducerBuilder,
+    BatchConfirmCallback, ConfirmationStatus, Dedup, Environment, NoDedup, Producer,
+    ProducerBuilder,
 };
 use rustc_hash::FxBuildHasher;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::broker::BrokerSettings;
 use crate::cli::{ProduceArgs, RetentionArgs, SubEntryArgs};
+use crate::entry::EntryEncoder;
 use crate::error::{InvError, Result};
 use crate::input::{spawn_reader, InputEvent, InputSource, NumberedUpdate};
 use crate::model::{now_us, InventoryUpdate, UpdateGenerator, CONTENT_TYPE};
@@ -356,11 +358,12 @@ impl BatchReceipt {
 }
 
 impl BatchWaiter {
-    fn settle(&self, confirmed: bool) {
+    /// Counts the broker's answer for `count` of the batch's messages.
+    fn settle(&self, confirmed: bool, count: u64) {
         if !confirmed {
-            self.failed.fetch_add(1, Ordering::Relaxed);
+            self.failed.fetch_add(count, Ordering::Relaxed);
         }
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.remaining.fetch_sub(count, Ordering::AcqRel) == count {
             let failed = self.failed.load(Ordering::Relaxed);
             let outcome = BatchOutcome {
                 confirmed: self.count - failed,
@@ -424,12 +427,30 @@ impl PublisherStats {
     }
 }
 
-/// A message sent and not yet confirmed: kept so it can be sent again, under the same
-/// publishing id, on a new connection.
+/// What one publishing id stands for until the broker confirms it: kept so it can be sent
+/// again, under the same id, on a new connection.
 struct Unconfirmed {
-    message: Message,
+    entry: Entry,
+    /// Messages in `entry` (a sub-entry batch counts all of them).
+    count: u64,
     sent_at: Instant,
     waiter: Arc<BatchWaiter>,
+}
+
+/// One stream entry as handed to the client: a message of its own, or a sub-entry batch the
+/// publisher encoded itself (one confirm, one map entry and one callback for the whole batch).
+#[derive(Clone)]
+enum Entry {
+    Simple(Message),
+    Batch(SubEntryBatch),
+}
+
+/// An entry about to be sent, with the publishing id it is confirmed under and how many
+/// messages it holds.
+struct NumberedEntry {
+    publishing_id: u64,
+    count: u64,
+    entry: Entry,
 }
 
 /// Confirms as they arrive, shared with the client's confirm callbacks.
@@ -454,24 +475,25 @@ struct ConfirmTracker {
 }
 
 impl ConfirmTracker {
-    /// Records the broker's answer for one message; anything not ours (already settled) is
-    /// ignored.
+    /// Records the broker's answer for one publishing id (a message, or a whole sub-entry
+    /// batch); anything not ours (already settled) is ignored.
     fn settle(&self, publishing_id: u64, confirmed: bool, in_flight: &Semaphore) {
         let Some(entry) = self.lock_unconfirmed().remove(&publishing_id) else {
             return;
         };
+        let count = entry.count;
         if confirmed {
             let latency_us = entry.sent_at.elapsed().as_micros() as u64;
             self.latency
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .record_us(latency_us);
-            self.confirmed.fetch_add(1, Ordering::Relaxed);
+                .record_n_us(latency_us, count);
+            self.confirmed.fetch_add(count, Ordering::Relaxed);
         } else {
-            self.failed.fetch_add(1, Ordering::Relaxed);
+            self.failed.fetch_add(count, Ordering::Relaxed);
         }
-        in_flight.add_permits(1);
-        entry.waiter.settle(confirmed);
+        in_flight.add_permits(count as usize);
+        entry.waiter.settle(confirmed, count);
         self.settled.notify_one();
     }
 
@@ -532,6 +554,8 @@ pub struct Publisher {
     out: Output,
     bytes: u64,
     started: Instant,
+    /// Writes sub-entry batches without a `Message` per update.
+    encoder: EntryEncoder,
 }
 
 /// Everything needed to make the client's producer again after a lost connection.
@@ -551,11 +575,10 @@ impl ProducerRecipe {
     /// messages with filter values.
     async fn build(&self, tracker: &Arc<ConfirmTracker>) -> Result<(AnyProducer, bool)> {
         let builder = || {
+            // Sub-entry batches are built by the publisher (`Entry::Batch`), not the client.
             self.env
                 .producer()
                 .batch_size(self.batch_size as usize)
-                .sub_entry_size(self.batching.sub_entry_size as usize)
-                .compression(self.batching.compression.codec())
                 .client_provided_name("invstream-producer")
                 .on_closed(Box::new(ConnectionWatch {
                     tracker: tracker.clone(),
@@ -660,6 +683,17 @@ impl AnyProducer {
         }
     }
 
+    async fn send_sub_entry_batches(
+        &self,
+        batches: Vec<SubEntryBatch>,
+        on_confirm: BatchConfirmCallback,
+    ) -> std::result::Result<(), ProducerPublishError> {
+        match self {
+            AnyProducer::Plain(p) => p.send_sub_entry_batches(batches, on_confirm).await,
+            AnyProducer::Dedup(p) => p.send_sub_entry_batches(batches, on_confirm).await,
+        }
+    }
+
     async fn close(self) {
         let _ = match self {
             AnyProducer::Plain(p) => p.close().await,
@@ -737,6 +771,7 @@ impl Publisher {
             out,
             bytes: 0,
             started: Instant::now(),
+            encoder: EntryEncoder::default(),
         })
     }
 
@@ -794,18 +829,8 @@ impl Publisher {
         if self.tracker.is_lost() {
             self.recover().await?;
         }
-        let messages: Vec<(u64, Message)> = updates
-            .iter()
-            .map(|(publishing_id, update)| {
-                let message = to_message(update, &self.recipe.producer_name, *publishing_id);
-                (*publishing_id, message)
-            })
-            .collect();
-        let bytes: u64 = messages
-            .iter()
-            .map(|(_, m)| m.data().map_or(0, |d| d.len() as u64))
-            .sum();
-        let count = messages.len() as u32;
+        let (entries, bytes) = self.entries(updates)?;
+        let count = updates.len() as u32;
         loop {
             let acquire = self.in_flight.clone().acquire_many_owned(count);
             tokio::select! {
@@ -830,21 +855,22 @@ impl Publisher {
         let sent_at = Instant::now();
         {
             let mut unconfirmed = self.tracker.lock_unconfirmed();
-            for (id, message) in &messages {
+            for numbered in &entries {
                 let entry = Unconfirmed {
-                    message: message.clone(),
+                    entry: numbered.entry.clone(),
+                    count: numbered.count,
                     sent_at,
                     waiter: waiter.clone(),
                 };
-                unconfirmed.insert(*id, entry);
+                unconfirmed.insert(numbered.publishing_id, entry);
             }
         }
         self.tracker
             .sent
             .fetch_add(u64::from(count), Ordering::Relaxed);
         self.bytes += bytes;
-        let messages = messages.into_iter().map(|(_, m)| m).collect();
-        if let Err(e) = self.hand_over(messages).await {
+        let entries = entries.into_iter().map(|numbered| numbered.entry).collect();
+        if let Err(e) = self.hand_over(entries).await {
             // Kept as unconfirmed: a new connection sends them again.
             self.tracker.mark_lost();
             if self.recipe.broker.retry_for.is_zero() {
@@ -855,14 +881,73 @@ impl Publisher {
         Ok(receipt)
     }
 
-    /// Gives messages to the client's producer; their confirms settle them in the tracker.
-    async fn hand_over(&mut self, messages: Vec<Message>) -> Result<()> {
+    /// The stream entries for `updates`, each with its publishing id and message count, and
+    /// the bytes of their bodies: a message per update, or sub-entry batches of
+    /// `--sub-entry-size` written straight from the updates.
+    fn entries(&mut self, updates: &[NumberedUpdate]) -> Result<(Vec<NumberedEntry>, u64)> {
+        let producer = self.recipe.producer_name.as_str();
+        let batching = self.recipe.batching;
+        if batching.sub_entry_size <= 1 {
+            let mut bytes = 0;
+            let entries = updates
+                .iter()
+                .map(|(id, update)| {
+                    let message = to_message(update, producer, *id);
+                    bytes += message.data().map_or(0, |d| d.len() as u64);
+                    NumberedEntry {
+                        publishing_id: *id,
+                        count: 1,
+                        entry: Entry::Simple(message),
+                    }
+                })
+                .collect();
+            return Ok((entries, bytes));
+        }
+        let mut bytes = 0;
+        let mut entries = Vec::new();
+        for group in updates.chunks(batching.sub_entry_size as usize) {
+            let (batch, body_bytes) = self
+                .encoder
+                .sub_entry_batch(group, producer, batching.compression.codec())
+                .map_err(|e| InvError::Compression(e.to_string()))?;
+            bytes += body_bytes;
+            entries.push(NumberedEntry {
+                publishing_id: batch.publishing_id,
+                count: group.len() as u64,
+                entry: Entry::Batch(batch),
+            });
+        }
+        Ok((entries, bytes))
+    }
+
+    /// Gives entries to the client's producer; their confirms settle them in the tracker.
+    async fn hand_over(&mut self, entries: Vec<Entry>) -> Result<()> {
         let tracker = self.tracker.clone();
         let in_flight = self.in_flight.clone();
         let producer = self
             .producer
             .as_mut()
             .expect("a producer exists outside recover");
+        let mut messages = Vec::new();
+        let mut batches = Vec::new();
+        for entry in entries {
+            match entry {
+                Entry::Simple(message) => messages.push(message),
+                Entry::Batch(batch) => batches.push(batch),
+            }
+        }
+        if !batches.is_empty() {
+            let (tracker, in_flight) = (tracker.clone(), in_flight.clone());
+            let on_confirm: BatchConfirmCallback = Arc::new(move |id, confirmed| {
+                tracker.settle(id, confirmed, &in_flight);
+            });
+            if let Err(e) = producer.send_sub_entry_batches(batches, on_confirm).await {
+                return Err(self.publish_error(e));
+            }
+        }
+        if messages.is_empty() {
+            return Ok(());
+        }
         let sent = producer
             .batch_send(messages, move |result| {
                 if let Ok(status) = result {
@@ -913,26 +998,27 @@ impl Publisher {
             if self.recipe.dedup {
                 self.settle_stored().await;
             }
-            let mut resend: Vec<(u64, Message)> = self
+            let mut resend: Vec<(u64, Entry)> = self
                 .tracker
                 .lock_unconfirmed()
                 .iter()
-                .map(|(id, entry)| (*id, entry.message.clone()))
+                .map(|(id, unconfirmed)| (*id, unconfirmed.entry.clone()))
                 .collect();
             resend.sort_unstable_by_key(|(id, _)| *id);
+            let per_frame = self.recipe.batch_size / self.recipe.batching.sub_entry_size.max(1);
             let note = match self.recipe.dedup {
                 true => "the broker drops any it already stored",
                 false => "without deduplication some may be stored twice",
             };
             self.out.status(&format!(
-                "reconnected after {:.1}s; re-sending {} unconfirmed messages ({note})",
+                "reconnected after {:.1}s; re-sending {} unconfirmed entries ({note})",
                 lost_at.elapsed().as_secs_f64(),
                 resend.len()
             ));
             let mut failed = false;
-            for chunk in resend.chunks(self.recipe.batch_size.max(1) as usize) {
-                let messages = chunk.iter().map(|(_, m)| m.clone()).collect();
-                if self.hand_over(messages).await.is_err() {
+            for chunk in resend.chunks(per_frame.max(1) as usize) {
+                let entries = chunk.iter().map(|(_, entry)| entry.clone()).collect();
+                if self.hand_over(entries).await.is_err() {
                     failed = true;
                     break;
                 }
@@ -945,8 +1031,8 @@ impl Publisher {
     }
 
     /// Counts as confirmed the unconfirmed messages the broker says it stored (their publishing
-    /// ids are at most its last one for our name): only the rest are sent again. This also
-    /// keeps sub-entry batches, regrouped on re-send, from mixing stored and new messages.
+    /// ids are at most its last one for our name): only the rest are sent again. A sub-entry
+    /// batch is re-sent as it was first built, so it is stored whole or not at all.
     async fn settle_stored(&self) {
         let recipe = &self.recipe;
         let Ok(stored) = recipe

@@ -29,6 +29,11 @@ impl LatencyHistogram {
         self.0.saturating_record(latency_us.max(1));
     }
 
+    /// Records the same latency for `count` messages (a sub-entry batch confirmed at once).
+    pub fn record_n_us(&mut self, latency_us: u64, count: u64) {
+        self.0.saturating_record_n(latency_us.max(1), count);
+    }
+
     /// Adds another worker's measurements to these.
     pub fn merge(&mut self, other: &LatencyHistogram) {
         self.0

@@ -94,7 +94,7 @@ pub use crate::consumer::{
 };
 pub use crate::environment::{Environment, EnvironmentBuilder};
 pub use crate::producer::{
-    ConfirmationStatus, Dedup, NoDedup, OnClosed, Producer, ProducerBuilder,
+    BatchConfirmCallback, ConfirmationStatus, Dedup, NoDedup, OnClosed, Producer, ProducerBuilder,
 };
 pub mod types {
 
@@ -110,7 +110,7 @@ pub mod types {
     pub use crate::superstream_consumer::SuperStreamConsumer;
     pub use crate::superstream_producer::SuperStreamProducer;
     pub use rabbitmq_stream_protocol::message::Message;
-    pub use rabbitmq_stream_protocol::sub_entry::CompressionType;
+    pub use rabbitmq_stream_protocol::sub_entry::{CompressionType, SubEntryBatch};
     pub use rabbitmq_stream_protocol::{Response, ResponseCode, ResponseKind};
 
     pub use rabbitmq_stream_protocol::message::{

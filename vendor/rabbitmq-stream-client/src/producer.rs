@@ -76,6 +76,7 @@ pub struct ProducerInternal {
     sender: mpsc::Sender<ClientMessage>,
     filter_value_extractor: Option<FilterValueExtractor>,
     on_closed: Arc<RwLock<Option<Box<dyn OnClosed + Send + Sync>>>>,
+    batch_waiters: BatchWaiters,
 }
 
 impl Drop for ProducerInternal {
@@ -134,6 +135,14 @@ pub struct ProducerBuilder<T> {
 /// the broker confirms a batch once, under that id.
 type BatchMembers = Arc<DashMap<u64, Vec<u64>, BuildIdHasher>>;
 
+/// Told the broker's answer for a batch sent with `Producer::send_sub_entry_batches`: its
+/// publishing id, and whether it was stored. Called on the connection's reader task: keep it
+/// short and do not block.
+pub type BatchConfirmCallback = Arc<dyn Fn(u64, bool) + Send + Sync>;
+
+/// Who waits for each pre-built batch, by the batch's publishing id.
+type BatchWaiters = Arc<DashMap<u64, BatchConfirmCallback, BuildIdHasher>>;
+
 #[derive(Clone)]
 pub struct NoDedup {}
 
@@ -170,6 +179,7 @@ impl<T> ProducerBuilder<T> {
 
         let waiting_confirmations: WaiterMap = Arc::new(DashMap::default());
         let batch_members: BatchMembers = Arc::new(DashMap::default());
+        let batch_waiters: BatchWaiters = Arc::new(DashMap::default());
         // Sub-entries carry no filter values (publish version 1).
         if self.sub_entry_size > 1 {
             publish_version = 1;
@@ -178,6 +188,7 @@ impl<T> ProducerBuilder<T> {
         let confirm_handler = ProducerConfirmHandler {
             waiting_confirmations: waiting_confirmations.clone(),
             batch_members: batch_members.clone(),
+            batch_waiters: batch_waiters.clone(),
             metrics_collector,
             on_closed: on_closed.clone(),
             handler_failed: client.handler_failed_flag(),
@@ -214,6 +225,7 @@ impl<T> ProducerBuilder<T> {
                 sender,
                 filter_value_extractor: self.filter_value_extractor,
                 on_closed,
+                batch_waiters,
             };
 
             let internal_producer = Arc::new(producer);
@@ -632,6 +644,40 @@ impl<T> Producer<T> {
         self.0.closed.load(Ordering::Relaxed)
     }
 
+    /// Publishes sub-entry batches the caller built (`SubEntryBatch::from_framed`), in one
+    /// frame, at once: no per-message waiter, callback or copy, one confirmation per batch.
+    /// `on_confirm` gets each batch's publishing id and outcome. The batches skip the
+    /// producer's batching task, so do not mix this with `send`/`batch_send` on one producer.
+    /// On a lost connection, batches still unconfirmed get no callback (the caller keeps what
+    /// it needs to send them again).
+    pub async fn send_sub_entry_batches(
+        &self,
+        batches: Vec<SubEntryBatch>,
+        on_confirm: BatchConfirmCallback,
+    ) -> Result<(), ProducerPublishError> {
+        if self.is_closed() {
+            return Err(ProducerPublishError::Closed);
+        }
+        for batch in &batches {
+            self.0
+                .batch_waiters
+                .insert(batch.publishing_id, on_confirm.clone());
+        }
+        let ids: Vec<u64> = batches.iter().map(|b| b.publishing_id).collect();
+        if let Err(e) = self
+            .0
+            .client
+            .publish_sub_entries(self.0.producer_id, batches)
+            .await
+        {
+            for id in ids {
+                self.0.batch_waiters.remove(&id);
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     pub async fn close(self) -> Result<(), ProducerCloseError> {
         self.0.close().await
     }
@@ -650,6 +696,7 @@ pub trait OnClosed {
 struct ProducerConfirmHandler {
     waiting_confirmations: WaiterMap,
     batch_members: BatchMembers,
+    batch_waiters: BatchWaiters,
     metrics_collector: Arc<dyn MetricsCollector>,
     on_closed: Arc<RwLock<Option<Box<dyn OnClosed + Send + Sync>>>>,
     handler_failed: Arc<AtomicBool>,
@@ -660,6 +707,10 @@ impl ProducerConfirmHandler {
     /// waiters of every message in it. An id nobody waits for (answered already) is skipped.
     /// Returns how many messages were settled.
     async fn settle(&self, id: u64, confirmed: bool, code: ResponseCode) -> usize {
+        if let Some((_, on_confirm)) = self.batch_waiters.remove(&id) {
+            on_confirm(id, confirmed);
+            return 1;
+        }
         let members = self
             .batch_members
             .remove(&id)

@@ -125,12 +125,24 @@ impl SubEntryBatch {
             raw.write_u32::<BigEndian>(message.encoded_size())?;
             message.encode(&mut raw)?;
         }
+        Self::from_framed(publishing_id, messages.len() as u16, raw, compression)
+    }
+
+    /// A batch of `count` messages already encoded as `size:u32 | message` each, back to back:
+    /// for callers that write their messages straight into one buffer instead of building a
+    /// `Message` for each.
+    pub fn from_framed(
+        publishing_id: u64,
+        count: u16,
+        framed: Vec<u8>,
+        compression: CompressionType,
+    ) -> Result<Self, EncodeError> {
         Ok(SubEntryBatch {
             publishing_id,
             compression,
-            count: messages.len() as u16,
-            uncompressed_size: raw.len() as u32,
-            data: compression.compress(raw)?,
+            count,
+            uncompressed_size: framed.len() as u32,
+            data: compression.compress(framed)?,
         })
     }
 }
