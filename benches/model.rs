@@ -1,7 +1,10 @@
 //! Micro-benchmarks of the per-message work on the client side: generating, encoding and
 //! decoding an inventory update, building a publish batch, recording a latency.
 
+use rabbitmq_stream_client::types::CompressionType;
+
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use invstream::entry::EntryEncoder;
 use invstream::model::{InventoryUpdate, UpdateGenerator};
 use invstream::produce::to_message;
 use invstream::stats::LatencyHistogram;
@@ -50,6 +53,26 @@ fn model(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // The sub-entry path: 1,000 updates as ten batches of 100, written straight into entry
+    // bytes (no Message per update), uncompressed and with zstd.
+    for (name, codec) in [
+        ("sub_entry_1000_in_batches_of_100", CompressionType::None),
+        ("sub_entry_1000_in_batches_of_100_zstd", CompressionType::Zstd),
+    ] {
+        let mut generator = UpdateGenerator::new(1_000, 7);
+        let updates: Vec<(u64, InventoryUpdate)> = (0..1_000)
+            .map(|seq| (seq + 1, generator.next_update(1)))
+            .collect();
+        let mut encoder = EntryEncoder::default();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                updates
+                    .chunks(100)
+                    .map(|chunk| encoder.sub_entry_batch(chunk, "bench", codec).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        });
+    }
     group.finish();
 
     let mut histogram = LatencyHistogram::new();
