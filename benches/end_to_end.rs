@@ -27,7 +27,10 @@ fn broker_up() {
         .arg("up")
         .status()
         .expect("bash runs scripts/broker.sh");
-    assert!(status.success(), "scripts/broker.sh up failed: no broker to benchmark against");
+    assert!(
+        status.success(),
+        "scripts/broker.sh up failed: no broker to benchmark against"
+    );
 }
 
 /// Runs one invstream command line (without the program name) and returns its summary.
@@ -108,7 +111,12 @@ fn end_to_end(c: &mut Criterion) {
         args.extend_from_slice(extra);
         run(&runtime, &args);
         group.bench_function(name, |b| {
-            b.iter(|| run(&runtime, &["--stream", &stream, "consume", "--offset", "first"]))
+            b.iter(|| {
+                run(
+                    &runtime,
+                    &["--stream", &stream, "consume", "--offset", "first"],
+                )
+            })
         });
         created.push(stream);
     }

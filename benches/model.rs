@@ -57,7 +57,10 @@ fn model(c: &mut Criterion) {
     // bytes (no Message per update), uncompressed and with zstd.
     for (name, codec) in [
         ("sub_entry_1000_in_batches_of_100", CompressionType::None),
-        ("sub_entry_1000_in_batches_of_100_zstd", CompressionType::Zstd),
+        (
+            "sub_entry_1000_in_batches_of_100_zstd",
+            CompressionType::Zstd,
+        ),
     ] {
         let mut generator = UpdateGenerator::new(1_000, 7);
         let updates: Vec<(u64, InventoryUpdate)> = (0..1_000)

@@ -7,6 +7,7 @@
 use std::io::Write;
 
 use rabbitmq_stream_client::types::{CompressionType, SubEntryBatch};
+use rabbitmq_stream_protocol::commands::publish::append_entry;
 
 use crate::input::NumberedUpdate;
 use crate::model::{InventoryUpdate, CONTENT_TYPE};
@@ -33,7 +34,13 @@ const FIELDS_BEFORE_CONTENT_TYPE: usize = 6;
 pub struct EntryEncoder {
     body: Vec<u8>,
     digits: Vec<u8>,
+    message: Vec<u8>,
 }
+
+/// Publish frame layout with a filter value per entry (RabbitMQ 3.13+).
+pub const WITH_FILTER_VALUES: u16 = 2;
+/// Publish frame layout without.
+pub const WITHOUT_FILTER_VALUES: u16 = 1;
 
 impl EntryEncoder {
     /// Appends `update` as one AMQP message (properties, application properties, JSON body).
@@ -102,6 +109,26 @@ impl EntryEncoder {
         let body = self.append_message(update, producer, out);
         let size = (out.len() - at - 4) as u32;
         out[at..at + 4].copy_from_slice(&size.to_be_bytes());
+        body
+    }
+
+    /// Appends `update` as one simple entry of a publish frame (publishing id, with
+    /// `WITH_FILTER_VALUES` its product id as filter value, size, message). Returns the body's
+    /// length.
+    pub fn append_simple_entry(
+        &mut self,
+        (publishing_id, update): &NumberedUpdate,
+        producer: &str,
+        version: u16,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let mut message = std::mem::take(&mut self.message);
+        message.clear();
+        let body = self.append_message(update, producer, &mut message);
+        // `append_message` left the product id's digits in `self.digits`.
+        let filter = std::str::from_utf8(&self.digits).expect("digits are ASCII");
+        append_entry(out, *publishing_id, Some(filter), &message, version);
+        self.message = message;
         body
     }
 
@@ -182,6 +209,27 @@ mod tests {
                     expected.application_properties()
                 );
             }
+        }
+    }
+
+    #[test]
+    fn simple_entries_carry_the_product_id_as_filter_value() {
+        let update = UpdateGenerator::new(1000, 5).next_update(0);
+        let mut message = Vec::new();
+        let mut encoder = EntryEncoder::default();
+        encoder.append_message(&update, "p", &mut message);
+        for version in [WITHOUT_FILTER_VALUES, WITH_FILTER_VALUES] {
+            let mut entry = Vec::new();
+            encoder.append_simple_entry(&(42, update.clone()), "p", version, &mut entry);
+            let mut expected = 42u64.to_be_bytes().to_vec();
+            if version == WITH_FILTER_VALUES {
+                let id = update.product_id.to_string();
+                expected.extend_from_slice(&(id.len() as i16).to_be_bytes());
+                expected.extend_from_slice(id.as_bytes());
+            }
+            expected.extend_from_slice(&(message.len() as u32).to_be_bytes());
+            expected.extend_from_slice(&message);
+            assert_eq!(entry, expected, "version {version}");
         }
     }
 

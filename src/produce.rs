@@ -3,7 +3,7 @@
 //! memory stays flat, and every confirm is timed into a histogram.
 
 use std::collections::HashMap;
-use std::future::{pending, ready};
+use std::future::pending;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,15 +11,14 @@ use std::time::{Duration, Instant};
 use rabbitmq_stream_client::error::{ProducerCreateError, ProducerPublishError};
 use rabbitmq_stream_client::types::{Message, SimpleValue, SubEntryBatch};
 use rabbitmq_stream_client::{
-    BatchConfirmCallback, ConfirmationStatus, Dedup, Environment, NoDedup, Producer,
-    ProducerBuilder,
+    BatchConfirmCallback, Dedup, Environment, NoDedup, Producer, ProducerBuilder,
 };
 use rustc_hash::FxBuildHasher;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::broker::BrokerSettings;
 use crate::cli::{ProduceArgs, RetentionArgs, SubEntryArgs};
-use crate::entry::EntryEncoder;
+use crate::entry::{EntryEncoder, WITHOUT_FILTER_VALUES, WITH_FILTER_VALUES};
 use crate::error::{InvError, Result};
 use crate::input::{spawn_reader, InputEvent, InputSource, NumberedUpdate};
 use crate::model::{now_us, InventoryUpdate, UpdateGenerator, CONTENT_TYPE};
@@ -437,11 +436,16 @@ struct Unconfirmed {
     waiter: Arc<BatchWaiter>,
 }
 
-/// One stream entry as handed to the client: a message of its own, or a sub-entry batch the
-/// publisher encoded itself (one confirm, one map entry and one callback for the whole batch).
+/// One stream entry as handed to the client, written by the publisher itself (no `Message`
+/// per update): a simple entry laid out for its publish frame, or a sub-entry batch (one
+/// confirm, one map entry and one callback for the whole batch).
 #[derive(Clone)]
 enum Entry {
-    Simple(Message),
+    /// Publishing id, filter value (with `version` 2), size and AMQP message.
+    Simple {
+        version: u16,
+        bytes: Vec<u8>,
+    },
     Batch(SubEntryBatch),
 }
 
@@ -666,20 +670,22 @@ enum AnyProducer {
 }
 
 impl AnyProducer {
-    async fn batch_send<Fut>(
-        &mut self,
-        messages: Vec<Message>,
-        callback: impl Fn(std::result::Result<ConfirmationStatus, ProducerPublishError>) -> Fut
-            + Send
-            + Sync
-            + 'static,
-    ) -> std::result::Result<(), ProducerPublishError>
-    where
-        Fut: std::future::Future<Output = ()> + Send + Sync + 'static,
-    {
+    async fn send_encoded_entries(
+        &self,
+        ids: &[u64],
+        entries: Vec<u8>,
+        version: u16,
+        on_confirm: BatchConfirmCallback,
+    ) -> std::result::Result<(), ProducerPublishError> {
         match self {
-            AnyProducer::Plain(p) => p.batch_send(messages, callback).await,
-            AnyProducer::Dedup(p) => p.batch_send(messages, callback).await,
+            AnyProducer::Plain(p) => {
+                p.send_encoded_entries(ids, entries, version, on_confirm)
+                    .await
+            }
+            AnyProducer::Dedup(p) => {
+                p.send_encoded_entries(ids, entries, version, on_confirm)
+                    .await
+            }
         }
     }
 
@@ -869,7 +875,10 @@ impl Publisher {
             .sent
             .fetch_add(u64::from(count), Ordering::Relaxed);
         self.bytes += bytes;
-        let entries = entries.into_iter().map(|numbered| numbered.entry).collect();
+        let entries = entries
+            .into_iter()
+            .map(|numbered| (numbered.publishing_id, numbered.entry))
+            .collect();
         if let Err(e) = self.hand_over(entries).await {
             // Kept as unconfirmed: a new connection sends them again.
             self.tracker.mark_lost();
@@ -888,16 +897,26 @@ impl Publisher {
         let producer = self.recipe.producer_name.as_str();
         let batching = self.recipe.batching;
         if batching.sub_entry_size <= 1 {
+            let version = match self.filtering {
+                true => WITH_FILTER_VALUES,
+                false => WITHOUT_FILTER_VALUES,
+            };
             let mut bytes = 0;
             let entries = updates
                 .iter()
-                .map(|(id, update)| {
-                    let message = to_message(update, producer, *id);
-                    bytes += message.data().map_or(0, |d| d.len() as u64);
+                .map(|numbered| {
+                    let mut entry = Vec::with_capacity(320);
+                    bytes += self
+                        .encoder
+                        .append_simple_entry(numbered, producer, version, &mut entry)
+                        as u64;
                     NumberedEntry {
-                        publishing_id: *id,
+                        publishing_id: numbered.0,
                         count: 1,
-                        entry: Entry::Simple(message),
+                        entry: Entry::Simple {
+                            version,
+                            bytes: entry,
+                        },
                     }
                 })
                 .collect();
@@ -920,43 +939,51 @@ impl Publisher {
         Ok((entries, bytes))
     }
 
-    /// Gives entries to the client's producer; their confirms settle them in the tracker.
-    async fn hand_over(&mut self, entries: Vec<Entry>) -> Result<()> {
-        let tracker = self.tracker.clone();
-        let in_flight = self.in_flight.clone();
+    /// Gives entries (with their publishing ids) to the client's producer in one frame; their
+    /// confirms settle them in the tracker.
+    async fn hand_over(&self, entries: Vec<(u64, Entry)>) -> Result<()> {
+        let (tracker, in_flight) = (self.tracker.clone(), self.in_flight.clone());
+        let on_confirm: BatchConfirmCallback = Arc::new(move |id, confirmed| {
+            tracker.settle(id, confirmed, &in_flight);
+        });
         let producer = self
             .producer
-            .as_mut()
+            .as_ref()
             .expect("a producer exists outside recover");
-        let mut messages = Vec::new();
+        // A frame has one layout: entries encoded for another one (before a reconnect to a
+        // broker without filtering) go in a frame of their own.
         let mut batches = Vec::new();
-        for entry in entries {
+        let mut frame: Option<(u16, Vec<u64>, Vec<u8>)> = None;
+        for (id, entry) in entries {
             match entry {
-                Entry::Simple(message) => messages.push(message),
                 Entry::Batch(batch) => batches.push(batch),
+                Entry::Simple { version, bytes } => {
+                    if frame.as_ref().is_some_and(|(v, ..)| *v != version) {
+                        let (v, ids, data) = frame.take().expect("checked above");
+                        producer
+                            .send_encoded_entries(&ids, data, v, on_confirm.clone())
+                            .await
+                            .map_err(|e| self.publish_error(e))?;
+                    }
+                    let (_, ids, data) = frame.get_or_insert_with(|| (version, vec![], vec![]));
+                    ids.push(id);
+                    data.extend_from_slice(&bytes);
+                }
             }
+        }
+        if let Some((version, ids, data)) = frame {
+            producer
+                .send_encoded_entries(&ids, data, version, on_confirm.clone())
+                .await
+                .map_err(|e| self.publish_error(e))?;
         }
         if !batches.is_empty() {
-            let (tracker, in_flight) = (tracker.clone(), in_flight.clone());
-            let on_confirm: BatchConfirmCallback = Arc::new(move |id, confirmed| {
-                tracker.settle(id, confirmed, &in_flight);
-            });
-            if let Err(e) = producer.send_sub_entry_batches(batches, on_confirm).await {
-                return Err(self.publish_error(e));
-            }
+            producer
+                .send_sub_entry_batches(batches, on_confirm)
+                .await
+                .map_err(|e| self.publish_error(e))?;
         }
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let sent = producer
-            .batch_send(messages, move |result| {
-                if let Ok(status) = result {
-                    tracker.settle(status.publishing_id(), status.confirmed(), &in_flight);
-                }
-                ready(())
-            })
-            .await;
-        sent.map_err(|e| self.publish_error(e))
+        Ok(())
     }
 
     /// Replaces a lost connection: reconnects with backoff for up to `--retry-for`, then sends
@@ -1017,7 +1044,7 @@ impl Publisher {
             ));
             let mut failed = false;
             for chunk in resend.chunks(per_frame.max(1) as usize) {
-                let entries = chunk.iter().map(|(_, entry)| entry.clone()).collect();
+                let entries = chunk.to_vec();
                 if self.hand_over(entries).await.is_err() {
                     failed = true;
                     break;

@@ -644,6 +644,38 @@ impl<T> Producer<T> {
         self.0.closed.load(Ordering::Relaxed)
     }
 
+    /// Publishes simple entries the caller laid out itself (`append_entry` of the protocol
+    /// crate's `commands::publish`, for `version`: 2 carries filter values), under `ids`, in
+    /// one frame, at once: no `Message`, waiter or boxed callback per message. `on_confirm`
+    /// gets each id and its outcome. Like `send_sub_entry_batches`, it skips the batching task:
+    /// do not mix it with `send`/`batch_send` on one producer.
+    pub async fn send_encoded_entries(
+        &self,
+        ids: &[u64],
+        entries: Vec<u8>,
+        version: u16,
+        on_confirm: BatchConfirmCallback,
+    ) -> Result<(), ProducerPublishError> {
+        if self.is_closed() {
+            return Err(ProducerPublishError::Closed);
+        }
+        for id in ids {
+            self.0.batch_waiters.insert(*id, on_confirm.clone());
+        }
+        if let Err(e) = self
+            .0
+            .client
+            .publish_encoded(self.0.producer_id, ids.len() as u32, entries, version)
+            .await
+        {
+            for id in ids {
+                self.0.batch_waiters.remove(id);
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     /// Publishes sub-entry batches the caller built (`SubEntryBatch::from_framed`), in one
     /// frame, at once: no per-message waiter, callback or copy, one confirmation per batch.
     /// `on_confirm` gets each batch's publishing id and outcome. The batches skip the

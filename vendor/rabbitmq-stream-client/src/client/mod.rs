@@ -445,6 +445,26 @@ impl Client {
         Ok(())
     }
 
+    /// Publishes `count` entries already laid out for `version` (`commands::publish::append_entry`
+    /// or sub-entry batches), in one frame.
+    pub async fn publish_encoded(
+        &self,
+        publisher_id: u8,
+        count: u32,
+        entries: Vec<u8>,
+        version: u16,
+    ) -> RabbitMQStreamResult<()> {
+        self.send(PublishCommand::with_encoded_entries(
+            publisher_id,
+            count,
+            entries,
+            version,
+        ))
+        .await?;
+        self.opts.collector.publish(u64::from(count)).await;
+        Ok(())
+    }
+
     pub async fn publish<T: BaseMessage>(
         &self,
         publisher_id: u8,
