@@ -3,7 +3,11 @@
 //! 1,000 messages, a callback per confirm, then wait for all confirms. Consume: read from
 //! `first`, parse each body as a `serde_json::Value`.
 //!
-//! `cargo run --release --example naive_baseline -- produce|consume STREAM [COUNT]`
+//! `ceiling` produces like `produce` but sends one pre-built body over and over: the least a
+//! client can do per message, so its throughput is what the broker allows (issue 4's "broker
+//! ceiling").
+//!
+//! `cargo run --release --example naive_baseline -- produce|ceiling|consume STREAM [COUNT]`
 //! prints one JSON object: {"mode", "messages", "elapsed_s", "msg_per_s"}.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +22,7 @@ use rabbitmq_stream_client::Environment;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: naive_baseline produce|consume STREAM [COUNT]";
+    let usage = "usage: naive_baseline produce|ceiling|consume STREAM [COUNT]";
     let mode = args.get(1).ok_or(usage)?.clone();
     let stream = args.get(2).ok_or(usage)?.clone();
     let count: u64 = args
@@ -32,21 +36,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // subscribing.
     let mut started = Instant::now();
     match mode.as_str() {
-        "produce" => {
+        "produce" | "ceiling" => {
             let _ = environment.stream_creator().create(&stream).await;
             let producer = environment.producer().build(&stream).await?;
             started = Instant::now();
             let confirmed = Arc::new(AtomicU64::new(0));
             let mut generator = UpdateGenerator::new(1_000, 1);
+            let prebuilt = Message::builder()
+                .body(serde_json::to_vec(&generator.next_update(now_us())).unwrap())
+                .build();
             let mut sent = 0;
             while sent < count {
                 let size = (count - sent).min(1_000);
                 let messages: Vec<Message> = (0..size)
-                    .map(|_| {
-                        let update = generator.next_update(now_us());
-                        Message::builder()
-                            .body(serde_json::to_vec(&update).unwrap())
-                            .build()
+                    .map(|_| match mode.as_str() {
+                        "ceiling" => prebuilt.clone(),
+                        _ => {
+                            let update = generator.next_update(now_us());
+                            Message::builder()
+                                .body(serde_json::to_vec(&update).unwrap())
+                                .build()
+                        }
                     })
                     .collect();
                 let confirmed = confirmed.clone();
