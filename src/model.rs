@@ -107,14 +107,47 @@ impl InventoryUpdate {
         self.append_json(buf);
     }
 
-    /// Appends the JSON body to what `buf` holds.
+    /// Appends the JSON body to what `buf` holds: the bytes `serde_json` writes, written by
+    /// hand because this runs once per message published and serde's generic path (every
+    /// string escaped byte by byte) was a third of the publisher's time.
     pub fn append_json(&self, buf: &mut Vec<u8>) {
-        serde_json::to_writer(&mut *buf, self).expect("an InventoryUpdate always serializes");
+        let mut numbers = itoa::Buffer::new();
+        buf.extend_from_slice(b"{\"seq\":");
+        buf.extend_from_slice(numbers.format(self.seq).as_bytes());
+        buf.extend_from_slice(b",\"product_id\":");
+        buf.extend_from_slice(numbers.format(self.product_id).as_bytes());
+        buf.extend_from_slice(b",\"sku\":");
+        append_json_string(buf, &self.sku);
+        buf.extend_from_slice(b",\"warehouse\":");
+        append_json_string(buf, &self.warehouse);
+        buf.extend_from_slice(b",\"event\":\"");
+        buf.extend_from_slice(self.event.as_str().as_bytes());
+        buf.extend_from_slice(b"\",\"quantity_delta\":");
+        buf.extend_from_slice(numbers.format(self.quantity_delta).as_bytes());
+        buf.extend_from_slice(b",\"stock_level\":");
+        buf.extend_from_slice(numbers.format(self.stock_level).as_bytes());
+        buf.extend_from_slice(b",\"status\":\"");
+        buf.extend_from_slice(self.status.as_str().as_bytes());
+        buf.extend_from_slice(b"\",\"produced_at_us\":");
+        buf.extend_from_slice(numbers.format(self.produced_at_us).as_bytes());
+        buf.push(b'}');
     }
 
     /// Parses a message body; `None` when the body is not an inventory update.
     pub fn decode(body: &[u8]) -> Option<Self> {
         serde_json::from_slice(body).ok()
+    }
+}
+
+/// A JSON string: copied as it is when nothing in it needs escaping (the usual case),
+/// otherwise escaped by `serde_json`.
+fn append_json_string(buf: &mut Vec<u8>, value: &str) {
+    if value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        serde_json::to_writer(&mut *buf, value).expect("a string always serializes");
+    } else {
+        buf.push(b'"');
+        buf.extend_from_slice(value.as_bytes());
+        buf.push(b'"');
     }
 }
 
@@ -347,6 +380,29 @@ mod tests {
         };
         assert_eq!(run(9), run(9));
         assert_ne!(run(9), run(10));
+    }
+
+    #[test]
+    fn hand_written_json_is_what_serde_json_writes() {
+        let mut generator = UpdateGenerator::new(1_000, 11);
+        let mut updates: Vec<InventoryUpdate> = (0..1_000)
+            .map(|_| generator.next_update(now_us()))
+            .collect();
+        let mut odd = updates[0].clone();
+        odd.sku = "quote\" back\\slash \u{1} tab\t nl\n \u{7f} é 漢字 🦀".to_string();
+        odd.warehouse = String::new();
+        odd.quantity_delta = i64::MIN;
+        odd.stock_level = u64::MAX;
+        odd.seq = u64::MAX;
+        updates.push(odd);
+        for update in &updates {
+            let mut ours = Vec::new();
+            update.append_json(&mut ours);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(update).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -88,11 +88,13 @@ impl UpdateSource {
     }
 }
 
-/// The next `size` generated updates, each under its publishing id `seq + 1`.
+/// The next `size` generated updates, each under its publishing id `seq + 1`, stamped with
+/// one production time (they are made, and sent, together; one clock read per batch).
 pub fn generated_batch(generator: &mut UpdateGenerator, size: u64) -> Vec<NumberedUpdate> {
+    let produced_at_us = now_us();
     (0..size)
         .map(|_| {
-            let update = generator.next_update(now_us());
+            let update = generator.next_update(produced_at_us);
             (update.seq + 1, update)
         })
         .collect()
