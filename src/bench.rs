@@ -13,6 +13,7 @@ use rabbitmq_stream_client::Environment;
 
 use crate::broker::BrokerSettings;
 use crate::cli::{BenchArgs, RetentionArgs};
+use crate::entry::MessageView;
 use crate::error::Result;
 use crate::model::{now_us, InventoryUpdate, UpdateGenerator};
 use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
@@ -82,7 +83,7 @@ async fn bench(
             .consumer()
             .offset(OffsetSpecification::First)
             .client_provided_name(&format!("invstream-bench-consumer-{index}"))
-            .build(stream)
+            .build_chunked(stream)
             .await
             .map_err(|e| broker.consumer_error(e, stream))?;
         consumers.push(tokio::spawn(read(consumer, consumer_stats.clone())));
@@ -284,7 +285,7 @@ async fn publish(mut publisher: Publisher, plan: ProducerPlan) -> Result<Publish
 }
 
 /// Reads every message from the start, parsing each update and timing it end to end.
-async fn read(mut consumer: rabbitmq_stream_client::Consumer, stats: Arc<ConsumerStats>) {
+async fn read(mut consumer: rabbitmq_stream_client::ChunkConsumer, stats: Arc<ConsumerStats>) {
     let mut local = LatencyHistogram::new();
     let mut unflushed = 0u64;
     let flush = |local: &mut LatencyHistogram, count: u64| {
@@ -297,9 +298,8 @@ async fn read(mut consumer: rabbitmq_stream_client::Consumer, stats: Arc<Consume
         *local = LatencyHistogram::new();
     };
     while !stats.stop.load(Ordering::Relaxed) {
-        let delivery = match tokio::time::timeout(Duration::from_millis(200), consumer.next()).await
-        {
-            Ok(Some(Ok(delivery))) => delivery,
+        let chunk = match tokio::time::timeout(Duration::from_millis(200), consumer.next()).await {
+            Ok(Some(Ok(chunk))) => chunk,
             Ok(Some(Err(_))) | Ok(None) => break,
             Err(_) => {
                 if unflushed > 0 {
@@ -309,11 +309,12 @@ async fn read(mut consumer: rabbitmq_stream_client::Consumer, stats: Arc<Consume
                 continue;
             }
         };
-        let body = delivery.message().data().unwrap_or_default();
-        if let Some(update) = InventoryUpdate::decode(body) {
-            local.record_us(now_us().saturating_sub(update.produced_at_us));
+        for message in chunk.messages().iter() {
+            if let Some(update) = InventoryUpdate::decode(MessageView::body_of(message)) {
+                local.record_us(now_us().saturating_sub(update.produced_at_us));
+            }
         }
-        unflushed += 1;
+        unflushed += chunk.messages().len() as u64;
         if unflushed >= CONSUMER_FLUSH {
             flush(&mut local, unflushed);
             unflushed = 0;

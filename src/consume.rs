@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use rabbitmq_stream_client::error::ConsumerCreateError;
-use rabbitmq_stream_client::types::{Message, OffsetSpecification, SimpleValue};
-use rabbitmq_stream_client::{Consumer, Environment, FilterConfiguration};
+use rabbitmq_stream_client::types::OffsetSpecification;
+use rabbitmq_stream_client::{ChunkConsumer, Environment, FilterConfiguration};
 use tokio::sync::watch;
 
 use crate::broker::BrokerSettings;
 use crate::cli::{ConsumeArgs, StartOffset};
+use crate::entry::MessageView;
 use crate::error::{InvError, Result};
 use crate::model::{now_us, InventoryUpdate};
 use crate::produce::PRODUCER_PROPERTY;
@@ -92,15 +93,17 @@ impl ReadTally {
         }
     }
 
-    /// Counts a delivered message. Returns `None` if it does not count as read (it does not
-    /// match `products`), else `Some` of its `produced_at_us` when it is an inventory update.
+    /// Counts a delivered message (its AMQP encoding). Returns `None` if it does not count as
+    /// read (it does not match `products`), else `Some` of its `produced_at_us` when it is an
+    /// inventory update.
     fn record(
         &mut self,
         offset: u64,
-        message: &Message,
+        message: &[u8],
         products: Option<&HashSet<u64>>,
     ) -> Option<Option<u64>> {
-        let body = message.data().unwrap_or_default();
+        let view = MessageView::parse(message).unwrap_or_default();
+        let body = view.body().unwrap_or_default();
         self.delivered += 1;
         let update = InventoryUpdate::decode(body);
         if let Some(products) = products {
@@ -120,7 +123,9 @@ impl ReadTally {
                 self.latency
                     .record_us(now_us().saturating_sub(update.produced_at_us));
                 if let Some(check) = &mut self.seq_check {
-                    check.record(producer_of(message), update.seq);
+                    // The producer name a message carries (see `produce::PRODUCER_PROPERTY`).
+                    let producer = view.string_property(PRODUCER_PROPERTY).unwrap_or_default();
+                    check.record(producer, update.seq);
                 }
                 Some(Some(update.produced_at_us))
             }
@@ -177,17 +182,6 @@ impl ReadTally {
         self.first_offset = min_some(self.first_offset, other.first_offset);
         self.last_offset = self.last_offset.max(other.last_offset);
         self.latency.merge(&other.latency);
-    }
-}
-
-/// The producer name a message carries (see `produce::PRODUCER_PROPERTY`); "" if none.
-fn producer_of(message: &Message) -> &str {
-    match message
-        .application_properties()
-        .and_then(|properties| properties.get(PRODUCER_PROPERTY))
-    {
-        Some(SimpleValue::String(name)) => name,
-        _ => "",
     }
 }
 
@@ -479,9 +473,10 @@ impl SubscribeError {
 }
 
 /// A subscription, and the offset below which deliveries are skipped: delivery is by chunk, so
-/// a single active consumer resuming at offset N first gets the rest of N's chunk.
+/// a subscription at offset N (asked for, resumed at, or where a single active consumer takes
+/// over) first gets the messages before N in N's chunk.
 struct Subscription {
-    consumer: Consumer,
+    consumer: ChunkConsumer,
     skip_below: Arc<AtomicU64>,
 }
 
@@ -492,11 +487,14 @@ async fn subscribe(
     reader: &Reader,
     resume_at: Option<u64>,
 ) -> std::result::Result<Subscription, SubscribeError> {
-    let skip_below = Arc::new(AtomicU64::new(resume_at.unwrap_or(0)));
     let offset = match resume_at {
         Some(next) => OffsetSpecification::Offset(next),
         None => offset_specification(&plan.offset, reader.stored),
     };
+    let skip_below = Arc::new(AtomicU64::new(match offset {
+        OffsetSpecification::Offset(first) => first,
+        _ => 0,
+    }));
     let mut builder = env
         .consumer()
         .offset(offset)
@@ -541,7 +539,7 @@ async fn subscribe(
                     }
                 });
     }
-    match builder.build(&plan.stream).await {
+    match builder.build_chunked(&plan.stream).await {
         Ok(consumer) => Ok(Subscription {
             consumer,
             skip_below,
@@ -637,39 +635,53 @@ async fn read(
             } => break,
             _ = &mut deadline => break,
             _ = idle => break,
-            delivery = consumer.next() => match delivery {
-                Some(Ok(delivery)) => {
-                    let offset = delivery.offset();
-                    if offset < skip_below.load(Ordering::Relaxed) {
-                        continue;
-                    }
-                    last_delivered = Some(offset);
-                    if let Some(produced_at_us) = tally.record(offset, delivery.message(), plan.products.as_ref()) {
-                        elapsed = started.elapsed();
-                        if let Some(printer) = &mut printer {
-                            let body = delivery.message().data().unwrap_or_default();
-                            if printer.print(offset, body, produced_at_us).is_err() {
-                                // The reader of stdout is gone (e.g. `| head`): nothing left to do.
-                                break;
+            chunk = consumer.next() => match chunk {
+                Some(Ok(chunk)) => {
+                    let mut done = false;
+                    let counted_before = tally.messages;
+                    for (offset, message) in chunk.iter() {
+                        if offset < skip_below.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        last_delivered = Some(offset);
+                        if let Some(produced_at_us) = tally.record(offset, message, plan.products.as_ref()) {
+                            if let Some(printer) = &mut printer {
+                                if printer.print(offset, MessageView::body_of(message), produced_at_us).is_err() {
+                                    // The reader of stdout is gone (e.g. `| head`): nothing left to do.
+                                    done = true;
+                                    break;
+                                }
+                            }
+                            if let Some(pause) = reader.slow {
+                                tokio::time::sleep(pause).await;
+                                // A slow reader takes long over a chunk: heed Ctrl-C and --duration in it.
+                                if *stop.borrow() || plan.duration.is_some_and(|d| started.elapsed() >= d) {
+                                    done = true;
+                                    break;
+                                }
                             }
                         }
-                        if let Some(pause) = reader.slow {
-                            tokio::time::sleep(pause).await;
+                        unstored += 1;
+                        if reader.tracking_name.is_some() && (unstored >= plan.store_every || last_store.elapsed() >= STORE_INTERVAL) {
+                            let _ = consumer.store_offset(offset).await;
+                            unstored = 0;
+                            last_store = Instant::now();
+                        }
+                        let reached_count = plan.count.is_some_and(|c| tally.messages >= c);
+                        let reached_end = plan.end_offset.is_some_and(|end| offset >= end);
+                        if reached_count || reached_end {
+                            done = true;
+                            break;
                         }
                     }
-                    if tally.messages - reported >= 1024 {
+                    if tally.messages > counted_before {
+                        elapsed = started.elapsed();
+                    }
+                    if tally.messages - reported >= 1024 || done {
                         progress.inc(tally.messages - reported);
                         reported = tally.messages;
                     }
-                    unstored += 1;
-                    if reader.tracking_name.is_some() && (unstored >= plan.store_every || last_store.elapsed() >= STORE_INTERVAL) {
-                        let _ = consumer.store_offset(offset).await;
-                        unstored = 0;
-                        last_store = Instant::now();
-                    }
-                    let reached_count = plan.count.is_some_and(|c| tally.messages >= c);
-                    let reached_end = plan.end_offset.is_some_and(|end| offset >= end);
-                    if reached_count || reached_end {
+                    if done {
                         break;
                     }
                 }

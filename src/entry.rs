@@ -1,8 +1,9 @@
 //! Inventory updates written straight into stream entry bytes, in exactly the AMQP 1.0 layout
 //! that [`produce::to_message`](crate::produce::to_message) and the client's encoder give, but
 //! without building a `Message` (a body, a properties struct, a map of three strings) per
-//! update. The sub-entry publish path spends most of its time per message, so this is where
-//! a copy or an allocation per message counts.
+//! update; and read back the same way ([`MessageView`]: the body and one property, without
+//! decoding the rest). Publishing and reading spend most of their time per message, so this is
+//! where a copy or an allocation per message counts.
 
 use std::io::Write;
 
@@ -17,6 +18,10 @@ use crate::produce::PRODUCER_PROPERTY;
 const PROPERTIES: [u8; 3] = [0x00, 0x53, 0x73];
 const APPLICATION_PROPERTIES: [u8; 3] = [0x00, 0x53, 0x74];
 const DATA: [u8; 3] = [0x00, 0x53, 0x75];
+const DESCRIBED: u8 = 0x00;
+const SMALL_ULONG: u8 = 0x53;
+const ULONG: u8 = 0x80;
+const SYM32: u8 = 0xb3;
 const NULL: u8 = 0x40;
 const LIST8: u8 = 0xc0;
 const MAP8: u8 = 0xc1;
@@ -172,6 +177,121 @@ fn put_string(out: &mut Vec<u8>, value: &[u8]) {
     out.extend_from_slice(value);
 }
 
+/// What a reader needs of an AMQP 1.0 message, found by skipping over the sections it does not
+/// need: decoding a whole message (properties, a map of strings) costs several times more than
+/// parsing invstream's JSON body.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MessageView<'a> {
+    body: Option<&'a [u8]>,
+    /// The application-properties map, encoded (constructor included).
+    application_properties: Option<&'a [u8]>,
+}
+
+/// Section codes of AMQP 1.0 (the descriptor's ulong).
+const SECTION_APPLICATION_PROPERTIES: u64 = 0x74;
+const SECTION_DATA: u64 = 0x75;
+/// Deeper nesting of described types than this is malformed for our purposes.
+const MAX_DESCRIBED_DEPTH: u32 = 8;
+
+impl<'a> MessageView<'a> {
+    /// `None` if `message` is not a sequence of AMQP 1.0 sections.
+    pub fn parse(message: &'a [u8]) -> Option<Self> {
+        let mut view = MessageView::default();
+        let mut rest = message;
+        while !rest.is_empty() {
+            if rest[0] != DESCRIBED {
+                return None;
+            }
+            let descriptor_len = value_len(&rest[1..], 0)?;
+            let descriptor = &rest[1..1 + descriptor_len];
+            let code = match descriptor {
+                [SMALL_ULONG, code] => Some(u64::from(*code)),
+                [ULONG, code @ ..] => Some(u64::from_be_bytes(code.try_into().ok()?)),
+                _ => None, // a symbolic descriptor: no section we read
+            };
+            let value_at = 1 + descriptor_len;
+            let value = &rest[value_at..value_at + value_len(&rest[value_at..], 0)?];
+            match code {
+                Some(SECTION_DATA) if view.body.is_none() => view.body = Some(payload(value)?),
+                Some(SECTION_APPLICATION_PROPERTIES) => view.application_properties = Some(value),
+                _ => {}
+            }
+            rest = &rest[value_at + value.len()..];
+        }
+        Some(view)
+    }
+
+    /// The first data section's bytes.
+    pub fn body(&self) -> Option<&'a [u8]> {
+        self.body
+    }
+
+    /// The body of `message`, empty if it has none or is not AMQP.
+    pub fn body_of(message: &'a [u8]) -> &'a [u8] {
+        Self::parse(message)
+            .and_then(|view| view.body())
+            .unwrap_or_default()
+    }
+
+    /// The application property `key`, if it is a string.
+    pub fn string_property(&self, key: &str) -> Option<&'a str> {
+        let map = self.application_properties?;
+        let (count, mut items) = match *map.first()? {
+            MAP8 => (usize::from(*map.get(2)?), map.get(3..)?),
+            MAP32 => (
+                u32::from_be_bytes(map.get(5..9)?.try_into().ok()?) as usize,
+                map.get(9..)?,
+            ),
+            _ => return None,
+        };
+        for _ in 0..count / 2 {
+            let key_len = value_len(items, 0)?;
+            let value_len = value_len(&items[key_len..], 0)?;
+            let (found, value) = (&items[..key_len], &items[key_len..key_len + value_len]);
+            if matches!(found[0], STR8 | STR32 | SYM8 | SYM32) && payload(found)? == key.as_bytes()
+            {
+                return match value[0] {
+                    STR8 | STR32 => std::str::from_utf8(payload(value)?).ok(),
+                    _ => None,
+                };
+            }
+            items = &items[key_len + value_len..];
+        }
+        None
+    }
+}
+
+/// The length of the AMQP 1.0 value at the start of `input`, constructor included: the high
+/// nibble of a type code gives its width (fixed, or a 1- or 4-byte size that follows).
+fn value_len(input: &[u8], depth: u32) -> Option<usize> {
+    let code = *input.first()?;
+    let len = match code >> 4 {
+        0x0 if code == DESCRIBED && depth < MAX_DESCRIBED_DEPTH => {
+            let descriptor = value_len(&input[1..], depth + 1)?;
+            1 + descriptor + value_len(&input[1 + descriptor..], depth + 1)?
+        }
+        0x4 => 1,
+        0x5 => 2,
+        0x6 => 3,
+        0x7 => 5,
+        0x8 => 9,
+        0x9 => 17,
+        0xa | 0xc | 0xe => 2 + usize::from(*input.get(1)?),
+        0xb | 0xd | 0xf => 5 + u32::from_be_bytes(input.get(1..5)?.try_into().ok()?) as usize,
+        _ => return None,
+    };
+    (len <= input.len()).then_some(len)
+}
+
+/// The bytes of a binary, string or symbol value (constructor included in `value`).
+fn payload(value: &[u8]) -> Option<&[u8]> {
+    match *value.first()? {
+        VBIN8 | STR8 | SYM8 => value.get(2..),
+        VBIN32 | STR32 | SYM32 => value.get(5..),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rabbitmq_stream_protocol::codec::{Decoder, Encoder};
@@ -265,5 +385,88 @@ mod tests {
         }
         assert!(input.is_empty());
         assert_eq!(bytes, body_bytes);
+    }
+
+    fn encoded(message: &Message) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        message.encode(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn the_view_reads_what_the_client_decodes_from_our_messages() {
+        let mut generator = UpdateGenerator::new(1000, 11);
+        let mut encoder = EntryEncoder::default();
+        for producer in ["invstream-x", &"p".repeat(300)] {
+            for seq in 0..20 {
+                let mut update = generator.next_update(seq);
+                if seq % 2 == 1 {
+                    update.sku = "s".repeat(300); // a body over 255 bytes
+                }
+                let mut ours = Vec::new();
+                encoder.append_message(&update, producer, &mut ours);
+                let view = MessageView::parse(&ours).unwrap();
+                let (_, decoded) = Message::decode(&ours).unwrap();
+                assert_eq!(view.body(), decoded.data());
+                assert_eq!(view.string_property(PRODUCER_PROPERTY), Some(producer));
+                assert_eq!(view.string_property("event"), Some(update.event.as_str()));
+                assert_eq!(view.string_property("nope"), None);
+            }
+        }
+    }
+
+    #[test]
+    fn the_view_skips_sections_and_values_of_every_width() {
+        let message = Message::builder()
+            .body(b"hello".to_vec())
+            .message_annotations()
+            .insert("x-opt-a", 1i64)
+            .insert("x-opt-b", "annotation")
+            .message_builder()
+            .properties()
+            .message_id(7u64)
+            .subject("s".repeat(300))
+            .content_type("application/json")
+            .group_sequence(7)
+            .message_builder()
+            .application_properties()
+            .insert("count", 42i32)
+            .insert("flag", true)
+            .insert("big", u64::MAX)
+            .insert("long", "v".repeat(300).as_str())
+            .insert("producer", "someone")
+            .message_builder()
+            .build();
+        let bytes = encoded(&message);
+        let view = MessageView::parse(&bytes).unwrap();
+        assert_eq!(view.body(), Some(&b"hello"[..]));
+        assert_eq!(view.string_property("producer"), Some("someone"));
+        assert_eq!(view.string_property("long"), Some("v".repeat(300).as_str()));
+        assert_eq!(view.string_property("count"), None, "not a string");
+        assert_eq!(view.string_property("absent"), None);
+    }
+
+    #[test]
+    fn malformed_or_cut_messages_give_none_never_a_panic() {
+        let update = UpdateGenerator::new(1000, 2).next_update(0);
+        let mut bytes = Vec::new();
+        EntryEncoder::default().append_message(&update, "p", &mut bytes);
+        for cut in 0..bytes.len() {
+            // A cut between sections is a shorter valid message; anywhere else, malformed.
+            if let Some(view) = MessageView::parse(&bytes[..cut]) {
+                assert!(view.body().is_none());
+            }
+        }
+        assert_eq!(MessageView::parse(b"{\"not\":\"amqp\"}"), None);
+        assert_eq!(MessageView::parse(&[DESCRIBED; 4096]), None, "deep nesting");
+        assert_eq!(MessageView::parse(&[]).unwrap().body(), None);
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_data_section_has_no_bytes() {
+        // amqp-value holding a string, as some clients send text.
+        let bytes = [&[DESCRIBED, SMALL_ULONG, 0x77, STR8, 2][..], b"hi"].concat();
+        let view = MessageView::parse(&bytes).unwrap();
+        assert_eq!(view.body(), None);
     }
 }

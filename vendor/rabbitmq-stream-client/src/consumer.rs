@@ -12,7 +12,13 @@ use std::{
 };
 
 use rabbitmq_stream_protocol::{
-    commands::subscribe::OffsetSpecification, message::Message, ResponseKind,
+    commands::{
+        consumer_update::ConsumerUpdateCommand, deliver::DeliverCommand,
+        subscribe::OffsetSpecification,
+    },
+    message::Message,
+    sub_entry::ChunkMessages,
+    ResponseKind,
 };
 
 use core::option::Option::None;
@@ -49,7 +55,7 @@ struct ConsumerInternal {
     stream: String,
     offset_specification: OffsetSpecification,
     subscription_id: u8,
-    sender: Sender<Result<Delivery, ConsumerDeliveryError>>,
+    sink: DeliverySink,
     closed: Arc<AtomicBool>,
     waker: AtomicWaker,
     metrics_collector: Arc<dyn MetricsCollector>,
@@ -57,9 +63,38 @@ struct ConsumerInternal {
     consumer_update_listener: Option<ConsumerUpdateListener>,
 }
 
+/// Where a subscription's deliveries go: one item per message, or one per chunk.
+enum DeliverySink {
+    Messages(Sender<Result<Delivery, ConsumerDeliveryError>>),
+    Chunks(Sender<Result<Chunk, ConsumerDeliveryError>>),
+}
+
+/// A [`ChunkConsumer`] holds this many chunks that it has not read yet; the broker gets credit
+/// for the next chunk only when one fits, so memory stays bounded by chunks, not messages.
+const CHUNK_CHANNEL_CAPACITY: usize = 4;
+
 impl ConsumerInternal {
     fn is_closed(&self) -> bool {
         self.closed.load(Relaxed)
+    }
+
+    async fn store_offset(&self, offset: u64) -> Result<(), ConsumerStoreOffsetError> {
+        match &self.name {
+            Some(name) => self
+                .client
+                .store_offset(name.as_str(), self.stream.as_str(), offset)
+                .await
+                .map(Ok)?,
+            None => Err(ConsumerStoreOffsetError::NameMissing),
+        }
+    }
+
+    /// Marks the consumer closed after its receiver or connection went away.
+    fn fail(&self) -> ClientError {
+        self.closed.store(true, Relaxed);
+        self.client.handler_failed_flag().store(true, Relaxed);
+        self.waker.wake();
+        ClientError::ConnectionClosed
     }
 }
 
@@ -122,7 +157,35 @@ pub struct ConsumerBuilder {
 }
 
 impl ConsumerBuilder {
-    pub async fn build(mut self, stream: &str) -> Result<Consumer, ConsumerCreateError> {
+    pub async fn build(self, stream: &str) -> Result<Consumer, ConsumerCreateError> {
+        let (tx, rx) = channel(10000);
+        let name = self.consumer_name.clone();
+        let internal = self.subscribe(stream, DeliverySink::Messages(tx)).await?;
+        Ok(Consumer {
+            name,
+            receiver: rx,
+            internal,
+        })
+    }
+
+    /// Like [`build`](Self::build), but delivers whole chunks with their messages still
+    /// encoded, for consumers that read only part of each message (the body, say) and would
+    /// waste most of their time decoding the rest. `FilterConfiguration::post_filter` is not
+    /// applied: the caller sees every message of a chunk.
+    pub async fn build_chunked(self, stream: &str) -> Result<ChunkConsumer, ConsumerCreateError> {
+        let (tx, rx) = channel(CHUNK_CHANNEL_CAPACITY);
+        let internal = self.subscribe(stream, DeliverySink::Chunks(tx)).await?;
+        Ok(ChunkConsumer {
+            receiver: rx,
+            internal,
+        })
+    }
+
+    async fn subscribe(
+        mut self,
+        stream: &str,
+        sink: DeliverySink,
+    ) -> Result<Arc<ConsumerInternal>, ConsumerCreateError> {
         if (self.is_single_active_consumer
             || self.properties.contains_key("single-active-consumer"))
             && self.consumer_name.is_none()
@@ -138,14 +201,13 @@ impl ConsumerBuilder {
             .await?;
 
         let subscription_id = 1;
-        let (tx, rx) = channel(10000);
         let consumer = Arc::new(ConsumerInternal {
             name: self.consumer_name.clone(),
             subscription_id,
             stream: stream.to_string(),
             client: client.clone(),
             offset_specification: self.offset_specification.clone(),
-            sender: tx,
+            sink,
             closed: Arc::new(AtomicBool::new(false)),
             waker: AtomicWaker::new(),
             metrics_collector: collector,
@@ -189,11 +251,7 @@ impl ConsumerBuilder {
             .await?;
 
         if response.is_ok() {
-            Ok(Consumer {
-                name: self.consumer_name.clone(),
-                receiver: rx,
-                internal: consumer,
-            })
+            Ok(consumer)
         } else {
             Err(ConsumerCreateError::Create {
                 stream: stream.to_owned(),
@@ -270,15 +328,7 @@ impl Consumer {
     }
 
     pub async fn store_offset(&self, offset: u64) -> Result<(), ConsumerStoreOffsetError> {
-        if let Some(name) = &self.name {
-            self.internal
-                .client
-                .store_offset(name.as_str(), self.internal.stream.as_str(), offset)
-                .await
-                .map(Ok)?
-        } else {
-            Err(ConsumerStoreOffsetError::NameMissing)
-        }
+        self.internal.store_offset(offset).await
     }
 
     pub async fn query_offset(&self) -> Result<u64, ConsumerStoreOffsetError> {
@@ -304,6 +354,70 @@ impl Stream for Consumer {
             (true, false) => Poll::Ready(None),
             _ => poll,
         }
+    }
+}
+
+/// A consumer that receives whole chunks (see [`ConsumerBuilder::build_chunked`]).
+pub struct ChunkConsumer {
+    receiver: Receiver<Result<Chunk, ConsumerDeliveryError>>,
+    internal: Arc<ConsumerInternal>,
+}
+
+impl ChunkConsumer {
+    /// Return an handle for current [`ChunkConsumer`]
+    pub fn handle(&self) -> ConsumerHandle {
+        ConsumerHandle(self.internal.clone())
+    }
+
+    /// Check if the consumer is closed
+    pub fn is_closed(&self) -> bool {
+        self.internal.is_closed()
+    }
+
+    pub async fn store_offset(&self, offset: u64) -> Result<(), ConsumerStoreOffsetError> {
+        self.internal.store_offset(offset).await
+    }
+}
+
+impl Stream for ChunkConsumer {
+    type Item = Result<Chunk, ConsumerDeliveryError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.internal.waker.register(cx.waker());
+        let poll = Pin::new(&mut self.receiver).poll_recv(cx);
+        match (self.is_closed(), poll.is_ready()) {
+            (true, false) => Poll::Ready(None),
+            _ => poll,
+        }
+    }
+}
+
+/// One delivered chunk: consecutive offsets from `first_offset`, messages still encoded.
+#[derive(Debug)]
+pub struct Chunk {
+    first_offset: u64,
+    messages: ChunkMessages,
+}
+
+impl Chunk {
+    /// The offset of the chunk's first message. A subscription at offset N starts with the
+    /// chunk holding N, so this can be below N.
+    pub fn first_offset(&self) -> u64 {
+        self.first_offset
+    }
+
+    /// The messages, each in its AMQP 1.0 encoding ([`Message::decode`] reads one).
+    pub fn messages(&self) -> &ChunkMessages {
+        &self.messages
+    }
+
+    /// Each message with its offset.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (u64, &[u8])> + '_ {
+        let first_offset = self.first_offset;
+        self.messages
+            .iter()
+            .enumerate()
+            .map(move |(index, message)| (first_offset + index as u64, message))
     }
 }
 
@@ -346,112 +460,16 @@ struct ConsumerMessageHandler(Arc<ConsumerInternal>);
 impl MessageHandler for ConsumerMessageHandler {
     async fn handle_message(&self, item: MessageResult) -> crate::RabbitMQStreamResult<()> {
         match item {
-            Some(Ok(response)) => {
-                if let ResponseKind::Deliver(delivery) = response.kind_ref() {
-                    let mut offset = delivery.chunk_first_offset;
-
-                    let len = delivery.messages.len();
-                    let d = delivery.clone();
-                    trace!("Got delivery with messages {}", len);
-
-                    // // client filter
-                    let messages = match &self.0.filter_configuration {
-                        Some(filter_input) => {
-                            if let Some(f) = &filter_input.predicate {
-                                d.messages
-                                    .into_iter()
-                                    .filter(|message| f(message))
-                                    .collect::<Vec<Message>>()
-                            } else {
-                                d.messages
-                            }
-                        }
-
-                        None => d.messages,
-                    };
-
-                    for message in messages {
-                        if let OffsetSpecification::Offset(offset_) = self.0.offset_specification {
-                            if offset_ > offset {
-                                offset += 1;
-                                continue;
-                            }
-                        }
-
-                        if let Err(err) = self
-                            .0
-                            .sender
-                            .send(Ok(Delivery {
-                                name: self.0.name.clone(),
-                                stream: self.0.stream.clone(),
-                                subscription_id: self.0.subscription_id,
-                                message,
-                                offset,
-                            }))
-                            .await
-                        {
-                            tracing::warn!(error=?err, "Consumer receiver dropped, stopping message handler");
-                            self.0.closed.store(true, Relaxed);
-                            self.0.client.handler_failed_flag().store(true, Relaxed);
-                            self.0.waker.wake();
-                            return Err(ClientError::ConnectionClosed);
-                        }
-                        offset += 1;
-                    }
-
-                    if let Err(err) = self.0.client.credit(self.0.subscription_id, 1).await {
-                        tracing::warn!(
-                            "Failed to send credit for subscription {}: {}. Closing consumer.",
-                            self.0.subscription_id,
-                            err
-                        );
-                        let _ = self.0.sender.send(Err(err.into())).await;
-                        self.0.closed.store(true, Relaxed);
-                        self.0.client.handler_failed_flag().store(true, Relaxed);
-                        self.0.waker.wake();
-                        return Err(ClientError::ConnectionClosed);
-                    }
-                    self.0.metrics_collector.consume(len as u64).await;
-                } else if let ResponseKind::ConsumerUpdate(consumer_update) = response.kind_ref() {
-                    trace!("Received a ConsumerUpdate message");
-                    // If no callback is provided by the user we will restart from Next by protocol
-                    // We need to respond to the server too
-                    if self.0.consumer_update_listener.is_none() {
-                        trace!("User defined callback is not provided");
-                        let offset_specification = OffsetSpecification::Next;
-                        let _ = self
-                            .0
-                            .client
-                            .consumer_update(
-                                consumer_update.get_correlation_id(),
-                                offset_specification,
-                            )
-                            .await;
-                    } else {
-                        // Otherwise the Offset specification is returned by the user callback
-                        let is_active = consumer_update.is_active();
-                        let message_context = MessageContext {
-                            name: self.0.name.clone().unwrap(),
-                            stream: self.0.stream.clone(),
-                            client: self.0.client.clone(),
-                        };
-                        let consumer_update_listener_callback =
-                            self.0.consumer_update_listener.clone().unwrap();
-                        let offset_specification =
-                            consumer_update_listener_callback(is_active, message_context).await;
-                        let _ = self
-                            .0
-                            .client
-                            .consumer_update(
-                                consumer_update.get_correlation_id(),
-                                offset_specification,
-                            )
-                            .await;
-                    }
-                }
-            }
+            Some(Ok(response)) => match response.kind() {
+                ResponseKind::Deliver(delivery) => self.deliver(delivery).await?,
+                ResponseKind::ConsumerUpdate(update) => self.consumer_update(update).await,
+                _ => {}
+            },
             Some(Err(err)) => {
-                let _ = self.0.sender.send(Err(err.into())).await;
+                let _ = match &self.0.sink {
+                    DeliverySink::Messages(sender) => sender.send(Err(err.into())).await.is_ok(),
+                    DeliverySink::Chunks(sender) => sender.send(Err(err.into())).await.is_ok(),
+                };
             }
             None => {
                 trace!("Closing consumer");
@@ -460,6 +478,117 @@ impl MessageHandler for ConsumerMessageHandler {
             }
         }
         Ok(())
+    }
+}
+
+impl ConsumerMessageHandler {
+    /// Hands a chunk to the consumer, then asks the broker for the next one.
+    async fn deliver(&self, delivery: DeliverCommand) -> crate::RabbitMQStreamResult<()> {
+        let len = delivery.messages.len();
+        trace!("Got delivery with messages {}", len);
+        let delivered = match &self.0.sink {
+            DeliverySink::Chunks(sender) => sender
+                .send(Ok(Chunk {
+                    first_offset: delivery.chunk_first_offset,
+                    messages: delivery.messages,
+                }))
+                .await
+                .is_ok(),
+            DeliverySink::Messages(sender) => self.deliver_messages(sender, delivery).await,
+        };
+        if !delivered {
+            tracing::warn!("Consumer receiver dropped, stopping message handler");
+            return Err(self.0.fail());
+        }
+
+        if let Err(err) = self.0.client.credit(self.0.subscription_id, 1).await {
+            tracing::warn!(
+                "Failed to send credit for subscription {}: {}. Closing consumer.",
+                self.0.subscription_id,
+                err
+            );
+            let _ = match &self.0.sink {
+                DeliverySink::Messages(sender) => sender.send(Err(err.into())).await.is_ok(),
+                DeliverySink::Chunks(sender) => sender.send(Err(err.into())).await.is_ok(),
+            };
+            return Err(self.0.fail());
+        }
+        self.0.metrics_collector.consume(len as u64).await;
+        Ok(())
+    }
+
+    /// Decodes a chunk's messages and sends each on its own. Returns false if the receiver is
+    /// gone.
+    async fn deliver_messages(
+        &self,
+        sender: &Sender<Result<Delivery, ConsumerDeliveryError>>,
+        delivery: DeliverCommand,
+    ) -> bool {
+        let messages = match delivery.messages.decode() {
+            Ok(messages) => messages,
+            Err(err) => {
+                return sender
+                    .send(Err(ClientError::from(err).into()))
+                    .await
+                    .is_ok()
+            }
+        };
+        let messages = match self
+            .0
+            .filter_configuration
+            .as_ref()
+            .and_then(|filter| filter.predicate.as_ref())
+        {
+            Some(predicate) => messages
+                .into_iter()
+                .filter(|message| predicate(message))
+                .collect::<Vec<Message>>(),
+            None => messages,
+        };
+
+        let mut offset = delivery.chunk_first_offset;
+        for message in messages {
+            if let OffsetSpecification::Offset(offset_) = self.0.offset_specification {
+                if offset_ > offset {
+                    offset += 1;
+                    continue;
+                }
+            }
+            let delivery = Delivery {
+                name: self.0.name.clone(),
+                stream: self.0.stream.clone(),
+                subscription_id: self.0.subscription_id,
+                message,
+                offset,
+            };
+            if sender.send(Ok(delivery)).await.is_err() {
+                return false;
+            }
+            offset += 1;
+        }
+        true
+    }
+
+    /// Answers the broker's question of where a newly active single active consumer starts:
+    /// the user's callback decides, or `next` by the protocol's default.
+    async fn consumer_update(&self, update: ConsumerUpdateCommand) {
+        trace!("Received a ConsumerUpdate message");
+        let offset_specification = match &self.0.consumer_update_listener {
+            None => OffsetSpecification::Next,
+            Some(listener) => {
+                let context = MessageContext {
+                    name: self.0.name.clone().unwrap(),
+                    stream: self.0.stream.clone(),
+                    client: self.0.client.clone(),
+                };
+                listener(update.is_active(), context).await
+            }
+        };
+        let _ = self
+            .0
+            .client
+            .consumer_update(update.get_correlation_id(), offset_specification)
+            .await;
     }
 }
 

@@ -90,7 +90,8 @@ pub use crate::client::{
 };
 
 pub use crate::consumer::{
-    Consumer, ConsumerBuilder, ConsumerHandle, FilterConfiguration, MessageContext,
+    Chunk, ChunkConsumer, Consumer, ConsumerBuilder, ConsumerHandle, FilterConfiguration,
+    MessageContext,
 };
 pub use crate::environment::{Environment, EnvironmentBuilder};
 pub use crate::producer::{
@@ -110,7 +111,7 @@ pub mod types {
     pub use crate::superstream_consumer::SuperStreamConsumer;
     pub use crate::superstream_producer::SuperStreamProducer;
     pub use rabbitmq_stream_protocol::message::Message;
-    pub use rabbitmq_stream_protocol::sub_entry::{CompressionType, SubEntryBatch};
+    pub use rabbitmq_stream_protocol::sub_entry::{ChunkMessages, CompressionType, SubEntryBatch};
     pub use rabbitmq_stream_protocol::{Response, ResponseCode, ResponseKind};
 
     pub use rabbitmq_stream_protocol::message::{

@@ -77,23 +77,36 @@ impl CompressionType {
 
     /// Decompresses `data`, which must give `uncompressed_size` bytes.
     pub fn decompress(self, data: &[u8], uncompressed_size: usize) -> std::io::Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(uncompressed_size);
+        let mut out = Vec::new();
+        self.decompress_into(data, uncompressed_size, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the decompressed `data` to `out` (a buffer the caller reuses).
+    pub fn decompress_into(
+        self,
+        data: &[u8],
+        uncompressed_size: usize,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        // The size comes from the wire: trust it for a reservation only up to a sane bound.
+        out.reserve(uncompressed_size.min(64 << 20));
         match self {
             CompressionType::None => out.extend_from_slice(data),
             CompressionType::Gzip => {
-                flate2::read::GzDecoder::new(data).read_to_end(&mut out)?;
+                flate2::read::GzDecoder::new(data).read_to_end(out)?;
             }
             CompressionType::Snappy => {
-                snap::read::FrameDecoder::new(data).read_to_end(&mut out)?;
+                snap::read::FrameDecoder::new(data).read_to_end(out)?;
             }
             CompressionType::Lz4 => {
-                lz4_flex::frame::FrameDecoder::new(data).read_to_end(&mut out)?;
+                lz4_flex::frame::FrameDecoder::new(data).read_to_end(out)?;
             }
             CompressionType::Zstd => {
-                zstd::stream::read::Decoder::new(data)?.read_to_end(&mut out)?;
+                zstd::stream::read::Decoder::new(data)?.read_to_end(out)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -170,57 +183,121 @@ fn take(input: &[u8], n: usize) -> Result<(&[u8], &[u8]), DecodeError> {
     Ok((&input[n..], &input[..n]))
 }
 
-/// Decodes `count` messages each written as size:u32 | message.
-fn decode_sized_messages(
-    mut input: &[u8],
-    count: usize,
-    messages: &mut Vec<Message>,
-) -> Result<(), DecodeError> {
-    for _ in 0..count {
-        let (rest, size) = take(input, 4)?;
-        let (rest, body) = take(rest, BigEndian::read_u32(size) as usize)?;
-        messages.push(Message::decode(body)?.1);
-        input = rest;
+/// A chunk's messages, still AMQP-encoded, in offset order: simple entries as they came,
+/// sub-entry batches decompressed. Decoding every [`Message`] costs far more than reading the
+/// few bytes a consumer may need, so that is left to [`ChunkMessages::decode`] or the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChunkMessages {
+    data: Vec<u8>,
+    /// Where each message ends in `data`.
+    ends: Vec<u32>,
+}
+
+impl ChunkMessages {
+    /// Reads the `entries` entries of a chunk (simple or sub-entry batches, mixed). Returns the
+    /// rest of the input.
+    pub fn read_entries(mut input: &[u8], entries: u16) -> Result<(&[u8], Self), DecodeError> {
+        let mut chunk = ChunkMessages {
+            data: Vec::with_capacity(input.len()),
+            ends: Vec::with_capacity(entries as usize),
+        };
+        let mut scratch = Vec::new();
+        for _ in 0..entries {
+            let (_, first) = take(input, 1)?;
+            if first[0] & 0x80 == 0 {
+                let (rest, size) = take(input, 4)?;
+                let (rest, message) = take(rest, BigEndian::read_u32(size) as usize)?;
+                chunk.push(message);
+                input = rest;
+                continue;
+            }
+            let codec = (first[0] & 0x70) >> 4;
+            let compression = CompressionType::from_code(codec)
+                .ok_or(DecodeError::InvalidFormatCode(first[0]))?;
+            let (rest, header) = take(&input[1..], 2 + 4 + 4)?;
+            let count = BigEndian::read_u16(&header[0..2]) as usize;
+            let uncompressed_size = BigEndian::read_u32(&header[2..6]) as usize;
+            let size = BigEndian::read_u32(&header[6..10]) as usize;
+            let (rest, data) = take(rest, size)?;
+            match compression {
+                CompressionType::None => chunk.push_sized(data, count)?,
+                other => {
+                    scratch.clear();
+                    other
+                        .decompress_into(data, uncompressed_size, &mut scratch)
+                        .map_err(|e| {
+                            DecodeError::MessageParse(format!("sub-entry {other:?}: {e}"))
+                        })?;
+                    chunk.push_sized(&scratch, count)?;
+                }
+            }
+            input = rest;
+        }
+        Ok((input, chunk))
     }
-    Ok(())
+
+    /// The messages encoded, as a broker would deliver them.
+    pub fn from_messages(messages: &[Message]) -> Self {
+        let mut chunk = ChunkMessages::default();
+        for message in messages {
+            message
+                .encode(&mut chunk.data)
+                .expect("encoding into a Vec cannot fail");
+            chunk.ends.push(chunk.data.len() as u32);
+        }
+        chunk
+    }
+
+    fn push(&mut self, message: &[u8]) {
+        self.data.extend_from_slice(message);
+        self.ends.push(self.data.len() as u32);
+    }
+
+    /// Appends `count` messages each written as size:u32 | message.
+    fn push_sized(&mut self, mut input: &[u8], count: usize) -> Result<(), DecodeError> {
+        for _ in 0..count {
+            let (rest, size) = take(input, 4)?;
+            let (rest, message) = take(rest, BigEndian::read_u32(size) as usize)?;
+            self.push(message);
+            input = rest;
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Each message's AMQP 1.0 encoding, in offset order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        (0..self.ends.len()).map(move |i| {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+            &self.data[start..self.ends[i] as usize]
+        })
+    }
+
+    /// Every message decoded.
+    pub fn decode(&self) -> Result<Vec<Message>, DecodeError> {
+        self.iter()
+            .map(|message| Message::decode(message).map(|(_, message)| message))
+            .collect()
+    }
 }
 
 /// Decodes the `entries` entries of a chunk (simple or sub-entry batches, mixed) into
 /// `messages`, in offset order. Returns the rest of the input.
 pub fn decode_chunk_entries<'a>(
-    mut input: &'a [u8],
+    input: &'a [u8],
     entries: u16,
     messages: &mut Vec<Message>,
 ) -> Result<&'a [u8], DecodeError> {
-    for _ in 0..entries {
-        let (_, first) = take(input, 1)?;
-        if first[0] & 0x80 == 0 {
-            let (rest, size) = take(input, 4)?;
-            let (rest, body) = take(rest, BigEndian::read_u32(size) as usize)?;
-            messages.push(Message::decode(body)?.1);
-            input = rest;
-            continue;
-        }
-        let codec = (first[0] & 0x70) >> 4;
-        let compression =
-            CompressionType::from_code(codec).ok_or(DecodeError::InvalidFormatCode(first[0]))?;
-        let (rest, header) = take(&input[1..], 2 + 4 + 4)?;
-        let count = BigEndian::read_u16(&header[0..2]) as usize;
-        let uncompressed_size = BigEndian::read_u32(&header[2..6]) as usize;
-        let size = BigEndian::read_u32(&header[6..10]) as usize;
-        let (rest, data) = take(rest, size)?;
-        match compression {
-            CompressionType::None => decode_sized_messages(data, count, messages)?,
-            other => {
-                let raw = other
-                    .decompress(data, uncompressed_size)
-                    .map_err(|e| DecodeError::MessageParse(format!("sub-entry {other:?}: {e}")))?;
-                decode_sized_messages(&raw, count, messages)?;
-            }
-        }
-        input = rest;
-    }
-    Ok(input)
+    let (rest, chunk) = ChunkMessages::read_entries(input, entries)?;
+    messages.extend(chunk.decode()?);
+    Ok(rest)
 }
 
 #[cfg(test)]
@@ -296,6 +373,30 @@ mod tests {
             assert_eq!(bodies[100], "update 99");
             assert_eq!(bodies[101], "after");
         }
+    }
+
+    #[test]
+    fn chunk_messages_keep_each_message_encoded_in_offset_order() {
+        let batch_messages: Vec<Message> = (0..3).map(|i| message(&format!("b{i}"))).collect();
+        let batch = SubEntryBatch::new(7, &batch_messages, CompressionType::Zstd).unwrap();
+        let first = message("first");
+        let mut chunk = simple_entry(&first);
+        chunk.extend(batch_entry(&batch));
+        let (rest, messages) = ChunkMessages::read_entries(&chunk, 2).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(messages.len(), 4);
+        let mut expected = vec![&first];
+        expected.extend(&batch_messages);
+        for (raw, message) in messages.iter().zip(expected) {
+            let mut encoded = Vec::new();
+            message.encode(&mut encoded).unwrap();
+            assert_eq!(raw, &encoded[..]);
+        }
+        assert_eq!(messages.decode().unwrap()[3].data(), Some(&b"b2"[..]));
+        assert_eq!(
+            ChunkMessages::from_messages(&messages.decode().unwrap()),
+            messages
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@ use std::io::Write;
 
 use super::Command;
 use crate::message::Message;
+use crate::sub_entry::ChunkMessages;
 use crate::{
     codec::{Decoder, Encoder},
     error::{DecodeError, EncodeError},
@@ -21,7 +22,8 @@ pub struct DeliverCommand {
     chunk_crc: i32,
     trailer_length: u32,
     reserved: u32,
-    pub messages: Vec<Message>,
+    /// Still encoded: see [`ChunkMessages::decode`].
+    pub messages: ChunkMessages,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -50,7 +52,7 @@ impl DeliverCommand {
             chunk_crc,
             trailer_length,
             reserved,
-            messages,
+            messages: ChunkMessages::from_messages(&messages),
         }
     }
 }
@@ -68,10 +70,8 @@ impl Encoder for DeliverCommand {
             + self.chunk_crc.encoded_size()
             + self.trailer_length.encoded_size()
             + self.reserved.encoded_size()
-            + 4 // vec of messages
-            + self.messages.iter().fold(0, |acc, message| {
-                acc + 1 +  message.encoded_size()
-            })
+            + 4 // data length
+            + self.data_length()
     }
 
     fn encode(&self, writer: &mut impl Write) -> Result<(), EncodeError> {
@@ -84,21 +84,25 @@ impl Encoder for DeliverCommand {
         self.epoch.encode(writer)?;
         self.chunk_first_offset.encode(writer)?;
         self.chunk_crc.encode(writer)?;
-
-        let size = self
-            .messages
-            .iter()
-            .fold(0, |acc, message| acc + 1 + message.encoded_size());
-
-        writer.write_u32::<BigEndian>(size)?;
+        writer.write_u32::<BigEndian>(self.data_length())?;
         self.trailer_length.encode(writer)?;
         self.reserved.encode(writer)?;
-
-        for message in &self.messages {
-            message.encoded_size().encode(writer)?;
-            message.encode(writer)?;
+        // Every message as a simple entry.
+        for message in self.messages.iter() {
+            writer.write_u32::<BigEndian>(message.len() as u32)?;
+            writer.write_all(message)?;
         }
         Ok(())
+    }
+}
+
+impl DeliverCommand {
+    /// The size of the entries when written as simple entries.
+    fn data_length(&self) -> u32 {
+        self.messages
+            .iter()
+            .map(|message| 4 + message.len() as u32)
+            .sum()
     }
 }
 
@@ -108,19 +112,17 @@ impl Decoder for DeliverCommand {
         let (input, magic_version) = i8::decode(input)?;
         let (input, chunk_type) = u8::decode(input)?;
         let (input, num_entries) = u16::decode(input)?;
-        let (input, num_records) = u32::decode(input)?;
+        let (input, _num_records) = u32::decode(input)?;
         let (input, timestamp) = u64::decode(input)?;
         let (input, epoch) = u64::decode(input)?;
         let (input, chunk_first_offset) = u64::decode(input)?;
         let (input, chunk_crc) = i32::decode(input)?;
         let (input, _data_length) = u32::decode(input)?;
         let (input, trailer_length) = u32::decode(input)?;
-        let (mut input, reserved) = u32::decode(input)?;
+        let (input, reserved) = u32::decode(input)?;
 
         // Entries may be simple (one message) or sub-entry batches (many, maybe compressed).
-        let mut messages = Vec::with_capacity(num_records as usize);
-        input = crate::sub_entry::decode_chunk_entries(input, num_entries, &mut messages)?;
-
+        let (input, messages) = ChunkMessages::read_entries(input, num_entries)?;
         Ok((
             input,
             DeliverCommand {

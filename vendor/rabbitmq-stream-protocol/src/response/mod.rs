@@ -17,7 +17,7 @@ use crate::{
         superstream_partitions::SuperStreamPartitionsResponse,
         superstream_route::SuperStreamRouteResponse, tune::TunesCommand,
     },
-    error::DecodeError,
+    error::{DecodeError, IncompleteError},
     protocol::commands::*,
     types::Header,
 };
@@ -136,8 +136,29 @@ impl Response {
 
 impl Decoder for Response {
     fn decode(input: &[u8]) -> Result<(&[u8], Self), crate::error::DecodeError> {
-        let (input, _) = read_u32(input)?;
+        // Wait for the whole frame before decoding any of it: a large deliver frame arrives in
+        // many reads, and decoding its messages again after each read is quadratic work.
+        let (input, size) = read_u32(input)?;
+        let size = size as usize;
+        if input.len() < size {
+            return Err(DecodeError::Incomplete(IncompleteError(size - input.len())));
+        }
+        let (frame, rest) = input.split_at(size);
+        let (_, response) = Self::decode_frame(frame).map_err(|e| match e {
+            // The frame is all here: content running past its end is malformed, not pending.
+            DecodeError::Incomplete(missing) => DecodeError::MessageParse(format!(
+                "a frame of {size} bytes is {} bytes short of its content",
+                missing.0
+            )),
+            e => e,
+        })?;
+        Ok((rest, response))
+    }
+}
 
+impl Response {
+    /// Decodes one frame's content (after its size).
+    fn decode_frame(input: &[u8]) -> Result<(&[u8], Self), crate::error::DecodeError> {
         let (input, header) = Header::decode(input)?;
         let (input, kind) = match header.key() {
             COMMAND_OPEN => {
@@ -222,6 +243,25 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_frame_is_decoded_only_when_all_of_it_is_here() {
+        use crate::codec::Decoder;
+        // A heartbeat frame (size 4: key, version) followed by the start of another frame.
+        let frame = [0u8, 0, 0, 4, 0, 0x17, 0, 1, 0, 0];
+        let (rest, response) = Response::decode(&frame).unwrap();
+        assert!(matches!(response.kind_ref(), ResponseKind::Heartbeat(_)));
+        assert_eq!(rest, &[0, 0]);
+        assert!(matches!(
+            Response::decode(&frame[..6]),
+            Err(crate::error::DecodeError::Incomplete(_))
+        ));
+        // A complete frame whose content claims more than it holds is malformed, not pending.
+        let short = [0u8, 0, 0, 5, 0, 0x08, 0, 1, 0];
+        assert!(matches!(
+            Response::decode(&short),
+            Err(crate::error::DecodeError::MessageParse(_))
+        ));
+    }
 
     use byteorder::{BigEndian, WriteBytesExt};
 
@@ -336,16 +376,20 @@ mod tests {
 
     impl Encoder for Response {
         fn encoded_size(&self) -> u32 {
-            self.header.encoded_size() + 2 + self.kind.encoded_size()
+            self.header.encoded_size() + self.kind.encoded_size()
         }
 
         fn encode(
             &self,
             writer: &mut impl std::io::Write,
         ) -> Result<(), crate::error::EncodeError> {
-            writer.write_u32::<BigEndian>(self.encoded_size())?;
-            self.header.encode(writer)?;
-            self.kind.encode(writer)?;
+            // The size of what is written (some kinds' test-only `encoded_size` is not exact,
+            // and the decoder holds a frame to its size).
+            let mut frame = Vec::new();
+            self.header.encode(&mut frame)?;
+            self.kind.encode(&mut frame)?;
+            writer.write_u32::<BigEndian>(frame.len() as u32)?;
+            writer.write_all(&frame)?;
             Ok(())
         }
     }

@@ -362,7 +362,7 @@ impl AmqpEncoder for Long {
         if *self > i64::from(i8::MAX) || *self < i64::from(i8::MIN) {
             9
         } else {
-            3
+            2 // smalllong: code and one byte, as `encode` writes
         }
     }
 
@@ -686,6 +686,16 @@ mod tests {
 
     use super::{Double, Float, Timestamp};
     use crate::message::amqp::{tests::type_encode_decode_test_fuzzy, types::SimpleValue};
+
+    #[test]
+    fn long_encoded_size_is_what_encode_writes() {
+        use crate::message::amqp::AmqpEncoder;
+        for value in [0i64, 1, -1, 127, -128, 128, -129, i64::MAX, i64::MIN] {
+            let mut written = Vec::new();
+            value.encode(&mut written).unwrap();
+            assert_eq!(value.encoded_size() as usize, written.len(), "{value}");
+        }
+    }
 
     impl Dummy<Faker> for Float {
         fn dummy_with_rng<R: fake::rand::Rng + ?Sized>(config: &Faker, rng: &mut R) -> Self {
