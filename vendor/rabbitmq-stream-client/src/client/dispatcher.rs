@@ -184,6 +184,13 @@ where
         let mut stream_error = None;
         while let Some(result) = stream.next().await {
             match result {
+                Ok(item) if matches!(item.kind_ref(), ResponseKind::ServerClose(_)) => {
+                    // Whatever was asked of it will not be answered: fail it now rather than
+                    // leave it waiting.
+                    warn!("The broker closed the connection: {:?}", item.kind_ref());
+                    stream_error = Some(ClientError::ConnectionClosed);
+                    break;
+                }
                 Ok(item) => match item.correlation_id() {
                     Some(correlation_id) => match item.kind_ref() {
                         ResponseKind::ConsumerUpdate(_) => state.notify(item).await,

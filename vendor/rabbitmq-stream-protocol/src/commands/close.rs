@@ -18,7 +18,7 @@ use crate::{
 use super::Command;
 
 #[cfg_attr(test, derive(fake::Dummy))]
-#[derive(PartialEq, Eq, Debug)]
+#[derive(PartialEq, Eq, Debug, Clone)]
 pub struct CloseRequest {
     correlation_id: u32,
     closing_code: ResponseCode,
@@ -32,6 +32,14 @@ impl CloseRequest {
             closing_code,
             closing_reason,
         }
+    }
+
+    pub fn closing_code(&self) -> &ResponseCode {
+        &self.closing_code
+    }
+
+    pub fn closing_reason(&self) -> &str {
+        &self.closing_reason
     }
 }
 
@@ -66,7 +74,7 @@ impl Decoder for CloseRequest {
             CloseRequest {
                 correlation_id,
                 closing_code,
-                closing_reason: closing_reason.unwrap(),
+                closing_reason: closing_reason.unwrap_or_default(),
             },
         ))
     }

@@ -6,16 +6,26 @@ use crate::{
         Decoder,
     },
     commands::{
-        close::CloseResponse, consumer_update::ConsumerUpdateCommand,
-        consumer_update_request::ConsumerUpdateRequestCommand, credit::CreditResponse,
-        deliver::DeliverCommand, exchange_command_versions::ExchangeCommandVersionsResponse,
-        generic::GenericResponse, heart_beat::HeartbeatResponse, metadata::MetadataResponse,
-        metadata_update::MetadataUpdateCommand, open::OpenResponse,
-        peer_properties::PeerPropertiesResponse, publish_confirm::PublishConfirm,
-        publish_error::PublishErrorResponse, query_offset::QueryOffsetResponse,
-        query_publisher_sequence::QueryPublisherResponse, sasl_handshake::SaslHandshakeResponse,
+        close::{CloseRequest, CloseResponse},
+        consumer_update::ConsumerUpdateCommand,
+        consumer_update_request::ConsumerUpdateRequestCommand,
+        credit::CreditResponse,
+        deliver::DeliverCommand,
+        exchange_command_versions::ExchangeCommandVersionsResponse,
+        generic::GenericResponse,
+        heart_beat::HeartbeatResponse,
+        metadata::MetadataResponse,
+        metadata_update::MetadataUpdateCommand,
+        open::OpenResponse,
+        peer_properties::PeerPropertiesResponse,
+        publish_confirm::PublishConfirm,
+        publish_error::PublishErrorResponse,
+        query_offset::QueryOffsetResponse,
+        query_publisher_sequence::QueryPublisherResponse,
+        sasl_handshake::SaslHandshakeResponse,
         superstream_partitions::SuperStreamPartitionsResponse,
-        superstream_route::SuperStreamRouteResponse, tune::TunesCommand,
+        superstream_route::SuperStreamRouteResponse,
+        tune::TunesCommand,
     },
     error::{DecodeError, IncompleteError},
     protocol::commands::*,
@@ -62,6 +72,8 @@ pub enum ResponseKind {
     Generic(GenericResponse),
     Tunes(TunesCommand),
     Deliver(DeliverCommand),
+    /// The broker closes the connection (e.g. RabbitMQ 3.10 on a command it does not know).
+    ServerClose(CloseRequest),
     Heartbeat(HeartbeatResponse),
     Metadata(MetadataResponse),
     MetadataUpdate(MetadataUpdateCommand),
@@ -100,6 +112,7 @@ impl Response {
             ResponseKind::Tunes(_) => None,
             ResponseKind::Heartbeat(_) => None,
             ResponseKind::Deliver(_) => None,
+            ResponseKind::ServerClose(_) => None,
             ResponseKind::Credit(_) => None,
             ResponseKind::ExchangeCommandVersions(exchange_command_versions) => {
                 Some(exchange_command_versions.correlation_id)
@@ -159,7 +172,16 @@ impl Decoder for Response {
 impl Response {
     /// Decodes one frame's content (after its size).
     fn decode_frame(input: &[u8]) -> Result<(&[u8], Self), crate::error::DecodeError> {
+        let (_, raw_key) = read_u16(input)?;
         let (input, header) = Header::decode(input)?;
+        if raw_key == COMMAND_CLOSE {
+            // Not the response to our close (0x8000 | key): the broker's own close request.
+            let (input, close) = CloseRequest::decode(input)?;
+            return Ok((
+                input,
+                Response::new(header, ResponseKind::ServerClose(close)),
+            ));
+        }
         let (input, kind) = match header.key() {
             COMMAND_OPEN => {
                 OpenResponse::decode(input).map(|(i, kind)| (i, ResponseKind::Open(kind)))?
@@ -300,6 +322,7 @@ mod tests {
             match self {
                 ResponseKind::Open(open) => open.encoded_size(),
                 ResponseKind::Close(close) => close.encoded_size(),
+                ResponseKind::ServerClose(close) => close.encoded_size(),
                 ResponseKind::PeerProperties(peer_properties) => peer_properties.encoded_size(),
                 ResponseKind::SaslHandshake(handshake) => handshake.encoded_size(),
                 ResponseKind::Generic(generic) => generic.encoded_size(),
@@ -340,6 +363,7 @@ mod tests {
             match self {
                 ResponseKind::Open(open) => open.encode(writer),
                 ResponseKind::Close(close) => close.encode(writer),
+                ResponseKind::ServerClose(close) => close.encode(writer),
                 ResponseKind::PeerProperties(peer_properties) => peer_properties.encode(writer),
                 ResponseKind::SaslHandshake(handshake) => handshake.encode(writer),
                 ResponseKind::Generic(generic) => generic.encode(writer),
@@ -480,7 +504,21 @@ mod tests {
     }
     #[test]
     fn close_response_test() {
-        response_test!(CloseResponse, ResponseKind::Close, COMMAND_CLOSE);
+        // The response to our close has the response bit; the broker's own close does not.
+        let response = [0u8, 0, 0, 10, 0x80, 0x16, 0, 1, 0, 0, 0, 9, 0, 1];
+        let (_, decoded) = Response::decode(&response).unwrap();
+        assert_eq!(
+            decoded.kind(),
+            ResponseKind::Close(CloseResponse::new(9, ResponseCode::Ok))
+        );
+        let mut request = vec![0u8, 0, 0, 25, 0x00, 0x16, 0, 1, 0, 0, 0, 1, 0, 0x0d, 0, 13];
+        request.extend_from_slice(b"unknown frame");
+        let (rest, decoded) = Response::decode(&request).unwrap();
+        assert!(rest.is_empty());
+        match decoded.kind() {
+            ResponseKind::ServerClose(close) => assert_eq!(close.closing_reason(), "unknown frame"),
+            other => panic!("{other:?}"),
+        }
     }
     #[test]
     fn deliver_response_test() {
