@@ -8,7 +8,9 @@
 //! ceiling").
 //!
 //! `cargo run --release --example naive_baseline -- produce|ceiling|consume STREAM [COUNT]`
-//! prints one JSON object: {"mode", "messages", "elapsed_s", "msg_per_s"}.
+//! prints one JSON object: {"mode", "messages", "elapsed_s", "msg_per_s"}. `delete STREAM`
+//! deletes a stream (scripts/bench-compare.sh cleans up with it: gigabytes of streams left on
+//! disk slow every later run down).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use rabbitmq_stream_client::Environment;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: naive_baseline produce|ceiling|consume STREAM [COUNT]";
+    let usage = "usage: naive_baseline produce|ceiling|consume|delete STREAM [COUNT]";
     let mode = args.get(1).ok_or(usage)?.clone();
     let stream = args.get(2).ok_or(usage)?.clone();
     let count: u64 = args
@@ -31,6 +33,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(100_000);
     let environment = Environment::builder().build().await?;
+    if mode == "delete" {
+        environment.delete_stream(&stream).await?;
+        return Ok(());
+    }
 
     // Timed like invstream: produce from the moment the producer exists, consume from before
     // subscribing.

@@ -56,6 +56,10 @@ for round in $(seq 1 "$ROUNDS"); do
     # The baseline consumer on invstream's messages, which carry properties (content type,
     # product_id, event) that the client decodes for every message: the like-for-like comparison.
     run baseline-consume-same "$inv" -- "$BASELINE" consume "$inv" "$COUNT"
+    # Streams left on disk (gigabytes per round) slow every later run down: delete them.
+    for stream in "$base-ceiling" "$base" "$inv" "$inv-nf" "$inv-se" "$inv-sez"; do
+        "$BASELINE" delete "$stream" || echo "bench-compare: could not delete stream $stream" >&2
+    done
 done
 
 VERSION="$(bash scripts/broker.sh version 2>/dev/null || echo unknown)"

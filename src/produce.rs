@@ -24,6 +24,7 @@ use crate::input::{spawn_reader, InputEvent, InputSource, NumberedUpdate};
 use crate::model::{now_us, InventoryUpdate, UpdateGenerator, CONTENT_TYPE};
 use crate::report::Output;
 use crate::stats::{CommandDetails, LatencyHistogram, RunSummary, Totals};
+use rayon::prelude::*;
 
 /// What `latency_us` means in a produce summary.
 pub const LATENCY_KIND: &str = "publish_to_confirm";
@@ -924,20 +925,27 @@ impl Publisher {
                 .collect();
             return Ok((entries, bytes));
         }
-        let mut bytes = 0;
-        let mut entries = Vec::new();
-        for group in updates.chunks(batching.sub_entry_size as usize) {
-            let (batch, body_bytes) = self
-                .encoder
-                .sub_entry_batch(group, producer, batching.compression.codec())
-                .map_err(|e| InvError::Compression(e.to_string()))?;
-            bytes += body_bytes;
-            entries.push(NumberedEntry {
+        // The batches are independent, and compressing them is most of the work: they are built
+        // on every core (in order, so publishing ids still go out ascending).
+        let codec = batching.compression.codec();
+        let built: Vec<_> = updates
+            .par_chunks(batching.sub_entry_size as usize)
+            .map_init(EntryEncoder::default, |encoder, group| {
+                encoder
+                    .sub_entry_batch(group, producer, codec)
+                    .map(|(batch, body_bytes)| (batch, group.len() as u64, body_bytes))
+            })
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| InvError::Compression(e.to_string()))?;
+        let bytes = built.iter().map(|(_, _, body_bytes)| body_bytes).sum();
+        let entries = built
+            .into_iter()
+            .map(|(batch, count, _)| NumberedEntry {
                 publishing_id: batch.publishing_id,
-                count: group.len() as u64,
+                count,
                 entry: Entry::Batch(batch),
-            });
-        }
+            })
+            .collect();
         Ok((entries, bytes))
     }
 
