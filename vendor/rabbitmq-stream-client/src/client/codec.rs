@@ -20,7 +20,18 @@ impl TokioDecoder for RabbitMqStreamCodec {
                 buf.advance(buf.len() - len);
                 Ok(Some(response))
             }
-            Err(DecodeError::Incomplete(_)) => Ok(None),
+            Err(DecodeError::Incomplete(missing)) => {
+                // Room for exactly the rest of the frame: left to grow by doubling, the buffer
+                // ratchets up to several times the largest chunk the broker delivers and keeps
+                // that for the life of the connection.
+                let needed = buf.len() + missing.0;
+                if buf.capacity() < needed {
+                    let mut exact = BytesMut::with_capacity(needed);
+                    exact.extend_from_slice(buf);
+                    *buf = exact;
+                }
+                Ok(None)
+            }
             Err(e) => Err(e.into()),
         }
     }
