@@ -482,25 +482,40 @@ struct ConfirmTracker {
 }
 
 impl ConfirmTracker {
-    /// Records the broker's answer for one publishing id (a message, or a whole sub-entry
-    /// batch); anything not ours (already settled) is ignored.
-    fn settle(&self, publishing_id: u64, confirmed: bool, in_flight: &Semaphore) {
-        let Some(entry) = self.lock_unconfirmed().remove(&publishing_id) else {
-            return;
+    /// Records the broker's answer for publishing ids (each a message, or a whole sub-entry
+    /// batch), all those of one confirm frame at once; anything not ours (already settled) is
+    /// ignored.
+    fn settle(&self, publishing_ids: &[u64], confirmed: bool, in_flight: &Semaphore) {
+        let entries: Vec<Unconfirmed> = {
+            let mut unconfirmed = self.lock_unconfirmed();
+            publishing_ids
+                .iter()
+                .filter_map(|id| unconfirmed.remove(id))
+                .collect()
         };
-        let count = entry.count;
+        if entries.is_empty() {
+            return;
+        }
+        let count: u64 = entries.iter().map(|entry| entry.count).sum();
         if confirmed {
-            let latency_us = entry.sent_at.elapsed().as_micros() as u64;
-            self.latency
+            let now = Instant::now();
+            let mut latency = self
+                .latency
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .record_n_us(latency_us, count);
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for entry in &entries {
+                let latency_us = now.duration_since(entry.sent_at).as_micros() as u64;
+                latency.record_n_us(latency_us, entry.count);
+            }
+            drop(latency);
             self.confirmed.fetch_add(count, Ordering::Relaxed);
         } else {
             self.failed.fetch_add(count, Ordering::Relaxed);
         }
         in_flight.add_permits(count as usize);
-        entry.waiter.settle(confirmed, count);
+        for entry in entries {
+            entry.waiter.settle(confirmed, entry.count);
+        }
         self.settled.notify_one();
     }
 
@@ -953,8 +968,8 @@ impl Publisher {
     /// confirms settle them in the tracker.
     async fn hand_over(&self, entries: Vec<(u64, Entry)>) -> Result<()> {
         let (tracker, in_flight) = (self.tracker.clone(), self.in_flight.clone());
-        let on_confirm: BatchConfirmCallback = Arc::new(move |id, confirmed| {
-            tracker.settle(id, confirmed, &in_flight);
+        let on_confirm: BatchConfirmCallback = Arc::new(move |ids, confirmed| {
+            tracker.settle(ids, confirmed, &in_flight);
         });
         let producer = self
             .producer
@@ -1086,9 +1101,7 @@ impl Publisher {
             .copied()
             .filter(|id| *id <= stored)
             .collect();
-        for id in ids {
-            self.tracker.settle(id, true, &self.in_flight);
-        }
+        self.tracker.settle(&ids, true, &self.in_flight);
     }
 
     /// Waits up to `timeout` for every sent message to be confirmed or rejected, reconnecting

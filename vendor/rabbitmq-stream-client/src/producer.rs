@@ -11,6 +11,7 @@ use std::{
 
 use dashmap::DashMap;
 use futures::{future::BoxFuture, FutureExt};
+use std::collections::HashMap;
 use tokio::sync::mpsc::channel;
 use tokio::sync::{mpsc, RwLock};
 use tokio::time::sleep;
@@ -135,13 +136,24 @@ pub struct ProducerBuilder<T> {
 /// the broker confirms a batch once, under that id.
 type BatchMembers = Arc<DashMap<u64, Vec<u64>, BuildIdHasher>>;
 
-/// Told the broker's answer for a batch sent with `Producer::send_sub_entry_batches`: its
-/// publishing id, and whether it was stored. Called on the connection's reader task: keep it
-/// short and do not block.
-pub type BatchConfirmCallback = Arc<dyn Fn(u64, bool) + Send + Sync>;
+/// Told the broker's answer for entries sent with `Producer::send_encoded_entries` or
+/// `Producer::send_sub_entry_batches`: the publishing ids one confirm (or error) frame settles
+/// (a few hundred at a time under load, so the callee can take its locks once), and whether they
+/// were stored. Called on the connection's reader task: keep it short and do not block.
+pub type BatchConfirmCallback = Arc<dyn Fn(&[u64], bool) + Send + Sync>;
 
-/// Who waits for each pre-built batch, by the batch's publishing id.
-type BatchWaiters = Arc<DashMap<u64, BatchConfirmCallback, BuildIdHasher>>;
+/// Who waits for each pre-built entry, by its publishing id: one lock per frame sent or
+/// answered, where a `DashMap` took a shard lock per id.
+type BatchWaiters = Arc<std::sync::Mutex<HashMap<u64, BatchConfirmCallback, BuildIdHasher>>>;
+
+/// Locks `waiters`; a panic elsewhere while it was held leaves it usable.
+fn lock_waiters(
+    waiters: &BatchWaiters,
+) -> std::sync::MutexGuard<'_, HashMap<u64, BatchConfirmCallback, BuildIdHasher>> {
+    waiters
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 #[derive(Clone)]
 pub struct NoDedup {}
@@ -179,7 +191,7 @@ impl<T> ProducerBuilder<T> {
 
         let waiting_confirmations: WaiterMap = Arc::new(DashMap::default());
         let batch_members: BatchMembers = Arc::new(DashMap::default());
-        let batch_waiters: BatchWaiters = Arc::new(DashMap::default());
+        let batch_waiters: BatchWaiters = Arc::default();
         // Sub-entries carry no filter values (publish version 1).
         if self.sub_entry_size > 1 {
             publish_version = 1;
@@ -659,8 +671,11 @@ impl<T> Producer<T> {
         if self.is_closed() {
             return Err(ProducerPublishError::Closed);
         }
-        for id in ids {
-            self.0.batch_waiters.insert(*id, on_confirm.clone());
+        {
+            let mut waiters = lock_waiters(&self.0.batch_waiters);
+            for id in ids {
+                waiters.insert(*id, on_confirm.clone());
+            }
         }
         if let Err(e) = self
             .0
@@ -668,8 +683,9 @@ impl<T> Producer<T> {
             .publish_encoded(self.0.producer_id, ids.len() as u32, entries, version)
             .await
         {
+            let mut waiters = lock_waiters(&self.0.batch_waiters);
             for id in ids {
-                self.0.batch_waiters.remove(id);
+                waiters.remove(id);
             }
             return Err(e.into());
         }
@@ -690,20 +706,22 @@ impl<T> Producer<T> {
         if self.is_closed() {
             return Err(ProducerPublishError::Closed);
         }
-        for batch in &batches {
-            self.0
-                .batch_waiters
-                .insert(batch.publishing_id, on_confirm.clone());
-        }
         let ids: Vec<u64> = batches.iter().map(|b| b.publishing_id).collect();
+        {
+            let mut waiters = lock_waiters(&self.0.batch_waiters);
+            for id in &ids {
+                waiters.insert(*id, on_confirm.clone());
+            }
+        }
         if let Err(e) = self
             .0
             .client
             .publish_sub_entries(self.0.producer_id, batches)
             .await
         {
+            let mut waiters = lock_waiters(&self.0.batch_waiters);
             for id in ids {
-                self.0.batch_waiters.remove(&id);
+                waiters.remove(&id);
             }
             return Err(e.into());
         }
@@ -735,14 +753,33 @@ struct ProducerConfirmHandler {
 }
 
 impl ProducerConfirmHandler {
+    /// Gives the broker's answer for the pre-built entries among `ids` to their callbacks, one
+    /// call per run of ids sharing a callback. Returns the other ids, in order.
+    fn settle_pre_built(&self, ids: impl IntoIterator<Item = u64>, confirmed: bool) -> Vec<u64> {
+        let mut others = Vec::new();
+        let mut runs: Vec<(BatchConfirmCallback, Vec<u64>)> = Vec::new();
+        {
+            let mut waiters = lock_waiters(&self.batch_waiters);
+            for id in ids {
+                match waiters.remove(&id) {
+                    Some(on_confirm) => match runs.last_mut() {
+                        Some((last, run)) if Arc::ptr_eq(last, &on_confirm) => run.push(id),
+                        _ => runs.push((on_confirm, vec![id])),
+                    },
+                    None => others.push(id),
+                }
+            }
+        }
+        for (on_confirm, run) in runs {
+            on_confirm(&run, confirmed);
+        }
+        others
+    }
+
     /// Gives the broker's answer for `id` to its waiter and, for a sub-entry batch, to the
     /// waiters of every message in it. An id nobody waits for (answered already) is skipped.
     /// Returns how many messages were settled.
     async fn settle(&self, id: u64, confirmed: bool, code: ResponseCode) -> usize {
-        if let Some((_, on_confirm)) = self.batch_waiters.remove(&id) {
-            on_confirm(id, confirmed);
-            return 1;
-        }
         let members = self
             .batch_members
             .remove(&id)
@@ -775,10 +812,11 @@ impl MessageHandler for ProducerConfirmHandler {
                 match response.kind() {
                     ResponseKind::PublishConfirm(confirm) => {
                         trace!("Got publish_confirm for {:?}", confirm.publishing_ids);
-                        let mut confirm_len = 0;
-                        for publishing_id in &confirm.publishing_ids {
-                            confirm_len +=
-                                self.settle(*publishing_id, true, ResponseCode::Ok).await;
+                        let ids = &confirm.publishing_ids;
+                        let others = self.settle_pre_built(ids.iter().copied(), true);
+                        let mut confirm_len = ids.len() - others.len();
+                        for publishing_id in others {
+                            confirm_len += self.settle(publishing_id, true, ResponseCode::Ok).await;
                         }
                         self.metrics_collector
                             .publish_confirm(confirm_len as u64)
@@ -786,9 +824,13 @@ impl MessageHandler for ProducerConfirmHandler {
                     }
                     ResponseKind::PublishError(error) => {
                         trace!("Got publish_error  {:?}", error);
+                        let ids = error.publishing_errors.iter().map(|e| e.publishing_id);
+                        let others = self.settle_pre_built(ids, false);
                         for err in &error.publishing_errors {
-                            self.settle(err.publishing_id, false, err.error_code.clone())
-                                .await;
+                            if others.contains(&err.publishing_id) {
+                                self.settle(err.publishing_id, false, err.error_code.clone())
+                                    .await;
+                            }
                         }
                     }
                     _ => {}
