@@ -15,7 +15,7 @@ use crate::broker::BrokerSettings;
 use crate::cli::{BenchArgs, RetentionArgs};
 use crate::entry::MessageView;
 use crate::error::Result;
-use crate::model::{now_us, InventoryUpdate, UpdateGenerator};
+use crate::model::{now_us, BurstClock, InventoryUpdate, UpdateGenerator};
 use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
 use crate::produce::{
     connect_and_ensure_stream, generated_batch, PublishOutcome, Publisher, PublisherOptions,
@@ -309,9 +309,10 @@ async fn read(mut consumer: rabbitmq_stream_client::ChunkConsumer, stats: Arc<Co
                 continue;
             }
         };
+        let mut clock = BurstClock::default();
         for message in chunk.messages().iter() {
             if let Some(update) = InventoryUpdate::decode(MessageView::body_of(message)) {
-                local.record_us(now_us().saturating_sub(update.produced_at_us));
+                local.record_us(clock.now_us().saturating_sub(update.produced_at_us));
             }
         }
         unflushed += chunk.messages().len() as u64;

@@ -18,7 +18,7 @@ use crate::broker::BrokerSettings;
 use crate::cli::{ConsumeArgs, StartOffset};
 use crate::entry::MessageView;
 use crate::error::{InvError, Result};
-use crate::model::{now_us, InventoryUpdate};
+use crate::model::{BurstClock, InventoryUpdate};
 use crate::produce::PRODUCER_PROPERTY;
 use crate::report::{MessagePrinter, Output};
 use crate::stats::{CommandDetails, LatencyHistogram, RunSummary, Totals};
@@ -83,6 +83,8 @@ struct ReadTally {
     seq_check: Option<SeqCheck>,
     /// Times this reader lost its connection and subscribed again.
     reconnects: u64,
+    /// Read time for latencies.
+    clock: BurstClock,
 }
 
 impl ReadTally {
@@ -120,8 +122,9 @@ impl ReadTally {
         self.last_offset = Some(offset);
         match update {
             Some(update) => {
+                let now_us = self.clock.now_us();
                 self.latency
-                    .record_us(now_us().saturating_sub(update.produced_at_us));
+                    .record_us(now_us.saturating_sub(update.produced_at_us));
                 if let Some(check) = &mut self.seq_check {
                     // The producer name a message carries (see `produce::PRODUCER_PROPERTY`).
                     let producer = view.string_property(PRODUCER_PROPERTY).unwrap_or_default();
@@ -651,6 +654,7 @@ async fn read(
             _ = idle => break,
             chunk = consumer.next() => match chunk {
                 Some(Ok(chunk)) => {
+                    tally.clock.refresh();
                     let mut done = false;
                     let counted_before = tally.messages;
                     for (offset, message) in chunk.iter() {
@@ -668,6 +672,7 @@ async fn read(
                             }
                             if let Some(pause) = reader.slow {
                                 tokio::time::sleep(pause).await;
+                                tally.clock.refresh();
                                 // A slow reader takes long over a chunk: heed Ctrl-C and --duration in it.
                                 if *stop.borrow() || plan.duration.is_some_and(|d| started.elapsed() >= d) {
                                     done = true;
