@@ -26,6 +26,9 @@ use crate::stats::{BenchSecond, CommandDetails, LatencyHistogram, RunSummary, To
 /// After the producers finish, consumers get this long to read what is left.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How often the reporter checks whether the run is over between its once-a-second lines.
+const FINISH_POLL: Duration = Duration::from_millis(50);
+
 /// A consumer folds its latencies into the shared histograms every this many messages.
 const CONSUMER_FLUSH: u64 = 512;
 
@@ -143,13 +146,12 @@ async fn bench(
     tick.tick().await;
     let mut producers_done_at = None;
     loop {
-        tick.tick().await;
-        let sample = Sample::take(&stats, &consumer_stats, started.elapsed());
-        let (second, confirm, end_to_end) = sample.since(&previous);
-        out.status(&second_line(&second));
-        timeline.push(second);
-        intervals.push((previous.at, sample.at - previous.at, confirm, end_to_end));
-        previous = sample;
+        // A sample each second, and a last one as soon as the run is over (over its real,
+        // shorter span: a run ending 0.3 s into a second must not look like a slow second).
+        let on_tick = tokio::select! {
+            _ = tick.tick() => true,
+            _ = tokio::time::sleep(FINISH_POLL) => false,
+        };
         let all_published = producers.iter().all(|p| p.is_finished());
         if all_published && producers_done_at.is_none() {
             producers_done_at = Some(Instant::now());
@@ -158,7 +160,17 @@ async fn bench(
         let caught_up =
             consumer_stats.consumed.load(Ordering::Relaxed) >= confirmed * args.consumers;
         let drained = producers_done_at.is_some_and(|t| caught_up || t.elapsed() > DRAIN_TIMEOUT);
-        if all_published && drained {
+        let over = all_published && drained;
+        if !on_tick && !over {
+            continue;
+        }
+        let sample = Sample::take(&stats, &consumer_stats, started.elapsed());
+        let (second, confirm, end_to_end) = sample.since(&previous);
+        out.status(&second_line(&second));
+        timeline.push(second);
+        intervals.push((previous.at, sample.at - previous.at, confirm, end_to_end));
+        previous = sample;
+        if over {
             break;
         }
     }
@@ -392,7 +404,7 @@ impl Sample {
 fn second_line(s: &BenchSecond) -> String {
     let ms = |us: u64| format!("{:.1}", us as f64 / 1000.0);
     format!(
-        "{:>5.0}s  published {:>9}/s  confirmed {:>9}/s  consumed {:>9}/s  confirm p50 {} ms p99 {} ms  end-to-end p50 {} ms p99 {} ms",
+        "{:>6.1}s  published {:>9}/s  confirmed {:>9}/s  consumed {:>9}/s  confirm p50 {} ms p99 {} ms  end-to-end p50 {} ms p99 {} ms",
         s.second,
         thousands(s.published_per_s as u64),
         thousands(s.confirmed_per_s as u64),
