@@ -81,8 +81,8 @@ for line in open(path):
     })
 med = lambda name, key: statistics.median(x[key] for x in rows[name])
 print(f"RabbitMQ {version}, {count:,} messages, median of {rounds} rounds\n")
-print("| run | msg/s | vs baseline | client CPU µs/msg | broker CPU µs/msg | peak RSS MB | latency p50 / p99 µs |")
-print("|---|---:|---:|---:|---:|---:|---|")
+print("| run | msg/s | min – max msg/s | vs baseline | client CPU µs/msg | broker CPU µs/msg | peak RSS MB | latency p50 / p99 µs |")
+print("|---|---:|---:|---:|---:|---:|---:|---|")
 labels = {
     "ceiling-produce": "ceiling: baseline client, one pre-built body",
     "baseline-produce": "baseline produce (bare JSON bodies)",
@@ -104,7 +104,8 @@ for name, base_name in [("ceiling-produce", "baseline-produce"), ("baseline-prod
                         ("invstream-consume-subentry", "baseline-consume")]:
     base = med(base_name, "msg_per_s")
     lat = "n/a" if name.startswith(("baseline", "ceiling")) else f"{med(name, 'p50'):,.0f} / {med(name, 'p99'):,.0f}"
-    print(f"| {labels[name]} | {med(name, 'msg_per_s'):,.0f} | {med(name, 'msg_per_s') / base:.2f}× "
+    spread = f"{min(x['msg_per_s'] for x in rows[name]):,.0f} – {max(x['msg_per_s'] for x in rows[name]):,.0f}"
+    print(f"| {labels[name]} | {med(name, 'msg_per_s'):,.0f} | {spread} | {med(name, 'msg_per_s') / base:.2f}× "
           f"| {med(name, 'cpu_us_per_msg'):.2f} | {med(name, 'broker_us_per_msg'):.2f} | {med(name, 'rss_mb'):.0f} | {lat} |")
 same = med("invstream-consume", "msg_per_s") / med("baseline-consume-same", "msg_per_s")
 print(f"\ninvstream consume vs the baseline on the same messages: {same:.2f}×")

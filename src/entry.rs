@@ -5,8 +5,6 @@
 //! decoding the rest). Publishing and reading spend most of their time per message, so this is
 //! where a copy or an allocation per message counts.
 
-use std::io::Write;
-
 use rabbitmq_stream_client::types::{CompressionType, SubEntryBatch};
 use rabbitmq_stream_protocol::commands::publish::append_entry;
 
@@ -59,7 +57,8 @@ impl EntryEncoder {
         self.body.clear();
         update.append_json(&mut self.body);
         self.digits.clear();
-        write!(self.digits, "{}", update.product_id).expect("writing to a Vec cannot fail");
+        self.digits
+            .extend_from_slice(itoa::Buffer::new().format(update.product_id).as_bytes());
 
         out.extend_from_slice(&PROPERTIES);
         let list_size = 1 + FIELDS_BEFORE_CONTENT_TYPE + 2 + CONTENT_TYPE.len();
