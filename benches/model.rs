@@ -1,10 +1,12 @@
 //! Micro-benchmarks of the per-message work on the client side: generating, encoding and
-//! decoding an inventory update, building a publish batch, recording a latency.
+//! decoding an inventory update, building a publish batch, reading a delivered message,
+//! recording a latency.
 
-use rabbitmq_stream_client::types::CompressionType;
+use rabbitmq_stream_client::types::{CompressionType, Message};
+use rabbitmq_stream_protocol::codec::Decoder;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use invstream::entry::EntryEncoder;
+use invstream::entry::{EntryEncoder, MessageView};
 use invstream::model::{InventoryUpdate, UpdateGenerator};
 use invstream::produce::to_message;
 use invstream::stats::LatencyHistogram;
@@ -31,6 +33,24 @@ fn model(c: &mut Criterion) {
     });
     group.bench_function("to_message", |b| {
         b.iter(|| to_message(black_box(&update), "bench", 1))
+    });
+    // What consume does with each delivered message: find the body (skipping properties and
+    // application properties) and parse it; and, with --verify, the producer property.
+    let mut message = Vec::new();
+    EntryEncoder::default().append_message(&update, "invstream-bench", &mut message);
+    group.bench_function("read_delivered_message", |b| {
+        b.iter(|| {
+            let view = MessageView::parse(black_box(&message)).unwrap();
+            let update = InventoryUpdate::decode(view.body().unwrap()).unwrap();
+            black_box((update, view.string_property("producer")))
+        })
+    });
+    // The same with the client's own decoder (every section into a `Message`), as before.
+    group.bench_function("read_delivered_message_decoding_all", |b| {
+        b.iter(|| {
+            let (_, decoded) = Message::decode(black_box(&message)).unwrap();
+            black_box(InventoryUpdate::decode(decoded.data().unwrap()).unwrap())
+        })
     });
     group.finish();
 
