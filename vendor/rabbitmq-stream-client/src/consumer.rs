@@ -69,6 +69,16 @@ enum DeliverySink {
     Chunks(Sender<Result<Chunk, ConsumerDeliveryError>>),
 }
 
+impl DeliverySink {
+    /// Hands `err` to the consumer, if it is still there.
+    async fn send_error(&self, err: ClientError) {
+        let _ = match self {
+            DeliverySink::Messages(sender) => sender.send(Err(err.into())).await.is_ok(),
+            DeliverySink::Chunks(sender) => sender.send(Err(err.into())).await.is_ok(),
+        };
+    }
+}
+
 /// A [`ChunkConsumer`] holds this many chunks that it has not read yet; the broker gets credit
 /// for the next chunk only when one fits, so memory stays bounded by chunks, not messages.
 const CHUNK_CHANNEL_CAPACITY: usize = 4;
@@ -348,12 +358,22 @@ impl Stream for Consumer {
     type Item = Result<Delivery, ConsumerDeliveryError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.internal.waker.register(cx.waker());
-        let poll = Pin::new(&mut self.receiver).poll_recv(cx);
-        match (self.is_closed(), poll.is_ready()) {
-            (true, false) => Poll::Ready(None),
-            _ => poll,
-        }
+        let this = &mut *self;
+        poll_deliveries(&this.internal, &mut this.receiver, cx)
+    }
+}
+
+/// The next item of a consumer's deliveries; the end once it is closed and nothing is left.
+fn poll_deliveries<T>(
+    internal: &ConsumerInternal,
+    receiver: &mut Receiver<T>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<T>> {
+    internal.waker.register(cx.waker());
+    let poll = receiver.poll_recv(cx);
+    match (internal.is_closed(), poll.is_ready()) {
+        (true, false) => Poll::Ready(None),
+        _ => poll,
     }
 }
 
@@ -383,12 +403,8 @@ impl Stream for ChunkConsumer {
     type Item = Result<Chunk, ConsumerDeliveryError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.internal.waker.register(cx.waker());
-        let poll = Pin::new(&mut self.receiver).poll_recv(cx);
-        match (self.is_closed(), poll.is_ready()) {
-            (true, false) => Poll::Ready(None),
-            _ => poll,
-        }
+        let this = &mut *self;
+        poll_deliveries(&this.internal, &mut this.receiver, cx)
     }
 }
 
@@ -466,10 +482,7 @@ impl MessageHandler for ConsumerMessageHandler {
                 _ => {}
             },
             Some(Err(err)) => {
-                let _ = match &self.0.sink {
-                    DeliverySink::Messages(sender) => sender.send(Err(err.into())).await.is_ok(),
-                    DeliverySink::Chunks(sender) => sender.send(Err(err.into())).await.is_ok(),
-                };
+                self.0.sink.send_error(err).await;
             }
             None => {
                 trace!("Closing consumer");
@@ -507,10 +520,7 @@ impl ConsumerMessageHandler {
                 self.0.subscription_id,
                 err
             );
-            let _ = match &self.0.sink {
-                DeliverySink::Messages(sender) => sender.send(Err(err.into())).await.is_ok(),
-                DeliverySink::Chunks(sender) => sender.send(Err(err.into())).await.is_ok(),
-            };
+            self.0.sink.send_error(err).await;
             return Err(self.0.fail());
         }
         self.0.metrics_collector.consume(len as u64).await;
