@@ -129,6 +129,7 @@ impl ClientOptions {
             config: ClientConfig,
         ) -> Result<GenericTcpStream, ClientError> {
             let stream = TcpStream::connect((host.clone(), port)).await?;
+            stream.set_nodelay(true)?;
             let domain = ServerName::try_from(host.clone()).unwrap();
             let connector = TlsConnector::from(Arc::new(config));
             let conn = connector.connect(domain, stream).await?;
@@ -174,6 +175,10 @@ impl ClientOptions {
             }
             TlsConfiguration::Disabled => {
                 let stream = TcpStream::connect((self.host.as_str(), self.port)).await?;
+                // Requests are small frames, each awaited: with Nagle's algorithm, one written
+                // while the last is unacknowledged waits for the peer's delayed ACK (40 ms on
+                // Linux), several times per connection set-up and close.
+                stream.set_nodelay(true)?;
                 Ok(GenericTcpStream::Tcp(stream))
             }
         }
