@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::model::{now_us, BurstClock, InventoryUpdate, UpdateGenerator};
 use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
 use crate::produce::{
-    connect_and_ensure_stream, generated_batch, PublishOutcome, Publisher, PublisherOptions,
+    connect_and_ensure_stream, generated_batch, Pace, PublishOutcome, Publisher, PublisherOptions,
 };
 use crate::report::{thousands, Output};
 use crate::stats::{BenchSecond, CommandDetails, LatencyHistogram, RunSummary, Totals};
@@ -260,7 +260,7 @@ struct ProducerPlan {
 /// Publishes generated updates until the count or the deadline, paced by the rate.
 async fn publish(mut publisher: Publisher, plan: ProducerPlan) -> Result<PublishOutcome> {
     let mut generator = UpdateGenerator::new(1_000, plan.seed);
-    let started = Instant::now();
+    let mut pace = plan.rate.map(Pace::new);
     let mut sent = 0u64;
     let mut failure = None;
     loop {
@@ -272,9 +272,8 @@ async fn publish(mut publisher: Publisher, plan: ProducerPlan) -> Result<Publish
         if size == 0 {
             break;
         }
-        if let Some(rate) = plan.rate {
-            let due = started + Duration::from_secs_f64(sent as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
+        if let Some(pace) = &mut pace {
+            pace.wait_for(size).await;
         }
         let mut batch = generated_batch(&mut generator, size);
         for (_, update) in &mut batch {

@@ -203,6 +203,11 @@ pub struct ProduceArgs {
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_in_flight: u64,
 
+    /// Publish at most this many updates per second, e.g. to replay a file at production pace
+    /// (default: as fast as possible)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: Option<u64>,
+
     /// Number of distinct products the updates are spread over
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub products: u64,

@@ -89,6 +89,31 @@ impl UpdateSource {
     }
 }
 
+/// Spaces batches so that at most `per_second` messages go out a second, on average since the
+/// first: a batch waits until the messages before it are due.
+pub struct Pace {
+    started: Instant,
+    per_second: f64,
+    sent: u64,
+}
+
+impl Pace {
+    pub fn new(per_second: f64) -> Self {
+        Pace {
+            started: Instant::now(),
+            per_second,
+            sent: 0,
+        }
+    }
+
+    /// Waits until a batch of `count` may go out.
+    pub async fn wait_for(&mut self, count: u64) {
+        let due = self.started + Duration::from_secs_f64(self.sent as f64 / self.per_second);
+        self.sent += count;
+        tokio::time::sleep_until(due.into()).await;
+    }
+}
+
 /// The next `size` generated updates, each under its publishing id `seq + 1`, stamped with
 /// one production time (they are made, and sent, together; one clock read per batch).
 pub fn generated_batch(generator: &mut UpdateGenerator, size: u64) -> Vec<NumberedUpdate> {
@@ -187,6 +212,7 @@ pub async fn run(
     let mut interrupted = false;
     let mut invalid_lines = 0;
     let mut failure = None;
+    let mut pace = args.rate.map(|rate| Pace::new(rate as f64));
 
     loop {
         let batch = tokio::select! {
@@ -211,7 +237,12 @@ pub async fn run(
                 interrupted = true;
                 break;
             }
-            _ = publisher.wait_for_room(batch.len() as u64, args.confirm_timeout) => {}
+            _ = async {
+                if let Some(pace) = &mut pace {
+                    pace.wait_for(batch.len() as u64).await;
+                }
+                publisher.wait_for_room(batch.len() as u64, args.confirm_timeout).await
+            } => {}
         }
         // Not raced with Ctrl-C: a send cut short would leave its batch half handed over.
         if let Err(e) = publisher.send(&batch, args.confirm_timeout).await {

@@ -191,3 +191,18 @@ fn truly_empty_stream_reads_nothing_and_ends() {
     assert_eq!(consumed["messages"], 0, "{consumed}");
     assert_eq!(consumed["last_offset"], serde_json::Value::Null);
 }
+
+#[test]
+fn rate_paces_publishing() {
+    // 20,000 at 10,000/s: the last of 20 batches is due 1.9 s after the first. Only a lower
+    // bound is checked (a slow machine takes longer, never shorter).
+    let stream = TestStream::new("rate");
+    let started = std::time::Instant::now();
+    let summary = stream.run_json(&["produce", "--count", "20000", "--rate", "10000"]);
+    assert_eq!(summary["confirmed"], 20_000, "{summary}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1_900),
+        "took {:?}",
+        started.elapsed()
+    );
+}

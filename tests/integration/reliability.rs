@@ -42,8 +42,10 @@ fn produce_killed_with_sigkill_then_rerun_stores_each_update_once() {
         "produce",
         "--count",
         "1000000",
+        // Paced (4 s), so the kill lands mid-run however fast this machine publishes.
+        "--rate",
+        "250000",
     ];
-    // Large enough that the kill lands mid-run (200,000 took under 900 ms).
     let rerun = crash_then_rerun(&args, Duration::from_millis(900));
     let skipped = rerun["skipped"].as_u64().unwrap();
     assert!(
