@@ -301,10 +301,7 @@ mod tests {
     use crate::produce::to_message;
 
     fn reference(update: &InventoryUpdate, producer: &str, id: u64) -> Vec<u8> {
-        let message = to_message(update, producer, id);
-        let mut bytes = Vec::new();
-        message.encode(&mut bytes).unwrap();
-        bytes
+        encoded(&to_message(update, producer, id))
     }
 
     #[test]

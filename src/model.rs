@@ -458,6 +458,8 @@ impl BurstClock {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn skus_are_what_format_gives() {
         for id in [0, 1, 42, 999_999, 1_000_000, 123_456_789, u64::MAX] {
@@ -480,8 +482,6 @@ mod tests {
         clock.refresh();
         assert!(clock.now_us() > second);
     }
-
-    use super::*;
 
     #[test]
     fn status_follows_stock_level() {

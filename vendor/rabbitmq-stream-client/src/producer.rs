@@ -671,25 +671,11 @@ impl<T> Producer<T> {
         if self.is_closed() {
             return Err(ProducerPublishError::Closed);
         }
-        {
-            let mut waiters = lock_waiters(&self.0.batch_waiters);
-            for id in ids {
-                waiters.insert(*id, on_confirm.clone());
-            }
-        }
-        if let Err(e) = self
-            .0
-            .client
-            .publish_encoded(self.0.producer_id, ids.len() as u32, entries, version)
-            .await
-        {
-            let mut waiters = lock_waiters(&self.0.batch_waiters);
-            for id in ids {
-                waiters.remove(id);
-            }
-            return Err(e.into());
-        }
-        Ok(())
+        let publish =
+            self.0
+                .client
+                .publish_encoded(self.0.producer_id, ids.len() as u32, entries, version);
+        self.publish_awaited(ids, on_confirm, publish).await
     }
 
     /// Publishes sub-entry batches the caller built (`SubEntryBatch::from_framed`), in one
@@ -707,21 +693,31 @@ impl<T> Producer<T> {
             return Err(ProducerPublishError::Closed);
         }
         let ids: Vec<u64> = batches.iter().map(|b| b.publishing_id).collect();
-        {
-            let mut waiters = lock_waiters(&self.0.batch_waiters);
-            for id in &ids {
-                waiters.insert(*id, on_confirm.clone());
-            }
-        }
-        if let Err(e) = self
+        let publish = self
             .0
             .client
-            .publish_sub_entries(self.0.producer_id, batches)
-            .await
+            .publish_sub_entries(self.0.producer_id, batches);
+        self.publish_awaited(&ids, on_confirm, publish).await
+    }
+
+    /// Registers `on_confirm` for `ids` (under one lock), then runs `publish`; if it fails,
+    /// nobody waits for them any more.
+    async fn publish_awaited(
+        &self,
+        ids: &[u64],
+        on_confirm: BatchConfirmCallback,
+        publish: impl Future<Output = RabbitMQStreamResult<()>>,
+    ) -> Result<(), ProducerPublishError> {
         {
             let mut waiters = lock_waiters(&self.0.batch_waiters);
             for id in ids {
-                waiters.remove(&id);
+                waiters.insert(*id, on_confirm.clone());
+            }
+        }
+        if let Err(e) = publish.await {
+            let mut waiters = lock_waiters(&self.0.batch_waiters);
+            for id in ids {
+                waiters.remove(id);
             }
             return Err(e.into());
         }

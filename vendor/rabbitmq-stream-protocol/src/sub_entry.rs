@@ -222,10 +222,7 @@ impl ChunkMessages {
         for _ in 0..entries {
             let (_, first) = take(input, 1)?;
             if first[0] & 0x80 == 0 {
-                let (rest, size) = take(input, 4)?;
-                let (rest, message) = take(rest, BigEndian::read_u32(size) as usize)?;
-                chunk.push(message);
-                input = rest;
+                input = chunk.push_sized(input, 1)?;
                 continue;
             }
             let codec = (first[0] & 0x70) >> 4;
@@ -237,7 +234,9 @@ impl ChunkMessages {
             let size = BigEndian::read_u32(&header[6..10]) as usize;
             let (rest, data) = take(rest, size)?;
             match compression {
-                CompressionType::None => chunk.push_sized(data, count)?,
+                CompressionType::None => {
+                    chunk.push_sized(data, count)?;
+                }
                 other => {
                     scratch.clear();
                     other
@@ -270,15 +269,20 @@ impl ChunkMessages {
         self.ends.push(self.data.len() as u32);
     }
 
-    /// Appends `count` messages each written as size:u32 | message.
-    fn push_sized(&mut self, mut input: &[u8], count: usize) -> Result<(), DecodeError> {
+    /// Appends `count` messages each written as size:u32 | message (a simple entry is one).
+    /// Returns the rest of the input.
+    fn push_sized<'a>(
+        &mut self,
+        mut input: &'a [u8],
+        count: usize,
+    ) -> Result<&'a [u8], DecodeError> {
         for _ in 0..count {
             let (rest, size) = take(input, 4)?;
             let (rest, message) = take(rest, BigEndian::read_u32(size) as usize)?;
             self.push(message);
             input = rest;
         }
-        Ok(())
+        Ok(input)
     }
 
     pub fn len(&self) -> usize {
