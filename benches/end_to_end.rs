@@ -12,8 +12,10 @@ use std::time::Duration;
 use clap::Parser;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use invstream::broker::BrokerSettings;
-use invstream::cli::{Cli, Command};
+use invstream::cli::Cli;
 use invstream::report::Output;
+use invstream::settings::{self, CommandSettings};
+use invstream::shutdown::Shutdown;
 use invstream::stats::RunSummary;
 use invstream::{consume, produce};
 
@@ -37,17 +39,17 @@ fn broker_up() {
 fn run(runtime: &tokio::runtime::Runtime, args: &[&str]) -> RunSummary {
     let cli = Cli::try_parse_from(["invstream", "--quiet"].iter().chain(args))
         .expect("a valid command line");
-    let broker = BrokerSettings::from_args(&cli.global).expect("valid broker settings");
-    let stream = cli.global.stream.clone();
+    let (common, command) = settings::from_cli(&cli).expect("valid settings");
     let out = Output {
         json: false,
         quiet: true,
         summary_to_stderr: false,
     };
+    let shutdown = Shutdown::new();
     let summary = runtime.block_on(async {
-        match &cli.command {
-            Command::Produce(args) => produce::run(&broker, &stream, args, out).await,
-            Command::Consume(args) => consume::run(&broker, &stream, args, out).await,
+        match &command {
+            CommandSettings::Produce(s) => produce::run(&common, s, &shutdown, out).await,
+            CommandSettings::Consume(s) => consume::run(&common, s, &shutdown, out).await,
             _ => unreachable!("only produce and consume are benchmarked"),
         }
     });

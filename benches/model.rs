@@ -6,9 +6,9 @@ use rabbitmq_stream_client::types::{CompressionType, Message};
 use rabbitmq_stream_protocol::codec::Decoder;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use invstream::entry::to_message;
 use invstream::entry::{EntryEncoder, MessageView};
 use invstream::model::{InventoryUpdate, UpdateGenerator};
-use invstream::produce::to_message;
 use invstream::stats::LatencyHistogram;
 
 fn model(c: &mut Criterion) {

@@ -1,27 +1,29 @@
 //! `invstream bench`: producers and consumers at once on a stream of their own, the way
 //! RabbitMQ's stream-perf-test works: a line per second on stderr (published, confirmed and
-//! consumed per second, confirm and end-to-end latency), then one summary. Producers go through
-//! the same `Publisher` as `produce`; consumers parse every update as `consume` does.
+//! consumed per second, confirm and end-to-end latency), then one summary. Producers are the
+//! publishing engine, consumers the reading engine, as in `produce` and `consume`. Ctrl-C or
+//! SIGTERM ends the run early; its stream is deleted either way (unless `--keep-stream`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use rabbitmq_stream_client::types::OffsetSpecification;
 use rabbitmq_stream_client::Environment;
 
-use crate::broker::BrokerSettings;
-use crate::cli::{BenchArgs, RetentionArgs};
+use crate::broker::{BrokerSettings, Retention};
 use crate::entry::MessageView;
 use crate::error::Result;
 use crate::model::{now_us, BurstClock, InventoryUpdate, UpdateGenerator};
 use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
-use crate::produce::{
-    connect_and_ensure_stream, generated_batch, Pace, PublishOutcome, Publisher, PublisherOptions,
+use crate::produce::{connect_and_ensure_stream, generated_batch};
+use crate::publisher::{Pace, PublishOutcome, Publisher, PublisherOptions, PublisherStats};
+use crate::reader::{self, MessageSink, ReadContext, ReadPlan, ReaderSpec, StartOffset, Take};
+use crate::report::{bench_second_line, thousands, Output};
+use crate::settings::{BenchSettings, CommonSettings};
+use crate::shutdown::{Shutdown, Signal};
+use crate::stats::{
+    BenchSecond, CommandDetails, LatencyHistogram, LatencyKind, RunSummary, Totals,
 };
-use crate::report::{thousands, Output};
-use crate::stats::{BenchSecond, CommandDetails, LatencyHistogram, RunSummary, Totals};
 
 /// After the producers finish, consumers get this long to read what is left.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,7 +39,6 @@ const CONSUMER_FLUSH: u64 = 512;
 struct ConsumerStats {
     consumed: AtomicU64,
     end_to_end: Mutex<LatencyHistogram>,
-    stop: AtomicBool,
 }
 
 impl ConsumerStats {
@@ -51,23 +52,24 @@ impl ConsumerStats {
 
 /// `invstream bench`.
 pub async fn run(
-    broker: &BrokerSettings,
-    stream: &str,
-    args: &BenchArgs,
+    common: &CommonSettings,
+    settings: &BenchSettings,
+    shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
-    args.batching.check()?;
+    let (broker, stream) = (&common.broker, common.stream.as_str());
     let bench_stream = format!(
         "{stream}-bench-{}",
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     );
-    let env =
-        connect_and_ensure_stream(broker, &bench_stream, &RetentionArgs::default(), out).await?;
-    let outcome = bench(&env, broker, &bench_stream, args, out).await;
-    if !args.keep_stream {
-        let _ = env.delete_stream(&bench_stream).await;
+    let env = connect_and_ensure_stream(broker, &bench_stream, &Retention::default(), out).await?;
+    let outcome = bench(&env, broker, &bench_stream, settings, shutdown, out).await;
+    if !settings.keep_stream {
+        if let Err(e) = broker.delete_stream(&bench_stream).await {
+            out.status(&format!("could not delete the benchmark's stream: {e}"));
+        }
     }
     outcome
 }
@@ -76,35 +78,74 @@ async fn bench(
     env: &Environment,
     broker: &BrokerSettings,
     stream: &str,
-    args: &BenchArgs,
+    args: &BenchSettings,
+    shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
     let consumer_stats = Arc::new(ConsumerStats::default());
+    // The readers stop when the run is over, or at the user's signal.
+    let readers_stop = Shutdown::new();
+    let plan = Arc::new(ReadPlan {
+        stream: stream.to_string(),
+        start: StartOffset::First,
+        count: None,
+        duration: None,
+        end_offset: None,
+        filter_products: None,
+        single_active: false,
+        store_every: u64::MAX,
+        broker: broker.clone(),
+    });
+    let events: reader::ReaderEvents = Arc::new(move |event| out.reader_event(&event));
     let mut consumers = Vec::new();
     for index in 0..args.consumers {
-        let consumer = env
-            .consumer()
-            .offset(OffsetSpecification::First)
-            .client_provided_name(&format!("invstream-bench-consumer-{index}"))
-            .build_chunked(stream)
+        let spec = ReaderSpec {
+            label: format!("bench-consumer-{index}"),
+            tracking_name: None,
+            slow: None,
+            stored: None,
+        };
+        let subscription = reader::subscribe(env, &plan, &spec, None)
             .await
-            .map_err(|e| broker.consumer_error(e, stream))?;
-        consumers.push(tokio::spawn(read(consumer, consumer_stats.clone())));
+            .map_err(|e| e.into_error(broker, stream))?;
+        let sink = BenchSink {
+            stats: consumer_stats.clone(),
+            local: LatencyHistogram::new(),
+            unflushed: 0,
+            clock: BurstClock::default(),
+        };
+        let (env, plan, events, stop) = (
+            env.clone(),
+            plan.clone(),
+            events.clone(),
+            readers_stop.signal(),
+        );
+        consumers.push(tokio::spawn(async move {
+            let context = ReadContext {
+                env: &env,
+                plan: &plan,
+                reader: &spec,
+                stop,
+                progress: Arc::new(AtomicU64::new(0)),
+                events,
+            };
+            let mut outcome = reader::read(context, subscription, sink).await;
+            outcome.sink.flush();
+        }));
     }
 
     let mut publishers = Vec::new();
     for index in 0..args.producers {
-        let name = format!("invstream-bench-{index}");
         let options = PublisherOptions {
-            batch_size: args.batch_size.min(args.max_in_flight),
-            max_in_flight: args.max_in_flight,
-            filter_values: !args.no_filter_values,
-            producer_name: &name,
+            batch_size: args.publish.batch_size,
+            max_in_flight: args.publish.max_in_flight,
+            filter_values: args.publish.filter_values,
+            producer_name: format!("invstream-bench-{index}"),
             dedup: false,
-            batching: args.batching,
-            out,
+            batching: args.publish.batching,
         };
-        publishers.push(Publisher::open(env, broker, stream, options).await?);
+        let events = move |event| out.publisher_event(&event);
+        publishers.push(Publisher::open(env, broker, stream, options, Arc::new(events)).await?);
     }
     let stats: Vec<_> = publishers.iter().map(Publisher::stats).collect();
     let started = Instant::now();
@@ -130,9 +171,10 @@ async fn bench(
             count,
             deadline,
             rate: per_producer_rate,
-            batch_size: args.batch_size.min(args.max_in_flight),
+            batch_size: args.publish.batch_size,
             pad: padding(args.message_size),
             seed: index + 1,
+            stop: shutdown.signal(),
         };
         producers.push(tokio::spawn(publish(publisher, plan)));
     }
@@ -152,6 +194,7 @@ async fn bench(
             _ = tick.tick() => true,
             _ = tokio::time::sleep(FINISH_POLL) => false,
         };
+        let interrupted = shutdown.received().is_some();
         let all_published = producers.iter().all(|p| p.is_finished());
         if all_published && producers_done_at.is_none() {
             producers_done_at = Some(Instant::now());
@@ -159,14 +202,15 @@ async fn bench(
         let confirmed: u64 = stats.iter().map(|s| s.confirmed()).sum();
         let caught_up =
             consumer_stats.consumed.load(Ordering::Relaxed) >= confirmed * args.consumers;
-        let drained = producers_done_at.is_some_and(|t| caught_up || t.elapsed() > DRAIN_TIMEOUT);
+        let drained = producers_done_at
+            .is_some_and(|t| caught_up || interrupted || t.elapsed() > DRAIN_TIMEOUT);
         let over = all_published && drained;
         if !on_tick && !over {
             continue;
         }
         let sample = Sample::take(&stats, &consumer_stats, started.elapsed());
         let (second, confirm, end_to_end) = sample.since(&previous);
-        out.status(&second_line(&second));
+        out.status(&bench_second_line(&second));
         timeline.push(second);
         intervals.push((previous.at, sample.at - previous.at, confirm, end_to_end));
         previous = sample;
@@ -176,7 +220,7 @@ async fn bench(
     }
     // Consumers are done when they caught up, at the latest at this sample.
     let consume_elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
-    consumer_stats.stop.store(true, Ordering::Relaxed);
+    readers_stop.trigger(Signal::Interrupt);
     let mut confirm_latency = LatencyHistogram::new();
     let (mut sent, mut confirmed, mut failed, mut bytes) = (0, 0, 0, 0);
     // Publishing took as long as the slowest producer, from its start to its last confirm.
@@ -222,7 +266,7 @@ async fn bench(
         write_plot(path, &title, &timeline, &confirm_latency, &end_to_end)?;
         out.status(&format!("wrote {}", path.display()));
     }
-    Ok(RunSummary::new(
+    let mut summary = RunSummary::new(
         "bench",
         stream,
         Totals {
@@ -230,7 +274,7 @@ async fn bench(
             bytes,
             elapsed,
         },
-        crate::produce::LATENCY_KIND,
+        LatencyKind::PublishToConfirm,
         &confirm_latency,
         CommandDetails::Bench {
             producers: args.producers,
@@ -242,7 +286,9 @@ async fn bench(
             end_to_end_us: end_to_end.summary(),
             timeline,
         },
-    ))
+    );
+    summary.interrupted = shutdown.received().is_some();
+    Ok(summary)
 }
 
 /// What one producer publishes.
@@ -255,6 +301,8 @@ struct ProducerPlan {
     /// Characters added to each update's SKU to reach `--message-size`.
     pad: usize,
     seed: u64,
+    /// The user's stop: no more batches after it.
+    stop: crate::shutdown::StopSignal,
 }
 
 /// Publishes generated updates until the count or the deadline, paced by the rate.
@@ -264,6 +312,9 @@ async fn publish(mut publisher: Publisher, plan: ProducerPlan) -> Result<Publish
     let mut sent = 0u64;
     let mut failure = None;
     loop {
+        if plan.stop.is_stopped() {
+            break;
+        }
         let size = match plan.deadline {
             Some(deadline) if Instant::now() >= deadline => break,
             Some(_) => plan.batch_size,
@@ -285,9 +336,11 @@ async fn publish(mut publisher: Publisher, plan: ProducerPlan) -> Result<Publish
         }
         sent += size;
     }
-    let outcome = publisher
-        .finish(Duration::from_secs(30), &indicatif::ProgressBar::hidden())
-        .await;
+    let confirm_wait = match plan.stop.is_stopped() {
+        true => Duration::from_secs(5),
+        false => Duration::from_secs(30),
+    };
+    let outcome = publisher.finish(confirm_wait).await;
     publisher.close().await;
     match failure {
         Some(e) => Err(e),
@@ -295,45 +348,56 @@ async fn publish(mut publisher: Publisher, plan: ProducerPlan) -> Result<Publish
     }
 }
 
-/// Reads every message from the start, parsing each update and timing it end to end.
-async fn read(mut consumer: rabbitmq_stream_client::ChunkConsumer, stats: Arc<ConsumerStats>) {
-    let mut local = LatencyHistogram::new();
-    let mut unflushed = 0u64;
-    let flush = |local: &mut LatencyHistogram, count: u64| {
-        stats.consumed.fetch_add(count, Ordering::Relaxed);
-        stats
+/// A benchmark consumer: parses every update and times it end to end, folding counts and
+/// latencies into the shared stats every `CONSUMER_FLUSH` messages (and when quiet).
+struct BenchSink {
+    stats: Arc<ConsumerStats>,
+    local: LatencyHistogram,
+    unflushed: u64,
+    clock: BurstClock,
+}
+
+impl BenchSink {
+    fn flush(&mut self) {
+        if self.unflushed == 0 {
+            return;
+        }
+        self.stats
+            .consumed
+            .fetch_add(self.unflushed, Ordering::Relaxed);
+        self.stats
             .end_to_end
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .merge(local);
-        *local = LatencyHistogram::new();
-    };
-    while !stats.stop.load(Ordering::Relaxed) {
-        let chunk = match tokio::time::timeout(Duration::from_millis(200), consumer.next()).await {
-            Ok(Some(Ok(chunk))) => chunk,
-            Ok(Some(Err(_))) | Ok(None) => break,
-            Err(_) => {
-                if unflushed > 0 {
-                    flush(&mut local, unflushed);
-                    unflushed = 0;
-                }
-                continue;
-            }
-        };
-        let mut clock = BurstClock::default();
-        for message in chunk.messages().iter() {
-            if let Some(update) = InventoryUpdate::decode(MessageView::body_of(message)) {
-                local.record_us(clock.now_us().saturating_sub(update.produced_at_us));
-            }
+            .merge(&self.local);
+        self.local = LatencyHistogram::new();
+        self.unflushed = 0;
+    }
+}
+
+impl MessageSink for BenchSink {
+    fn chunk_start(&mut self) {
+        self.clock = BurstClock::default();
+    }
+
+    fn take(&mut self, _offset: u64, message: &[u8]) -> Take {
+        if let Some(update) = InventoryUpdate::decode(MessageView::body_of(message)) {
+            self.local
+                .record_us(self.clock.now_us().saturating_sub(update.produced_at_us));
         }
-        unflushed += chunk.messages().len() as u64;
-        if unflushed >= CONSUMER_FLUSH {
-            flush(&mut local, unflushed);
-            unflushed = 0;
+        self.unflushed += 1;
+        Take::Counted
+    }
+
+    fn chunk_end(&mut self) {
+        if self.unflushed >= CONSUMER_FLUSH {
+            self.flush();
         }
     }
-    flush(&mut local, unflushed);
-    let _ = consumer.handle().close().await;
+
+    fn idle(&mut self) {
+        self.flush();
+    }
 }
 
 /// Characters to add to an update's SKU so its body reaches `message_size` bytes.
@@ -358,11 +422,7 @@ struct Sample {
 }
 
 impl Sample {
-    fn take(
-        producers: &[crate::produce::PublisherStats],
-        consumers: &ConsumerStats,
-        at: Duration,
-    ) -> Self {
+    fn take(producers: &[PublisherStats], consumers: &ConsumerStats, at: Duration) -> Self {
         let mut confirm_latency = LatencyHistogram::new();
         for stats in producers {
             confirm_latency.merge(&stats.latency());
@@ -398,19 +458,4 @@ impl Sample {
         };
         (second, confirm_interval, end_to_end_interval)
     }
-}
-
-fn second_line(s: &BenchSecond) -> String {
-    let ms = |us: u64| format!("{:.1}", us as f64 / 1000.0);
-    format!(
-        "{:>6.1}s  published {:>9}/s  confirmed {:>9}/s  consumed {:>9}/s  confirm p50 {} ms p99 {} ms  end-to-end p50 {} ms p99 {} ms",
-        s.second,
-        thousands(s.published_per_s as u64),
-        thousands(s.confirmed_per_s as u64),
-        thousands(s.consumed_per_s as u64),
-        ms(s.confirm_p50_us),
-        ms(s.confirm_p99_us),
-        ms(s.end_to_end_p50_us),
-        ms(s.end_to_end_p99_us),
-    )
 }

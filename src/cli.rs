@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::broker::DEFAULT_URI;
+use crate::reader::StartOffset;
 
 /// High-throughput ingestion of inventory updates into RabbitMQ Streams.
 ///
@@ -125,8 +126,12 @@ pub struct BenchArgs {
     #[arg(long, value_parser = parse_byte_size)]
     pub message_size: Option<u64>,
 
-    /// Do not tag messages with filter values
+    /// Tag messages with their product id as stream filter value (see produce --filter-values)
     #[arg(long)]
+    pub filter_values: bool,
+
+    /// The default now (kept so older scripts still run)
+    #[arg(long, hide = true, conflicts_with = "filter_values")]
     pub no_filter_values: bool,
 
     #[command(flatten)]
@@ -172,8 +177,12 @@ pub struct ServeArgs {
     #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub producer_name: Option<String>,
 
-    /// Do not tag messages with their product id as stream filter value
+    /// Tag messages with their product id as stream filter value (see produce --filter-values)
     #[arg(long)]
+    pub filter_values: bool,
+
+    /// The default now (kept so older scripts still run)
+    #[arg(long, hide = true, conflicts_with = "filter_values")]
     pub no_filter_values: bool,
 
     #[command(flatten)]
@@ -220,19 +229,31 @@ pub struct ProduceArgs {
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub confirm_timeout: Duration,
 
-    /// Name the broker deduplicates under (publishing id = seq + 1): re-running the same command
-    /// after a crash or Ctrl-C sends only what is missing, and --count is the total for the name
-    /// [default: invstream-STREAM]
+    /// Name the broker deduplicates under (publishing id = seq + 1; seq continues after what the
+    /// broker already holds for the name) [default: a new name per run,
+    /// invstream-STREAM-TIMESTAMP-PID, so concurrent runs never drop each other's updates]
     #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub producer_name: Option<String>,
 
-    /// Turn deduplication off: every run sends --count new updates, seq starting at 0
-    #[arg(long, conflicts_with = "producer_name")]
+    /// Finish an interrupted run exactly once: --count is then the total for --producer-name
+    /// (with --input: go on after the last line the broker stored); invstream prints this
+    /// command when a run stops early
+    #[arg(long, requires = "producer_name")]
+    pub resume: bool,
+
+    /// Turn deduplication off: re-sends after a lost connection may be stored twice, and seq
+    /// starts at 0 whatever the name holds
+    #[arg(long, conflicts_with = "resume")]
     pub no_dedup: bool,
 
-    /// Do not tag messages with their product id as stream filter value: a little faster, but
-    /// consume --product then gets every chunk and filters them all itself
+    /// Tag each message with its product id as stream filter value (RabbitMQ 3.13+), so
+    /// `consume --product` gets only the chunks holding those products; costs the broker ~20%
+    /// of its write rate
     #[arg(long)]
+    pub filter_values: bool,
+
+    /// The default now (kept so older scripts still run)
+    #[arg(long, hide = true, conflicts_with = "filter_values")]
     pub no_filter_values: bool,
 
     #[command(flatten)]
@@ -253,20 +274,6 @@ pub struct SubEntryArgs {
     /// Compression of sub-entry batches (needs --sub-entry-size > 1)
     #[arg(long, value_enum, default_value_t = Compression::None)]
     pub compression: Compression,
-}
-
-impl SubEntryArgs {
-    /// Compression applies only to sub-entry batches: asking for it without them is a mistake.
-    pub fn check(&self) -> Result<(), crate::error::InvError> {
-        if self.sub_entry_size == 1 && self.compression != Compression::None {
-            return Err(crate::error::InvError::Usage {
-                message:
-                    "--compression applies to sub-entry batches: add --sub-entry-size N (e.g. 100)"
-                        .to_string(),
-            });
-        }
-        Ok(())
-    }
 }
 
 impl Default for SubEntryArgs {
@@ -377,35 +384,6 @@ pub struct ConsumeArgs {
     /// (RabbitMQ 3.13+), invstream checks every message
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64))]
     pub product: Vec<u64>,
-}
-
-/// The broker's offset specifications, as the user wrote them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StartOffset {
-    First,
-    Last,
-    Next,
-    Offset(u64),
-    /// Milliseconds since the Unix epoch, with the text the user gave.
-    Timestamp {
-        millis: i64,
-        text: String,
-    },
-    /// Right after the offset the broker stored for the consumer's name.
-    Stored,
-}
-
-impl std::fmt::Display for StartOffset {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StartOffset::First => f.write_str("first"),
-            StartOffset::Last => f.write_str("last"),
-            StartOffset::Next => f.write_str("next"),
-            StartOffset::Offset(n) => write!(f, "{n}"),
-            StartOffset::Timestamp { text, .. } => f.write_str(text),
-            StartOffset::Stored => f.write_str("stored"),
-        }
-    }
 }
 
 pub fn parse_offset(s: &str) -> Result<StartOffset, String> {

@@ -1,16 +1,52 @@
-//! Inventory updates written straight into stream entry bytes, in exactly the AMQP 1.0 layout
-//! that [`produce::to_message`](crate::produce::to_message) and the client's encoder give, but
+//! The message format. Inventory updates written straight into stream entry bytes, in exactly
+//! the AMQP 1.0 layout that [`to_message`] and the client's encoder give, but
 //! without building a `Message` (a body, a properties struct, a map of three strings) per
 //! update; and read back the same way ([`MessageView`]: the body and one property, without
 //! decoding the rest). Publishing and reading spend most of their time per message, so this is
 //! where a copy or an allocation per message counts.
 
-use rabbitmq_stream_client::types::{CompressionType, SubEntryBatch};
+use rabbitmq_stream_client::types::{CompressionType, Message, SimpleValue, SubEntryBatch};
 use rabbitmq_stream_protocol::commands::publish::append_entry;
 
 use crate::input::NumberedUpdate;
 use crate::model::{InventoryUpdate, CONTENT_TYPE};
-use crate::produce::PRODUCER_PROPERTY;
+
+/// Builds the stream message for an update: JSON body, content type, and the application
+/// properties consumers filter and route on.
+/// Publishing ids start at 1 (the broker reads 0 as "nothing stored yet"): `seq + 1` for
+/// generated updates, the line number for input, so a named producer's last stored id is also
+/// how many updates (or lines) it has stored.
+pub fn to_message(update: &InventoryUpdate, producer: &str, publishing_id: u64) -> Message {
+    let mut body = Vec::with_capacity(256);
+    update.encode_into(&mut body);
+    Message::builder()
+        .body(body)
+        .publishing_id(publishing_id)
+        .properties()
+        .content_type(CONTENT_TYPE)
+        .message_builder()
+        .application_properties()
+        .insert("product_id", update.product_id.to_string().as_str())
+        .insert("event", update.event.as_str())
+        .insert(PRODUCER_PROPERTY, producer)
+        .message_builder()
+        .build()
+}
+
+/// The application property naming the producer of a message: `consume --verify` checks `seq`
+/// per producer.
+pub const PRODUCER_PROPERTY: &str = "producer";
+
+/// The stream filter value of a message: its `product_id` application property.
+pub fn product_filter_value(message: &Message) -> String {
+    match message
+        .application_properties()
+        .and_then(|properties| properties.get("product_id"))
+    {
+        Some(SimpleValue::String(product_id)) => product_id.clone(),
+        _ => String::new(),
+    }
+}
 
 /// AMQP 1.0 section descriptors (`0x00 0x53 code`: a small-ulong described type).
 const PROPERTIES: [u8; 3] = [0x00, 0x53, 0x73];
@@ -298,7 +334,6 @@ mod tests {
 
     use super::*;
     use crate::model::UpdateGenerator;
-    use crate::produce::to_message;
 
     fn reference(update: &InventoryUpdate, producer: &str, id: u64) -> Vec<u8> {
         encoded(&to_message(update, producer, id))

@@ -1,16 +1,40 @@
-//! Failures a user can cause or meet, each with a message that says what to do about it.
+//! Failures a user can cause or meet, grouped by what failed (connecting, stream administration,
+//! publishing, reading, input, output, usage). Each message is one line that names what went
+//! wrong and, where there is one, the fix. Only errors that waiting can fix are retried
+//! ([`InvError::is_transient`]).
 
 use std::time::Duration;
 
-/// Everything that can stop an invstream command. Each message is one line meant for the user:
-/// it names the thing that went wrong and, where there is one, the fix.
+/// Everything that can stop an invstream command.
 #[derive(Debug, thiserror::Error)]
 pub enum InvError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The user's updates (`--input`) could not be read or were refused (`--strict`).
+    #[error("{0}")]
+    Input(String),
+    /// A report, plot or log file could not be written.
+    #[error("{0}")]
+    Output(String),
+    /// A flag or a combination of flags that cannot work; found before anything connects.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Reaching the broker, authenticating, or keeping the connection.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
     #[error("invalid --uri '{uri}': {reason} (expected rabbitmq-stream://USER:PASSWORD@HOST:PORT/VHOST)")]
     InvalidUri { uri: String, reason: String },
 
     #[error("cannot reach the broker at {addr}: {reason}; is RabbitMQ running with the stream plugin? (scripts/broker.sh up starts one)")]
-    BrokerUnreachable { addr: String, reason: String },
+    Unreachable { addr: String, reason: String },
 
     #[error(
         "authentication failed for user '{user}' at {addr}: check the user and password in --uri"
@@ -39,31 +63,8 @@ pub enum InvError {
     #[error("the broker at {addr} closed the connection during the handshake{hint}")]
     HandshakeClosed { addr: String, hint: String },
 
-    #[error("stream '{stream}' does not exist in virtual host '{vhost}': create it by publishing to it (invstream produce --stream {stream}) or check --stream")]
-    StreamMissing { stream: String, vhost: String },
-
-    #[error("stream '{stream}' is not available yet (the broker is starting or electing its leader): try again in a few seconds")]
-    StreamNotAvailable { stream: String },
-
-    #[error("stream '{stream}' already exists with other arguments than asked (max length/segment/age): drop those options to use it as it is, or pick another --stream")]
-    StreamArgumentsMismatch { stream: String },
-
-    #[error("user '{user}' is not allowed to {action} stream '{stream}': grant the permission (rabbitmqctl set_permissions) or use another user")]
-    AccessRefused {
-        user: String,
-        action: &'static str,
-        stream: String,
-    },
-
-    #[error("the broker refused to {action} stream '{stream}': {code}")]
-    BrokerRefused {
-        action: &'static str,
-        stream: String,
-        code: String,
-    },
-
     #[error("lost the connection to the broker at {addr} while {during}")]
-    ConnectionLost { addr: String, during: &'static str },
+    Lost { addr: String, during: &'static str },
 
     #[error("lost the connection to the broker at {addr} while {during} and could not reconnect within --retry-for {} (last error: {last_error}){advice}", humantime::format_duration(*retry_for))]
     RetryWindowEnded {
@@ -81,50 +82,129 @@ pub enum InvError {
         timeout: Duration,
     },
 
-    #[error("consumer '{name}' has no offset stored on stream '{stream}': start it with --offset first or --offset next (it stores its offset as it reads)")]
-    NoStoredOffset { name: String, stream: String },
-
-    #[error("{message}")]
-    Usage { message: String },
-
-    #[error("{message}")]
-    Input { message: String },
-
+    /// Anything else the client reports: not known to pass with time, so not retried.
     #[error("{message}")]
     Client { message: String },
+}
 
+/// Creating, finding or using a stream: the broker answered, and said no.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("stream '{stream}' does not exist in virtual host '{vhost}': create it by publishing to it (invstream produce --stream {stream}) or check --stream")]
+    Missing { stream: String, vhost: String },
+
+    #[error("stream '{stream}' is not available yet (the broker is starting or electing its leader): try again in a few seconds")]
+    NotAvailable { stream: String },
+
+    #[error("stream '{stream}' already exists with other arguments than asked (max length/segment/age): drop those options to use it as it is, or pick another --stream")]
+    ArgumentsMismatch { stream: String },
+
+    #[error("user '{user}' is not allowed to {action} stream '{stream}': grant the permission (rabbitmqctl set_permissions) or use another user")]
+    AccessRefused {
+        user: String,
+        action: &'static str,
+        stream: String,
+    },
+
+    #[error("the broker refused to {action} stream '{stream}': {code}")]
+    Refused {
+        action: &'static str,
+        stream: String,
+        code: String,
+    },
+}
+
+/// Publishing itself, once connected.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
     #[error("could not compress a sub-entry batch: {0}; try another --compression")]
     Compression(String),
+
+    #[error("another invstream run is publishing as producer '{name}' on stream '{stream}' right now: wait for it to finish, or give this run its own --producer-name")]
+    NameInUse { name: String, stream: String },
 }
+
+/// Reading, once connected.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("consumer '{name}' has no offset stored on stream '{stream}': start it with --offset first or --offset next (it stores its offset as it reads)")]
+    NoStoredOffset { name: String, stream: String },
+}
+
+/// Response codes that mean "not yet": a restarting broker, a stream between leaders.
+const TRANSIENT_CODES: [&str; 2] = ["InternalError", "StreamNotAvailable"];
 
 impl InvError {
     /// Whether trying again later may succeed: the broker is away or restarting, not refusing
     /// us for a reason that waiting cannot fix.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            InvError::BrokerUnreachable { .. }
-                | InvError::HandshakeClosed { .. }
-                | InvError::ConnectionLost { .. }
-                | InvError::Timeout { .. }
-                | InvError::Client { .. }
-                // A restarting broker briefly has no leader for the stream, or no stream yet.
-                | InvError::BrokerRefused { .. }
-                | InvError::StreamMissing { .. }
-                | InvError::StreamNotAvailable { .. }
-        )
+        match self {
+            InvError::Connect(e) => matches!(
+                e,
+                ConnectError::Unreachable { .. }
+                    | ConnectError::HandshakeClosed { .. }
+                    | ConnectError::Lost { .. }
+                    | ConnectError::Timeout { .. }
+            ),
+            // A restarting broker (or a cluster electing a leader) briefly has no leader for
+            // the stream, or does not know it yet.
+            InvError::Stream(e) => match e {
+                StreamError::Missing { .. } | StreamError::NotAvailable { .. } => true,
+                StreamError::Refused { code, .. } => TRANSIENT_CODES.contains(&code.as_str()),
+                _ => false,
+            },
+            _ => false,
+        }
     }
 
     /// Whether the broker is up but still starting: worth a few seconds' wait even when a
     /// command starts, where other connection errors are reported at once.
     pub fn is_broker_starting(&self) -> bool {
         match self {
-            InvError::StreamNotAvailable { .. } => true,
-            InvError::BrokerRefused { code, .. } => code == "InternalError",
+            InvError::Stream(StreamError::NotAvailable { .. }) => true,
+            InvError::Stream(StreamError::Refused { code, .. }) => code == "InternalError",
             _ => false,
         }
+    }
+
+    /// A usage error from a message.
+    pub fn usage(message: impl Into<String>) -> Self {
+        InvError::Usage(message.into())
     }
 }
 
 /// The result type of everything that talks to the broker.
 pub type Result<T> = std::result::Result<T, InvError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_waiting_can_fix_is_transient() {
+        let lost = InvError::from(ConnectError::Lost {
+            addr: "a".into(),
+            during: "reading",
+        });
+        assert!(lost.is_transient());
+        let client = InvError::from(ConnectError::Client {
+            message: "odd".into(),
+        });
+        assert!(!client.is_transient());
+        let refused = |code: &str| {
+            InvError::from(StreamError::Refused {
+                action: "read",
+                stream: "s".into(),
+                code: code.into(),
+            })
+        };
+        assert!(refused("InternalError").is_transient());
+        assert!(!refused("PreconditionFailed").is_transient());
+        assert!(!InvError::Output("disk full".into()).is_transient());
+        assert!(!InvError::from(ConnectError::AuthenticationFailed {
+            user: "u".into(),
+            addr: "a".into()
+        })
+        .is_transient());
+    }
+}

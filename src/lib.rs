@@ -1,17 +1,17 @@
 //! invstream: high-throughput ingestion of inventory updates into RabbitMQ Streams.
 //!
 //! The binary (`main.rs`) only parses arguments and calls [`run`]; everything else lives here so
-//! tests and benchmarks use the same code the CLI runs:
-//! - [`cli`]: arguments and their parsers
-//! - [`broker`]: connection settings, connecting, stream creation, errors from the broker
-//! - [`model`]: the inventory update and its generator
-//! - [`entry`]: updates written straight into stream entry bytes (the fast publish path)
-//! - [`input`]: the user's own updates from NDJSON files (gzip too) and stdin
-//! - [`produce`] / [`consume`] / [`serve`] / [`bench`]: the commands
-//! - [`stats`]: counters, latency histograms and [`stats::RunSummary`], the one result model
-//! - [`report`]: how a summary, progress and status lines are shown
-//! - [`plot`]: SVG plots and HdrHistogram interval logs of a benchmark
-//! - [`verify`]: gap and duplicate checks of `seq` per producer (`consume --verify`)
+//! tests and benchmarks use the same code the CLI runs. `docs/ARCHITECTURE.md` draws the map:
+//! - [`cli`] (raw flags) → [`settings`] (checked settings per command, in one place)
+//! - [`produce`] / [`consume`] / [`serve`] / [`bench`]: the commands, each settings → engine →
+//!   summary
+//! - [`publisher`] and [`reader`]: the engines; they never print, they emit events and counters
+//! - [`broker`]: settings, connecting and retrying, stream administration, error mapping
+//! - [`model`] (the update, its generator and JSON), [`entry`] (the message format on the wire),
+//!   [`input`] (NDJSON files and stdin)
+//! - [`stats`] (counters, histograms, [`stats::RunSummary`]) apart from [`report`] (every
+//!   rendering) and [`plot`] (SVG and HDR logs); [`verify`] checks `seq` per producer
+//! - [`shutdown`]: one token for SIGINT and SIGTERM; [`error`]: errors grouped by what failed
 
 pub mod bench;
 pub mod broker;
@@ -23,8 +23,12 @@ pub mod input;
 pub mod model;
 pub mod plot;
 pub mod produce;
+pub mod publisher;
+pub mod reader;
 pub mod report;
 pub mod serve;
+pub mod settings;
+pub mod shutdown;
 pub mod stats;
 pub mod verify;
 
@@ -32,44 +36,58 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::broker::BrokerSettings;
 use crate::cli::{Cli, Command};
 use crate::report::Output;
+use crate::settings::CommandSettings;
+use crate::shutdown::Shutdown;
 use crate::stats::{CommandDetails, RunSummary};
 
-/// Exit code after Ctrl-C, as shells use for SIGINT.
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub use crate::shutdown::{EXIT_INTERRUPTED, EXIT_TERMINATED};
 
 /// Runs one command and says how the process should exit: 0 when everything asked for was done,
-/// 1 when a message was not confirmed or `--verify` found a gap or duplicate, 130 after Ctrl-C
-/// of a produce.
+/// 1 when a message was not confirmed or `--verify` found a gap or duplicate, 130 (SIGINT) or
+/// 143 (SIGTERM) when a signal ended a produce or bench early (consume and serve stop on a
+/// signal as their normal end: 0). A summary that cannot be written
+/// because stdout was closed (`| head`) ends quietly, like any other command line tool.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let broker = BrokerSettings::from_args(&cli.global)?;
-    let stream = cli.global.stream.as_str();
+    let (common, command) = settings::from_cli(&cli)?;
+    let shutdown = Shutdown::on_signals();
     let out = Output {
-        json: cli.global.json,
-        quiet: cli.global.quiet,
-        summary_to_stderr: matches!(&cli.command, Command::Consume(args) if args.print),
+        json: common.json,
+        quiet: common.quiet,
+        summary_to_stderr: matches!(&command, CommandSettings::Consume(c) if c.print),
     };
-    let summary = match &cli.command {
-        Command::Produce(args) => produce::run(&broker, stream, args, out)
+    let (stream, addr) = (common.stream.as_str(), common.broker.addr());
+    let summary = match (&command, &cli.command) {
+        (CommandSettings::Produce(settings), _) => produce::run(&common, settings, &shutdown, out)
             .await
-            .with_context(|| format!("produce to stream '{stream}' at {}", broker.addr()))?,
-        Command::Consume(args) => consume::run(&broker, stream, args, out)
+            .with_context(|| format!("produce to stream '{stream}' at {addr}"))?,
+        (CommandSettings::Consume(settings), _) => consume::run(&common, settings, &shutdown, out)
             .await
-            .with_context(|| format!("consume from stream '{stream}' at {}", broker.addr()))?,
-        Command::Serve(args) => serve::run(&broker, stream, args, out)
+            .with_context(|| format!("consume from stream '{stream}' at {addr}"))?,
+        (CommandSettings::Serve(settings), Command::Serve(args)) => {
+            serve::run(&common, settings, args, &shutdown, out)
+                .await
+                .with_context(|| format!("serve stream '{stream}' at {addr}"))?
+        }
+        (CommandSettings::Bench(settings), _) => bench::run(&common, settings, &shutdown, out)
             .await
-            .with_context(|| format!("serve stream '{stream}' at {}", broker.addr()))?,
-        Command::Bench(args) => bench::run(&broker, stream, args, out)
-            .await
-            .with_context(|| format!("bench at {}", broker.addr()))?,
+            .with_context(|| format!("bench at {addr}"))?,
+        (CommandSettings::Serve(_), _) => unreachable!("settings follow the command"),
     };
-    out.summary(&summary);
-    Ok(exit_code(&summary))
+    if let Err(e) = out.summary(&summary) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok(ExitCode::SUCCESS);
+        }
+        return Err(error::InvError::Output(format!(
+            "cannot write the summary: {e} (is the disk full, or the output closed?)"
+        ))
+        .into());
+    }
+    Ok(exit_code(&summary, &shutdown))
 }
 
-fn exit_code(summary: &RunSummary) -> ExitCode {
+fn exit_code(summary: &RunSummary, shutdown: &Shutdown) -> ExitCode {
     let verify_failed = std::iter::once(summary)
         .chain(&summary.consumers)
         .any(|s| s.verify.as_ref().is_some_and(|v| !v.ok));
@@ -82,7 +100,11 @@ fn exit_code(summary: &RunSummary) -> ExitCode {
         {
             ExitCode::FAILURE
         }
-        CommandDetails::Produce { .. } if summary.interrupted => ExitCode::from(EXIT_INTERRUPTED),
+        // A run cut short by a signal says so; a server (serve) stopping on one is its normal end.
+        _ if matches!(summary.command, "produce" | "bench") => match shutdown.received() {
+            Some(signal) => ExitCode::from(signal.exit_code()),
+            None => ExitCode::SUCCESS,
+        },
         _ => ExitCode::SUCCESS,
     }
 }

@@ -24,9 +24,8 @@ pub struct LoggedInterval<'a> {
 /// Writes `intervals` as an HdrHistogram interval log (V2, deflate-compressed histograms in
 /// base64, one line per interval, tagged), values in microseconds.
 pub fn write_hdr_log(path: &Path, started: SystemTime, intervals: &[LoggedInterval]) -> Result<()> {
-    let failed = |e: String| InvError::Input {
-        message: format!("cannot write --hdr-log {}: {e}", path.display()),
-    };
+    let failed =
+        |e: String| InvError::Output(format!("cannot write --hdr-log {}: {e}", path.display()));
     let mut text = Vec::new();
     let mut serializer = V2DeflateSerializer::new();
     {
@@ -81,9 +80,8 @@ pub fn write_plot(
     confirm: &LatencyHistogram,
     end_to_end: &LatencyHistogram,
 ) -> Result<()> {
-    draw(path, title, timeline, confirm, end_to_end).map_err(|e| InvError::Input {
-        message: format!("cannot draw --plot {}: {e}", path.display()),
-    })
+    draw(path, title, timeline, confirm, end_to_end)
+        .map_err(|e| InvError::Output(format!("cannot draw --plot {}: {e}", path.display())))
 }
 
 fn draw(

@@ -1,12 +1,14 @@
 //! Everything the user sees: `RunSummary` rendered as a human report or as JSON (stdout), and
 //! progress bars and status lines (stderr, only when someone is watching).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::stats::{CommandDetails, LatencySummary, RunSummary};
+use crate::publisher::PublisherEvent;
+use crate::reader::ReaderEvent;
+use crate::stats::{BenchSecond, CommandDetails, LatencyKind, LatencySummary, RunSummary};
 use crate::verify::VerifyReport;
 
 /// How output goes: one place decides what is shown where, so commands never print directly.
@@ -52,24 +54,105 @@ impl Output {
         bar
     }
 
-    /// A one-line status message on stderr, e.g. "subscribed"; silent with --quiet.
+    /// A one-line status message on stderr, e.g. "subscribed"; silent with --quiet. A stderr
+    /// nobody reads any more is not worth failing a run for.
     pub fn status(&self, line: &str) {
         if !self.quiet {
-            eprintln!("invstream: {line}");
+            let _ = writeln!(std::io::stderr().lock(), "invstream: {line}");
         }
     }
 
     /// The final result on stdout (stderr with `--print`), as JSON or as the human report.
-    pub fn summary(&self, summary: &RunSummary) {
+    /// A write error is returned (a closed pipe, a full disk), never a panic.
+    pub fn summary(&self, summary: &RunSummary) -> std::io::Result<()> {
         let text = match self.json {
             true => format!("{}\n", render_json(summary)),
             false => render_text(summary),
         };
         match self.summary_to_stderr {
-            true => eprint!("{text}"),
-            false => print!("{text}"),
+            true => write_all_flushed(&mut std::io::stderr().lock(), &text),
+            false => write_all_flushed(&mut std::io::stdout().lock(), &text),
         }
     }
+
+    /// A status line for a publisher's event.
+    pub fn publisher_event(&self, event: &PublisherEvent) {
+        self.status(&publisher_event_line(event));
+    }
+
+    /// A status line for a reader's event.
+    pub fn reader_event(&self, event: &ReaderEvent) {
+        self.status(&reader_event_line(event));
+    }
+}
+
+fn write_all_flushed(out: &mut impl Write, text: &str) -> std::io::Result<()> {
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+pub fn publisher_event_line(event: &PublisherEvent) -> String {
+    match event {
+        PublisherEvent::ConnectionLost { addr, retry_for } => format!(
+            "lost the connection to {addr}; reconnecting (up to {}, --retry-for)",
+            humantime::format_duration(*retry_for)
+        ),
+        PublisherEvent::NoConfirmInTime => {
+            "no confirm within the confirm timeout: reconnecting".to_string()
+        }
+        PublisherEvent::Reconnected {
+            after,
+            resending,
+            deduplicated,
+        } => {
+            let note = match deduplicated {
+                true => "the broker drops any it already stored",
+                false => "without deduplication some may be stored twice",
+            };
+            format!(
+                "reconnected after {:.1}s; re-sending {resending} unconfirmed entries ({note})",
+                after.as_secs_f64()
+            )
+        }
+    }
+}
+
+pub fn reader_event_line(event: &ReaderEvent) -> String {
+    match event {
+        ReaderEvent::ConnectionLost {
+            reader,
+            addr,
+            retry_for,
+        } => format!(
+            "{reader}: lost the connection to {addr}; reconnecting (up to {}, --retry-for)",
+            humantime::format_duration(*retry_for)
+        ),
+        ReaderEvent::Reconnected {
+            reader,
+            after,
+            from,
+        } => format!(
+            "{reader}: reconnected after {:.1}s; reading on from {}",
+            after.as_secs_f64(),
+            from.map_or_else(|| "where it started".to_string(), |o| format!("offset {o}"))
+        ),
+    }
+}
+
+/// One second of a benchmark, as a line on stderr.
+pub fn bench_second_line(s: &BenchSecond) -> String {
+    let ms = |us: u64| format!("{:.1}", us as f64 / 1000.0);
+    format!(
+        "{:>6.1}s  published {:>9}/s  confirmed {:>9}/s  consumed {:>9}/s  confirm p50 {} ms p99 {} ms  end-to-end p50 {} ms p99 {} ms",
+        s.second,
+        thousands(s.published_per_s as u64),
+        thousands(s.confirmed_per_s as u64),
+        thousands(s.consumed_per_s as u64),
+        ms(s.confirm_p50_us),
+        ms(s.confirm_p99_us),
+        ms(s.end_to_end_p50_us),
+        ms(s.end_to_end_p99_us),
+    )
 }
 
 pub fn render_json(summary: &RunSummary) -> String {
@@ -94,6 +177,7 @@ pub fn render_text(s: &RunSummary) -> String {
             failed,
             skipped,
             invalid_lines,
+            ..
         } => {
             let mut skipped = match skipped {
                 0 => String::new(),
@@ -273,11 +357,10 @@ fn render_consumers(consumers: &[RunSummary]) -> String {
     text
 }
 
-fn latency_label(kind: &str) -> &str {
+fn latency_label(kind: LatencyKind) -> &'static str {
     match kind {
-        "publish_to_confirm" => "publish → broker confirm",
-        "end_to_end" => "produced_at → read (the message's age on a replay)",
-        other => other,
+        LatencyKind::PublishToConfirm => "publish → broker confirm",
+        LatencyKind::EndToEnd => "produced_at → read (the message's age on a replay)",
     }
 }
 
@@ -397,7 +480,7 @@ mod tests {
                 bytes: 25_000_000,
                 elapsed: Duration::from_secs(2),
             },
-            "end_to_end",
+            LatencyKind::EndToEnd,
             &latency,
             CommandDetails::Consume {
                 offset: "first".into(),

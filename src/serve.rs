@@ -22,8 +22,11 @@ use crate::cli::ServeArgs;
 use crate::error::{InvError, Result};
 use crate::input::NumberedUpdate;
 use crate::model::{now_us, InventoryEvent, InventoryUpdate, StockStatus};
-use crate::produce::{connect_and_ensure_stream, Publisher, PublisherOptions, PublisherStats};
+use crate::produce::connect_and_ensure_stream;
+use crate::publisher::{Publisher, PublisherOptions, PublisherStats};
 use crate::report::Output;
+use crate::settings::{CommonSettings, ServeSettings};
+use crate::shutdown::Shutdown;
 use crate::stats::RunSummary;
 
 /// Upper bounds (seconds) of the confirm latency histogram's buckets in `/metrics`.
@@ -45,36 +48,40 @@ struct Gateway {
 /// `invstream serve`: runs until Ctrl-C or SIGTERM, then finishes in-flight requests and
 /// returns what was published.
 pub async fn run(
-    broker: &BrokerSettings,
-    stream: &str,
+    common: &CommonSettings,
+    settings: &ServeSettings,
     args: &ServeArgs,
+    shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
+    let (broker, stream) = (&common.broker, common.stream.as_str());
     // Listen first: nothing can fail between opening the publisher and closing it.
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|e| InvError::Usage {
-            message: format!(
+        .map_err(|e| {
+            InvError::usage(format!(
                 "cannot listen on {}: {e} (pick another --listen address)",
                 args.listen
-            ),
+            ))
         })?;
-    let env = connect_and_ensure_stream(broker, stream, &args.retention, out).await?;
-    let producer_name = args
+    let env = connect_and_ensure_stream(broker, stream, &settings.retention, out).await?;
+    let producer_name = settings
         .producer_name
         .clone()
         .unwrap_or_else(|| format!("invstream-{stream}-serve"));
-    let last_id = broker.last_publishing_id(&producer_name, stream).await?;
+    let last_id = broker
+        .while_starting(|| broker.last_publishing_id(&producer_name, stream))
+        .await?;
     let options = PublisherOptions {
-        batch_size: args.batch_size,
-        max_in_flight: args.max_in_flight,
-        filter_values: !args.no_filter_values,
-        producer_name: &producer_name,
+        batch_size: settings.publish.batch_size,
+        max_in_flight: settings.publish.max_in_flight,
+        filter_values: settings.publish.filter_values,
+        producer_name: producer_name.clone(),
         dedup: true,
-        batching: Default::default(),
-        out,
+        batching: settings.publish.batching,
     };
-    let publisher = Publisher::open(&env, broker, stream, options).await?;
+    let events = move |event| out.publisher_event(&event);
+    let publisher = Publisher::open(&env, broker, stream, options, Arc::new(events)).await?;
     let gateway = Arc::new(Gateway {
         stats: publisher.stats(),
         publisher: Mutex::new(Some(publisher)),
@@ -101,9 +108,10 @@ pub async fn run(
     let gave_up = Arc::new(std::sync::Mutex::new(None));
     let stop = {
         let gave_up = gave_up.clone();
+        let mut signal = shutdown.signal();
         async move {
             tokio::select! {
-                _ = shutdown_signal() => {}
+                _ = signal.stopped() => {}
                 Ok(error) = gave_up_rx => {
                     *gave_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
                 }
@@ -123,22 +131,18 @@ pub async fn run(
     }
     out.status("stopping: in-flight requests finished");
     // Taken out (not dropped): the client's producer must be closed, never just dropped.
-    let Some(publisher) = gateway.publisher.lock().await.take() else {
-        return Err(InvError::Client {
-            message: "the publisher was already closed".to_string(),
-        });
+    let Some(mut publisher) = gateway.publisher.lock().await.take() else {
+        return Err(InvError::Output(
+            "the publisher was already closed".to_string(),
+        ));
     };
-    let mut publisher = publisher;
-    let outcome = publisher
-        .finish(args.confirm_timeout, &indicatif::ProgressBar::hidden())
-        .await;
+    let outcome = publisher.finish(args.confirm_timeout).await;
     publisher.close().await;
     let outcome = outcome?;
-    served.map_err(|e| InvError::Client {
-        message: format!("HTTP server: {e}"),
-    })?;
-    let mut summary = outcome.into_summary(stream, 0, 0);
+    served.map_err(|e| InvError::Output(format!("HTTP server: {e}")))?;
+    let mut summary = crate::produce::summary(stream, &producer_name, outcome, 0, 0);
     summary.command = "serve";
+    summary.interrupted = shutdown.received().is_some();
     Ok(summary)
 }
 
@@ -156,27 +160,6 @@ async fn keep_connected(gateway: Arc<Gateway>, gave_up: tokio::sync::oneshot::Se
             return;
         }
     }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 /// A JSON error answer: `{"error": …}` plus details.

@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 /// Latencies in microseconds, from 1 µs to one hour, at three significant digits (0.1% error).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct LatencyHistogram(Histogram<u64>);
 
 impl Default for LatencyHistogram {
@@ -120,8 +120,8 @@ pub struct RunSummary {
     pub msg_per_s: f64,
     /// Megabytes (10^6 bytes) of message bodies per second.
     pub mb_per_s: f64,
-    /// What `latency_us` measures, in words: it differs by command.
-    pub latency_kind: &'static str,
+    /// What `latency_us` measures: it differs by command.
+    pub latency_kind: LatencyKind,
     pub latency_us: LatencySummary,
     /// True when Ctrl-C ended the run early.
     pub interrupted: bool,
@@ -137,11 +137,23 @@ pub struct RunSummary {
     pub consumers: Vec<RunSummary>,
 }
 
+/// What a run's latencies measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatencyKind {
+    /// From handing a message to the client to the broker's confirm.
+    PublishToConfirm,
+    /// From the update's `produced_at_us` to reading it.
+    EndToEnd,
+}
+
 /// The counters only one command has.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum CommandDetails {
     Produce {
+        /// The name the updates were published (and deduplicated) under.
+        producer: String,
         confirmed: u64,
         failed: u64,
         /// Not sent because the broker already stored them under the producer name.
@@ -203,7 +215,7 @@ impl RunSummary {
         command: &'static str,
         stream: &str,
         totals: Totals,
-        latency_kind: &'static str,
+        latency_kind: LatencyKind,
         latency: &LatencyHistogram,
         details: CommandDetails,
     ) -> Self {
@@ -289,9 +301,10 @@ mod tests {
                 bytes: 2_000_000,
                 elapsed: Duration::from_millis(500),
             },
-            "publish_to_confirm",
+            LatencyKind::PublishToConfirm,
             &LatencyHistogram::new(),
             CommandDetails::Produce {
+                producer: "p".into(),
                 confirmed: 1_000,
                 failed: 0,
                 skipped: 0,
@@ -303,5 +316,7 @@ mod tests {
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["confirmed"], 1_000);
         assert_eq!(json["latency_us"]["count"], 0);
+        assert_eq!(json["latency_kind"], "publish_to_confirm");
+        assert_eq!(json["producer"], "p");
     }
 }

@@ -107,6 +107,9 @@ fn killed_input_run_resumes_without_duplicates() {
         "produce",
         "--input",
         file.as_str(),
+        "--producer-name",
+        "ingest-kill",
+        "--resume",
         // Paced (2 s), so the kill lands mid-run however fast this machine publishes.
         "--rate",
         "50000",

@@ -20,16 +20,49 @@ fn assert_exactly(verified: &serde_json::Value, count: u64) {
 }
 
 #[test]
-fn rerunning_produce_sends_only_what_is_missing() {
-    let stream = TestStream::new("dedup");
+fn every_produce_run_publishes_new_updates() {
+    let stream = TestStream::new("rerun-new");
     let first = stream.run_json(&["produce", "--count", "1000"]);
-    assert_eq!(first["confirmed"], 1_000);
-    let second = stream.run_json(&["produce", "--count", "1500"]);
-    assert_eq!(second["skipped"], 1_000, "{second}");
-    assert_eq!(second["messages"], 500);
-    let third = stream.run_json(&["produce", "--count", "1500"]);
-    assert_eq!(third["messages"], 0, "{third}");
-    assert_exactly(&verify(&stream), 1_500);
+    let second = stream.run_json(&["produce", "--count", "1000"]);
+    for run in [&first, &second] {
+        assert_eq!(run["confirmed"], 1_000, "{run}");
+        assert_eq!(run["skipped"], 0, "{run}");
+    }
+    assert_ne!(first["producer"], second["producer"]);
+    let verified = verify(&stream);
+    assert_eq!(verified["messages"], 2_000, "{verified}");
+    assert_eq!(verified["verify"]["ok"], true, "{verified}");
+    for producer in verified["verify"]["producers"].as_array().unwrap() {
+        assert_eq!(producer["distinct"], 1_000, "{verified}");
+    }
+}
+
+#[test]
+fn a_named_producer_continues_its_seq_and_resume_sends_only_what_is_missing() {
+    let stream = TestStream::new("dedup");
+    let named = |count: &str, extra: &[&str]| {
+        let args = [
+            &["produce", "--producer-name", "shop", "--count", count][..],
+            extra,
+        ]
+        .concat();
+        stream.run_json(&args)
+    };
+    assert_eq!(named("1000", &[])["confirmed"], 1_000);
+    // Without --resume: 500 new updates, seq 1000..1499.
+    let more = named("500", &[]);
+    assert_eq!(
+        (more["confirmed"].as_u64(), more["skipped"].as_u64()),
+        (Some(500), Some(0)),
+        "{more}"
+    );
+    // --resume: --count is the name's total.
+    let resumed = named("2000", &["--resume"]);
+    assert_eq!(resumed["skipped"], 1_500, "{resumed}");
+    assert_eq!(resumed["messages"], 500);
+    let again = named("2000", &["--resume"]);
+    assert_eq!(again["messages"], 0, "{again}");
+    assert_exactly(&verify(&stream), 2_000);
 }
 
 #[test]
@@ -40,6 +73,9 @@ fn produce_killed_with_sigkill_then_rerun_stores_each_update_once() {
         "--stream",
         &stream.name,
         "produce",
+        "--producer-name",
+        "sigkill",
+        "--resume",
         "--count",
         "1000000",
         // Paced (4 s), so the kill lands mid-run however fast this machine publishes.
@@ -107,8 +143,18 @@ fn ctrl_c_during_produce_reports_what_was_confirmed_and_exits_130() {
 #[test]
 fn verify_finds_duplicates_and_exits_non_zero() {
     let stream = TestStream::new("verify-dup");
-    stream.produce(100);
-    stream.produce(100);
+    // Without deduplication, two runs under one name write the same seqs.
+    for _ in 0..2 {
+        let run = stream.run_json(&[
+            "produce",
+            "--count",
+            "100",
+            "--producer-name",
+            "dup",
+            "--no-dedup",
+        ]);
+        assert_eq!(run["confirmed"], 100, "{run}");
+    }
     let output = stream.run(&["--json", "consume", "--offset", "first", "--verify"]);
     assert_eq!(output.status.code(), Some(1));
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();

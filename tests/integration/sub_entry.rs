@@ -34,6 +34,9 @@ fn rerunning_a_sub_entry_produce_sends_only_what_is_missing() {
     let args = |count: &'static str| {
         [
             "produce",
+            "--producer-name",
+            "batched",
+            "--resume",
             "--count",
             count,
             "--sub-entry-size",

@@ -1,0 +1,158 @@
+//! Stream administration and the requests the `Environment` does not offer: creating a stream,
+//! finding its end, stored offsets and a producer's last publishing id.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rabbitmq_stream_client::error::ClientError;
+use rabbitmq_stream_client::types::{OffsetSpecification, ResponseCode, ResponseKind};
+
+use super::BrokerSettings;
+use crate::error::{Result, StreamError};
+
+/// How long an empty stream stays silent before we believe it is empty (see `stream_end_offset`).
+const LAST_CHUNK_WAIT: Duration = Duration::from_secs(2);
+
+/// Retention limits a stream is created with; `None` leaves the broker's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub max_length_bytes: Option<u64>,
+    pub max_segment_size_bytes: Option<u64>,
+    pub max_age: Option<Duration>,
+}
+
+impl Retention {
+    /// The stream arguments for these limits; empty when none was given.
+    pub fn arguments(&self) -> HashMap<String, String> {
+        let mut arguments = HashMap::new();
+        if let Some(bytes) = self.max_length_bytes {
+            arguments.insert("max-length-bytes".to_string(), bytes.to_string());
+        }
+        if let Some(bytes) = self.max_segment_size_bytes {
+            arguments.insert(
+                "stream-max-segment-size-bytes".to_string(),
+                bytes.to_string(),
+            );
+        }
+        if let Some(age) = self.max_age {
+            arguments.insert("max-age".to_string(), format!("{}s", age.as_secs().max(1)));
+        }
+        arguments
+    }
+}
+
+impl BrokerSettings {
+    /// Creates `stream` if it does not exist. With no `arguments` an existing stream is used as
+    /// it is; with arguments, an existing stream must have been created with the same ones.
+    /// Returns whether the stream was created.
+    pub async fn ensure_stream(
+        &self,
+        stream: &str,
+        arguments: HashMap<String, String>,
+    ) -> Result<bool> {
+        let client = self.connect_client().await?;
+        let asked_for_arguments = !arguments.is_empty();
+        let response = client
+            .create_stream(stream, arguments)
+            .await
+            .map_err(|e| self.client_error(e, "creating the stream"))?;
+        let outcome = match response.code() {
+            ResponseCode::Ok => Ok(true),
+            ResponseCode::StreamAlreadyExists => Ok(false),
+            ResponseCode::PreconditionFailed if asked_for_arguments => {
+                Err(StreamError::ArgumentsMismatch {
+                    stream: stream.to_string(),
+                }
+                .into())
+            }
+            ResponseCode::PreconditionFailed => Ok(false),
+            // A user who may write but not configure is refused the creation even of a stream
+            // that exists: then it is used as it is.
+            ResponseCode::AccessRefused => match client.metadata(vec![stream.to_string()]).await {
+                Ok(metadata) if metadata.contains_key(stream) => Ok(false),
+                _ => Err(self.refused(&ResponseCode::AccessRefused, "create", stream)),
+            },
+            code => Err(self.refused(code, "create", stream)),
+        };
+        let _ = client.close().await;
+        outcome
+    }
+
+    /// The offset of the last message in `stream` now, or `None` if the stream is empty.
+    ///
+    /// Client 0.11 has no StreamStats request, so we subscribe at `last`: the broker then sends
+    /// the last chunk, whose first offset plus its message count gives the end. An empty stream
+    /// sends nothing; after `LAST_CHUNK_WAIT` of silence we take it as empty.
+    pub async fn stream_end_offset(&self, stream: &str) -> Result<Option<u64>> {
+        let client = self.connect_client().await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(4);
+        let handler = move |item: rabbitmq_stream_client::types::MessageResult| {
+            let tx = tx.clone();
+            async move {
+                if let Some(Ok(response)) = item {
+                    if let ResponseKind::Deliver(chunk) = response.kind_ref() {
+                        if let Some(count) = (chunk.messages.len() as u64).checked_sub(1) {
+                            let _ = tx.try_send(chunk.chunk_first_offset + count);
+                        }
+                    }
+                }
+                Ok(())
+            }
+        };
+        client.set_handler(handler).await;
+        let response = client
+            .subscribe(1, stream, OffsetSpecification::Last, 1, HashMap::new())
+            .await
+            .map_err(|e| self.client_error(e, "looking for the end of the stream"))?;
+        let end = match response.code() {
+            ResponseCode::Ok => tokio::time::timeout(LAST_CHUNK_WAIT, rx.recv())
+                .await
+                .ok()
+                .flatten(),
+            code => {
+                let _ = client.close().await;
+                return Err(self.refused(code, "read", stream));
+            }
+        };
+        let _ = client.unsubscribe(1).await;
+        let _ = client.close().await;
+        Ok(end)
+    }
+
+    /// The offset the broker stores for consumer `name` on `stream`, or `None` if it has none.
+    pub async fn stored_offset(&self, name: &str, stream: &str) -> Result<Option<u64>> {
+        let client = self.connect_client().await?;
+        let result = client.query_offset(name.to_string(), stream).await;
+        let _ = client.close().await;
+        match result {
+            Ok(offset) => Ok(Some(offset)),
+            Err(ClientError::RequestError(ResponseCode::OffsetNotFound)) => Ok(None),
+            Err(ClientError::RequestError(code)) => Err(self.refused(&code, "read", stream)),
+            Err(e) => Err(self.client_error(e, "querying the stored offset")),
+        }
+    }
+
+    /// The last publishing id the broker stored for producer `name` on `stream` (0 for none).
+    pub async fn last_publishing_id(&self, name: &str, stream: &str) -> Result<u64> {
+        let client = self.connect_client().await?;
+        let result = client.query_publisher_sequence(name, stream).await;
+        let _ = client.close().await;
+        match result {
+            Ok(id) => Ok(id),
+            Err(ClientError::RequestError(code)) => Err(self.refused(&code, "write to", stream)),
+            Err(e) => Err(self.client_error(e, "querying the producer's last publishing id")),
+        }
+    }
+
+    /// Deletes `stream` (a benchmark's own stream when it ends).
+    pub async fn delete_stream(&self, stream: &str) -> Result<()> {
+        let client = self.connect_client().await?;
+        let result = client.delete_stream(stream).await;
+        let _ = client.close().await;
+        match result {
+            Ok(response) if response.code() == &ResponseCode::Ok => Ok(()),
+            Ok(response) => Err(self.refused(response.code(), "delete", stream)),
+            Err(e) => Err(self.client_error(e, "deleting the stream")),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The client's errors and the broker's response codes, turned into errors a user can act on.
+
+use rabbitmq_stream_client::error::{ClientError, ConsumerCreateError, ProducerCreateError};
+use rabbitmq_stream_client::types::ResponseCode;
+
+use super::version::{probe_server_version, version_at_least};
+use super::BrokerSettings;
+use crate::error::{ConnectError, InvError, StreamError};
+
+impl BrokerSettings {
+    /// Maps a failed handshake to its cause. A bare "connection closed" is what the client
+    /// reports when a broker older than 3.11 hangs up on its exchange-command-versions request,
+    /// so then we ask the broker its version ourselves.
+    pub(super) async fn explain_connect_error(&self, error: ClientError) -> InvError {
+        match error {
+            ClientError::Io(io) if self.tls.is_some() && is_tls_failure(&io) => {
+                ConnectError::TlsHandshake {
+                    addr: self.addr(),
+                    reason: io.to_string(),
+                }.into()
+            }
+            ClientError::Io(io) => ConnectError::Unreachable {
+                addr: self.addr(),
+                reason: io.to_string(),
+            }.into(),
+            ClientError::RequestError(ResponseCode::AuthenticationFailure)
+            | ClientError::RequestError(ResponseCode::SaslError) => {
+                ConnectError::AuthenticationFailed {
+                    user: self.user.clone(),
+                    addr: self.addr(),
+                }.into()
+            }
+            ClientError::RequestError(ResponseCode::AuthenticationFailureLoopback) => {
+                ConnectError::LoopbackOnly {
+                    user: self.user.clone(),
+                }.into()
+            }
+            ClientError::RequestError(ResponseCode::VirtualHostAccessFailure) => {
+                ConnectError::VhostNotAccessible {
+                    vhost: self.vhost.clone(),
+                    user: self.user.clone(),
+                    addr: self.addr(),
+                }.into()
+            }
+            ClientError::ConnectionClosed | ClientError::AlreadyClosed if self.tls.is_some() => {
+                ConnectError::HandshakeClosed {
+                    addr: self.addr(),
+                    hint: "; is this the broker's TLS stream port (5551 by default)?".to_string(),
+                }.into()
+            }
+            ClientError::ConnectionClosed | ClientError::AlreadyClosed => {
+                match probe_server_version(&self.host, self.port).await {
+                    Some(version) if !version_at_least(&version, 3, 11) => ConnectError::BrokerTooOld {
+                        addr: self.addr(),
+                        version,
+                    }.into(),
+                    Some(version) => ConnectError::HandshakeClosed {
+                        addr: self.addr(),
+                        hint: format!(" (RabbitMQ {version}); see the broker's log"),
+                    }.into(),
+                    None => ConnectError::HandshakeClosed {
+                        addr: self.addr(),
+                        hint: "; is this a RabbitMQ stream port (5552 by default; a TLS port needs rabbitmq-stream+tls://)?".to_string(),
+                    }.into(),
+                }
+            }
+            other => ConnectError::Client {
+                message: format!("connecting to {}: {other}", self.addr()),
+            }.into(),
+        }
+    }
+
+    /// A response code the broker gave for an operation on `stream`, as a user-facing error.
+    pub fn refused(&self, code: &ResponseCode, action: &'static str, stream: &str) -> InvError {
+        match code {
+            ResponseCode::StreamDoesNotExist => StreamError::Missing {
+                stream: stream.to_string(),
+                vhost: self.vhost.clone(),
+            }
+            .into(),
+            ResponseCode::AccessRefused => StreamError::AccessRefused {
+                user: self.user.clone(),
+                action,
+                stream: stream.to_string(),
+            }
+            .into(),
+            ResponseCode::StreamNotAvailable => StreamError::NotAvailable {
+                stream: stream.to_string(),
+            }
+            .into(),
+            code => StreamError::Refused {
+                action,
+                stream: stream.to_string(),
+                code: format!("{code:?}"),
+            }
+            .into(),
+        }
+    }
+
+    /// A client error after the handshake: almost always a lost connection.
+    pub fn client_error(&self, error: ClientError, during: &'static str) -> InvError {
+        match error {
+            ClientError::Io(io) => ConnectError::Unreachable {
+                addr: self.addr(),
+                reason: io.to_string(),
+            }
+            .into(),
+            ClientError::ConnectionClosed | ClientError::AlreadyClosed => ConnectError::Lost {
+                addr: self.addr(),
+                during,
+            }
+            .into(),
+            ClientError::RequestError(code) => StreamError::Refused {
+                action: during,
+                stream: String::new(),
+                code: format!("{code:?}"),
+            }
+            .into(),
+            other => ConnectError::Client {
+                message: format!("{during}: {other}"),
+            }
+            .into(),
+        }
+    }
+
+    pub fn producer_error(&self, error: ProducerCreateError, stream: &str) -> InvError {
+        match error {
+            ProducerCreateError::StreamDoesNotExist { .. } => {
+                self.refused(&ResponseCode::StreamDoesNotExist, "write to", stream)
+            }
+            ProducerCreateError::Create { status, .. } => self.refused(&status, "write to", stream),
+            ProducerCreateError::Client(e) => self.client_error(e, "creating the producer"),
+            other => ConnectError::Client {
+                message: other.to_string(),
+            }
+            .into(),
+        }
+    }
+
+    pub fn consumer_error(&self, error: ConsumerCreateError, stream: &str) -> InvError {
+        match error {
+            ConsumerCreateError::StreamDoesNotExist { .. } => {
+                self.refused(&ResponseCode::StreamDoesNotExist, "read", stream)
+            }
+            ConsumerCreateError::Create { status, .. } => self.refused(&status, "read", stream),
+            ConsumerCreateError::Client(e) => self.client_error(e, "subscribing"),
+            other => ConnectError::Client {
+                message: other.to_string(),
+            }
+            .into(),
+        }
+    }
+}
+
+/// Whether an I/O error comes from TLS (certificates, protocol) rather than from the network.
+fn is_tls_failure(error: &std::io::Error) -> bool {
+    let text = error.to_string().to_ascii_lowercase();
+    error.kind() == std::io::ErrorKind::InvalidData
+        || text.contains("tls")
+        || text.contains("certificate")
+}

@@ -1,0 +1,13 @@
+//! The broker, split by job: [`settings`] (URI and TLS, from plain values), [`connection`]
+//! (connecting, the retry loops), [`admin`] (creating and inspecting streams), [`errors`] (the
+//! client's errors as errors a user can act on) and [`version`] (naming a broker too old).
+
+pub mod admin;
+pub mod connection;
+pub mod errors;
+pub mod settings;
+pub mod version;
+
+pub use admin::Retention;
+pub use settings::{BrokerSettings, TlsFiles, TlsSettings, DEFAULT_URI};
+pub use version::{probe_server_version, version_at_least};

@@ -1,0 +1,394 @@
+//! Where and as whom to connect: the broker URI and the TLS files, parsed and checked from plain
+//! values (the settings stage hands them over; nothing here knows the command line).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use percent_encoding::percent_decode_str;
+use rabbitmq_stream_client::{ClientOptions, TlsConfiguration};
+
+use crate::error::{ConnectError, InvError, Result};
+
+/// The URI used when neither `--uri` nor `INVSTREAM_URI` is given: a local broker's defaults.
+pub const DEFAULT_URI: &str = "rabbitmq-stream://guest:guest@localhost:5552/%2f";
+
+const DEFAULT_PORT: u16 = 5552;
+const DEFAULT_TLS_PORT: u16 = 5551;
+/// Where and as whom to connect; shared by every command. Its `Display` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BrokerSettings {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub(super) password: String,
+    pub vhost: String,
+    /// Set for `rabbitmq-stream+tls://` URIs.
+    pub tls: Option<TlsSettings>,
+    /// How long a command keeps reconnecting after the connection drops mid-run.
+    pub retry_for: Duration,
+}
+
+/// How to check the broker's certificate and, optionally, present ours.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TlsSettings {
+    /// CA certificates (PEM) the broker's certificate must chain to; `None` only with `insecure`.
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate and PKCS#8 key (PEM).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Skip the broker certificate check.
+    pub insecure: bool,
+}
+
+/// The TLS files and choices as the user gave them, before they are checked.
+#[derive(Clone, Debug, Default)]
+pub struct TlsFiles {
+    pub ca_cert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub insecure: bool,
+}
+
+impl TlsFiles {
+    fn any_given(&self) -> bool {
+        self.ca_cert.is_some() || self.cert.is_some() || self.insecure
+    }
+}
+
+impl TlsSettings {
+    /// Checks the files before the client reads them: it panics on some malformed ones.
+    fn checked(args: &TlsFiles) -> Result<Self> {
+        if let Some(ca) = &args.ca_cert {
+            check_pem(ca, "--tls-ca-cert", &["CERTIFICATE"])?;
+        }
+        if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+            check_pem(cert, "--tls-cert", &["CERTIFICATE"])?;
+            check_pem(key, "--tls-key", &["PRIVATE KEY"])?;
+        }
+        if args.ca_cert.is_none() && !args.insecure {
+            return Err(tls_error("a rabbitmq-stream+tls:// URI needs --tls-ca-cert FILE (the CA that signed the broker's certificate; for a public CA, /etc/ssl/certs/ca-certificates.crt), or --tls-insecure to skip the check"));
+        }
+        Ok(TlsSettings {
+            ca_cert: args.ca_cert.clone(),
+            client_cert: args.cert.clone().zip(args.key.clone()),
+            insecure: args.insecure,
+        })
+    }
+
+    fn configuration(&self) -> TlsConfiguration {
+        let mut builder = TlsConfiguration::builder().enable(true);
+        if let Some(ca) = &self.ca_cert {
+            builder = builder.add_root_certificates(ca.clone());
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            builder = builder.add_client_certificates_keys(cert.clone(), key.clone());
+        }
+        builder
+            .build()
+            .expect("from_args requires a CA for client certificates")
+    }
+}
+
+/// Fails unless `path` is a readable PEM file with a block of one of `kinds` (the client only
+/// reads PKCS#8 keys, "BEGIN PRIVATE KEY").
+fn check_pem(path: &Path, option: &str, kinds: &[&str]) -> Result<()> {
+    let text = std::fs::read(path)
+        .map_err(|e| tls_error(format!("cannot read {option} {}: {e}", path.display())))?;
+    let text = String::from_utf8_lossy(&text);
+    if kinds
+        .iter()
+        .any(|kind| text.contains(&format!("-----BEGIN {kind}-----")))
+    {
+        return Ok(());
+    }
+    let hint = match kinds.contains(&"PRIVATE KEY") && text.contains("PRIVATE KEY-----") {
+        true => " (convert the key to PKCS#8: openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.pk8)",
+        false => "",
+    };
+    Err(tls_error(format!(
+        "{option} {} holds no PEM \"BEGIN {}\" block{hint}",
+        path.display(),
+        kinds[0]
+    )))
+}
+
+fn tls_error(message: impl Into<String>) -> InvError {
+    ConnectError::Tls {
+        message: message.into(),
+    }
+    .into()
+}
+
+impl fmt::Debug for BrokerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BrokerSettings({self})")
+    }
+}
+
+impl fmt::Display for BrokerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let vhost =
+            percent_encoding::utf8_percent_encode(&self.vhost, percent_encoding::NON_ALPHANUMERIC);
+        write!(
+            f,
+            "rabbitmq-stream://{}:***@{}:{}/{}",
+            self.user, self.host, self.port, vhost
+        )
+    }
+}
+
+impl BrokerSettings {
+    /// Parses `rabbitmq-stream://USER:PASSWORD@HOST:PORT/VHOST`; the vhost is percent-decoded
+    /// (`%2f` is the default vhost `/`), a missing port is 5552, missing credentials are guest.
+    pub fn from_uri(uri: &str) -> Result<Self> {
+        let invalid = |reason: &str| -> InvError {
+            ConnectError::InvalidUri {
+                uri: redact_uri(uri),
+                reason: reason.to_string(),
+            }
+            .into()
+        };
+        let url = url::Url::parse(uri).map_err(|e| invalid(&e.to_string()))?;
+        let tls = match url.scheme() {
+            "rabbitmq-stream" => None,
+            // Completed by `new` with the certificate options.
+            "rabbitmq-stream+tls" => Some(TlsSettings::default()),
+            other => {
+                return Err(invalid(&format!(
+                    "unknown scheme '{other}' (rabbitmq-stream:// or rabbitmq-stream+tls://)"
+                )))
+            }
+        };
+        let host = match url.host_str() {
+            Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']'),
+            _ => return Err(invalid("no host")),
+        };
+        let decode = |s: &str| {
+            percent_decode_str(s)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| invalid("not valid UTF-8 after percent-decoding"))
+        };
+        let user = match url.username() {
+            "" => "guest".to_string(),
+            u => decode(u)?,
+        };
+        let password = match url.password() {
+            None if url.username().is_empty() => "guest".to_string(),
+            None => String::new(),
+            Some(p) => decode(p)?,
+        };
+        let path = url.path().strip_prefix('/').unwrap_or(url.path());
+        if path.contains('/') {
+            return Err(invalid(
+                "the path must be a single vhost name (write '/' as %2f)",
+            ));
+        }
+        let vhost = match path {
+            "" => "/".to_string(),
+            p => decode(p)?,
+        };
+        let default_port = match tls {
+            Some(_) => DEFAULT_TLS_PORT,
+            None => DEFAULT_PORT,
+        };
+        Ok(BrokerSettings {
+            host: host.to_string(),
+            port: url.port().unwrap_or(default_port),
+            user,
+            password,
+            vhost,
+            tls,
+            retry_for: Duration::ZERO,
+        })
+    }
+
+    /// The settings every command starts from: the URI, the TLS files and how long to keep
+    /// reconnecting.
+    pub fn new(uri: &str, tls: &TlsFiles, retry_for: Duration) -> Result<Self> {
+        let mut settings = Self::from_uri(uri)?;
+        settings.retry_for = retry_for;
+        match &mut settings.tls {
+            Some(settings) => *settings = TlsSettings::checked(tls)?,
+            None if tls.any_given() => return Err(tls_error(
+                "TLS options need a rabbitmq-stream+tls:// URI (the broker's TLS port, 5551 by default)",
+            )),
+            None => {}
+        }
+        Ok(settings)
+    }
+
+    pub(super) fn tls_configuration(&self) -> TlsConfiguration {
+        match &self.tls {
+            Some(tls) => tls.configuration(),
+            None => TlsConfiguration::default(),
+        }
+    }
+
+    /// `host:port`, for messages.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    pub(super) fn client_options(&self) -> ClientOptions {
+        ClientOptions::builder()
+            .host(&self.host)
+            .port(self.port)
+            .user(&self.user)
+            .password(&self.password)
+            .v_host(&self.vhost)
+            .client_provided_name("invstream".to_string())
+            .tls(self.tls_configuration())
+            .build()
+    }
+}
+
+/// Replaces the password in a URI-like string, for error messages about unparsable URIs.
+pub fn redact_uri(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_string();
+    };
+    let Some(at) = rest.rfind('@') else {
+        return uri.to_string();
+    };
+    let (credentials, host) = rest.split_at(at);
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***{host}"),
+        None => uri.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_uri_is_the_local_broker() {
+        let s = BrokerSettings::from_uri(DEFAULT_URI).unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("localhost", 5552));
+        assert_eq!((s.user.as_str(), s.password.as_str()), ("guest", "guest"));
+        assert_eq!(s.vhost, "/");
+    }
+
+    #[test]
+    fn every_part_comes_from_the_uri() {
+        let s = BrokerSettings::from_uri(
+            "rabbitmq-stream://al%40ice:p%3Ass@broker.example:6000/shop%2Feu",
+        )
+        .unwrap();
+        assert_eq!(s.host, "broker.example");
+        assert_eq!(s.port, 6000);
+        assert_eq!(s.user, "al@ice");
+        assert_eq!(s.password, "p:ss");
+        assert_eq!(s.vhost, "shop/eu");
+        let s = BrokerSettings::from_uri("rabbitmq-stream://127.0.0.1").unwrap();
+        assert_eq!(
+            (s.port, s.vhost.as_str(), s.user.as_str()),
+            (5552, "/", "guest")
+        );
+        let s = BrokerSettings::from_uri("rabbitmq-stream://u:p@[::1]:5552/v").unwrap();
+        assert_eq!((s.host.as_str(), s.vhost.as_str()), ("::1", "v"));
+    }
+
+    #[test]
+    fn display_and_debug_hide_the_password() {
+        let s = BrokerSettings::from_uri("rabbitmq-stream://u:s3cret@h:1/%2f").unwrap();
+        assert_eq!(s.to_string(), "rabbitmq-stream://u:***@h:1/%2F");
+        assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn bad_uris_are_rejected_without_leaking_the_password() {
+        for uri in [
+            "amqp://u:s3cret@h:5672/",
+            "rabbitmq-stream://u:s3cret@h:notaport/",
+            "not a uri s3cret",
+            "rabbitmq-stream://u:s3cret@h/a/b",
+            "rabbitmq-stream+tls://u:s3cret@h:bad/",
+        ] {
+            let err = BrokerSettings::from_uri(uri).unwrap_err().to_string();
+            assert!(err.starts_with("invalid --uri"), "{err}");
+            assert!(
+                !err.contains("s3cret") || uri.starts_with("not a uri"),
+                "{err}"
+            );
+        }
+    }
+
+    /// Settings from a URI and TLS flags as a user gives them.
+    fn settings(args: &[&str]) -> Result<BrokerSettings> {
+        let mut uri = DEFAULT_URI;
+        let mut tls = TlsFiles::default();
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            match *flag {
+                "--tls-insecure" => tls.insecure = true,
+                flag => {
+                    let value = *args.next().unwrap();
+                    match flag {
+                        "--uri" => uri = value,
+                        "--tls-ca-cert" => tls.ca_cert = Some(value.into()),
+                        "--tls-cert" => tls.cert = Some(value.into()),
+                        "--tls-key" => tls.key = Some(value.into()),
+                        _ => unreachable!("{flag}"),
+                    }
+                }
+            }
+        }
+        BrokerSettings::new(uri, &tls, Duration::ZERO)
+    }
+
+    #[test]
+    fn tls_needs_a_tls_uri_and_a_ca_or_insecure() {
+        let dir = std::env::temp_dir().join(format!("invstream-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let rsa_key = dir.join("rsa.key");
+        std::fs::write(&rsa_key, "-----BEGIN RSA PRIVATE KEY-----\nAA==\n").unwrap();
+        let ca = ca.to_str().unwrap();
+        let tls_uri = "rabbitmq-stream+tls://u:p@h/%2f";
+
+        let s = settings(&["--uri", tls_uri, "--tls-ca-cert", ca]).unwrap();
+        assert_eq!(s.port, 5551);
+        assert_eq!(
+            s.tls.as_ref().unwrap().ca_cert.as_deref(),
+            Some(Path::new(ca))
+        );
+        assert!(
+            settings(&["--uri", tls_uri, "--tls-insecure"])
+                .unwrap()
+                .tls
+                .unwrap()
+                .insecure
+        );
+
+        let err = settings(&["--uri", tls_uri]).unwrap_err().to_string();
+        assert!(err.contains("needs --tls-ca-cert"), "{err}");
+        let err = settings(&["--tls-ca-cert", ca]).unwrap_err().to_string();
+        assert!(err.contains("need a rabbitmq-stream+tls:// URI"), "{err}");
+        let err = settings(&["--uri", tls_uri, "--tls-ca-cert", "/nonexistent/ca.pem"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot read --tls-ca-cert"), "{err}");
+        let key = rsa_key.to_str().unwrap();
+        let err = settings(&[
+            "--uri",
+            tls_uri,
+            "--tls-ca-cert",
+            ca,
+            "--tls-cert",
+            ca,
+            "--tls-key",
+            key,
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("openssl pkcs8 -topk8"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,237 @@
+//! Confirms: which publishing ids await the broker's answer, what each stands for (so it can be
+//! sent again after a lost connection), and who waits for them (a batch receipt, the in-flight
+//! bound). Everything here is shared with the client's confirm callbacks.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rabbitmq_stream_client::types::SubEntryBatch;
+use rustc_hash::FxBuildHasher;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::stats::LatencyHistogram;
+
+/// Resolves when every message of one `Publisher::send` was confirmed or rejected: how a
+/// caller (an HTTP request) learns that its updates are stored.
+pub struct BatchReceipt(tokio::sync::oneshot::Receiver<BatchOutcome>);
+
+/// How one batch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub confirmed: u64,
+    pub failed: u64,
+}
+
+pub(super) struct BatchWaiter {
+    count: u64,
+    remaining: AtomicU64,
+    pub(super) failed: AtomicU64,
+    done: Mutex<Option<tokio::sync::oneshot::Sender<BatchOutcome>>>,
+}
+
+impl BatchReceipt {
+    pub(super) fn new(count: u64) -> (Self, Arc<BatchWaiter>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let waiter = BatchWaiter {
+            count,
+            remaining: AtomicU64::new(count),
+            failed: AtomicU64::new(0),
+            done: Mutex::new(Some(tx)),
+        };
+        (BatchReceipt(rx), Arc::new(waiter))
+    }
+
+    /// The batch's outcome, or `None` if the producer went away before it settled.
+    pub async fn settled(self) -> Option<BatchOutcome> {
+        self.0.await.ok()
+    }
+}
+
+impl BatchWaiter {
+    /// Counts the broker's answer for `count` of the batch's messages.
+    pub(super) fn settle(&self, confirmed: bool, count: u64) {
+        if !confirmed {
+            self.failed.fetch_add(count, Ordering::Relaxed);
+        }
+        if self.remaining.fetch_sub(count, Ordering::AcqRel) == count {
+            let failed = self.failed.load(Ordering::Relaxed);
+            let outcome = BatchOutcome {
+                confirmed: self.count - failed,
+                failed,
+            };
+            if let Some(tx) = self.done.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = tx.send(outcome);
+            }
+        }
+    }
+}
+
+/// A read-only view of a publisher's counters, usable while it works.
+#[derive(Clone)]
+pub struct PublisherStats {
+    pub(super) tracker: Arc<ConfirmTracker>,
+    pub(super) in_flight: Arc<Semaphore>,
+    pub(super) max_in_flight: u64,
+}
+
+impl PublisherStats {
+    /// Messages handed to the broker.
+    pub fn sent(&self) -> u64 {
+        self.tracker.sent()
+    }
+
+    pub fn confirmed(&self) -> u64 {
+        self.tracker.confirmed.load(Ordering::Relaxed)
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.tracker.failed.load(Ordering::Relaxed)
+    }
+
+    /// Times the connection was lost and made again.
+    pub fn reconnects(&self) -> u64 {
+        self.tracker.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when the publisher's connection is lost (at once if it is now).
+    pub async fn lost(&self) {
+        let notified = self.tracker.lost_signal.notified();
+        if !self.tracker.is_lost() {
+            notified.await;
+        }
+    }
+
+    /// Messages sent and not yet settled.
+    pub fn in_flight(&self) -> u64 {
+        self.max_in_flight
+            .saturating_sub(self.in_flight.available_permits() as u64)
+    }
+
+    /// A copy of the publish-to-confirm latencies so far.
+    pub fn latency(&self) -> LatencyHistogram {
+        self.tracker
+            .latency
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+/// What one publishing id stands for until the broker confirms it: kept so it can be sent
+/// again, under the same id, on a new connection.
+pub(super) struct Unconfirmed {
+    pub(super) entry: Entry,
+    /// Messages in `entry` (a sub-entry batch counts all of them).
+    pub(super) count: u64,
+    pub(super) sent_at: Instant,
+    pub(super) waiter: Arc<BatchWaiter>,
+}
+
+/// One stream entry as handed to the client, written by the publisher itself (no `Message`
+/// per update): a simple entry laid out for its publish frame, or a sub-entry batch (one
+/// confirm, one map entry and one callback for the whole batch).
+#[derive(Clone)]
+pub(super) enum Entry {
+    /// Publishing id, filter value (with `version` 2), size and AMQP message.
+    Simple {
+        version: u16,
+        bytes: Vec<u8>,
+    },
+    Batch(SubEntryBatch),
+}
+
+/// An entry about to be sent, with the publishing id it is confirmed under and how many
+/// messages it holds.
+pub(super) struct NumberedEntry {
+    pub(super) publishing_id: u64,
+    pub(super) count: u64,
+    pub(super) entry: Entry,
+}
+
+/// Confirms as they arrive, shared with the client's confirm callbacks.
+#[derive(Default)]
+pub(super) struct ConfirmTracker {
+    /// Messages handed to the client (each counted once, however often it is re-sent).
+    pub(super) sent: AtomicU64,
+    pub(super) confirmed: AtomicU64,
+    failed: AtomicU64,
+    pub(super) reconnects: AtomicU64,
+    pub(super) latency: Mutex<LatencyHistogram>,
+    pub(super) settled: Notify,
+    /// By publishing id (FxHash: ids are mostly sequential, and SipHash costs more on this
+    /// per-message path). A confirm settles a message only if it is still here, so a confirm
+    /// from a connection given up on cannot count twice.
+    pub(super) unconfirmed: Mutex<HashMap<u64, Unconfirmed, FxBuildHasher>>,
+    /// Set when the producer's connection closed; cleared by a reconnect.
+    pub(super) lost: AtomicBool,
+    pub(super) lost_signal: Notify,
+    /// Numbers the producer's connections; only the current one may report a loss.
+    pub(super) connection: AtomicU64,
+}
+
+impl ConfirmTracker {
+    /// Records the broker's answer for publishing ids (each a message, or a whole sub-entry
+    /// batch), all those of one confirm frame at once; anything not ours (already settled) is
+    /// ignored.
+    pub(super) fn settle(&self, publishing_ids: &[u64], confirmed: bool, in_flight: &Semaphore) {
+        let entries: Vec<Unconfirmed> = {
+            let mut unconfirmed = self.lock_unconfirmed();
+            publishing_ids
+                .iter()
+                .filter_map(|id| unconfirmed.remove(id))
+                .collect()
+        };
+        if entries.is_empty() {
+            return;
+        }
+        let count: u64 = entries.iter().map(|entry| entry.count).sum();
+        if confirmed {
+            let now = Instant::now();
+            let mut latency = self
+                .latency
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for entry in &entries {
+                let latency_us = now.duration_since(entry.sent_at).as_micros() as u64;
+                latency.record_n_us(latency_us, entry.count);
+            }
+            drop(latency);
+            self.confirmed.fetch_add(count, Ordering::Relaxed);
+        } else {
+            self.failed.fetch_add(count, Ordering::Relaxed);
+        }
+        in_flight.add_permits(count as usize);
+        for entry in entries {
+            entry.waiter.settle(confirmed, entry.count);
+        }
+        self.settled.notify_one();
+    }
+
+    pub(super) fn lock_unconfirmed(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, Unconfirmed, FxBuildHasher>> {
+        self.unconfirmed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(super) fn mark_lost(&self) {
+        self.lost.store(true, Ordering::Relaxed);
+        self.lost_signal.notify_waiters();
+        self.settled.notify_one();
+    }
+
+    pub(super) fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn settled(&self) -> u64 {
+        self.confirmed.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,576 @@
+//! The publishing engine: the one producer path every source of updates goes through
+//! (generated updates, `--input` files and stdin, the HTTP gateway, the benchmark). Updates are
+//! written into frames of `batch_size` messages and handed to the client without waiting for
+//! their confirms; a semaphore bounds the unconfirmed messages so memory stays flat, every
+//! confirm is timed into a histogram, and a lost connection is replaced and what was not
+//! confirmed sent again. It never prints: it reports through [`PublisherEvent`]s and counters.
+
+mod confirms;
+mod pace;
+mod producer;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rabbitmq_stream_client::error::ProducerPublishError;
+use rabbitmq_stream_client::types::CompressionType;
+use rabbitmq_stream_client::{BatchConfirmCallback, Environment};
+use rayon::prelude::*;
+use tokio::sync::Semaphore;
+
+pub use confirms::{BatchOutcome, BatchReceipt, PublisherStats};
+pub use pace::Pace;
+
+use confirms::{BatchWaiter, ConfirmTracker, Entry, NumberedEntry, Unconfirmed};
+use producer::{AnyProducer, ProducerRecipe, CLOSE_TIMEOUT};
+
+use crate::broker::BrokerSettings;
+use crate::entry::{EntryEncoder, WITHOUT_FILTER_VALUES, WITH_FILTER_VALUES};
+use crate::error::{ConnectError, InvError, PublishError, Result};
+use crate::input::NumberedUpdate;
+use crate::stats::LatencyHistogram;
+
+/// Sub-entry batching: many messages in one stream entry, and their compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Messages per entry; 1 = a simple entry per message.
+    pub sub_entry_size: u64,
+    pub compression: CompressionType,
+}
+
+impl Default for Batching {
+    /// One message per entry, as every client reads.
+    fn default() -> Self {
+        Batching {
+            sub_entry_size: 1,
+            compression: CompressionType::None,
+        }
+    }
+}
+
+/// How a `Publisher` batches, bounds and names its messages.
+#[derive(Debug, Clone)]
+pub struct PublisherOptions {
+    /// Messages per publish frame (clamped to `max_in_flight`).
+    pub batch_size: u64,
+    /// Most messages sent and not yet confirmed.
+    pub max_in_flight: u64,
+    /// Tag every message with its product id as the stream filter value.
+    pub filter_values: bool,
+    /// The name messages carry (and, with `dedup`, the broker deduplicates under).
+    pub producer_name: String,
+    /// Let the broker drop messages whose publishing id it already stored for `producer_name`.
+    pub dedup: bool,
+    /// Sub-entry batching and its compression.
+    pub batching: Batching,
+}
+
+/// What happens to a publisher that a person may want to know about; the command renders it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PublisherEvent {
+    /// The connection dropped; reconnecting for up to `retry_for`.
+    ConnectionLost { addr: String, retry_for: Duration },
+    /// No confirm arrived within the confirm timeout: the connection is replaced.
+    NoConfirmInTime,
+    /// A new connection is up; `resending` entries not confirmed go out again.
+    Reconnected {
+        after: Duration,
+        resending: u64,
+        deduplicated: bool,
+    },
+}
+
+/// Where a publisher's events go.
+pub type EventSink = Arc<dyn Fn(PublisherEvent) + Send + Sync>;
+
+/// An event sink that drops everything.
+pub fn no_events() -> EventSink {
+    Arc::new(|_| {})
+}
+
+/// What a publisher achieved.
+#[derive(Debug, Clone)]
+pub struct PublishOutcome {
+    pub sent: u64,
+    pub bytes: u64,
+    pub confirmed: u64,
+    /// Rejected by the broker, or never confirmed before the timeout.
+    pub failed: u64,
+    pub reconnects: u64,
+    /// From opening the publisher to the last confirm (or the give-up).
+    pub elapsed: Duration,
+    pub latency: LatencyHistogram,
+}
+
+/// A producer with a bound on unconfirmed messages that survives lost connections.
+pub struct Publisher {
+    /// `None` only while a lost connection is being replaced.
+    producer: Option<AnyProducer>,
+    recipe: ProducerRecipe,
+    max_in_flight: u64,
+    filtering: bool,
+    in_flight: Arc<Semaphore>,
+    tracker: Arc<ConfirmTracker>,
+    events: EventSink,
+    /// Ends the message when reconnecting gives up: how to finish the run.
+    recipe_advice: String,
+    bytes: u64,
+    started: Instant,
+    /// Writes entries without a `Message` per update.
+    encoder: EntryEncoder,
+}
+
+impl Publisher {
+    /// Opens a producer. With `filter_values` it tags every message with its product id as the
+    /// stream filter value (RabbitMQ 3.13+), so consumers of a few products get only the chunks
+    /// holding them; on an older broker it publishes without, and `filtering()` says false.
+    pub async fn open(
+        env: &Environment,
+        broker: &BrokerSettings,
+        stream: &str,
+        options: PublisherOptions,
+        events: EventSink,
+    ) -> Result<Self> {
+        let PublisherOptions {
+            batch_size,
+            max_in_flight,
+            filter_values,
+            producer_name,
+            dedup,
+            batching,
+        } = options;
+        // A frame larger than the in-flight bound could never be admitted.
+        let batch_size = batch_size.clamp(1, max_in_flight.max(1));
+        let recipe = ProducerRecipe {
+            env: env.clone(),
+            broker: broker.clone(),
+            stream: stream.to_string(),
+            batch_size,
+            producer_name,
+            dedup,
+            // Sub-entries carry no filter values.
+            filter_values: filter_values && batching.sub_entry_size == 1,
+            batching,
+        };
+        let tracker = Arc::new(ConfirmTracker::default());
+        let (producer, filtering) = broker.while_starting(|| recipe.build(&tracker)).await?;
+        Ok(Publisher {
+            producer: Some(producer),
+            recipe,
+            max_in_flight,
+            filtering,
+            in_flight: Arc::new(Semaphore::new(
+                max_in_flight.min(Semaphore::MAX_PERMITS as u64) as usize,
+            )),
+            tracker,
+            events,
+            recipe_advice: String::new(),
+            bytes: 0,
+            started: Instant::now(),
+            encoder: EntryEncoder::default(),
+        })
+    }
+
+    /// What to tell the user when reconnecting gives up, e.g. how to finish the run.
+    pub fn set_give_up_advice(&mut self, advice: String) {
+        self.recipe_advice = advice;
+    }
+
+    /// Whether messages carry filter values (the broker supports stream filtering).
+    pub fn filtering(&self) -> bool {
+        self.filtering
+    }
+
+    pub fn confirmed(&self) -> u64 {
+        self.tracker.confirmed.load(Ordering::Relaxed)
+    }
+
+    /// Whether `count` more messages fit under the in-flight bound right now.
+    pub fn has_room(&self, count: u64) -> bool {
+        self.in_flight.available_permits() as u64 >= count
+    }
+
+    /// Resolves when the connection is lost (at once if it already is).
+    pub async fn lost(&self) {
+        self.stats().lost().await
+    }
+
+    /// Counters and latencies that can be read while the publisher works (for `/metrics`).
+    pub fn stats(&self) -> PublisherStats {
+        PublisherStats {
+            tracker: self.tracker.clone(),
+            max_in_flight: self.max_in_flight,
+            in_flight: self.in_flight.clone(),
+        }
+    }
+
+    /// Waits until `count` more messages fit under the in-flight bound, the connection is lost,
+    /// or `timeout` passes. Unlike `send`, it may be cancelled (raced with Ctrl-C).
+    pub async fn wait_for_room(&self, count: u64, timeout: Duration) {
+        let room = self
+            .in_flight
+            .acquire_many(count.min(u64::from(u32::MAX)) as u32);
+        tokio::select! {
+            _ = tokio::time::timeout(timeout, room) => {}
+            _ = self.lost() => {}
+        }
+    }
+
+    /// Hands updates to the client, in frames of at most `batch_size` messages, each once the
+    /// in-flight bound allows it; does not wait for their confirms, but returns a receipt that
+    /// resolves when all of them arrived. If the connection drops, it reconnects (see
+    /// `recover`); fails if the bound stays full for `stall_timeout` and no new connection
+    /// helps, or `--retry-for` runs out.
+    /// Run it to completion: cancelled half-way, part of the updates may be neither sent nor
+    /// failed.
+    pub async fn send(
+        &mut self,
+        updates: &[NumberedUpdate],
+        stall_timeout: Duration,
+    ) -> Result<BatchReceipt> {
+        let (receipt, waiter) = BatchReceipt::new(updates.len() as u64);
+        for frame in updates.chunks(self.recipe.batch_size as usize) {
+            self.send_frame(frame, &waiter, stall_timeout).await?;
+        }
+        Ok(receipt)
+    }
+
+    /// One frame's worth of `send`.
+    async fn send_frame(
+        &mut self,
+        updates: &[NumberedUpdate],
+        waiter: &Arc<BatchWaiter>,
+        stall_timeout: Duration,
+    ) -> Result<()> {
+        if self.tracker.is_lost() {
+            self.recover().await?;
+        }
+        let (entries, bytes) = self.entries(updates)?;
+        let count = updates.len() as u32;
+        loop {
+            let acquire = self.in_flight.clone().acquire_many_owned(count);
+            tokio::select! {
+                acquired = tokio::time::timeout(stall_timeout, acquire) => match acquired {
+                    Ok(permits) => {
+                        permits.expect("the semaphore is never closed").forget();
+                        break;
+                    }
+                    // No confirm for a whole timeout: the connection may be dead without
+                    // the client noticing. A new one re-sends what is unconfirmed.
+                    Err(_) if !self.recipe.broker.retry_for.is_zero() => {
+                        self.emit(PublisherEvent::NoConfirmInTime);
+                        self.tracker.mark_lost();
+                        self.recover().await?;
+                    }
+                    Err(_) => return Err(self.stalled()),
+                },
+                _ = self.lost() => self.recover().await?,
+            }
+        }
+        let sent_at = Instant::now();
+        {
+            let mut unconfirmed = self.tracker.lock_unconfirmed();
+            for numbered in &entries {
+                let entry = Unconfirmed {
+                    entry: numbered.entry.clone(),
+                    count: numbered.count,
+                    sent_at,
+                    waiter: waiter.clone(),
+                };
+                unconfirmed.insert(numbered.publishing_id, entry);
+            }
+        }
+        self.tracker
+            .sent
+            .fetch_add(u64::from(count), Ordering::Relaxed);
+        self.bytes += bytes;
+        let entries = entries
+            .into_iter()
+            .map(|numbered| (numbered.publishing_id, numbered.entry))
+            .collect();
+        if let Err(e) = self.hand_over(entries).await {
+            // Kept as unconfirmed: a new connection sends them again.
+            self.tracker.mark_lost();
+            if self.recipe.broker.retry_for.is_zero() {
+                return Err(e);
+            }
+            self.recover().await?;
+        }
+        Ok(())
+    }
+
+    /// The stream entries for `updates`, each with its publishing id and message count, and
+    /// the bytes of their bodies: a message per update, or sub-entry batches of
+    /// `--sub-entry-size` written straight from the updates.
+    fn entries(&mut self, updates: &[NumberedUpdate]) -> Result<(Vec<NumberedEntry>, u64)> {
+        let producer = self.recipe.producer_name.as_str();
+        let batching = self.recipe.batching;
+        if batching.sub_entry_size <= 1 {
+            let version = match self.filtering {
+                true => WITH_FILTER_VALUES,
+                false => WITHOUT_FILTER_VALUES,
+            };
+            let mut bytes = 0;
+            let entries = updates
+                .iter()
+                .map(|numbered| {
+                    let mut entry = Vec::with_capacity(320);
+                    bytes += self
+                        .encoder
+                        .append_simple_entry(numbered, producer, version, &mut entry)
+                        as u64;
+                    NumberedEntry {
+                        publishing_id: numbered.0,
+                        count: 1,
+                        entry: Entry::Simple {
+                            version,
+                            bytes: entry,
+                        },
+                    }
+                })
+                .collect();
+            return Ok((entries, bytes));
+        }
+        // The batches are independent, and compressing them is most of the work: they are built
+        // on every core (in order, so publishing ids still go out ascending).
+        let codec = batching.compression;
+        let built: Vec<_> = updates
+            .par_chunks(batching.sub_entry_size as usize)
+            .map_init(EntryEncoder::default, |encoder, group| {
+                encoder
+                    .sub_entry_batch(group, producer, codec)
+                    .map(|(batch, body_bytes)| (batch, group.len() as u64, body_bytes))
+            })
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| PublishError::Compression(e.to_string()))?;
+        let bytes = built.iter().map(|(_, _, body_bytes)| body_bytes).sum();
+        let entries = built
+            .into_iter()
+            .map(|(batch, count, _)| NumberedEntry {
+                publishing_id: batch.publishing_id,
+                count,
+                entry: Entry::Batch(batch),
+            })
+            .collect();
+        Ok((entries, bytes))
+    }
+
+    /// Gives entries (with their publishing ids) to the client's producer in one frame; their
+    /// confirms settle them in the tracker.
+    async fn hand_over(&self, entries: Vec<(u64, Entry)>) -> Result<()> {
+        let (tracker, in_flight) = (self.tracker.clone(), self.in_flight.clone());
+        let on_confirm: BatchConfirmCallback = Arc::new(move |ids, confirmed| {
+            tracker.settle(ids, confirmed, &in_flight);
+        });
+        let producer = self
+            .producer
+            .as_ref()
+            .expect("a producer exists outside recover");
+        // A frame has one layout: entries encoded for another one (before a reconnect to a
+        // broker without filtering) go in a frame of their own.
+        let mut batches = Vec::new();
+        let mut frame: Option<(u16, Vec<u64>, Vec<u8>)> = None;
+        for (id, entry) in entries {
+            match entry {
+                Entry::Batch(batch) => batches.push(batch),
+                Entry::Simple { version, bytes } => {
+                    if frame.as_ref().is_some_and(|(v, ..)| *v != version) {
+                        let (v, ids, data) = frame.take().expect("checked above");
+                        producer
+                            .send_encoded_entries(&ids, data, v, on_confirm.clone())
+                            .await
+                            .map_err(|e| self.publish_error(e))?;
+                    }
+                    let (_, ids, data) = frame.get_or_insert_with(|| (version, vec![], vec![]));
+                    ids.push(id);
+                    data.extend_from_slice(&bytes);
+                }
+            }
+        }
+        if let Some((version, ids, data)) = frame {
+            producer
+                .send_encoded_entries(&ids, data, version, on_confirm.clone())
+                .await
+                .map_err(|e| self.publish_error(e))?;
+        }
+        if !batches.is_empty() {
+            producer
+                .send_sub_entry_batches(batches, on_confirm)
+                .await
+                .map_err(|e| self.publish_error(e))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a lost connection: reconnects with backoff for up to `--retry-for`, then sends
+    /// every unconfirmed message again under its publishing id. With deduplication the broker
+    /// drops those it had already stored; without it they may be stored twice.
+    pub async fn recover(&mut self) -> Result<()> {
+        if self.recipe.broker.retry_for.is_zero() {
+            return Err(ConnectError::Lost {
+                addr: self.recipe.broker.addr(),
+                during: "publishing (--retry-for 0s: not reconnecting)",
+            }
+            .into());
+        }
+        let lost_at = Instant::now();
+        loop {
+            self.tracker.connection.fetch_add(1, Ordering::Relaxed);
+            if let Some(old) = self.producer.take() {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, old.close()).await;
+            }
+            self.emit(PublisherEvent::ConnectionLost {
+                addr: self.recipe.broker.addr(),
+                retry_for: self.recipe.broker.retry_for,
+            });
+            let advice = format!(
+                "; {} of {} confirmed{}",
+                self.confirmed(),
+                self.tracker.sent(),
+                self.recipe_advice
+            );
+            // The window runs from the loss, across every attempt of this loop.
+            let (recipe, tracker) = (&self.recipe, &self.tracker);
+            let (producer, filtering) = recipe
+                .broker
+                .with_retries(lost_at, "publishing", &advice, || recipe.build(tracker))
+                .await?;
+            self.producer = Some(producer);
+            self.filtering = filtering;
+            self.tracker.lost.store(false, Ordering::Relaxed);
+            self.tracker.reconnects.fetch_add(1, Ordering::Relaxed);
+            if self.recipe.dedup {
+                self.settle_stored().await;
+            }
+            let mut resend: Vec<(u64, Entry)> = self
+                .tracker
+                .lock_unconfirmed()
+                .iter()
+                .map(|(id, unconfirmed)| (*id, unconfirmed.entry.clone()))
+                .collect();
+            resend.sort_unstable_by_key(|(id, _)| *id);
+            let per_frame = self.recipe.batch_size / self.recipe.batching.sub_entry_size.max(1);
+            self.emit(PublisherEvent::Reconnected {
+                after: lost_at.elapsed(),
+                resending: resend.len() as u64,
+                deduplicated: self.recipe.dedup,
+            });
+            let mut failed = false;
+            for chunk in resend.chunks(per_frame.max(1) as usize) {
+                let entries = chunk.to_vec();
+                if self.hand_over(entries).await.is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+            if !failed {
+                return Ok(());
+            }
+            self.tracker.mark_lost();
+        }
+    }
+
+    /// Counts as confirmed the unconfirmed messages the broker says it stored (their publishing
+    /// ids are at most its last one for our name): only the rest are sent again. A sub-entry
+    /// batch is re-sent as it was first built, so it is stored whole or not at all.
+    async fn settle_stored(&self) {
+        let recipe = &self.recipe;
+        let Ok(stored) = recipe
+            .broker
+            .last_publishing_id(&recipe.producer_name, &recipe.stream)
+            .await
+        else {
+            return;
+        };
+        let ids: Vec<u64> = self
+            .tracker
+            .lock_unconfirmed()
+            .keys()
+            .copied()
+            .filter(|id| *id <= stored)
+            .collect();
+        self.tracker.settle(&ids, true, &self.in_flight);
+    }
+
+    /// Waits up to `timeout` for every sent message to be confirmed or rejected, reconnecting
+    /// if the connection drops. Messages still unconfirmed then are counted as failed.
+    pub async fn finish(&mut self, timeout: Duration) -> Result<PublishOutcome> {
+        let mut deadline = tokio::time::Instant::now() + timeout;
+        let sent = self.tracker.sent();
+        while self.tracker.settled() < sent {
+            if self.tracker.is_lost() {
+                self.recover().await?;
+                deadline = tokio::time::Instant::now() + timeout;
+            }
+            let notified = self.tracker.settled.notified();
+            if self.tracker.settled() >= sent || self.tracker.is_lost() {
+                continue;
+            }
+            let tick = tokio::time::sleep(Duration::from_millis(100));
+            tokio::select! {
+                _ = notified => {}
+                _ = tick => {}
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        Ok(self.outcome())
+    }
+
+    /// Closes the producer; confirms that arrive later are ignored.
+    pub async fn close(mut self) {
+        self.tracker.connection.fetch_add(1, Ordering::Relaxed);
+        if let Some(producer) = self.producer.take() {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, producer.close()).await;
+        }
+    }
+
+    /// What has been confirmed so far; anything sent and not confirmed counts as failed.
+    pub fn outcome(&self) -> PublishOutcome {
+        let sent = self.tracker.sent();
+        let confirmed = self.confirmed();
+        let latency = self
+            .tracker
+            .latency
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        PublishOutcome {
+            sent,
+            bytes: self.bytes,
+            confirmed,
+            failed: sent - confirmed.min(sent),
+            reconnects: self.tracker.reconnects.load(Ordering::Relaxed),
+            elapsed: self.started.elapsed(),
+            latency,
+        }
+    }
+
+    fn stalled(&self) -> InvError {
+        ConnectError::Lost {
+            addr: self.recipe.broker.addr(),
+            during: "waiting for publisher confirms (none arrived within the confirm timeout)",
+        }
+        .into()
+    }
+
+    fn emit(&self, event: PublisherEvent) {
+        (self.events)(event)
+    }
+
+    fn publish_error(&self, error: ProducerPublishError) -> InvError {
+        match error {
+            ProducerPublishError::Client(e) => self.recipe.broker.client_error(e, "publishing"),
+            ProducerPublishError::Create { status, .. } => {
+                self.recipe
+                    .broker
+                    .refused(&status, "write to", &self.recipe.stream)
+            }
+            _ => ConnectError::Lost {
+                addr: self.recipe.broker.addr(),
+                during: "publishing",
+            }
+            .into(),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Pacing (`--rate`): spaces batches so a run publishes at most so many messages a second.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Spaces batches so that at most `per_second` messages go out a second, on average since the
+/// first: a batch waits until the messages before it are due.
+pub struct Pace {
+    started: Instant,
+    per_second: f64,
+    sent: u64,
+}
+
+impl Pace {
+    pub fn new(per_second: f64) -> Self {
+        Pace {
+            started: Instant::now(),
+            per_second,
+            sent: 0,
+        }
+    }
+
+    /// Waits until a batch of `count` may go out.
+    pub async fn wait_for(&mut self, count: u64) {
+        let due = self.started + Duration::from_secs_f64(self.sent as f64 / self.per_second);
+        self.sent += count;
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_go_out_when_the_messages_before_them_are_due() {
+        let mut pace = Pace::new(1_000.0);
+        let start = tokio::time::Instant::now();
+        pace.wait_for(500).await; // the first batch is due at once
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        pace.wait_for(500).await; // due after the first 500 at 1,000/s
+        assert!(
+            start.elapsed() >= Duration::from_millis(499),
+            "{:?}",
+            start.elapsed()
+        );
+        pace.wait_for(1).await; // after 1,000 messages: one second
+        assert!(
+            start.elapsed() >= Duration::from_millis(999),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(
+            start.elapsed() < Duration::from_millis(1_100),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+}

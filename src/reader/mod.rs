@@ -1,0 +1,500 @@
+//! The reading engine: subscribes one reader at an offset specification, hands every message to
+//! a [`MessageSink`], stores the reader's offset when it is named, resubscribes after the last
+//! offset read when the connection drops, and stops by the run's rules (count, duration, the
+//! stream's end, a stop signal). Used by `consume` (one or many readers) and `bench`. It never
+//! prints: it reports through [`ReaderEvent`]s and a shared progress counter.
+
+mod offset;
+
+use std::collections::HashSet;
+use std::future::pending;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rabbitmq_stream_client::error::ConsumerCreateError;
+use rabbitmq_stream_client::types::OffsetSpecification;
+use rabbitmq_stream_client::{ChunkConsumer, Environment, FilterConfiguration};
+
+pub use offset::{offset_specification, StartOffset};
+
+use crate::broker::BrokerSettings;
+use crate::error::{ConnectError, InvError, Result};
+use crate::shutdown::StopSignal;
+
+/// With `--product`, the broker skips chunks without those products, so a replay may never see
+/// the stream's last offset: after this long without a delivery it is over.
+const FILTERED_IDLE_END: Duration = Duration::from_secs(2);
+
+/// A named reader stores its offset at least this often (and every `store_every` messages).
+const STORE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A sink hears of quiet after this long without a chunk (to flush what it holds).
+const IDLE_TICK: Duration = Duration::from_millis(200);
+
+/// How long closing a consumer whose connection may be gone may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// When a read stops by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopRule {
+    /// Read up to the last offset the stream had when we started.
+    AtEnd,
+    /// Keep reading until stopped, the count or the duration.
+    Follow,
+}
+
+impl StopRule {
+    /// Without a count, a duration or `follow`, a replay (first, an offset, a timestamp,
+    /// stored) stops at the stream's current end, while last and next follow new messages.
+    pub fn new(
+        start: &StartOffset,
+        count: Option<u64>,
+        duration: Option<Duration>,
+        follow: bool,
+    ) -> Self {
+        if start.is_replay() && count.is_none() && duration.is_none() && !follow {
+            StopRule::AtEnd
+        } else {
+            StopRule::Follow
+        }
+    }
+}
+
+/// What a sink makes of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// Read: it counts towards the count and the progress.
+    Counted,
+    /// Not one the run asked for (another product): passed over.
+    Passed,
+    /// Nothing more is wanted (the reader of the printed output went away).
+    Stop,
+}
+
+/// Receives a reader's messages, still AMQP-encoded, in offset order.
+pub trait MessageSink: Send {
+    /// Called before each chunk's messages (one clock read per chunk, for instance).
+    fn chunk_start(&mut self) {}
+    fn take(&mut self, offset: u64, message: &[u8]) -> Take;
+    /// No chunk arrived for a while: a chance to flush what the sink holds.
+    fn idle(&mut self) {}
+    /// The chunk's messages were all taken (or the read stops).
+    fn chunk_end(&mut self) {}
+}
+
+/// What every reader of one run shares.
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    pub stream: String,
+    pub start: StartOffset,
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+    /// With [`StopRule::AtEnd`], the last offset to read.
+    pub end_offset: Option<u64>,
+    /// Ask the broker to deliver only chunks holding these products (RabbitMQ 3.13+).
+    pub filter_products: Option<HashSet<u64>>,
+    /// Form a single-active-consumer group under the reader's name.
+    pub single_active: bool,
+    pub store_every: u64,
+    /// For errors, and for the single-active-consumer callback, which needs its own connection.
+    pub broker: BrokerSettings,
+}
+
+/// One reader: a label for reports, the name the broker tracks its offset under, its pace.
+#[derive(Debug, Clone)]
+pub struct ReaderSpec {
+    pub label: String,
+    pub tracking_name: Option<String>,
+    /// A pause after each message read (a slow consumer, to show fan-out).
+    pub slow: Option<Duration>,
+    /// The offset the broker stored for `tracking_name`, for `--offset stored`.
+    pub stored: Option<u64>,
+}
+
+impl ReaderSpec {
+    /// The first offset this reader asks for, when it is known before subscribing.
+    pub fn start(&self, offset: &StartOffset) -> Option<u64> {
+        match (offset, self.stored) {
+            (StartOffset::Offset(n), _) => Some(*n),
+            (StartOffset::Stored, Some(stored)) => Some(stored + 1),
+            _ => None,
+        }
+    }
+}
+
+/// What happens to a reader that a person may want to know about; the command renders it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReaderEvent {
+    ConnectionLost {
+        reader: String,
+        addr: String,
+        retry_for: Duration,
+    },
+    Reconnected {
+        reader: String,
+        after: Duration,
+        /// The offset reading goes on from; `None`: where it first started.
+        from: Option<u64>,
+    },
+}
+
+/// Where a reader's events go.
+pub type ReaderEvents = Arc<dyn Fn(ReaderEvent) + Send + Sync>;
+
+/// A subscription, and the offset below which deliveries are skipped: delivery is by chunk, so
+/// a subscription at offset N (asked for, resumed at, or where a single active consumer takes
+/// over) first gets the messages before N in N's chunk.
+pub struct Subscription {
+    consumer: ChunkConsumer,
+    skip_below: Arc<AtomicU64>,
+}
+
+/// Why a subscription failed.
+pub enum SubscribeError {
+    /// The broker has no stream filtering (RabbitMQ < 3.13).
+    NoFiltering,
+    Create(ConsumerCreateError),
+}
+
+impl SubscribeError {
+    pub fn into_error(self, broker: &BrokerSettings, stream: &str) -> InvError {
+        match self {
+            SubscribeError::NoFiltering => ConnectError::Client {
+                message: "the broker does not support stream filtering".to_string(),
+            }
+            .into(),
+            SubscribeError::Create(e) => broker.consumer_error(e, stream),
+        }
+    }
+}
+
+/// How one reader's read ended.
+pub struct ReadOutcome<S> {
+    pub sink: S,
+    /// From subscribing to the last message read (to the stop, if it read nothing).
+    pub elapsed: Duration,
+    /// Times the reader lost its connection and subscribed again.
+    pub reconnects: u64,
+    /// The error that ended the read early, if any.
+    pub failure: Option<InvError>,
+}
+
+/// Subscribes `reader`: at the plan's offset, or at `resume_at` after a lost connection.
+pub async fn subscribe(
+    env: &Environment,
+    plan: &ReadPlan,
+    reader: &ReaderSpec,
+    resume_at: Option<u64>,
+) -> std::result::Result<Subscription, SubscribeError> {
+    let offset = match resume_at {
+        Some(next) => OffsetSpecification::Offset(next),
+        None => offset_specification(&plan.start, reader.stored),
+    };
+    let skip_below = Arc::new(AtomicU64::new(match offset {
+        OffsetSpecification::Offset(first) => first,
+        _ => 0,
+    }));
+    let mut builder = env
+        .consumer()
+        .offset(offset)
+        .client_provided_name(&format!("invstream-consumer-{}", reader.label))
+        .name_optional(reader.tracking_name.clone());
+    if let Some(products) = &plan.filter_products {
+        let values = products.iter().map(u64::to_string).collect();
+        // Chunks without filter values (streams written without --filter-values) come too: every
+        // message is checked by the sink anyway.
+        builder = builder.filter_input(Some(FilterConfiguration::new(values, true)));
+    }
+    if plan.single_active {
+        // On activation, resume after the offset the previous active consumer stored. The
+        // query needs its own connection: this callback runs inside the consumer's dispatcher.
+        let fallback = offset_specification(&plan.start, None);
+        let (stream, broker, skip_below) =
+            (plan.stream.clone(), plan.broker.clone(), skip_below.clone());
+        builder =
+            builder
+                .enable_single_active_consumer(true)
+                .consumer_update(move |active, context| {
+                    let (fallback, stream, broker, skip_below) = (
+                        fallback.clone(),
+                        stream.clone(),
+                        broker.clone(),
+                        skip_below.clone(),
+                    );
+                    async move {
+                        if active == 0 {
+                            return fallback;
+                        }
+                        // Our own last read, after a reconnect, beats what was stored.
+                        let resumed = skip_below.load(Ordering::Relaxed);
+                        if resumed > 0 {
+                            return OffsetSpecification::Offset(resumed);
+                        }
+                        match broker.stored_offset(&context.name(), &stream).await {
+                            Ok(Some(stored)) => {
+                                skip_below.store(stored + 1, Ordering::Relaxed);
+                                OffsetSpecification::Offset(stored + 1)
+                            }
+                            _ => fallback,
+                        }
+                    }
+                });
+    }
+    match builder.build_chunked(&plan.stream).await {
+        Ok(consumer) => Ok(Subscription {
+            consumer,
+            skip_below,
+        }),
+        Err(ConsumerCreateError::FilteringNotSupport) => Err(SubscribeError::NoFiltering),
+        Err(e) => Err(SubscribeError::Create(e)),
+    }
+}
+
+/// Subscribes `reader` again after its connection dropped, right after `last_read` (or where
+/// it started, if it read nothing yet), retrying with backoff for up to `--retry-for`.
+async fn resubscribe(
+    env: &Environment,
+    plan: &ReadPlan,
+    reader: &ReaderSpec,
+    last_read: Option<u64>,
+    events: &ReaderEvents,
+) -> Result<Subscription> {
+    let lost_at = Instant::now();
+    events(ReaderEvent::ConnectionLost {
+        reader: reader.label.clone(),
+        addr: plan.broker.addr(),
+        retry_for: plan.broker.retry_for,
+    });
+    let resume_at = last_read.map(|offset| offset + 1);
+    let advice = match (&reader.tracking_name, last_read) {
+        (Some(_), Some(_)) => "; run it again with --offset stored to resume",
+        _ => "",
+    };
+    let subscription = plan
+        .broker
+        .with_retries(lost_at, "reading", advice, || async {
+            subscribe(env, plan, reader, resume_at)
+                .await
+                .map_err(|e| e.into_error(&plan.broker, &plan.stream))
+        })
+        .await?;
+    events(ReaderEvent::Reconnected {
+        reader: reader.label.clone(),
+        after: lost_at.elapsed(),
+        from: resume_at,
+    });
+    Ok(subscription)
+}
+
+/// Everything one reader's loop needs besides its subscription.
+pub struct ReadContext<'a> {
+    pub env: &'a Environment,
+    pub plan: &'a ReadPlan,
+    pub reader: &'a ReaderSpec,
+    pub stop: StopSignal,
+    /// Messages read, across readers, for a progress display.
+    pub progress: Arc<AtomicU64>,
+    pub events: ReaderEvents,
+}
+
+/// One reader's loop, until a stop rule, the stop signal or an error that reconnecting cannot
+/// mend.
+pub async fn read<S: MessageSink>(
+    context: ReadContext<'_>,
+    subscription: Subscription,
+    mut sink: S,
+) -> ReadOutcome<S> {
+    let ReadContext {
+        env,
+        plan,
+        reader,
+        mut stop,
+        progress,
+        events,
+    } = context;
+    let Subscription {
+        mut consumer,
+        mut skip_below,
+    } = subscription;
+    let started = Instant::now();
+    let mut elapsed = Duration::ZERO;
+    let mut deadline = std::pin::pin!(async {
+        match plan.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => pending().await,
+        }
+    });
+    let idle_end = plan.end_offset.is_some() && plan.filter_products.is_some();
+    let (mut read, mut reported, mut unstored) = (0u64, 0u64, 0u64);
+    let mut last_store = Instant::now();
+    let mut last_delivered = None;
+    let mut failure = None;
+    let mut reconnects = 0;
+    let mut quiet_since = Instant::now();
+    loop {
+        let idle = async {
+            match idle_end {
+                true => tokio::time::sleep_until((quiet_since + FILTERED_IDLE_END).into()).await,
+                false => pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = stop.stopped() => break,
+            _ = &mut deadline => break,
+            _ = idle => break,
+            _ = tokio::time::sleep(IDLE_TICK) => sink.idle(),
+            chunk = consumer.next() => match chunk {
+                Some(Ok(chunk)) => {
+                    quiet_since = Instant::now();
+                    sink.chunk_start();
+                    let mut done = false;
+                    let read_before = read;
+                    for (offset, message) in chunk.iter() {
+                        if offset < skip_below.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        last_delivered = Some(offset);
+                        match sink.take(offset, message) {
+                            Take::Stop => {
+                                done = true;
+                                break;
+                            }
+                            Take::Counted => {
+                                read += 1;
+                                if let Some(pause) = reader.slow {
+                                    tokio::time::sleep(pause).await;
+                                    sink.chunk_start();
+                                    // A slow reader takes long over a chunk: heed the stop and
+                                    // the duration in it.
+                                    if stop.is_stopped() || plan.duration.is_some_and(|d| started.elapsed() >= d) {
+                                        done = true;
+                                        break;
+                                    }
+                                }
+                            }
+                            Take::Passed => {}
+                        }
+                        unstored += 1;
+                        if reader.tracking_name.is_some() && (unstored >= plan.store_every || last_store.elapsed() >= STORE_INTERVAL) {
+                            let _ = consumer.store_offset(offset).await;
+                            unstored = 0;
+                            last_store = Instant::now();
+                        }
+                        let reached_count = plan.count.is_some_and(|c| read >= c);
+                        let reached_end = plan.end_offset.is_some_and(|end| offset >= end);
+                        if reached_count || reached_end {
+                            done = true;
+                            break;
+                        }
+                    }
+                    sink.chunk_end();
+                    if read > read_before {
+                        elapsed = started.elapsed();
+                    }
+                    if read - reported >= 1024 || done {
+                        progress.fetch_add(read - reported, Ordering::Relaxed);
+                        reported = read;
+                    }
+                    if done {
+                        break;
+                    }
+                }
+                Some(Err(e)) if plan.broker.retry_for.is_zero() => {
+                    failure = Some(ConnectError::Client { message: format!("reading stream '{}': {e}", plan.stream) }.into());
+                    break;
+                }
+                None if plan.broker.retry_for.is_zero() => {
+                    failure = Some(ConnectError::Lost { addr: plan.broker.addr(), during: "reading" }.into());
+                    break;
+                }
+                Some(Err(_)) | None => {
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, consumer.handle().close()).await;
+                    match resubscribe(env, plan, reader, last_delivered, &events).await {
+                        Ok(subscription) => {
+                            consumer = subscription.consumer;
+                            skip_below = subscription.skip_below;
+                            reconnects += 1;
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+            },
+        }
+    }
+    progress.fetch_add(read - reported, Ordering::Relaxed);
+    // Elapsed runs from subscribing to the last message read, so a reader that finished early
+    // and then idled until the duration reports its reading rate; one that read nothing, its
+    // wait.
+    if read == 0 {
+        elapsed = started.elapsed();
+    }
+    // Where this reader got to, so `--offset stored` resumes right after it.
+    if let (Some(_), Some(last)) = (&reader.tracking_name, last_delivered) {
+        let _ = consumer.store_offset(last).await;
+    }
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, consumer.handle().close()).await;
+    ReadOutcome {
+        sink,
+        elapsed,
+        reconnects,
+        failure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replays_stop_at_the_end_and_live_reads_follow() {
+        let rule = |start: StartOffset, count, duration, follow| {
+            StopRule::new(&start, count, duration, follow)
+        };
+        assert_eq!(rule(StartOffset::First, None, None, false), StopRule::AtEnd);
+        assert_eq!(
+            rule(StartOffset::Offset(5), None, None, false),
+            StopRule::AtEnd
+        );
+        assert_eq!(
+            rule(StartOffset::Stored, None, None, false),
+            StopRule::AtEnd
+        );
+        assert_eq!(
+            rule(StartOffset::First, Some(10), None, false),
+            StopRule::Follow
+        );
+        assert_eq!(
+            rule(
+                StartOffset::First,
+                None,
+                Some(Duration::from_secs(1)),
+                false
+            ),
+            StopRule::Follow
+        );
+        assert_eq!(rule(StartOffset::First, None, None, true), StopRule::Follow);
+        assert_eq!(rule(StartOffset::Next, None, None, false), StopRule::Follow);
+        assert_eq!(rule(StartOffset::Last, None, None, false), StopRule::Follow);
+    }
+
+    #[test]
+    fn a_reader_knows_its_start_when_it_is_a_number() {
+        let mut spec = ReaderSpec {
+            label: "r".into(),
+            tracking_name: Some("r".into()),
+            slow: None,
+            stored: None,
+        };
+        assert_eq!(spec.start(&StartOffset::Offset(7)), Some(7));
+        assert_eq!(spec.start(&StartOffset::Stored), None);
+        spec.stored = Some(41);
+        assert_eq!(spec.start(&StartOffset::Stored), Some(42));
+        assert_eq!(spec.start(&StartOffset::First), None);
+    }
+}

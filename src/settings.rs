@@ -1,0 +1,417 @@
+//! The settings stage: the raw command line (`cli`) turned into checked settings, one struct per
+//! command, in one place, before anything connects. Every combination that cannot work is
+//! refused here with a message that names the flag.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::broker::{BrokerSettings, Retention, TlsFiles};
+use crate::cli::{
+    BenchArgs, Cli, Command, Compression, ConsumeArgs, GlobalArgs, ProduceArgs, RetentionArgs,
+    ServeArgs, SubEntryArgs,
+};
+use crate::error::{InvError, Result};
+use crate::input::InputSource;
+use crate::publisher::Batching;
+use crate::reader::{ReaderSpec, StartOffset, StopRule};
+
+/// What every command shares.
+#[derive(Debug, Clone)]
+pub struct CommonSettings {
+    pub broker: BrokerSettings,
+    pub stream: String,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+/// One command's checked settings.
+#[derive(Debug)]
+pub enum CommandSettings {
+    Produce(ProduceSettings),
+    Consume(ConsumeSettings),
+    Serve(ServeSettings),
+    Bench(BenchSettings),
+}
+
+/// How a publisher frames and bounds what it sends (shared by produce, serve and bench).
+#[derive(Debug, Clone, Copy)]
+pub struct PublishSettings {
+    /// Messages per publish frame, never above `max_in_flight`.
+    pub batch_size: u64,
+    pub max_in_flight: u64,
+    pub filter_values: bool,
+    pub batching: Batching,
+}
+
+/// Where a produce run's updates come from.
+#[derive(Debug, Clone)]
+pub enum UpdateSourceSettings {
+    Generated {
+        count: u64,
+        products: u64,
+        seed: u64,
+    },
+    Input {
+        source: InputSource,
+        strict: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ProduceSettings {
+    pub source: UpdateSourceSettings,
+    /// `None`: a new name for this run.
+    pub producer_name: Option<String>,
+    /// `--count` is the total for the name; input resumes after its last stored line.
+    pub resume: bool,
+    pub dedup: bool,
+    pub rate: Option<u64>,
+    pub confirm_timeout: Duration,
+    pub publish: PublishSettings,
+    pub retention: Retention,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumeSettings {
+    pub start: StartOffset,
+    pub stop_rule: StopRule,
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+    pub readers: Vec<ReaderSpec>,
+    pub store_every: u64,
+    pub single_active: bool,
+    pub print: bool,
+    pub verify: bool,
+    pub products: Vec<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub publish: PublishSettings,
+    pub producer_name: Option<String>,
+    pub retention: Retention,
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchSettings {
+    pub producers: u64,
+    pub consumers: u64,
+    pub count: u64,
+    pub duration: Option<Duration>,
+    pub rate: Option<u64>,
+    pub message_size: Option<u64>,
+    pub publish: PublishSettings,
+    pub keep_stream: bool,
+    pub hdr_log: Option<std::path::PathBuf>,
+    pub plot: Option<std::path::PathBuf>,
+}
+
+/// Checks the whole command line.
+pub fn from_cli(cli: &Cli) -> Result<(CommonSettings, CommandSettings)> {
+    let common = common(&cli.global)?;
+    let command = match &cli.command {
+        Command::Produce(args) => CommandSettings::Produce(produce(args)?),
+        Command::Consume(args) => CommandSettings::Consume(consume(args)?),
+        Command::Serve(args) => CommandSettings::Serve(serve(args)?),
+        Command::Bench(args) => CommandSettings::Bench(bench(args)?),
+    };
+    Ok((common, command))
+}
+
+fn common(args: &GlobalArgs) -> Result<CommonSettings> {
+    let tls = TlsFiles {
+        ca_cert: args.tls.tls_ca_cert.clone(),
+        cert: args.tls.tls_cert.clone(),
+        key: args.tls.tls_key.clone(),
+        insecure: args.tls.tls_insecure,
+    };
+    Ok(CommonSettings {
+        broker: BrokerSettings::new(&args.uri, &tls, args.retry_for)?,
+        stream: args.stream.clone(),
+        json: args.json,
+        quiet: args.quiet,
+    })
+}
+
+/// Compression applies only to sub-entry batches: asking for it without them is a mistake.
+fn batching(args: &SubEntryArgs) -> Result<Batching> {
+    if args.sub_entry_size == 1 && args.compression != Compression::None {
+        return Err(InvError::usage(
+            "--compression applies to sub-entry batches: add --sub-entry-size N (e.g. 100)",
+        ));
+    }
+    Ok(Batching {
+        sub_entry_size: args.sub_entry_size,
+        compression: args.compression.codec(),
+    })
+}
+
+fn publish(
+    batch_size: u64,
+    max_in_flight: u64,
+    filter_values: bool,
+    sub_entry: &SubEntryArgs,
+) -> Result<PublishSettings> {
+    Ok(PublishSettings {
+        // A frame larger than the in-flight bound could never be admitted.
+        batch_size: batch_size.min(max_in_flight),
+        max_in_flight,
+        filter_values,
+        batching: batching(sub_entry)?,
+    })
+}
+
+fn retention(args: &RetentionArgs) -> Retention {
+    Retention {
+        max_length_bytes: args.max_length_bytes,
+        max_segment_size_bytes: args.max_segment_size_bytes,
+        max_age: args.max_age,
+    }
+}
+
+fn produce(args: &ProduceArgs) -> Result<ProduceSettings> {
+    let source = match &args.input {
+        Some(input) => UpdateSourceSettings::Input {
+            source: InputSource::parse(input),
+            strict: args.strict,
+        },
+        None => UpdateSourceSettings::Generated {
+            count: args.count,
+            products: args.products,
+            seed: args.seed,
+        },
+    };
+    Ok(ProduceSettings {
+        source,
+        producer_name: args.producer_name.clone(),
+        resume: args.resume,
+        dedup: !args.no_dedup,
+        rate: args.rate,
+        confirm_timeout: args.confirm_timeout,
+        publish: publish(
+            args.batch_size,
+            args.max_in_flight,
+            args.filter_values,
+            &args.batching,
+        )?,
+        retention: retention(&args.retention),
+    })
+}
+
+fn consume(args: &ConsumeArgs) -> Result<ConsumeSettings> {
+    let labels = match (&args.consumers, &args.name) {
+        (Some(labels), _) => labels.0.clone(),
+        (None, Some(name)) => vec![name.clone()],
+        (None, None) => vec!["consumer".to_string()],
+    };
+    let slow: HashMap<&str, Duration> = args.slow.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+    if let Some(unknown) = slow.keys().find(|n| !labels.iter().any(|l| l == *n)) {
+        return Err(InvError::usage(format!(
+            "--slow names '{unknown}', which is not a consumer: the consumers are {}",
+            labels.join(", ")
+        )));
+    }
+    if args.offset == StartOffset::Stored && args.name.is_none() {
+        return Err(InvError::usage(
+            "--offset stored needs --name NAME: the broker stores offsets per consumer name",
+        ));
+    }
+    let fan_out = args.consumers.is_some();
+    let readers = labels
+        .into_iter()
+        .map(|label| ReaderSpec {
+            // With --consumers, --name is a prefix: each consumer keeps its own offset.
+            tracking_name: match (&args.name, fan_out) {
+                (Some(name), true) => Some(format!("{name}-{label}")),
+                (name, _) => name.clone(),
+            },
+            slow: slow.get(label.as_str()).copied(),
+            stored: None,
+            label,
+        })
+        .collect();
+    Ok(ConsumeSettings {
+        stop_rule: StopRule::new(&args.offset, args.count, args.duration, args.follow),
+        start: args.offset.clone(),
+        count: args.count,
+        duration: args.duration,
+        readers,
+        store_every: args.store_every,
+        single_active: args.single_active,
+        print: args.print,
+        verify: args.verify,
+        products: args.product.clone(),
+    })
+}
+
+fn serve(args: &ServeArgs) -> Result<ServeSettings> {
+    Ok(ServeSettings {
+        publish: publish(
+            args.batch_size,
+            args.max_in_flight,
+            args.filter_values,
+            &SubEntryArgs::default(),
+        )?,
+        producer_name: args.producer_name.clone(),
+        retention: retention(&args.retention),
+    })
+}
+
+fn bench(args: &BenchArgs) -> Result<BenchSettings> {
+    Ok(BenchSettings {
+        producers: args.producers,
+        consumers: args.consumers,
+        count: args.count,
+        duration: args.duration,
+        rate: args.rate,
+        message_size: args.message_size,
+        publish: publish(
+            args.batch_size,
+            args.max_in_flight,
+            args.filter_values,
+            &args.batching,
+        )?,
+        keep_stream: args.keep_stream,
+        hdr_log: args.hdr_log.clone(),
+        plot: args.plot.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn settings(args: &[&str]) -> Result<(CommonSettings, CommandSettings)> {
+        let cli = Cli::try_parse_from(std::iter::once("invstream").chain(args.iter().copied()))
+            .expect("the arguments parse");
+        from_cli(&cli)
+    }
+
+    fn produce_settings(args: &[&str]) -> Result<ProduceSettings> {
+        let mut all = vec!["produce"];
+        all.extend_from_slice(args);
+        match settings(&all)?.1 {
+            CommandSettings::Produce(p) => Ok(p),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn consume_settings(args: &[&str]) -> Result<ConsumeSettings> {
+        let mut all = vec!["consume"];
+        all.extend_from_slice(args);
+        match settings(&all)?.1 {
+            CommandSettings::Consume(c) => Ok(c),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_frame_never_exceeds_the_in_flight_bound_in_any_command() {
+        let p = produce_settings(&["--batch-size", "5000", "--max-in-flight", "100"]).unwrap();
+        assert_eq!(p.publish.batch_size, 100);
+        for command in [
+            &["serve", "--batch-size", "5000", "--max-in-flight", "100"][..],
+            &["bench", "--batch-size", "5000", "--max-in-flight", "100"][..],
+        ] {
+            let batch_size = match settings(command).unwrap().1 {
+                CommandSettings::Serve(s) => s.publish.batch_size,
+                CommandSettings::Bench(b) => b.publish.batch_size,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(batch_size, 100, "{command:?}");
+        }
+    }
+
+    #[test]
+    fn compression_needs_sub_entry_batches_in_every_command() {
+        for command in ["produce", "bench"] {
+            let err = settings(&[command, "--compression", "zstd"])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("add --sub-entry-size"), "{command}: {err}");
+            assert!(
+                settings(&[command, "--compression", "zstd", "--sub-entry-size", "10"]).is_ok()
+            );
+        }
+    }
+
+    #[test]
+    fn filter_values_are_opt_in() {
+        assert!(!produce_settings(&[]).unwrap().publish.filter_values);
+        assert!(
+            !produce_settings(&["--no-filter-values"])
+                .unwrap()
+                .publish
+                .filter_values
+        );
+        assert!(
+            produce_settings(&["--filter-values"])
+                .unwrap()
+                .publish
+                .filter_values
+        );
+    }
+
+    #[test]
+    fn each_run_gets_a_new_producer_unless_named() {
+        let p = produce_settings(&[]).unwrap();
+        assert_eq!((p.producer_name, p.resume, p.dedup), (None, false, true));
+        let p = produce_settings(&["--producer-name", "shop", "--resume"]).unwrap();
+        assert_eq!(p.producer_name.as_deref(), Some("shop"));
+        assert!(p.resume);
+    }
+
+    #[test]
+    fn stored_offsets_need_a_name_and_slow_readers_must_exist() {
+        let err = consume_settings(&["--offset", "stored"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--offset stored needs --name"), "{err}");
+        let c = consume_settings(&["--offset", "stored", "--name", "stats"]).unwrap();
+        assert_eq!(c.readers[0].tracking_name.as_deref(), Some("stats"));
+        let err = consume_settings(&["--consumers", "a,b", "--slow", "c=1ms"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--slow names 'c'"), "{err}");
+    }
+
+    #[test]
+    fn fan_out_readers_keep_their_own_offsets_under_the_name() {
+        let c = consume_settings(&[
+            "--consumers",
+            "stats,email",
+            "--name",
+            "shop",
+            "--slow",
+            "email=2ms",
+        ])
+        .unwrap();
+        let names: Vec<_> = c
+            .readers
+            .iter()
+            .map(|r| r.tracking_name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["shop-stats", "shop-email"]);
+        assert_eq!(c.readers[1].slow, Some(Duration::from_millis(2)));
+    }
+
+    #[test]
+    fn replays_stop_at_the_end() {
+        assert_eq!(
+            consume_settings(&["--offset", "first"]).unwrap().stop_rule,
+            StopRule::AtEnd
+        );
+        assert_eq!(consume_settings(&[]).unwrap().stop_rule, StopRule::Follow);
+    }
+
+    #[test]
+    fn retry_for_and_tls_come_from_the_global_flags() {
+        let (common, _) = settings(&["--retry-for", "0s", "consume"]).unwrap();
+        assert_eq!(common.broker.retry_for, Duration::ZERO);
+        let err = settings(&["--tls-insecure", "consume"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("need a rabbitmq-stream+tls:// URI"), "{err}");
+    }
+}
