@@ -45,8 +45,9 @@ PORT=5552
 OLD_PORT=5553
 START_TIMEOUT_S="${INVSTREAM_BROKER_TIMEOUT_S:-120}"
 
-say() { echo "broker: $*" >&2; }
-die() { echo "broker: error: $*" >&2; exit 1; }
+# Scripts that source this one (scripts/cluster.sh) set SAY_AS to their own name.
+say() { echo "${SAY_AS:-broker}: $*" >&2; }
+die() { echo "${SAY_AS:-broker}: error: $*" >&2; exit 1; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -288,16 +289,32 @@ node_env() {
 
 node_port() { cat "$ROOTFS$(node_dir "$1")/port"; }
 
-node_up() {
-    local name=$1 port=$2 tls_port=${3:-} dir
-    [ -n "$name" ] && [ -n "$port" ] || die "usage: node-up NAME PORT [TLS_PORT]"
+# node_init NAME PORT PLUGINS: a fresh directory for node NAME (an old one is stopped and removed),
+# stream port PORT, Erlang distribution port $DIST_PORT (default PORT + 20000), enabled plugins
+# PLUGINS (an Erlang list); its rabbitmq.conf is read from stdin.
+node_init() {
+    local name=$1 port=$2 plugins=$3 dir conf
+    conf="$(cat)"
     ensure_rootfs
     dir="$(node_dir "$name")"
     [ -d "$ROOTFS$dir" ] && node_down "$name"
     as_root mkdir -p "$ROOTFS$dir/mnesia" "$ROOTFS$dir/log"
     echo "$port" | as_root tee "$ROOTFS$dir/port" >/dev/null
-    echo $((port + 20000)) | as_root tee "$ROOTFS$dir/dist_port" >/dev/null
-    echo '[rabbitmq_stream].' | as_root tee "$ROOTFS$dir/enabled_plugins" >/dev/null
+    echo "${DIST_PORT:-$((port + 20000))}" | as_root tee "$ROOTFS$dir/dist_port" >/dev/null
+    echo "$plugins" | as_root tee "$ROOTFS$dir/enabled_plugins" >/dev/null
+    echo "$conf" | as_root tee "$ROOTFS$dir/rabbitmq.conf" >/dev/null
+    # Debian's rabbitmq-server runs the node as the rabbitmq user.
+    in_chroot chown -R rabbitmq:rabbitmq "$dir"
+}
+
+node_up() {
+    local name=$1 port=$2 tls_port=${3:-} dir
+    [ -n "$name" ] && [ -n "$port" ] || die "usage: node-up NAME PORT [TLS_PORT]"
+    dir="$(node_dir "$name")"
+    local certs=
+    if [ -n "$tls_port" ]; then
+        certs="$(tls_certs)"
+    fi
     {
         echo "listeners.tcp = none"
         echo "stream.listeners.tcp.1 = $port"
@@ -305,10 +322,6 @@ node_up() {
         echo "stream.advertised_port = $port"
         echo "loopback_users.guest = false"
         if [ -n "$tls_port" ]; then
-            local certs
-            certs="$(tls_certs)"
-            as_root mkdir -p "$ROOTFS$dir/tls"
-            as_root cp "$certs/ca.pem" "$certs/server.pem" "$certs/server.key" "$ROOTFS$dir/tls/"
             echo "stream.listeners.ssl.1 = $tls_port"
             echo "stream.advertised_tls_port = $tls_port"
             echo "ssl_options.cacertfile = $dir/tls/ca.pem"
@@ -317,18 +330,26 @@ node_up() {
             echo "ssl_options.verify = verify_peer"
             echo "ssl_options.fail_if_no_peer_cert = false"
         fi
-    } | as_root tee "$ROOTFS$dir/rabbitmq.conf" >/dev/null
-    # Debian's rabbitmq-server runs the node as the rabbitmq user.
-    in_chroot chown -R rabbitmq:rabbitmq "$dir"
+    } | node_init "$name" "$port" '[rabbitmq_stream].'
+    if [ -n "$tls_port" ]; then
+        as_root mkdir -p "$ROOTFS$dir/tls"
+        as_root cp "$certs/ca.pem" "$certs/server.pem" "$certs/server.key" "$ROOTFS$dir/tls/"
+        in_chroot chown -R rabbitmq:rabbitmq "$dir/tls"
+    fi
     node_start "$name"
 }
 
-node_start() {
+# node_launch NAME: start node NAME on its data, detached, without waiting.
+node_launch() {
     local name=$1
     [ -f "$ROOTFS$(node_dir "$name")/port" ] || die "no node '$name' (node-up NAME PORT first)"
     mountpoint -q "$ROOTFS/proc" || as_root mount -t proc proc "$ROOTFS/proc"
     node_env "$name" /bin/sh -c 'rabbitmq-server -detached' >/dev/null 2>&1 || true
-    local waited=0
+}
+
+# node_await NAME: wait until node NAME has booted and its stream port answers.
+node_await() {
+    local name=$1 waited=0
     until node_env "$name" rabbitmqctl -q -n "$name" await_startup --timeout 5 >/dev/null 2>&1; do
         if [ "$waited" -ge "$START_TIMEOUT_S" ] || grep -qs "BOOT FAILED" "$ROOTFS$(node_dir "$name")"/log/*.log; then
             grep -hs "\[error\]" "$ROOTFS$(node_dir "$name")"/log/*.log | head -5 >&2
@@ -338,6 +359,11 @@ node_start() {
         waited=$((waited + 1))
     done
     wait_for_port "$(node_port "$name")" "RabbitMQ node $name"
+}
+
+node_start() {
+    node_launch "$1"
+    node_await "$1"
 }
 
 node_stop() {
@@ -372,6 +398,9 @@ node_down() {
     node_stop "$name"
     as_root rm -rf "$ROOTFS$(node_dir "$name")"
 }
+
+# Sourced (by scripts/cluster.sh): define the functions only.
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then return 0; fi
 
 case "${1:-}" in
     up) up ;;
