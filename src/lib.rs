@@ -26,6 +26,7 @@ pub mod produce;
 pub mod publisher;
 pub mod reader;
 pub mod report;
+pub mod routing;
 pub mod serve;
 pub mod settings;
 pub mod shutdown;
