@@ -2,23 +2,63 @@
 # Measures invstream against the naive use of rabbitmq-stream-client (examples/naive_baseline.rs)
 # on the same broker in the same run: produce COUNT updates, then consume them from first.
 # Each pair runs ROUNDS times, alternating, each on a fresh stream; the table shows medians.
+# msg/s and "elapsed s" are each tool's own clock (produce: producer ready to last confirm;
+# consume: subscribed to last message; the baseline is timed like invstream); "wall s" is the
+# whole process from /usr/bin/time (%e, 10 ms resolution): start-up, connecting, closing.
 # Client CPU (user + sys) and peak RSS come from /usr/bin/time; broker CPU from the RabbitMQ
 # process listening on localhost:5552 (/proc/PID/stat before and after each run).
 # "ceiling" is the baseline client sending one pre-built body: what the broker allows.
 #
+# A/B against an older invstream: INVSTREAM_BEFORE=/path/to/old/invstream (a release binary
+# built from an older commit) adds a "before:" row for each invstream row, run next to it in
+# every round (which goes first alternates from round to round), and a table of current/before
+# ratios, so a refactor's "no slowdown" is shown on one noisy machine in one run. Both consume
+# the same streams (written by the current binary). Flags for "with filter values" and
+# "without" are chosen per binary: one whose `produce --help` has --filter-values tags only when
+# asked; an older one tags unless given --no-filter-values.
+#
 #   scripts/bench-compare.sh [COUNT] [ROUNDS]     (defaults: 100000 3)
+#   INVSTREAM_BEFORE=target-before/release/invstream scripts/bench-compare.sh 1000000 5
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 COUNT="${1:-100000}"
 ROUNDS="${2:-3}"
 [ -x /usr/bin/time ] || { echo "bench-compare: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 
+BEFORE="${INVSTREAM_BEFORE:-}"
+if [ -n "$BEFORE" ]; then
+    [ -x "$BEFORE" ] || { echo "bench-compare: INVSTREAM_BEFORE=$BEFORE is not an executable" >&2; exit 1; }
+    BEFORE="$(realpath "$BEFORE")"
+fi
+
 bash scripts/broker.sh up
 cargo build --release --quiet --bin invstream --example naive_baseline
 INVSTREAM=target/release/invstream
 BASELINE=target/release/examples/naive_baseline
+[ "$(realpath "$INVSTREAM")" != "$BEFORE" ] || { echo "bench-compare: INVSTREAM_BEFORE is the current binary" >&2; exit 1; }
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
+touch "$OUT/results"
+
+# filter_flag BINARY with|without: that binary's produce flag for publishing with filter values,
+# or without them (empty when it is the default).
+filter_flag() {
+    local help
+    help="$("$1" produce --help 2>&1 || true)"
+    if grep -qE -- '(^|[[:space:],])--filter-values([[:space:],=]|$)' <<<"$help"; then
+        [ "$2" = without ] || echo --filter-values
+    else
+        [ "$2" = with ] || echo --no-filter-values
+    fi
+}
+CUR_WITH="$(filter_flag "$INVSTREAM" with)"
+CUR_WITHOUT="$(filter_flag "$INVSTREAM" without)"
+if [ -n "$BEFORE" ]; then
+    BEF_WITH="$(filter_flag "$BEFORE" with)"
+    BEF_WITHOUT="$(filter_flag "$BEFORE" without)"
+    echo "bench-compare: before = $BEFORE (filter values: '${BEF_WITH}' / '${BEF_WITHOUT}');" \
+        "current = $INVSTREAM ('${CUR_WITH}' / '${CUR_WITHOUT}')" >&2
+fi
 BROKER_PID="$(ss -ltnpH 'sport = :5552' | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)"
 TICKS="$(getconf CLK_TCK)"
 broker_cpu_s() {
@@ -29,50 +69,92 @@ broker_cpu_s() {
     fi
 }
 
-# run NAME STREAM -- COMMAND…: one measured run; its JSON line and "user sys maxrss_kb" are kept.
+# run NAME STREAM -- COMMAND…: one measured run; its JSON line, "user sys maxrss_kb wall_s" and
+# the broker's CPU seconds are kept.
 run() {
     local name=$1 stream=$2 before after; shift 3
     before="$(broker_cpu_s)"
-    /usr/bin/time -f "%U %S %M" -o "$OUT/time" "$@" >"$OUT/json" 2>"$OUT/stderr" \
-        || { cat "$OUT/stderr" >&2; exit 1; }
+    /usr/bin/time -f "%U %S %M %e" -o "$OUT/time" "$@" >"$OUT/json" 2>"$OUT/stderr" \
+        || { echo "bench-compare: $name failed: $*" >&2; cat "$OUT/stderr" >&2; exit 1; }
     after="$(broker_cpu_s)"
-    printf '%s\t%s\t%s\t%s %s\n' "$name" "$stream" "$(tail -n1 "$OUT/json")" "$(tail -n1 "$OUT/time")" \
+    printf '%s\t%s\t%s\t%s\t%s %s\n' "$name" "$round" "$stream" "$(tail -n1 "$OUT/json")" "$(tail -n1 "$OUT/time")" \
         "$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$before" "$after")" >>"$OUT/results"
+}
+
+# inv current|before NAME STREAM ARGS…: one invstream run (NAME is prefixed "before-" for the
+# before binary); in ARGS, +filter and -filter stand for that binary's flag for "with filter
+# values" and "without".
+inv() {
+    local who=$1 name=$2 stream=$3 bin=$INVSTREAM with=$CUR_WITH without=$CUR_WITHOUT arg; shift 3
+    if [ "$who" = before ]; then
+        bin=$BEFORE with=$BEF_WITH without=$BEF_WITHOUT name="before-$name"
+    fi
+    local args=()
+    for arg in "$@"; do
+        case $arg in
+            +filter) [ -z "$with" ] || args+=("$with") ;;
+            -filter) [ -z "$without" ] || args+=("$without") ;;
+            *) args+=("$arg") ;;
+        esac
+    done
+    run "$name" "$stream" -- "$bin" --quiet --json --stream "$stream" "${args[@]}"
+}
+
+# ab NAME STREAM BEFORE_STREAM ARGS…: the invstream row on STREAM and, with INVSTREAM_BEFORE,
+# the before binary's on BEFORE_STREAM, one after the other; odd rounds run the current first.
+ab() {
+    local name=$1 stream=$2 before_stream=$3; shift 3
+    if [ -z "$BEFORE" ]; then
+        inv current "$name" "$stream" "$@"
+    elif [ $((round % 2)) = 1 ]; then
+        inv current "$name" "$stream" "$@"
+        inv before "$name" "$before_stream" "$@"
+    else
+        inv before "$name" "$before_stream" "$@"
+        inv current "$name" "$stream" "$@"
+    fi
 }
 
 for round in $(seq 1 "$ROUNDS"); do
     base="bench-baseline-$$-$round"
     inv="bench-invstream-$$-$round"
+    bef="bench-before-$$-$round"
     echo "bench-compare: round $round/$ROUNDS" >&2
     run ceiling-produce "$base-ceiling" -- "$BASELINE" ceiling "$base-ceiling" "$COUNT"
     run baseline-produce "$base" -- "$BASELINE" produce "$base" "$COUNT"
-    run invstream-produce "$inv" -- "$INVSTREAM" --quiet --json --stream "$inv" produce --count "$COUNT"
-    run invstream-produce-nofilter "$inv-nf" -- "$INVSTREAM" --quiet --json --stream "$inv-nf" produce --count "$COUNT" --no-filter-values
-    run invstream-produce-subentry "$inv-se" -- "$INVSTREAM" --quiet --json --stream "$inv-se" produce --count "$COUNT" --sub-entry-size 100
-    run invstream-produce-subentry-zstd "$inv-sez" -- "$INVSTREAM" --quiet --json --stream "$inv-sez" produce --count "$COUNT" --sub-entry-size 100 --compression zstd
+    ab invstream-produce "$inv" "$bef" produce --count "$COUNT" +filter
+    ab invstream-produce-nofilter "$inv-nf" "$bef-nf" produce --count "$COUNT" -filter
+    # Sub-entry batches never carry filter values.
+    ab invstream-produce-subentry "$inv-se" "$bef-se" produce --count "$COUNT" --sub-entry-size 100
+    ab invstream-produce-subentry-zstd "$inv-sez" "$bef-sez" produce --count "$COUNT" --sub-entry-size 100 --compression zstd
     run baseline-consume "$base" -- "$BASELINE" consume "$base" "$COUNT"
-    run invstream-consume-subentry "$inv-se" -- "$INVSTREAM" --quiet --json --stream "$inv-se" consume --offset first
-    run invstream-consume "$inv" -- "$INVSTREAM" --quiet --json --stream "$inv" consume --offset first
+    ab invstream-consume-subentry "$inv-se" "$inv-se" consume --offset first
+    ab invstream-consume "$inv" "$inv" consume --offset first
     # The baseline consumer on invstream's messages, which carry properties (content type,
     # product_id, event) that the client decodes for every message: the like-for-like comparison.
     run baseline-consume-same "$inv" -- "$BASELINE" consume "$inv" "$COUNT"
     # Streams left on disk (gigabytes per round) slow every later run down: delete them.
-    for stream in "$base-ceiling" "$base" "$inv" "$inv-nf" "$inv-se" "$inv-sez"; do
+    streams=("$base-ceiling" "$base" "$inv" "$inv-nf" "$inv-se" "$inv-sez")
+    [ -z "$BEFORE" ] || streams+=("$bef" "$bef-nf" "$bef-se" "$bef-sez")
+    for stream in "${streams[@]}"; do
         "$BASELINE" delete "$stream" || echo "bench-compare: could not delete stream $stream" >&2
     done
 done
 
 VERSION="$(bash scripts/broker.sh version 2>/dev/null || echo unknown)"
-python3 - "$OUT/results" "$COUNT" "$ROUNDS" "$VERSION" <<'PY'
+python3 - "$OUT/results" "$COUNT" "$ROUNDS" "$VERSION" "$BEFORE" <<'PY'
 import json, statistics, sys
-path, count, rounds, version = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+path, count, rounds, version, before = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 rows = {}
 for line in open(path):
-    name, stream, js, t = line.rstrip("\n").split("\t")
-    user, sys_, rss, broker = t.split()
+    name, rnd, stream, js, t = line.rstrip("\n").split("\t")
+    user, sys_, rss, wall, broker = t.split()
     r = json.loads(js)
     rows.setdefault(name, []).append({
+        "round": int(rnd),
         "msg_per_s": r["msg_per_s"],
+        "elapsed_s": r["elapsed_s"],
+        "wall_s": float(wall),
         "cpu_us_per_msg": (float(user) + float(sys_)) * 1e6 / count,
         "rss_mb": int(rss) / 1024,
         "broker_us_per_msg": float(broker) * 1e6 / count,
@@ -80,14 +162,17 @@ for line in open(path):
         "p99": r.get("latency_us", {}).get("p99"),
     })
 med = lambda name, key: statistics.median(x[key] for x in rows[name])
-print(f"RabbitMQ {version}, {count:,} messages, median of {rounds} rounds\n")
-print("| run | msg/s | min – max msg/s | vs baseline | client CPU µs/msg | broker CPU µs/msg | peak RSS MB | latency p50 / p99 µs |")
-print("|---|---:|---:|---:|---:|---:|---:|---|")
+print(f"RabbitMQ {version}, {count:,} messages, median of {rounds} rounds")
+if before:
+    print(f"before: {before}")
+print()
+print("| run | msg/s | min – max msg/s | vs baseline | elapsed s | wall s | client CPU µs/msg | broker CPU µs/msg | peak RSS MB | latency p50 / p99 µs |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 labels = {
     "ceiling-produce": "ceiling: baseline client, one pre-built body",
     "baseline-produce": "baseline produce (bare JSON bodies)",
     "invstream-produce": "invstream produce (JSON + properties + filter values)",
-    "invstream-produce-nofilter": "invstream produce --no-filter-values",
+    "invstream-produce-nofilter": "invstream produce (no filter values)",
     "baseline-consume": "baseline consume (its own bare messages)",
     "baseline-consume-same": "baseline consume (invstream's messages)",
     "invstream-consume": "invstream consume",
@@ -95,21 +180,43 @@ labels = {
     "invstream-produce-subentry-zstd": "invstream produce --sub-entry-size 100 --compression zstd",
     "invstream-consume-subentry": "invstream consume (sub-entry stream)",
 }
-for name, base_name in [("ceiling-produce", "baseline-produce"), ("baseline-produce", "baseline-produce"), ("invstream-produce", "baseline-produce"),
-                        ("invstream-produce-nofilter", "baseline-produce"),
-                        ("invstream-produce-subentry", "baseline-produce"),
-                        ("invstream-produce-subentry-zstd", "baseline-produce"),
-                        ("baseline-consume", "baseline-consume"), ("baseline-consume-same", "baseline-consume"),
-                        ("invstream-consume", "baseline-consume"),
-                        ("invstream-consume-subentry", "baseline-consume")]:
+order = [("ceiling-produce", "baseline-produce"), ("baseline-produce", "baseline-produce"), ("invstream-produce", "baseline-produce"),
+         ("invstream-produce-nofilter", "baseline-produce"),
+         ("invstream-produce-subentry", "baseline-produce"),
+         ("invstream-produce-subentry-zstd", "baseline-produce"),
+         ("baseline-consume", "baseline-consume"), ("baseline-consume-same", "baseline-consume"),
+         ("invstream-consume", "baseline-consume"),
+         ("invstream-consume-subentry", "baseline-consume")]
+for name, base_name in list(order):
+    if "before-" + name in rows:
+        labels["before-" + name] = "before: " + labels[name]
+        order.insert(order.index((name, base_name)) + 1, ("before-" + name, base_name))
+for name, base_name in order:
     base = med(base_name, "msg_per_s")
-    lat = "n/a" if name.startswith(("baseline", "ceiling")) else f"{med(name, 'p50'):,.0f} / {med(name, 'p99'):,.0f}"
+    latencies = [x[k] for x in rows[name] for k in ("p50", "p99")]
+    lat = "n/a" if None in latencies else f"{med(name, 'p50'):,.0f} / {med(name, 'p99'):,.0f}"
     spread = f"{min(x['msg_per_s'] for x in rows[name]):,.0f} – {max(x['msg_per_s'] for x in rows[name]):,.0f}"
     print(f"| {labels[name]} | {med(name, 'msg_per_s'):,.0f} | {spread} | {med(name, 'msg_per_s') / base:.2f}× "
+          f"| {med(name, 'elapsed_s'):.3f} | {med(name, 'wall_s'):.2f} "
           f"| {med(name, 'cpu_us_per_msg'):.2f} | {med(name, 'broker_us_per_msg'):.2f} | {med(name, 'rss_mb'):.0f} | {lat} |")
 same = med("invstream-consume", "msg_per_s") / med("baseline-consume-same", "msg_per_s")
 print(f"\ninvstream consume vs the baseline on the same messages: {same:.2f}×")
 ceiling = med("ceiling-produce", "msg_per_s")
 for name in ["invstream-produce", "invstream-produce-nofilter"]:
     print(f"{labels[name]} vs the broker ceiling: {med(name, 'msg_per_s') / ceiling:.0%}")
+
+if before:
+    # Ratios of current to before: of the medians, and per round (the two ran back to back).
+    print(f"\ncurrent / before (INVSTREAM_BEFORE), > 1 is faster now:\n")
+    print("| run | msg/s ratio (medians) | per-round min – max | wall s ratio (medians, < 1 is faster now) | client CPU ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for name, _ in order:
+        if not name.startswith("invstream-") or "before-" + name not in rows:
+            continue
+        then = {x["round"]: x for x in rows["before-" + name]}
+        paired = [x["msg_per_s"] / then[x["round"]]["msg_per_s"] for x in rows[name] if x["round"] in then]
+        wall = med(name, "wall_s") / med("before-" + name, "wall_s") if med("before-" + name, "wall_s") > 0 else float("nan")
+        print(f"| {labels[name]} | {med(name, 'msg_per_s') / med('before-' + name, 'msg_per_s'):.2f}× "
+              f"| {min(paired):.2f} – {max(paired):.2f} | {wall:.2f} "
+              f"| {med(name, 'cpu_us_per_msg') / med('before-' + name, 'cpu_us_per_msg'):.2f} |")
 PY

@@ -77,6 +77,12 @@ pub enum InputEvent {
     Failed(String),
 }
 
+/// A line without its `\n` or `\r\n` (as `BufRead::lines` gives it).
+fn strip_newline(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
 /// Starts reading `source` on a blocking thread. Lines numbered up to `skip_lines` are passed
 /// over unparsed (the broker already holds them); blank lines are ignored; a line without
 /// `seq` gets its 0-based line position.
@@ -88,7 +94,7 @@ pub fn spawn_reader(
     // A few batches of read-ahead: enough to keep the producer busy, small enough to stay flat.
     let (tx, rx) = mpsc::channel(4);
     std::thread::spawn(move || {
-        let reader = match source.open() {
+        let mut reader = match source.open() {
             Ok(reader) => BufReader::with_capacity(1 << 16, reader),
             Err(e) => {
                 let _ = tx.blocking_send(InputEvent::Failed(format!("cannot open {source}: {e}")));
@@ -96,21 +102,47 @@ pub fn spawn_reader(
             }
         };
         let mut batch = Vec::with_capacity(batch_size);
-        for (index, line) in reader.lines().enumerate() {
-            let number = index as u64 + 1;
-            let line = match line {
-                Ok(line) => line,
+        // Lines are read as bytes, so a line that is not UTF-8 is one invalid line (reported,
+        // skipped or fatal with --strict) rather than the end of the input; every line still
+        // counts, so line numbers (the publishing ids) stay those of the file.
+        let mut bytes = Vec::with_capacity(1 << 10);
+        let mut number = 0u64;
+        loop {
+            bytes.clear();
+            match reader.read_until(b'\n', &mut bytes) {
+                Ok(0) => break,
+                Ok(_) => number += 1,
                 Err(e) => {
                     let _ = tx.blocking_send(InputEvent::Failed(format!(
-                        "reading {source} at line {number}: {e}"
+                        "reading {source} at line {}: {e}",
+                        number + 1
                     )));
                     return;
                 }
-            };
-            if number <= skip_lines || line.trim().is_empty() {
+            }
+            if number <= skip_lines {
                 continue;
             }
-            match InventoryUpdate::from_input(&line, number - 1, now_us()) {
+            let line = match std::str::from_utf8(strip_newline(&bytes)) {
+                Ok(line) => line,
+                Err(e) => {
+                    let reason = format!("not valid UTF-8 (byte {})", e.valid_up_to() + 1);
+                    if tx
+                        .blocking_send(InputEvent::Invalid {
+                            line: number,
+                            reason,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            match InventoryUpdate::from_input(line, number - 1, now_us()) {
                 Ok(update) => batch.push((number, update)),
                 Err(reason) => {
                     if tx
@@ -200,6 +232,58 @@ mod tests {
 
         let missing = collect(InputSource::File(dir.join("nope")), 0).await;
         assert!(matches!(&missing[..], [InputEvent::Failed(m)] if m.contains("cannot open")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_line_that_is_not_utf8_is_one_invalid_line_and_numbering_goes_on() {
+        let dir = std::env::temp_dir().join(format!("invstream-input-utf8-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(line(1).as_bytes());
+        bytes.extend_from_slice(b"\n");
+        // Latin-1 "café" inside a JSON string: 0xE9 is not UTF-8.
+        bytes.extend_from_slice(b"{\"sku\":\"caf\xe9\"}\r\n");
+        bytes.extend_from_slice(line(2).as_bytes());
+        bytes.extend_from_slice(b"\r\n\xff\xfe\n");
+        bytes.extend_from_slice(line(3).as_bytes());
+        let path = dir.join("latin1.ndjson");
+        std::fs::write(&path, &bytes).unwrap();
+        let gz = dir.join("latin1.ndjson.gz");
+        let mut encoder =
+            flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+        encoder.write_all(&bytes).unwrap();
+        encoder.finish().unwrap();
+
+        for source in [path, gz] {
+            let events = collect(InputSource::File(source.clone()), 0).await;
+            let mut numbers = Vec::new();
+            let mut invalid = Vec::new();
+            for event in &events {
+                match event {
+                    InputEvent::Batch(b) => numbers.extend(b.iter().map(|(n, u)| (*n, u.seq))),
+                    InputEvent::Invalid { line, reason } => invalid.push((*line, reason.clone())),
+                    InputEvent::Failed(m) => panic!("{source:?}: {m}"),
+                }
+            }
+            assert_eq!(numbers, vec![(1, 0), (3, 2), (5, 4)], "{source:?}");
+            assert_eq!(
+                invalid,
+                vec![
+                    (2, "not valid UTF-8 (byte 12)".to_string()),
+                    (4, "not valid UTF-8 (byte 1)".to_string())
+                ],
+                "{source:?}"
+            );
+            // Resuming after line 2 passes over the bad line unread.
+            let resumed = collect(InputSource::File(source.clone()), 2).await;
+            assert!(
+                !resumed
+                    .iter()
+                    .any(|e| matches!(e, InputEvent::Invalid { line: 2, .. })),
+                "{resumed:?}"
+            );
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -198,3 +198,57 @@ mod tempfile_path {
         }
     }
 }
+
+#[test]
+fn line_that_is_not_utf8_is_skipped_and_reported_or_fatal_with_strict() {
+    let stream = TestStream::new("ingest-utf8");
+    let file = tempfile_path::Path::new("ingest-utf8.ndjson");
+    let mut generator = UpdateGenerator::new(500, 12);
+    let mut bytes = Vec::new();
+    let mut valid = Vec::new();
+    for i in 0..1_000u64 {
+        if i == 600 {
+            // Line 601: Latin-1, as a spreadsheet export might write it.
+            bytes.extend_from_slice(b"{\"sku\":\"caf\xe9\",\"warehouse\":\"W\"}\n");
+        }
+        let line =
+            serde_json::to_string(&generator.next_update(1_700_000_000_000_000 + i)).unwrap();
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        valid.push(line);
+    }
+    std::fs::write(&file.0, &bytes).unwrap();
+
+    let output = stream.run(&["--json", "produce", "--input", file.as_str()]);
+    let summary = summary_of(&output);
+    assert_eq!(summary["confirmed"], 1_000, "{summary}");
+    assert_eq!(summary["invalid_lines"], 1, "{summary}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("line 601 skipped") && stderr.contains("not valid UTF-8"),
+        "{stderr}"
+    );
+
+    let printed = printed_updates(&stream, &[]);
+    assert_eq!(printed.len(), 1_000, "exactly the valid lines");
+    for (i, (printed, original)) in printed.iter().zip(&valid).enumerate() {
+        let original: serde_json::Value = serde_json::from_str(original).unwrap();
+        assert_eq!(printed["update"], original, "line {i}");
+    }
+
+    let strict = stream.run(&[
+        "produce",
+        "--input",
+        file.as_str(),
+        "--strict",
+        "--no-dedup",
+    ]);
+    assert!(!strict.status.success());
+    let stderr = String::from_utf8_lossy(&strict.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    assert!(
+        errors[0].contains("line 601 is not a valid inventory update: not valid UTF-8"),
+        "{stderr}"
+    );
+}
