@@ -161,6 +161,38 @@ pub struct ServeArgs {
     #[arg(long, default_value = "16mib", value_parser = parse_byte_size)]
     pub max_body_bytes: u64,
 
+    /// Largest request head (request line and headers; 8kib to 16mib); larger ones get 431
+    #[arg(long, default_value = "64kib", value_parser = parse_byte_size)]
+    pub max_header_bytes: u64,
+
+    /// Most client connections open at once; past it a connection gets a 503 and is closed
+    #[arg(long, default_value_t = 1_024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
+    /// Bearer tokens that clients must send (Authorization: Bearer TOKEN), one per line; blank
+    /// lines and # comments are ignored. /healthz needs none; /metrics needs one unless
+    /// --public-metrics
+    #[arg(long, value_name = "FILE", env = "INVSTREAM_SERVE_TOKENS_FILE")]
+    pub auth_token_file: Option<std::path::PathBuf>,
+
+    /// Serve without tokens even on an address other machines can reach (--listen other than
+    /// loopback), which is refused otherwise
+    #[arg(long, conflicts_with = "auth_token_file")]
+    pub allow_anonymous: bool,
+
+    /// Let GET /metrics answer without a token
+    #[arg(long)]
+    pub public_metrics: bool,
+
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain, with --listen-tls-key.
+    /// Named apart from the global --tls-cert/--tls-key, the broker client's certificate
+    #[arg(long, value_name = "FILE", requires = "listen_tls_key")]
+    pub listen_tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of --listen-tls-cert
+    #[arg(long, value_name = "FILE", requires = "listen_tls_cert")]
+    pub listen_tls_key: Option<std::path::PathBuf>,
+
     /// Most updates sent and not yet confirmed; past it requests get 503 with Retry-After
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_in_flight: u64,

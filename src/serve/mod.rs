@@ -1,6 +1,14 @@
 //! `invstream serve`: an HTTP ingestion gateway. Requests feed the same `Publisher` as
 //! `produce`; concurrent requests share the client's publish frames; a request is answered 202
 //! only once the broker confirmed all of its updates, so a 2xx means stored.
+//!
+//! Who gets in: [`auth`] (bearer tokens), [`tls`] (HTTPS), [`limits`] (connections, header
+//! size, slow clients); [`metrics`] renders `/metrics`.
+
+mod auth;
+mod limits;
+mod metrics;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +20,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
@@ -29,10 +37,8 @@ use crate::settings::{CommonSettings, ServeSettings};
 use crate::shutdown::Shutdown;
 use crate::stats::RunSummary;
 
-/// Upper bounds (seconds) of the confirm latency histogram's buckets in `/metrics`.
-const LATENCY_BUCKETS_S: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
+/// The smallest and largest `--max-header-bytes` (hyper reads no less than 8 KiB at once).
+const HEADER_BYTES_RANGE: std::ops::RangeInclusive<u64> = 8 * 1024..=16 * 1024 * 1024;
 
 struct Gateway {
     /// `None` once the server shuts down and the publisher is closed.
@@ -43,6 +49,39 @@ struct Gateway {
     next_id: AtomicU64,
     max_in_flight: u64,
     confirm_timeout: Duration,
+    metrics: Arc<metrics::Metrics>,
+}
+
+/// Who may connect, and how: read and checked before anything listens or connects.
+struct Access {
+    tokens: Option<Arc<auth::Tokens>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Access {
+    fn from_args(args: &ServeArgs) -> Result<Access> {
+        if !HEADER_BYTES_RANGE.contains(&args.max_header_bytes) {
+            return Err(InvError::Usage(format!(
+                "--max-header-bytes {} is out of range: use 8kib to 16mib",
+                args.max_header_bytes
+            )));
+        }
+        let tokens = match &args.auth_token_file {
+            Some(path) => Some(Arc::new(auth::Tokens::load(path)?)),
+            None => None,
+        };
+        if tokens.is_none() && !args.allow_anonymous && !args.listen.ip().is_loopback() {
+            return Err(InvError::Usage(format!(
+                    "refusing to serve {} without authentication: other machines can reach it, so add --auth-token-file FILE (one token per line, e.g. openssl rand -hex 32 > FILE), listen on 127.0.0.1, or add --allow-anonymous to insist",
+                    args.listen
+                )));
+        }
+        let tls = match (&args.listen_tls_cert, &args.listen_tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        Ok(Access { tokens, tls })
+    }
 }
 
 /// `invstream serve`: runs until Ctrl-C or SIGTERM, then finishes in-flight requests and
@@ -55,6 +94,7 @@ pub async fn run(
     out: Output,
 ) -> Result<RunSummary> {
     let (broker, stream) = (&common.broker, common.stream.as_str());
+    let access = Access::from_args(args)?;
     // Listen first: nothing can fail between opening the publisher and closing it.
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -82,24 +122,56 @@ pub async fn run(
     };
     let events = move |event| out.publisher_event(&event);
     let publisher = Publisher::open(&env, broker, stream, options, Arc::new(events)).await?;
+    let metrics = Arc::new(metrics::Metrics::new(publisher.stats()));
     let gateway = Arc::new(Gateway {
         stats: publisher.stats(),
+        metrics: metrics.clone(),
         publisher: Mutex::new(Some(publisher)),
         broker: broker.clone(),
         next_id: AtomicU64::new(last_id + 1),
         max_in_flight: args.max_in_flight,
         confirm_timeout: args.confirm_timeout,
     });
-    let app = Router::new()
+    let mut protected = Router::new()
         .route("/updates", post(post_updates))
-        .route("/send_notification", post(send_notification))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route("/send_notification", post(send_notification));
+    let mut open = Router::new().route("/healthz", get(healthz));
+    if args.public_metrics {
+        open = open.route("/metrics", get(get_metrics));
+    } else {
+        protected = protected.route("/metrics", get(get_metrics));
+    }
+    if let Some(tokens) = &access.tokens {
+        // A route layer: checked before the body is read, and unknown paths still get 404.
+        protected = protected.route_layer(middleware::from_fn_with_state(
+            auth::Auth {
+                tokens: tokens.clone(),
+                metrics: metrics.clone(),
+            },
+            auth::require_token,
+        ));
+    }
+    let app = protected
+        .merge(open)
         .layer(DefaultBodyLimit::max(args.max_body_bytes as usize))
+        .layer(middleware::from_fn_with_state(
+            usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
+            limits::cap_headers,
+        ))
         .with_state(gateway.clone());
     let local: SocketAddr = listener.local_addr().unwrap_or(args.listen);
+    let scheme = if access.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let who = if access.tokens.is_some() {
+        "bearer token required"
+    } else {
+        "no authentication"
+    };
     out.status(&format!(
-        "serving stream '{stream}' on http://{local} (POST /updates, POST /send_notification, GET /healthz, GET /metrics); Ctrl-C to stop"
+        "serving stream '{stream}' on {scheme}://{local} (POST /updates, POST /send_notification, GET /healthz, GET /metrics; {who}); Ctrl-C to stop"
     ));
     // Reconnects as soon as the connection drops, not at the next request; if the broker stays
     // away past --retry-for, the server stops with that error.
@@ -118,9 +190,11 @@ pub async fn run(
             }
         }
     };
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await;
+    let limits = limits::ConnectionLimits {
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
+    };
+    limits::serve(listener, app, access.tls, limits, metrics, stop).await;
     keeper.abort();
     let gave_up = gave_up.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(error) = gave_up {
@@ -139,7 +213,6 @@ pub async fn run(
     let outcome = publisher.finish(args.confirm_timeout).await;
     publisher.close().await;
     let outcome = outcome?;
-    served.map_err(|e| InvError::Output(format!("HTTP server: {e}")))?;
     let mut summary = crate::produce::summary(stream, &producer_name, outcome, 0, 0);
     summary.command = "serve";
     summary.interrupted = shutdown.received().is_some();
@@ -434,59 +507,15 @@ async fn healthz(State(gateway): State<Arc<Gateway>>) -> std::result::Result<Res
     }
 }
 
-/// `GET /metrics`: Prometheus text format.
-async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
-    let stats = &gateway.stats;
-    let mut text = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        text.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        ));
-    };
-    metric(
-        "invstream_published_total",
-        "counter",
-        "Updates handed to the broker.",
-        stats.sent(),
-    );
-    metric(
-        "invstream_confirmed_total",
-        "counter",
-        "Updates the broker confirmed.",
-        stats.confirmed(),
-    );
-    metric(
-        "invstream_failed_total",
-        "counter",
-        "Updates the broker rejected.",
-        stats.failed(),
-    );
-    metric(
-        "invstream_in_flight",
-        "gauge",
-        "Updates sent and not yet confirmed.",
-        stats.in_flight(),
-    );
-    metric(
-        "invstream_reconnects_total",
-        "counter",
-        "Times the connection to the broker dropped and was made again.",
-        stats.reconnects(),
-    );
-    let latency = stats.latency();
-    let name = "invstream_confirm_latency_seconds";
-    text.push_str(&format!(
-        "# HELP {name} Time from publishing an update to its confirm.\n# TYPE {name} histogram\n"
-    ));
-    for bound in LATENCY_BUCKETS_S {
-        let count = latency.count_at_most((bound * 1e6) as u64);
-        text.push_str(&format!("{name}_bucket{{le=\"{bound}\"}} {count}\n"));
+/// `GET /metrics`: OpenMetrics text (Prometheus reads it).
+async fn get_metrics(State(gateway): State<Arc<Gateway>>) -> Response {
+    match gateway.metrics.render() {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not render the metrics",
+            json!({}),
+        )
+        .into_response(),
     }
-    text.push_str(&format!(
-        "{name}_bucket{{le=\"+Inf\"}} {}\n",
-        latency.count()
-    ));
-    text.push_str(&format!("{name}_sum {}\n", latency.sum_us() / 1e6));
-    text.push_str(&format!("{name}_count {}\n", latency.count()));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

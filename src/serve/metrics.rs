@@ -1,0 +1,160 @@
+//! `GET /metrics` with the `prometheus-client` crate (OpenMetrics text): the publisher's counters
+//! and its HDR confirm-latency histogram through a collector read at each scrape, and the
+//! gateway's own counters (401 answers, refused and open connections).
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::publisher::PublisherStats;
+
+/// Upper bounds (seconds) of the confirm latency histogram's buckets.
+const LATENCY_BUCKETS_S: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// The content type of what [`Metrics::render`] returns.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Everything `/metrics` shows. Counter names are registered without `_total`: the encoder adds it.
+pub struct Metrics {
+    registry: Registry,
+    unauthorized: Counter,
+    refused_connections: Counter,
+    open_connections: Gauge,
+}
+
+impl Metrics {
+    pub fn new(stats: PublisherStats) -> Metrics {
+        let mut registry = Registry::default();
+        let unauthorized = Counter::default();
+        registry.register(
+            "invstream_http_unauthorized",
+            "Requests answered 401: no or a wrong bearer token.",
+            unauthorized.clone(),
+        );
+        let refused_connections = Counter::default();
+        registry.register(
+            "invstream_http_connections_refused",
+            "Connections refused (503, then closed) because --max-connections were open.",
+            refused_connections.clone(),
+        );
+        let open_connections = Gauge::default();
+        registry.register(
+            "invstream_http_connections_open",
+            "HTTP connections open now.",
+            open_connections.clone(),
+        );
+        registry.register_collector(Box::new(PublisherCollector(stats)));
+        Metrics {
+            registry,
+            unauthorized,
+            refused_connections,
+            open_connections,
+        }
+    }
+
+    pub fn unauthorized(&self) {
+        self.unauthorized.inc();
+    }
+
+    pub fn refused_connection(&self) {
+        self.refused_connections.inc();
+    }
+
+    /// Counts a connection as open until the returned guard drops.
+    pub fn connection_opened(&self) -> OpenConnection {
+        self.open_connections.inc();
+        OpenConnection(self.open_connections.clone())
+    }
+
+    /// The OpenMetrics text of every metric, ending with `# EOF`.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::with_capacity(4096);
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// One open connection, counted in `invstream_http_connections_open` while it lives.
+pub struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Reads the publisher's counters and latency histogram at each scrape.
+struct PublisherCollector(PublisherStats);
+
+impl std::fmt::Debug for PublisherCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PublisherCollector")
+    }
+}
+
+impl prometheus_client::collector::Collector for PublisherCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = &self.0;
+        let counters = [
+            (
+                "invstream_published",
+                "Updates handed to the broker.",
+                stats.sent(),
+            ),
+            (
+                "invstream_confirmed",
+                "Updates the broker confirmed.",
+                stats.confirmed(),
+            ),
+            (
+                "invstream_failed",
+                "Updates the broker rejected.",
+                stats.failed(),
+            ),
+            (
+                "invstream_reconnects",
+                "Times the connection to the broker dropped and was made again.",
+                stats.reconnects(),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        let in_flight = ConstGauge::new(i64::try_from(stats.in_flight()).unwrap_or(i64::MAX));
+        in_flight.encode(encoder.encode_descriptor(
+            "invstream_in_flight",
+            "Updates sent and not yet confirmed.",
+            None,
+            in_flight.metric_type(),
+        )?)?;
+
+        let latency = stats.latency();
+        // The HDR histogram keeps every latency; the buckets are read from it at each scrape.
+        let mut buckets = Vec::with_capacity(LATENCY_BUCKETS_S.len() + 1);
+        let mut below = 0;
+        for bound in LATENCY_BUCKETS_S {
+            let at_most = latency.count_at_most((bound * 1e6) as u64);
+            buckets.push((bound, at_most.saturating_sub(below)));
+            below = below.max(at_most);
+        }
+        buckets.push((f64::INFINITY, latency.count().saturating_sub(below)));
+        encoder
+            .encode_descriptor(
+                "invstream_confirm_latency_seconds",
+                "Time from publishing an update to its confirm.",
+                None,
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<NoLabelSet>(latency.sum_us() / 1e6, latency.count(), &buckets, None)
+    }
+}
