@@ -13,8 +13,9 @@ bash scripts/broker.sh old-up
 INVSTREAM_PYTHON="$(bash scripts/broker.sh rstream)"
 export INVSTREAM_PYTHON
 
-# invstream, and the vendored stream protocol crate (its entry format tests).
-packages=(-p invstream -p rabbitmq-stream-protocol)
+# invstream, and the vendored client and protocol crates' own unit tests (entry formats, frame
+# decoding, dispatcher, options; none needs a broker: see vendor/PATCHES.md).
+packages=(-p invstream -p rabbitmq-stream-protocol -p rabbitmq-stream-client)
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --no-fail-fast "${packages[@]}" "$@"
 else

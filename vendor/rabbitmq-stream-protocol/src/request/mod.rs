@@ -353,6 +353,8 @@ mod tests {
     fn request_unsubscribe_test() {
         request_encode_decode_test::<UnSubscribeCommand>()
     }
+    // Upstream's test code, as published: allowed rather than rewritten.
+    #[allow(clippy::let_unit_value)]
     fn request_encode_decode_test<T>()
     where
         T: Dummy<Faker> + Encoder + Decoder + Debug + PartialEq + Command + Into<Request>,

@@ -304,11 +304,11 @@ mod tests {
         },
         protocol::{
             commands::{
-                COMMAND_CLOSE, COMMAND_CONSUMER_UPDATE, COMMAND_CONSUMER_UPDATE_REQUEST,
-                COMMAND_DELIVER, COMMAND_HEARTBEAT, COMMAND_METADATA, COMMAND_METADATA_UPDATE,
-                COMMAND_OPEN, COMMAND_PARTITIONS, COMMAND_PEER_PROPERTIES, COMMAND_PUBLISH_CONFIRM,
-                COMMAND_PUBLISH_ERROR, COMMAND_QUERY_OFFSET, COMMAND_QUERY_PUBLISHER_SEQUENCE,
-                COMMAND_ROUTE, COMMAND_SASL_AUTHENTICATE, COMMAND_SASL_HANDSHAKE, COMMAND_TUNE,
+                COMMAND_CONSUMER_UPDATE, COMMAND_DELIVER, COMMAND_HEARTBEAT, COMMAND_METADATA,
+                COMMAND_METADATA_UPDATE, COMMAND_OPEN, COMMAND_PARTITIONS, COMMAND_PEER_PROPERTIES,
+                COMMAND_PUBLISH_CONFIRM, COMMAND_PUBLISH_ERROR, COMMAND_QUERY_OFFSET,
+                COMMAND_QUERY_PUBLISHER_SEQUENCE, COMMAND_ROUTE, COMMAND_SASL_AUTHENTICATE,
+                COMMAND_SASL_HANDSHAKE, COMMAND_TUNE,
             },
             version::PROTOCOL_VERSION,
         },
@@ -517,7 +517,7 @@ mod tests {
         assert!(rest.is_empty());
         match decoded.kind() {
             ResponseKind::ServerClose(close) => assert_eq!(close.closing_reason(), "unknown frame"),
-            other => panic!("{other:?}"),
+            other => panic!("{:?}", other),
         }
     }
     #[test]

@@ -30,6 +30,8 @@ mod tests {
     const DEFAULT_LEN_RANGE: Range<usize> = 0..10;
 
     use super::{AmqpDecoder, AmqpEncoder};
+    // Upstream's test code, as published: allowed rather than rewritten.
+    #[allow(clippy::let_unit_value)]
     pub(crate) fn type_encode_decode_test<T>()
     where
         T: Dummy<Faker> + AmqpDecoder + AmqpEncoder + Debug + PartialEq + Debug,
