@@ -583,6 +583,20 @@ mod tests {
             let expected: InventoryUpdate = serde_json::from_slice(body).unwrap();
             assert_eq!(InventoryUpdate::decode(body), Some(expected));
         }
+        // invstream's own layout takes the fast path (decode() alone would pass through the
+        // serde_json fallback even if the fast path refused everything); only the body with
+        // escapes is left to serde_json.
+        let (escaped, own_layout) = bodies.split_last().unwrap();
+        assert_eq!(decode_own_layout(escaped), None);
+        for body in own_layout {
+            let expected: InventoryUpdate = serde_json::from_slice(body).unwrap();
+            assert_eq!(
+                decode_own_layout(body),
+                Some(expected),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
         // Every body with one byte changed: whatever the direct path accepts, serde_json reads
         // the same way; what it refuses still gets serde's answer.
         let mut rng = SplitMix64(99);

@@ -104,9 +104,22 @@ fn uri_from_the_environment_is_used_and_hidden() {
         .output()
         .unwrap();
     assert_clear_error(&output, "localhost:5599");
-    let help = invstream(&["--help"]);
-    assert!(help.status.success());
-    assert!(!String::from_utf8_lossy(&help.stdout).contains(PASSWORD));
+    // clap shows an `env` value in --help unless told not to: the password must not show.
+    for args in [
+        &["--help"][..],
+        &["produce", "--help"],
+        &["consume", "--help"],
+    ] {
+        let help = std::process::Command::new(crate::util::binary())
+            .env("INVSTREAM_URI", uri("guest", 5599, "%2f"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(help.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(text.contains("INVSTREAM_URI"), "{args:?}: {text}");
+        assert!(!text.contains(PASSWORD), "{args:?}: {text}");
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The seeds' patterns: many independent consumers, named consumers that resume, subscribers
 //! filtered by product, single active consumer failover.
 
-use crate::util::{wait_summary, TestStream};
+use crate::util::{send_signal, wait_summary, wait_until, TestStream};
 
 const SERVICES: &str = "stats,email,loyalty,ads,notifications";
 
@@ -147,24 +147,39 @@ fn single_active_consumer_fails_over_without_gap_or_duplicate() {
         "--single-active",
         "--offset",
         "first",
+        "--store-every",
+        "100",
     ];
-    // The first instance is active and slow; it stops after 3,000 and stores its offset.
+    // The first instance is active and slow (10 s to the end); the second waits as standby.
     let active = stream.spawn_until(
-        &[&common[..], &["--count", "3000", "--slow", "group=1ms"]].concat(),
+        &[&common[..], &["--slow", "group=1ms"]].concat(),
         "reading stream",
     );
-    let standby = stream.spawn_until(
-        &[&common[..], &["--count", "7000", "--duration", "60s"]].concat(),
-        "reading stream",
-    );
+    let standby = stream.spawn_until(&common, "reading stream");
+    // The active one is stopped mid-stream, with the standby subscribed.
+    wait_until("the active consumer stored an offset past 1,000", || {
+        stream.stored_offset("group").is_some_and(|o| o >= 1_000)
+    });
+    send_signal(&active, "INT");
     let active = wait_summary(active);
     let standby = wait_summary(standby);
     assert_eq!(active["first_offset"], 0, "{active}");
-    assert_eq!(active["last_offset"], 2_999);
+    let last = active["last_offset"].as_u64().unwrap();
+    assert!(
+        (1_000..9_999).contains(&last),
+        "stopped mid-stream: {active}"
+    );
+    assert_eq!(active["messages"], last + 1, "{active}");
+    assert!(standby["messages"].as_u64().unwrap() > 0, "{standby}");
     assert_eq!(
-        standby["first_offset"], 3_000,
+        standby["first_offset"],
+        last + 1,
         "took over right after: {standby}"
     );
-    assert_eq!(standby["last_offset"], 9_999);
-    assert_eq!(standby["messages"], 7_000, "no gap, no duplicate");
+    assert_eq!(standby["last_offset"], 9_999, "{standby}");
+    assert_eq!(
+        standby["messages"],
+        9_999 - last,
+        "no gap, no duplicate: {standby}"
+    );
 }

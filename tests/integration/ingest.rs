@@ -3,11 +3,10 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use invstream::model::UpdateGenerator;
 
-use crate::util::{binary, crash_then_rerun, summary_of, TestStream};
+use crate::util::{binary, summary_of, TestStream};
 
 /// Writes `count` valid update lines, with `{"broken": …}` lines inserted before the given
 /// 0-based positions; returns the file and the valid lines.
@@ -101,9 +100,6 @@ fn killed_input_run_resumes_without_duplicates() {
     let stream = TestStream::new("ingest-kill");
     let (file, valid) = ndjson_file("ingest-kill.ndjson", 100_000, &[]);
     let args = [
-        "--json",
-        "--stream",
-        &stream.name,
         "produce",
         "--input",
         file.as_str(),
@@ -114,8 +110,18 @@ fn killed_input_run_resumes_without_duplicates() {
         "--rate",
         "50000",
     ];
-    let rerun = crash_then_rerun(&args, Duration::from_millis(900));
-    assert!(rerun["skipped"].as_u64().unwrap() < 100_000, "{rerun}");
+    // Killed once the broker holds some of the first run's lines.
+    let rerun = stream.crash_then_rerun("ingest-kill", &args);
+    let (skipped, sent) = (
+        rerun["skipped"].as_u64().unwrap(),
+        rerun["messages"].as_u64().unwrap(),
+    );
+    assert!(
+        skipped > 0,
+        "the re-run skips what the first stored: {rerun}"
+    );
+    assert!(sent > 0, "the first run was killed mid-way: {rerun}");
+    assert_eq!(skipped + sent, 100_000, "{rerun}");
 
     let printed = printed_updates(&stream, &[]);
     let seqs: HashSet<u64> = printed

@@ -8,6 +8,7 @@ mod errors;
 mod fan_out;
 mod faults;
 mod ingest;
+mod interrupts;
 mod produce_consume;
 mod reliability;
 mod serve;

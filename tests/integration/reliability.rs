@@ -1,10 +1,7 @@
 //! Nothing lost, nothing duplicated: deduplicated re-runs after a crash or Ctrl-C, and
 //! `consume --verify` to prove it.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-use crate::util::{binary, crash_then_rerun, TestStream};
+use crate::util::{send_signal, wait_until, TestStream};
 
 fn verify(stream: &TestStream) -> serde_json::Value {
     stream.run_json(&["consume", "--offset", "first", "--verify"])
@@ -69,9 +66,6 @@ fn a_named_producer_continues_its_seq_and_resume_sends_only_what_is_missing() {
 fn produce_killed_with_sigkill_then_rerun_stores_each_update_once() {
     let stream = TestStream::new("sigkill");
     let args = [
-        "--json",
-        "--stream",
-        &stream.name,
         "produce",
         "--producer-name",
         "sigkill",
@@ -82,47 +76,49 @@ fn produce_killed_with_sigkill_then_rerun_stores_each_update_once() {
         "--rate",
         "250000",
     ];
-    let rerun = crash_then_rerun(&args, Duration::from_millis(900));
-    let skipped = rerun["skipped"].as_u64().unwrap();
-    assert!(
-        skipped < 1_000_000,
-        "the first run was killed mid-way: {rerun}"
+    // Killed once the broker holds some of the first run's updates.
+    let rerun = stream.crash_then_rerun("sigkill", &args);
+    let (skipped, sent) = (
+        rerun["skipped"].as_u64().unwrap(),
+        rerun["messages"].as_u64().unwrap(),
     );
+    assert!(
+        skipped > 0,
+        "the re-run skips what the first stored: {rerun}"
+    );
+    assert!(sent > 0, "the first run was killed mid-way: {rerun}");
+    assert_eq!(skipped + sent, 1_000_000, "{rerun}");
     assert_eq!(rerun["failed"], 0);
     assert_exactly(&verify(&stream), 1_000_000);
 }
 
-#[test]
-fn ctrl_c_during_produce_reports_what_was_confirmed_and_exits_130() {
-    let stream = TestStream::new("sigint");
-    let child = Command::new(binary())
-        .args([
-            "--json",
-            "--stream",
-            &stream.name,
+/// Starts a long produce, signals it once it is publishing, and returns its exit code and
+/// JSON summary.
+fn signal_produce(stream: &TestStream, signal: &str) -> (Option<i32>, serde_json::Value) {
+    let (child, stderr) = stream.spawn_watched(
+        &[
             "produce",
             "--count",
             "5000000",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1_500));
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+            "--producer-name",
+            "signalled",
+        ],
+        "publishing",
     );
-    let summary: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("a JSON summary");
+    wait_until("the broker stores some updates", || {
+        stream
+            .publisher_sequence("signalled")
+            .is_some_and(|seq| seq > 0)
+    });
+    send_signal(&child, signal);
+    let output = child.wait_with_output().unwrap();
+    let stderr = stderr.text();
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("a JSON summary ({e}); stderr: {stderr}"));
+    (output.status.code(), summary)
+}
+
+fn assert_interrupted_cleanly(stream: &TestStream, summary: &serde_json::Value) {
     assert_eq!(summary["interrupted"], true, "{summary}");
     let confirmed = summary["confirmed"].as_u64().unwrap();
     assert!(confirmed > 0 && confirmed < 5_000_000, "{summary}");
@@ -130,14 +126,29 @@ fn ctrl_c_during_produce_reports_what_was_confirmed_and_exits_130() {
         summary["failed"], 0,
         "outstanding confirms arrived: {summary}"
     );
-
     // Everything confirmed is in the stream, once.
-    let verified = verify(&stream);
+    let verified = verify(stream);
     assert!(
         verified["messages"].as_u64().unwrap() >= confirmed,
         "{verified}"
     );
     assert_eq!(verified["verify"]["ok"], true, "{verified}");
+}
+
+#[test]
+fn ctrl_c_during_produce_reports_what_was_confirmed_and_exits_130() {
+    let stream = TestStream::new("sigint");
+    let (code, summary) = signal_produce(&stream, "INT");
+    assert_eq!(code, Some(130), "{summary}");
+    assert_interrupted_cleanly(&stream, &summary);
+}
+
+#[test]
+fn sigterm_during_produce_reports_what_was_confirmed_and_exits_143() {
+    let stream = TestStream::new("sigterm");
+    let (code, summary) = signal_produce(&stream, "TERM");
+    assert_eq!(code, Some(143), "{summary}");
+    assert_interrupted_cleanly(&stream, &summary);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use rabbitmq_stream_client::types::OffsetSpecification;
-use rabbitmq_stream_client::Environment;
+use rabbitmq_stream_client::{Client, ClientOptions, Environment};
 
 pub const BROKER_PORT: u16 = 5552;
 /// Debian bookworm's RabbitMQ 3.10.8, started by `scripts/broker.sh old-up`.
@@ -115,6 +115,73 @@ impl TestStream {
         }
     }
 
+    /// Runs `invstream --json --stream NAME ARGS…` (a `produce --producer-name P --resume`),
+    /// kills it with SIGKILL (a crash) as soon as the broker holds some of producer `P`'s
+    /// updates, then runs the same command again to completion and returns that run's summary.
+    /// Panics if the first run finished before the kill (the crash would prove nothing).
+    pub fn crash_then_rerun(&self, producer: &str, args: &[&str]) -> serde_json::Value {
+        let args = [&["--json", "--stream", &self.name][..], args].concat();
+        let mut child = Command::new(binary())
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the invstream binary starts");
+        wait_until("the broker stores some of the first run's updates", || {
+            self.publisher_sequence(producer).is_some_and(|seq| seq > 0)
+        });
+        let finished = child.try_wait().expect("the first run's status");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        assert!(
+            finished.is_none(),
+            "the first run ended ({finished:?}) before the kill: pace it slower"
+        );
+        summary_of(&Command::new(binary()).args(&args).output().unwrap())
+    }
+
+    /// The last publishing id the broker stored for `producer` on this stream (None while the
+    /// stream does not exist).
+    pub fn publisher_sequence(&self, producer: &str) -> Option<u64> {
+        runtime().block_on(async {
+            let client = Client::connect(ClientOptions::default()).await.ok()?;
+            let sequence = client.query_publisher_sequence(producer, &self.name).await;
+            let _ = client.close().await;
+            sequence.ok()
+        })
+    }
+
+    /// The offset the broker stores for consumer `name` on this stream (None while it has none).
+    pub fn stored_offset(&self, name: &str) -> Option<u64> {
+        runtime().block_on(async {
+            let client = Client::connect(ClientOptions::default()).await.ok()?;
+            let offset = client.query_offset(name.to_string(), &self.name).await;
+            let _ = client.close().await;
+            offset.ok()
+        })
+    }
+
+    /// The offset of the first message of the stream's last chunk, as the client crate reads
+    /// it with `OffsetSpecification::Last`.
+    pub fn last_chunk_start(&self) -> u64 {
+        let env = self.environment();
+        runtime().block_on(async {
+            let mut consumer = env
+                .consumer()
+                .offset(OffsetSpecification::Last)
+                .build(&self.name)
+                .await
+                .expect("subscribes");
+            let delivery = consumer
+                .next()
+                .await
+                .expect("a delivery")
+                .expect("no error");
+            let _ = consumer.handle().close().await;
+            delivery.offset()
+        })
+    }
+
     /// The environment the test itself uses, e.g. to create a stream with the client crate.
     pub fn environment(&self) -> Environment {
         runtime()
@@ -201,19 +268,33 @@ pub fn invstream(args: &[&str]) -> Output {
         .expect("the invstream binary runs")
 }
 
-/// Runs `invstream ARGS…`, kills it with SIGKILL after `after` (a crash), then runs the same
-/// command again to completion and returns that run's JSON summary.
-pub fn crash_then_rerun(args: &[&str], after: Duration) -> serde_json::Value {
-    let mut child = Command::new(binary())
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the invstream binary starts");
-    std::thread::sleep(after);
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
-    summary_of(&Command::new(binary()).args(args).output().unwrap())
+/// Polls `done` every 20 ms until it holds; panics after 30 s, naming `what` it waited for.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited 30 s for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` (e.g. "INT", "TERM") to a spawned invstream.
+pub fn send_signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Asserts the broker has no stream `name`: reading it fails with "does not exist".
+pub fn assert_stream_deleted(name: &str) {
+    let output = invstream(&["--stream", name, "consume", "--offset", "first"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "stream '{name}' is still there");
+    assert!(
+        stderr.contains(&format!("stream '{name}' does not exist")),
+        "reading '{name}' failed for another reason: {stderr}"
+    );
 }
 
 /// Parses the JSON summary a successful `--json` run printed on stdout.
