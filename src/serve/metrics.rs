@@ -32,19 +32,19 @@ impl Metrics {
         let unauthorized = Counter::default();
         registry.register(
             "invstream_http_unauthorized",
-            "Requests answered 401: no or a wrong bearer token.",
+            "Requests answered 401: no or a wrong bearer token",
             unauthorized.clone(),
         );
         let refused_connections = Counter::default();
         registry.register(
             "invstream_http_connections_refused",
-            "Connections refused (503, then closed) because --max-connections were open.",
+            "Connections refused (503, then closed) because --max-connections were open",
             refused_connections.clone(),
         );
         let open_connections = Gauge::default();
         registry.register(
             "invstream_http_connections_open",
-            "HTTP connections open now.",
+            "HTTP connections open now",
             open_connections.clone(),
         );
         registry.register_collector(Box::new(PublisherCollector(stats)));
@@ -102,22 +102,22 @@ impl prometheus_client::collector::Collector for PublisherCollector {
         let counters = [
             (
                 "invstream_published",
-                "Updates handed to the broker.",
+                "Updates handed to the broker",
                 stats.sent(),
             ),
             (
                 "invstream_confirmed",
-                "Updates the broker confirmed.",
+                "Updates the broker confirmed",
                 stats.confirmed(),
             ),
             (
                 "invstream_failed",
-                "Updates the broker rejected.",
+                "Updates the broker rejected",
                 stats.failed(),
             ),
             (
                 "invstream_reconnects",
-                "Times the connection to the broker dropped and was made again.",
+                "Times the connection to the broker dropped and was made again",
                 stats.reconnects(),
             ),
         ];
@@ -133,7 +133,7 @@ impl prometheus_client::collector::Collector for PublisherCollector {
         let in_flight = ConstGauge::new(i64::try_from(stats.in_flight()).unwrap_or(i64::MAX));
         in_flight.encode(encoder.encode_descriptor(
             "invstream_in_flight",
-            "Updates sent and not yet confirmed.",
+            "Updates sent and not yet confirmed",
             None,
             in_flight.metric_type(),
         )?)?;
@@ -151,7 +151,7 @@ impl prometheus_client::collector::Collector for PublisherCollector {
         encoder
             .encode_descriptor(
                 "invstream_confirm_latency_seconds",
-                "Time from publishing an update to its confirm.",
+                "Time from publishing an update to its confirm",
                 None,
                 MetricType::Histogram,
             )?

@@ -427,6 +427,29 @@ fn without_a_valid_token_nothing_is_stored_and_the_answer_is_401() {
     assert_eq!(stored_count(&stream), 2, "the 401 requests stored nothing");
 }
 
+/// Runs `invstream --stream NAME ARGS…`, which must exit on its own within 30 s: a gateway
+/// that serves instead is killed and the test fails (rather than hanging).
+fn exits_without_serving(stream: &TestStream, args: &[&str]) -> std::process::Output {
+    let child = Command::new(crate::util::binary())
+        .args(["--stream", &stream.name])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("invstream {args:?} served instead of exiting with an error");
+        }
+    }
+}
+
 #[test]
 fn token_file_mistakes_and_anonymous_public_listening_are_one_line_errors() {
     let stream = TestStream::new("serve-auth-errors");
@@ -441,7 +464,7 @@ fn token_file_mistakes_and_anonymous_public_listening_are_one_line_errors() {
         (&["--listen", &public], "--auth-token-file"),
     ];
     for (args, names) in cases {
-        let output = stream.run(&[&["serve"], args].concat());
+        let output = exits_without_serving(&stream, &[&["serve"], args].concat());
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{args:?}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
@@ -451,6 +474,7 @@ fn token_file_mistakes_and_anonymous_public_listening_are_one_line_errors() {
     let output = Command::new(crate::util::binary())
         .args(["--stream", &stream.name, "serve", "--listen", &public])
         .env("INVSTREAM_SERVE_TOKENS_FILE", &empty)
+        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
