@@ -39,6 +39,9 @@ struct ReadTally {
     products: Option<Arc<HashSet<u64>>>,
     /// `--print`: every message read goes to stdout as NDJSON.
     printer: Option<MessagePrinter>,
+    /// Why `--print` could not write (a closed stdout ends the run quietly, anything else fails
+    /// it).
+    print_error: Option<std::io::Error>,
 }
 
 impl ReadTally {
@@ -166,11 +169,10 @@ impl MessageSink for ReadTally {
             return Take::Passed;
         };
         if let Some(printer) = &mut self.printer {
-            if printer
-                .print(offset, MessageView::body_of(message), produced_at_us)
-                .is_err()
-            {
-                // The reader of stdout is gone (e.g. `| head`): nothing left to do.
+            if let Err(e) = printer.print(offset, MessageView::body_of(message), produced_at_us) {
+                // The reader of stdout is gone (e.g. `| head`), or it cannot take more (a full
+                // disk): nothing left to do either way; `run` tells which.
+                self.print_error = Some(e);
                 return Take::Stop;
             }
         }
@@ -338,18 +340,31 @@ pub async fn run(
     };
     let mut results = idle;
     let mut last_failure = None;
+    let mut print_failure = None;
     for task in tasks {
         let (label, outcome) = task.await.expect("a reader task does not panic");
         let mut tally = outcome.sink;
         tally.reconnects = outcome.reconnects;
         if let Some(printer) = &mut tally.printer {
-            let _ = printer.flush();
+            if let Err(e) = printer.flush() {
+                tally.print_error.get_or_insert(e);
+            }
+        }
+        if let Some(e) = tally.print_error.take() {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                print_failure.get_or_insert(e);
+            }
         }
         last_failure = outcome.failure.or(last_failure);
         results.push((label, tally, outcome.elapsed));
     }
     ticker.abort();
     progress.finish_and_clear();
+    if let Some(e) = print_failure {
+        return Err(crate::error::InvError::Output(format!(
+            "cannot write the messages (--print): {e} (is the disk full?)"
+        )));
+    }
 
     if let Some(failure) = last_failure {
         // What was read is not what was asked for: say how far it got, then fail.

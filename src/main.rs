@@ -1,7 +1,7 @@
 //! The `invstream` binary: parses the command line, sets up logs and the allocator, and hands
 //! the command to [`invstream::run`].
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -35,6 +35,8 @@ fn init_logs() {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only for a terminal: a log file or a pipe gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

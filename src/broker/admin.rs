@@ -75,6 +75,11 @@ impl BrokerSettings {
             code => Err(self.refused(code, "create", stream)),
         };
         let _ = client.close().await;
+        match &outcome {
+            Ok(true) => tracing::info!(stream, "stream created"),
+            Ok(false) => tracing::debug!(stream, "stream exists"),
+            Err(e) => tracing::debug!(stream, error = %e, "stream not ensured"),
+        }
         outcome
     }
 
@@ -138,7 +143,15 @@ impl BrokerSettings {
         let result = client.query_publisher_sequence(name, stream).await;
         let _ = client.close().await;
         match result {
-            Ok(id) => Ok(id),
+            Ok(id) => {
+                tracing::debug!(
+                    stream,
+                    producer = name,
+                    last_publishing_id = id,
+                    "producer sequence"
+                );
+                Ok(id)
+            }
             Err(ClientError::RequestError(code)) => Err(self.refused(&code, "write to", stream)),
             Err(e) => Err(self.client_error(e, "querying the producer's last publishing id")),
         }

@@ -95,8 +95,12 @@ impl BrokerSettings {
             .virtual_host(&self.vhost)
             .client_provided_name("invstream")
             .tls(self.tls_configuration());
+        tracing::debug!(addr = %self.addr(), "connecting");
         match tokio::time::timeout(CONNECT_TIMEOUT, builder.build()).await {
-            Ok(Ok(env)) => Ok(env),
+            Ok(Ok(env)) => {
+                tracing::debug!(addr = %self.addr(), "connected");
+                Ok(env)
+            }
             Ok(Err(e)) => Err(self.explain_connect_error(e).await),
             Err(_) => Err(self.timeout("complete the handshake")),
         }

@@ -420,6 +420,7 @@ impl Publisher {
             if let Some(old) = self.producer.take() {
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, old.close()).await;
             }
+            tracing::info!(addr = %self.recipe.broker.addr(), "publisher connection lost; reconnecting");
             self.emit(PublisherEvent::ConnectionLost {
                 addr: self.recipe.broker.addr(),
                 retry_for: self.recipe.broker.retry_for,
@@ -450,6 +451,7 @@ impl Publisher {
                 .map(|(id, unconfirmed)| (*id, unconfirmed.entry.clone()))
                 .collect();
             resend.sort_unstable_by_key(|(id, _)| *id);
+            tracing::info!(resending = resend.len(), "publisher reconnected");
             let per_frame = self.recipe.batch_size / self.recipe.batching.sub_entry_size.max(1);
             self.emit(PublisherEvent::Reconnected {
                 after: lost_at.elapsed(),

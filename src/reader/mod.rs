@@ -342,9 +342,18 @@ pub async fn read<S: MessageSink>(
         };
         tokio::select! {
             biased;
-            _ = stop.stopped() => break,
-            _ = &mut deadline => break,
-            _ = idle => break,
+            _ = stop.stopped() => {
+                tracing::debug!(reader = %reader.label, "stopping: shutdown signal");
+                break;
+            }
+            _ = &mut deadline => {
+                tracing::debug!(reader = %reader.label, "stopping: --duration reached");
+                break;
+            }
+            _ = idle => {
+                tracing::debug!(reader = %reader.label, "stopping: no matching chunk came");
+                break;
+            }
             _ = tokio::time::sleep(IDLE_TICK) => sink.idle(),
             chunk = consumer.next() => match chunk {
                 Some(Ok(chunk)) => {
@@ -359,6 +368,7 @@ pub async fn read<S: MessageSink>(
                         last_delivered = Some(offset);
                         match sink.take(offset, message) {
                             Take::Stop => {
+                                tracing::debug!(reader = %reader.label, offset, "stopping: the sink is done");
                                 done = true;
                                 break;
                             }
@@ -386,6 +396,7 @@ pub async fn read<S: MessageSink>(
                         let reached_count = plan.count.is_some_and(|c| read >= c);
                         let reached_end = plan.end_offset.is_some_and(|end| offset >= end);
                         if reached_count || reached_end {
+                            tracing::debug!(reader = %reader.label, offset, reached_count, reached_end, "stopping");
                             done = true;
                             break;
                         }

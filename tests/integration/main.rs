@@ -7,6 +7,7 @@ mod bench;
 mod errors;
 mod fan_out;
 mod faults;
+mod first_run;
 mod ingest;
 mod interrupts;
 mod produce_consume;
