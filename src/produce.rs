@@ -273,6 +273,47 @@ pub async fn run(
 ) -> Result<RunSummary> {
     let (broker, stream) = (&common.broker, common.stream.as_str());
     let env = connect_and_ensure_stream(broker, stream, &settings.retention, out).await?;
+    let plan = plan(broker, stream, settings, out).await?;
+    // A given name is held by one run at a time (a default name is this run's alone).
+    let name_lock = match (settings.dedup, settings.producer_name.is_some()) {
+        (true, true) => Some(
+            broker
+                .lock_producer_name(&env, stream, &plan.producer_name)
+                .await?,
+        ),
+        _ => None,
+    };
+    let options = PublisherOptions {
+        batch_size: settings.publish.batch_size,
+        max_in_flight: settings.publish.max_in_flight,
+        filter_values: settings.publish.filter_values,
+        producer_name: plan.producer_name.clone(),
+        dedup: settings.dedup,
+        batching: settings.publish.batching,
+    };
+    let events = move |event| out.publisher_event(&event);
+    let summary = match Publisher::open(&env, broker, stream, options, std::sync::Arc::new(events))
+        .await
+    {
+        Ok(publisher) => publish(broker, stream, settings, shutdown, out, publisher, plan).await,
+        Err(e) => Err(e),
+    };
+    if let Some(lock) = name_lock {
+        lock.release().await;
+    }
+    summary
+}
+
+/// The publishing part of a produce run, once the publisher is open.
+async fn publish(
+    broker: &BrokerSettings,
+    stream: &str,
+    settings: &ProduceSettings,
+    shutdown: &Shutdown,
+    out: Output,
+    mut publisher: Publisher,
+    plan: RunPlan,
+) -> Result<RunSummary> {
     let RunPlan {
         producer_name,
         mut source,
@@ -280,18 +321,7 @@ pub async fn run(
         to_send,
         total,
         stored_before,
-    } = plan(broker, stream, settings, out).await?;
-    let options = PublisherOptions {
-        batch_size: settings.publish.batch_size,
-        max_in_flight: settings.publish.max_in_flight,
-        filter_values: settings.publish.filter_values,
-        producer_name: producer_name.clone(),
-        dedup: settings.dedup,
-        batching: settings.publish.batching,
-    };
-    let events = move |event| out.publisher_event(&event);
-    let mut publisher =
-        Publisher::open(&env, broker, stream, options, std::sync::Arc::new(events)).await?;
+    } = plan;
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let finish_with = settings
         .dedup

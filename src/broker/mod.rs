@@ -1,10 +1,12 @@
 //! The broker, split by job: [`settings`] (URI and TLS, from plain values), [`connection`]
 //! (connecting, the retry loops), [`admin`] (creating and inspecting streams), [`errors`] (the
-//! client's errors as errors a user can act on) and [`version`] (naming a broker too old).
+//! client's errors as errors a user can act on), [`lock`] (one process per producer name) and
+//! [`version`] (naming a broker too old).
 
 pub mod admin;
 pub mod connection;
 pub mod errors;
+pub mod lock;
 pub mod settings;
 pub mod version;
 

@@ -1,0 +1,95 @@
+//! A producer name held by one process at a time, through the broker: a single-active-consumer
+//! group named after the producer name, on the stream itself. The broker activates exactly one
+//! member of a group, so of two runs that start under one `--producer-name` (even at the same
+//! instant) one gets the name and the other learns at once that it is taken. The broker drops
+//! the holder's subscription with its connection, so a crashed run frees the name by itself.
+//!
+//! The subscription asks for a filter value no message carries and not for unfiltered chunks,
+//! so the broker sends it nothing (on a broker without filtering it may get a few chunks, which
+//! are never read: the client stops granting credit).
+
+use std::time::Duration;
+
+use rabbitmq_stream_client::types::OffsetSpecification;
+use rabbitmq_stream_client::{ChunkConsumer, Environment, FilterConfiguration};
+use tokio::sync::mpsc;
+
+use super::BrokerSettings;
+use crate::error::{PublishError, Result};
+
+/// How long a run waits to be made the active member before it takes the name as held.
+const ACTIVATION_WAIT: Duration = Duration::from_secs(3);
+
+/// The filter value the lock subscription asks for: no message carries it.
+const NO_MESSAGE_HAS_THIS: &str = "invstream-producer-lock";
+
+/// The name this process holds; release it when the run is over.
+pub struct NameLock {
+    consumer: ChunkConsumer,
+}
+
+impl NameLock {
+    pub async fn release(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.consumer.handle().close()).await;
+    }
+}
+
+impl BrokerSettings {
+    /// Takes `name` on `stream` for this process, or fails with `PublishError::NameInUse`.
+    pub async fn lock_producer_name(
+        &self,
+        env: &Environment,
+        stream: &str,
+        name: &str,
+    ) -> Result<NameLock> {
+        let (activated_tx, mut activated) = mpsc::channel::<()>(1);
+        let filter = FilterConfiguration::new(vec![NO_MESSAGE_HAS_THIS.to_string()], false);
+        let group = format!("invstream-producer-lock:{name}");
+        let builder = || {
+            let activated_tx = activated_tx.clone();
+            env.consumer()
+                .offset(OffsetSpecification::Next)
+                .client_provided_name("invstream-producer-lock")
+                .name(&group)
+                .enable_single_active_consumer(true)
+                .consumer_update(move |active, _context| {
+                    let activated_tx = activated_tx.clone();
+                    async move {
+                        if active == 1 {
+                            let _ = activated_tx.try_send(());
+                        }
+                        OffsetSpecification::Next
+                    }
+                })
+        };
+        let filtered = builder()
+            .filter_input(Some(filter))
+            .build_chunked(stream)
+            .await;
+        let consumer = match filtered {
+            Ok(consumer) => consumer,
+            // A broker without filtering (before 3.13): the same lock, unfiltered.
+            Err(rabbitmq_stream_client::error::ConsumerCreateError::FilteringNotSupport) => {
+                builder()
+                    .build_chunked(stream)
+                    .await
+                    .map_err(|e| self.consumer_error(e, stream))?
+            }
+            Err(e) => return Err(self.consumer_error(e, stream)),
+        };
+        match tokio::time::timeout(ACTIVATION_WAIT, activated.recv()).await {
+            Ok(Some(())) => {
+                tracing::debug!(name, stream, "holding the producer name");
+                Ok(NameLock { consumer })
+            }
+            _ => {
+                let _ = consumer.handle().close().await;
+                Err(PublishError::NameInUse {
+                    name: name.to_string(),
+                    stream: stream.to_string(),
+                }
+                .into())
+            }
+        }
+    }
+}
