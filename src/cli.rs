@@ -25,9 +25,11 @@ pub struct Cli {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Connection and output (every command)")]
 pub struct GlobalArgs {
-    /// Broker to connect to: rabbitmq-stream://USER:PASSWORD@HOST:PORT/VHOST (write vhost "/" as %2f)
-    #[arg(long, global = true, env = "INVSTREAM_URI", hide_env_values = true, default_value = DEFAULT_URI)]
-    pub uri: String,
+    /// Broker to connect to: rabbitmq-stream://USER:PASSWORD@HOST:PORT/VHOST (write vhost "/" as
+    /// %2f). Repeat it (or separate URIs with commas) for the nodes of a cluster: start-up and
+    /// reconnects try each in turn
+    #[arg(long, global = true, env = "INVSTREAM_URI", hide_env_values = true, default_value = DEFAULT_URI, value_delimiter = ',')]
+    pub uri: Vec<String>,
 
     /// Stream to publish to or read from
     #[arg(

@@ -84,9 +84,26 @@ impl BrokerSettings {
         }
     }
 
-    /// Opens the client's `Environment` (the factory of producers and consumers), turning every
-    /// handshake failure into a message that says what to fix.
+    /// Opens the client's `Environment` (the factory of producers and consumers) through the
+    /// first node that answers, turning every handshake failure into a message that says what
+    /// to fix. A node that refuses us for good (credentials, TLS) ends it at once.
     pub async fn connect(&self) -> Result<Environment> {
+        let mut first_failure = None;
+        for node in self.each_node() {
+            match node.connect_node().await {
+                Ok(env) => return Ok(env),
+                Err(e) if e.is_transient() => {
+                    tracing::debug!(addr = %node.addr(), error = %e, "node did not answer; trying the next");
+                    first_failure.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(first_failure.expect("there is at least one node"))
+    }
+
+    /// `connect` to this node alone.
+    async fn connect_node(&self) -> Result<Environment> {
         let builder = Environment::builder()
             .host(&self.host)
             .port(self.port)
@@ -106,8 +123,23 @@ impl BrokerSettings {
         }
     }
 
-    /// A single protocol connection, for the few requests the `Environment` does not offer.
+    /// A single protocol connection through the first node that answers, for the few requests
+    /// the `Environment` does not offer.
     pub(super) async fn connect_client(&self) -> Result<Client> {
+        let mut first_failure = None;
+        for node in self.each_node() {
+            match node.connect_client_node().await {
+                Ok(client) => return Ok(client),
+                Err(e) if e.is_transient() => {
+                    first_failure.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(first_failure.expect("there is at least one node"))
+    }
+
+    async fn connect_client_node(&self) -> Result<Client> {
         match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(self.client_options())).await {
             Ok(Ok(client)) => Ok(client),
             Ok(Err(e)) => Err(self.explain_connect_error(e).await),

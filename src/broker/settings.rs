@@ -27,6 +27,9 @@ pub struct BrokerSettings {
     pub tls: Option<TlsSettings>,
     /// How long a command keeps reconnecting after the connection drops mid-run.
     pub retry_for: Duration,
+    /// More nodes of the same cluster (`host`, `port`), tried in order after the first when it
+    /// does not answer: at start-up and on every reconnect.
+    pub other_nodes: Vec<(String, u16)>,
 }
 
 /// How to check the broker's certificate and, optionally, present ours.
@@ -200,13 +203,43 @@ impl BrokerSettings {
             vhost,
             tls,
             retry_for: Duration::ZERO,
+            other_nodes: Vec::new(),
         })
     }
 
-    /// The settings every command starts from: the URI, the TLS files and how long to keep
+    /// The settings every command starts from: the URIs (one, or one per node of a cluster:
+    /// the same user, password, vhost and scheme), the TLS files and how long to keep
     /// reconnecting.
-    pub fn new(uri: &str, tls: &TlsFiles, retry_for: Duration) -> Result<Self> {
-        let mut settings = Self::from_uri(uri)?;
+    pub fn new(uris: &[String], tls: &TlsFiles, retry_for: Duration) -> Result<Self> {
+        let (first, others) = match uris.split_first() {
+            Some(split) => split,
+            None => (&DEFAULT_URI.to_string(), &[][..]),
+        };
+        let mut settings = Self::from_uri(first)?;
+        for uri in others {
+            let other = Self::from_uri(uri)?;
+            let same_access = (
+                &other.user,
+                &other.password,
+                &other.vhost,
+                other.tls.is_some(),
+            ) == (
+                &settings.user,
+                &settings.password,
+                &settings.vhost,
+                settings.tls.is_some(),
+            );
+            if !same_access {
+                return Err(ConnectError::InvalidUri {
+                    uri: redact_uri(uri),
+                    reason: "every --uri must name the same user, password, vhost and scheme (they are nodes of one cluster)".to_string(),
+                }
+                .into());
+            }
+            if (other.host.as_str(), other.port) != (settings.host.as_str(), settings.port) {
+                settings.other_nodes.push((other.host, other.port));
+            }
+        }
         settings.retry_for = retry_for;
         match &mut settings.tls {
             Some(settings) => *settings = TlsSettings::checked(tls)?,
@@ -225,9 +258,26 @@ impl BrokerSettings {
         }
     }
 
-    /// `host:port`, for messages.
+    /// `host:port` (of every node given, comma-separated), for messages.
     pub fn addr(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        let mut addr = format!("{}:{}", self.host, self.port);
+        for (host, port) in &self.other_nodes {
+            addr.push_str(&format!(",{host}:{port}"));
+        }
+        addr
+    }
+
+    /// These settings once per node, the first given first; each names that node alone.
+    pub fn each_node(&self) -> Vec<BrokerSettings> {
+        let one = |host: &str, port: u16| BrokerSettings {
+            host: host.to_string(),
+            port,
+            other_nodes: Vec::new(),
+            ..self.clone()
+        };
+        std::iter::once(one(&self.host, self.port))
+            .chain(self.other_nodes.iter().map(|(host, port)| one(host, *port)))
+            .collect()
     }
 
     pub(super) fn client_options(&self) -> ClientOptions {
@@ -335,7 +385,37 @@ mod tests {
                 }
             }
         }
-        BrokerSettings::new(uri, &tls, Duration::ZERO)
+        BrokerSettings::new(&[uri.to_string()], &tls, Duration::ZERO)
+    }
+
+    #[test]
+    fn several_uris_are_nodes_of_one_cluster() {
+        let uris = |list: &[&str]| list.iter().map(|u| u.to_string()).collect::<Vec<_>>();
+        let s = BrokerSettings::new(
+            &uris(&[
+                "rabbitmq-stream://u:p@a:1/v",
+                "rabbitmq-stream://u:p@b:2/v",
+                "rabbitmq-stream://u:p@a:1/v",
+            ]),
+            &TlsFiles::default(),
+            Duration::ZERO,
+        )
+        .unwrap();
+        assert_eq!(s.addr(), "a:1,b:2");
+        let nodes: Vec<_> = s.each_node().iter().map(|n| n.addr()).collect();
+        assert_eq!(nodes, ["a:1", "b:2"]);
+        let err = BrokerSettings::new(
+            &uris(&[
+                "rabbitmq-stream://u:s3cret@a:1/v",
+                "rabbitmq-stream://w:s3cret@b:2/v",
+            ]),
+            &TlsFiles::default(),
+            Duration::ZERO,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("same user, password, vhost"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
     }
 
     #[test]

@@ -431,12 +431,20 @@ impl Publisher {
                 self.tracker.sent(),
                 self.recipe_advice
             );
-            // The window runs from the loss, across every attempt of this loop.
+            // The window runs from the loss, across every attempt of this loop. Each attempt
+            // connects anew through whichever node answers, which locates the stream's leader
+            // now (on a cluster it may have moved off the node we lost).
             let (recipe, tracker) = (&self.recipe, &self.tracker);
-            let (producer, filtering) = recipe
+            let (env, (producer, filtering)) = recipe
                 .broker
-                .with_retries(lost_at, "publishing", &advice, || recipe.build(tracker))
+                .with_retries(lost_at, "publishing", &advice, || async {
+                    let env = recipe.broker.connect().await?;
+                    let built = recipe.build_on(&env, tracker).await?;
+                    Ok((env, built))
+                })
                 .await?;
+            tracing::info!(stream = %self.recipe.stream, after_ms = lost_at.elapsed().as_millis() as u64, "producer open again");
+            self.recipe.env = env;
             self.producer = Some(producer);
             self.filtering = filtering;
             self.tracker.lost.store(false, Ordering::Relaxed);

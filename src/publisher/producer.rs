@@ -36,10 +36,19 @@ impl ProducerRecipe {
     /// A producer on a new connection, under this publisher's name, and whether it tags
     /// messages with filter values.
     pub(super) async fn build(&self, tracker: &Arc<ConfirmTracker>) -> Result<(AnyProducer, bool)> {
+        self.build_on(&self.env, tracker).await
+    }
+
+    /// `build` through `env` (a new environment, through whichever node answers, after a
+    /// lost connection: the stream's leader may have moved to another node).
+    pub(super) async fn build_on(
+        &self,
+        env: &Environment,
+        tracker: &Arc<ConfirmTracker>,
+    ) -> Result<(AnyProducer, bool)> {
         let builder = || {
             // Sub-entry batches are built by the publisher (`Entry::Batch`), not the client.
-            self.env
-                .producer()
+            env.producer()
                 .batch_size(self.batch_size as usize)
                 .client_provided_name("invstream-producer")
                 .on_closed(Box::new(ConnectionWatch {

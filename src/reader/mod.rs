@@ -254,13 +254,15 @@ pub async fn subscribe(
 
 /// Subscribes `reader` again after its connection dropped, right after `last_read` (or where
 /// it started, if it read nothing yet), retrying with backoff for up to `--retry-for`.
+/// Each attempt connects anew through whichever node answers (on a cluster the node we read
+/// from may be the one that went away); the new environment is returned with the subscription,
+/// to be kept while it reads.
 async fn resubscribe(
-    env: &Environment,
     plan: &ReadPlan,
     reader: &ReaderSpec,
     last_read: Option<u64>,
     events: &ReaderEvents,
-) -> Result<Subscription> {
+) -> Result<(Environment, Subscription)> {
     let lost_at = Instant::now();
     events(ReaderEvent::ConnectionLost {
         reader: reader.label.clone(),
@@ -275,9 +277,11 @@ async fn resubscribe(
     let subscription = plan
         .broker
         .with_retries(lost_at, "reading", advice, || async {
-            subscribe(env, plan, reader, resume_at)
+            let env = plan.broker.connect().await?;
+            let subscription = subscribe(&env, plan, reader, resume_at)
                 .await
-                .map_err(|e| e.into_error(&plan.broker, &plan.stream))
+                .map_err(|e| e.into_error(&plan.broker, &plan.stream))?;
+            Ok((env, subscription))
         })
         .await?;
     events(ReaderEvent::Reconnected {
@@ -307,7 +311,7 @@ pub async fn read<S: MessageSink>(
     mut sink: S,
 ) -> ReadOutcome<S> {
     let ReadContext {
-        env,
+        env: _,
         plan,
         reader,
         mut stop,
@@ -332,6 +336,8 @@ pub async fn read<S: MessageSink>(
     let mut last_delivered = None;
     let mut failure = None;
     let mut reconnects = 0;
+    // The environment of the latest resubscription, kept while its consumer reads.
+    let mut _reconnected_env: Option<Environment> = None;
     let mut quiet_since = Instant::now();
     loop {
         let idle = async {
@@ -423,8 +429,9 @@ pub async fn read<S: MessageSink>(
                 }
                 Some(Err(_)) | None => {
                     let _ = tokio::time::timeout(CLOSE_TIMEOUT, consumer.handle().close()).await;
-                    match resubscribe(env, plan, reader, last_delivered, &events).await {
-                        Ok(subscription) => {
+                    match resubscribe(plan, reader, last_delivered, &events).await {
+                        Ok((new_env, subscription)) => {
+                            _reconnected_env = Some(new_env);
                             consumer = subscription.consumer;
                             skip_below = subscription.skip_below;
                             reconnects += 1;

@@ -83,7 +83,7 @@ fn produce_through(
 
 #[test]
 fn broker_restart_during_produce_loses_and_duplicates_nothing() {
-    let node = BrokerNode::start("inv-restart-produce", 5562, None);
+    let node = BrokerNode::start("inv-restart-produce", 5620, None);
     produce_through(&node, "restart-produce", 1_000_000, &[], |node| {
         node.act("node-stop");
         node.act("node-start");
@@ -92,7 +92,7 @@ fn broker_restart_during_produce_loses_and_duplicates_nothing() {
 
 #[test]
 fn broker_crash_during_produce_loses_and_duplicates_nothing() {
-    let node = BrokerNode::start("inv-crash-produce", 5563, None);
+    let node = BrokerNode::start("inv-crash-produce", 5621, None);
     produce_through(&node, "crash-produce", 1_000_000, &[], |node| {
         node.act("node-kill");
         node.act("node-start");
