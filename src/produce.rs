@@ -484,6 +484,7 @@ pub fn summary(
         &outcome.latency,
         CommandDetails::Produce {
             producer: producer.to_string(),
+            max_stall_s: (outcome.max_stall.as_secs_f64() * 1000.0).round() / 1000.0,
             confirmed: outcome.confirmed,
             failed: outcome.failed,
             skipped,

@@ -177,6 +177,7 @@ pub fn render_text(s: &RunSummary) -> String {
             failed,
             skipped,
             invalid_lines,
+            max_stall_s,
             ..
         } => {
             let mut skipped = match skipped {
@@ -198,6 +199,13 @@ pub fn render_text(s: &RunSummary) -> String {
                     thousands(*failed)
                 ),
             );
+            // Worth a line only when publishing really stalled (a failover, a restart).
+            if *max_stall_s >= 1.0 {
+                line(
+                    "longest stall",
+                    format!("{max_stall_s:.1} s without a confirm"),
+                );
+            }
         }
         CommandDetails::Bench {
             producers,

@@ -160,6 +160,9 @@ pub enum CommandDetails {
         skipped: u64,
         /// `--input` lines that were not valid inventory updates (reported, not sent).
         invalid_lines: u64,
+        /// The longest wait between two confirms, in seconds: how long publishing stalled
+        /// at worst (a broker restart, a cluster electing a new leader).
+        max_stall_s: f64,
     },
     Consume {
         /// Where reading started, as the user gave it.
@@ -305,6 +308,7 @@ mod tests {
             &LatencyHistogram::new(),
             CommandDetails::Produce {
                 producer: "p".into(),
+                max_stall_s: 0.0,
                 confirmed: 1_000,
                 failed: 0,
                 skipped: 0,

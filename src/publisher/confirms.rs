@@ -150,6 +150,13 @@ pub(super) struct NumberedEntry {
     pub(super) entry: Entry,
 }
 
+/// When the last confirm frame came, and the longest wait between two.
+#[derive(Default)]
+struct ConfirmGaps {
+    last: Option<Instant>,
+    longest: std::time::Duration,
+}
+
 /// Confirms as they arrive, shared with the client's confirm callbacks.
 #[derive(Default)]
 pub(super) struct ConfirmTracker {
@@ -159,6 +166,7 @@ pub(super) struct ConfirmTracker {
     failed: AtomicU64,
     pub(super) reconnects: AtomicU64,
     pub(super) latency: Mutex<LatencyHistogram>,
+    confirm_gaps: Mutex<ConfirmGaps>,
     pub(super) settled: Notify,
     /// By publishing id (FxHash: ids are mostly sequential, and SipHash costs more on this
     /// per-message path). A confirm settles a message only if it is still here, so a confirm
@@ -198,6 +206,7 @@ impl ConfirmTracker {
                 latency.record_n_us(latency_us, entry.count);
             }
             drop(latency);
+            self.note_confirm_gap(now);
             self.confirmed.fetch_add(count, Ordering::Relaxed);
         } else {
             self.failed.fetch_add(count, Ordering::Relaxed);
@@ -207,6 +216,24 @@ impl ConfirmTracker {
             entry.waiter.settle(confirmed, entry.count);
         }
         self.settled.notify_one();
+    }
+
+    /// Keeps the longest time between two confirm frames: how long publishing stalled (a
+    /// failover, a stuck broker).
+    fn note_confirm_gap(&self, now: Instant) {
+        let mut gaps = self.confirm_gaps.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(last) = gaps.last {
+            gaps.longest = gaps.longest.max(now.saturating_duration_since(last));
+        }
+        gaps.last = Some(now);
+    }
+
+    /// The longest time between two confirm frames so far.
+    pub(super) fn longest_confirm_gap(&self) -> std::time::Duration {
+        self.confirm_gaps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .longest
     }
 
     pub(super) fn lock_unconfirmed(

@@ -101,6 +101,8 @@ pub struct PublishOutcome {
     /// From opening the publisher to the last confirm (or the give-up).
     pub elapsed: Duration,
     pub latency: LatencyHistogram,
+    /// The longest time between two confirms: how long publishing stalled at worst.
+    pub max_stall: Duration,
 }
 
 /// A producer with a bound on unconfirmed messages that survives lost connections.
@@ -553,6 +555,7 @@ impl Publisher {
             reconnects: self.tracker.reconnects.load(Ordering::Relaxed),
             elapsed: self.started.elapsed(),
             latency,
+            max_stall: self.tracker.longest_confirm_gap(),
         }
     }
 
