@@ -21,8 +21,8 @@ impl MetadataUpdateCommand {
         Self { code, stream }
     }
 
-    /// Why: `StreamNotAvailable` (its leader moved or is being elected) or `StreamDoesNotExist`
-    /// (it was deleted).
+    /// Why: `StreamNotAvailable` (its leader moved or is being elected; RabbitMQ 4.0 sends it
+    /// for a deleted stream too) or `StreamDoesNotExist`.
     pub fn code(&self) -> &ResponseCode {
         &self.code
     }
