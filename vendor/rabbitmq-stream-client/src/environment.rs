@@ -201,6 +201,7 @@ impl Environment {
             filter_value_extractor: None,
             client_provided_name: String::from("rust-stream-producer"),
             on_closed: None,
+            on_metadata_update: None,
             overwrite_heartbeat: None,
             sub_entry_size: 1,
             compression: CompressionType::None,
@@ -231,6 +232,7 @@ impl Environment {
             client_provided_name: String::from("rust-stream-consumer"),
             properties: HashMap::new(),
             is_single_active_consumer: false,
+            on_metadata_update: None,
         }
     }
 
