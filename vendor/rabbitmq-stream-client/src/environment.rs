@@ -3,13 +3,13 @@ use std::sync::Arc;
 
 use crate::types::OffsetSpecification;
 use crate::{client::TlsConfiguration, producer::NoDedup};
-use rabbitmq_stream_protocol::sub_entry::CompressionType;
+use rabbitmq_stream_protocol::{sub_entry::CompressionType, ResponseCode};
 use rand::prelude::IndexedRandom;
 use rand::rngs::StdRng;
 use std::collections::HashMap;
 
 use crate::{
-    client::{Client, ClientOptions, MetricsCollector},
+    client::{Client, ClientOptions, MetricsCollector, StreamMetadata},
     consumer::ConsumerBuilder,
     error::{ConsumerCreateError, ProducerCreateError, StreamDeleteError},
     producer::ProducerBuilder,
@@ -89,7 +89,13 @@ impl Environment {
             .create_client_with_options(opt_with_client_provided_name.clone())
             .await?;
 
-        if let Some(metadata) = client.metadata(vec![stream.to_string()]).await?.get(stream) {
+        // No leader yet (just declared, or between leaders) is `Create` with
+        // `StreamNotAvailable`, which the caller can retry, not `StreamDoesNotExist`.
+        let found = client.stream_metadata(stream).await?;
+        if let Some(metadata) = existing(found).map_err(|status| ProducerCreateError::Create {
+            stream: stream.into(),
+            status,
+        })? {
             tracing::debug!(
                 "Connecting to leader node {:?} of stream {}",
                 metadata.leader,
@@ -141,7 +147,13 @@ impl Environment {
             .create_client_with_options(opt_with_client_provided_name.clone())
             .await?;
 
-        if let Some(metadata) = client.metadata(vec![stream.to_string()]).await?.get(stream) {
+        // No leader yet (just declared, or between leaders) is `Create` with
+        // `StreamNotAvailable`, which the caller can retry, not `StreamDoesNotExist`.
+        let found = client.stream_metadata(stream).await?;
+        if let Some(metadata) = existing(found).map_err(|status| ConsumerCreateError::Create {
+            stream: stream.into(),
+            status,
+        })? {
             // If there are no replicas we do not reassign client, meaning we just keep reading from the leader.
             // This is desired behavior in case there is only one node in the cluster.
             let mut rng: StdRng = rand::make_rng();
@@ -355,4 +367,16 @@ impl EnvironmentBuilder {
 #[derive(Clone, Default)]
 pub struct EnvironmentOptions {
     pub(crate) client_options: ClientOptions,
+}
+
+/// A stream's metadata, `None` if it does not exist, or the broker's code if it has no leader
+/// (`StreamNotAvailable`).
+fn existing(
+    found: Result<StreamMetadata, ResponseCode>,
+) -> Result<Option<StreamMetadata>, ResponseCode> {
+    match found {
+        Ok(metadata) => Ok(Some(metadata)),
+        Err(ResponseCode::StreamDoesNotExist) => Ok(None),
+        Err(code) => Err(code),
+    }
 }
