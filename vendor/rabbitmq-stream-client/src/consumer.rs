@@ -166,6 +166,7 @@ pub struct ConsumerBuilder {
     pub(crate) properties: HashMap<String, String>,
     pub(crate) is_single_active_consumer: bool,
     pub(crate) on_metadata_update: Option<MetadataUpdateCallback>,
+    pub(crate) prefer_replica: bool,
 }
 
 impl ConsumerBuilder {
@@ -209,7 +210,11 @@ impl ConsumerBuilder {
 
         let client = self
             .environment
-            .create_consumer_client(stream, self.client_provided_name.clone())
+            .create_consumer_client(
+                stream,
+                self.client_provided_name.clone(),
+                self.prefer_replica,
+            )
             .await?;
 
         let subscription_id = 1;
@@ -340,6 +345,14 @@ impl ConsumerBuilder {
     /// one it read.
     pub fn on_metadata_update(mut self, on_metadata_update: MetadataUpdateCallback) -> Self {
         self.on_metadata_update = Some(on_metadata_update);
+        self
+    }
+
+    /// Which node the consumer reads from. `true` (the default): a random replica of the
+    /// stream, or, when it has none, the node the environment connects to (on a single node,
+    /// the leader). `false`: the stream's leader, found as a producer finds it.
+    pub fn prefer_replica(mut self, prefer_replica: bool) -> Self {
+        self.prefer_replica = prefer_replica;
         self
     }
 }

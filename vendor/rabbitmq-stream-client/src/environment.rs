@@ -135,10 +135,14 @@ impl Environment {
         Ok(client)
     }
 
+    /// A connection for a consumer of `stream`: to a random replica if there is one and
+    /// `prefer_replica`, else to the leader if not `prefer_replica`, else (no replica) to the
+    /// configured node.
     pub(crate) async fn create_consumer_client(
         self,
         stream: &str,
         client_provided_name: String,
+        prefer_replica: bool,
     ) -> Result<Client, ConsumerCreateError> {
         let mut opt_with_client_provided_name = self.options.client_options.clone();
         opt_with_client_provided_name.client_provided_name = client_provided_name.clone();
@@ -157,11 +161,17 @@ impl Environment {
             // If there are no replicas we do not reassign client, meaning we just keep reading from the leader.
             // This is desired behavior in case there is only one node in the cluster.
             let mut rng: StdRng = rand::make_rng();
-            if let Some(replica) = metadata.replicas.choose(&mut rng) {
+            let node = if prefer_replica {
+                metadata.replicas.choose(&mut rng)
+            } else {
+                Some(&metadata.leader)
+            };
+            if let Some(replica) = node {
                 tracing::debug!(
-                    "Picked replica {:?} out of possible candidates {:?} for stream {}",
+                    "Picked {:?} out of replicas {:?} and leader {:?} for stream {}",
                     replica,
                     metadata.replicas,
+                    metadata.leader,
                     stream
                 );
                 let load_balancer_mode = self.options.client_options.load_balancer_mode;
@@ -245,6 +255,7 @@ impl Environment {
             properties: HashMap::new(),
             is_single_active_consumer: false,
             on_metadata_update: None,
+            prefer_replica: true,
         }
     }
 
