@@ -14,7 +14,7 @@ use std::{
 use rabbitmq_stream_protocol::{
     commands::{
         consumer_update::ConsumerUpdateCommand, deliver::DeliverCommand,
-        subscribe::OffsetSpecification,
+        metadata_update::MetadataUpdateCommand, subscribe::OffsetSpecification,
     },
     message::Message,
     sub_entry::ChunkMessages,
@@ -32,7 +32,7 @@ use crate::error::ConsumerStoreOffsetError;
 use crate::{
     client::{MessageHandler, MessageResult},
     error::{ClientError, ConsumerCloseError, ConsumerCreateError, ConsumerDeliveryError},
-    Client, Environment, MetricsCollector,
+    Client, Environment, MetadataUpdateCallback, MetricsCollector,
 };
 use futures::{future::BoxFuture, task::AtomicWaker, Stream};
 
@@ -61,6 +61,7 @@ struct ConsumerInternal {
     metrics_collector: Arc<dyn MetricsCollector>,
     filter_configuration: Option<FilterConfiguration>,
     consumer_update_listener: Option<ConsumerUpdateListener>,
+    on_metadata_update: Option<MetadataUpdateCallback>,
 }
 
 /// Where a subscription's deliveries go: one item per message, or one per chunk.
@@ -164,6 +165,8 @@ pub struct ConsumerBuilder {
     pub(crate) client_provided_name: String,
     pub(crate) properties: HashMap<String, String>,
     pub(crate) is_single_active_consumer: bool,
+    pub(crate) on_metadata_update: Option<MetadataUpdateCallback>,
+    pub(crate) prefer_replica: bool,
 }
 
 impl ConsumerBuilder {
@@ -207,7 +210,11 @@ impl ConsumerBuilder {
 
         let client = self
             .environment
-            .create_consumer_client(stream, self.client_provided_name.clone())
+            .create_consumer_client(
+                stream,
+                self.client_provided_name.clone(),
+                self.prefer_replica,
+            )
             .await?;
 
         let subscription_id = 1;
@@ -223,6 +230,7 @@ impl ConsumerBuilder {
             metrics_collector: collector,
             filter_configuration: self.filter_configuration.clone(),
             consumer_update_listener: self.consumer_update_listener.clone(),
+            on_metadata_update: self.on_metadata_update.clone(),
         });
         let msg_handler = ConsumerMessageHandler(consumer.clone());
         client.set_handler(msg_handler).await;
@@ -322,6 +330,29 @@ impl ConsumerBuilder {
 
     pub fn properties(mut self, properties: HashMap<String, String>) -> Self {
         self.properties = properties;
+        self
+    }
+
+    /// Calls `on_metadata_update` with the stream and the code when the broker sends a
+    /// metadata update for the consumer's stream (see [`MetadataUpdateCallback`]), for
+    /// consumers from [`build`](Self::build) and [`build_chunked`](Self::build_chunked) alike.
+    ///
+    /// Whether or not this is set, such an update ends the consumer, because the broker has
+    /// removed its subscription: it is closed as when its connection closes (`is_closed()` is
+    /// true, `close()` gives `AlreadyClosed`), its stream yields the deliveries it already
+    /// holds and then `None`, and its connection is closed. The callback runs first, so the
+    /// caller knows why the stream ended; it subscribes again from the offset after the last
+    /// one it read.
+    pub fn on_metadata_update(mut self, on_metadata_update: MetadataUpdateCallback) -> Self {
+        self.on_metadata_update = Some(on_metadata_update);
+        self
+    }
+
+    /// Which node the consumer reads from. `true` (the default): a random replica of the
+    /// stream, or, when it has none, the node the environment connects to (on a single node,
+    /// the leader). `false`: the stream's leader, found as a producer finds it.
+    pub fn prefer_replica(mut self, prefer_replica: bool) -> Self {
+        self.prefer_replica = prefer_replica;
         self
     }
 }
@@ -479,6 +510,7 @@ impl MessageHandler for ConsumerMessageHandler {
             Some(Ok(response)) => match response.kind() {
                 ResponseKind::Deliver(delivery) => self.deliver(delivery).await?,
                 ResponseKind::ConsumerUpdate(update) => self.consumer_update(update).await,
+                ResponseKind::MetadataUpdate(update) => self.metadata_update(update).await,
                 _ => {}
             },
             Some(Err(err)) => {
@@ -577,6 +609,35 @@ impl ConsumerMessageHandler {
             offset += 1;
         }
         true
+    }
+
+    /// The broker has removed the subscription (its stream's leader moved, or the stream was
+    /// deleted): tells the callback, then ends the consumer as a closed connection does and
+    /// closes the connection, which has nothing left to carry.
+    async fn metadata_update(&self, update: MetadataUpdateCommand) {
+        if update.stream() != self.0.stream {
+            trace!("Metadata update for another stream: {:?}", update);
+            return;
+        }
+        tracing::info!(
+            "Metadata update for stream {}: {:?}, closing consumer",
+            update.stream(),
+            update.code()
+        );
+        if let Some(on_metadata_update) = &self.0.on_metadata_update {
+            on_metadata_update(update.stream(), update.code().clone());
+        }
+        if self
+            .0
+            .closed
+            .compare_exchange(false, true, SeqCst, SeqCst)
+            .is_ok()
+        {
+            self.0.waker.wake();
+            if let Err(err) = self.0.client.close().await {
+                trace!("Closing the connection after a metadata update: {}", err);
+            }
+        }
     }
 
     /// Answers the broker's question of where a newly active single active consumer starts:

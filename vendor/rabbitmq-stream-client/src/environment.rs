@@ -3,13 +3,13 @@ use std::sync::Arc;
 
 use crate::types::OffsetSpecification;
 use crate::{client::TlsConfiguration, producer::NoDedup};
-use rabbitmq_stream_protocol::sub_entry::CompressionType;
+use rabbitmq_stream_protocol::{sub_entry::CompressionType, ResponseCode};
 use rand::prelude::IndexedRandom;
 use rand::rngs::StdRng;
 use std::collections::HashMap;
 
 use crate::{
-    client::{Client, ClientOptions, MetricsCollector},
+    client::{Client, ClientOptions, MetricsCollector, StreamMetadata},
     consumer::ConsumerBuilder,
     error::{ConsumerCreateError, ProducerCreateError, StreamDeleteError},
     producer::ProducerBuilder,
@@ -89,7 +89,13 @@ impl Environment {
             .create_client_with_options(opt_with_client_provided_name.clone())
             .await?;
 
-        if let Some(metadata) = client.metadata(vec![stream.to_string()]).await?.get(stream) {
+        // No leader yet (just declared, or between leaders) is `Create` with
+        // `StreamNotAvailable`, which the caller can retry, not `StreamDoesNotExist`.
+        let found = client.stream_metadata(stream).await?;
+        if let Some(metadata) = existing(found).map_err(|status| ProducerCreateError::Create {
+            stream: stream.into(),
+            status,
+        })? {
             tracing::debug!(
                 "Connecting to leader node {:?} of stream {}",
                 metadata.leader,
@@ -129,10 +135,14 @@ impl Environment {
         Ok(client)
     }
 
+    /// A connection for a consumer of `stream`: to a random replica if there is one and
+    /// `prefer_replica`, else to the leader if not `prefer_replica`, else (no replica) to the
+    /// configured node.
     pub(crate) async fn create_consumer_client(
         self,
         stream: &str,
         client_provided_name: String,
+        prefer_replica: bool,
     ) -> Result<Client, ConsumerCreateError> {
         let mut opt_with_client_provided_name = self.options.client_options.clone();
         opt_with_client_provided_name.client_provided_name = client_provided_name.clone();
@@ -141,15 +151,27 @@ impl Environment {
             .create_client_with_options(opt_with_client_provided_name.clone())
             .await?;
 
-        if let Some(metadata) = client.metadata(vec![stream.to_string()]).await?.get(stream) {
+        // No leader yet (just declared, or between leaders) is `Create` with
+        // `StreamNotAvailable`, which the caller can retry, not `StreamDoesNotExist`.
+        let found = client.stream_metadata(stream).await?;
+        if let Some(metadata) = existing(found).map_err(|status| ConsumerCreateError::Create {
+            stream: stream.into(),
+            status,
+        })? {
             // If there are no replicas we do not reassign client, meaning we just keep reading from the leader.
             // This is desired behavior in case there is only one node in the cluster.
             let mut rng: StdRng = rand::make_rng();
-            if let Some(replica) = metadata.replicas.choose(&mut rng) {
+            let node = if prefer_replica {
+                metadata.replicas.choose(&mut rng)
+            } else {
+                Some(&metadata.leader)
+            };
+            if let Some(replica) = node {
                 tracing::debug!(
-                    "Picked replica {:?} out of possible candidates {:?} for stream {}",
+                    "Picked {:?} out of replicas {:?} and leader {:?} for stream {}",
                     replica,
                     metadata.replicas,
+                    metadata.leader,
                     stream
                 );
                 let load_balancer_mode = self.options.client_options.load_balancer_mode;
@@ -201,6 +223,7 @@ impl Environment {
             filter_value_extractor: None,
             client_provided_name: String::from("rust-stream-producer"),
             on_closed: None,
+            on_metadata_update: None,
             overwrite_heartbeat: None,
             sub_entry_size: 1,
             compression: CompressionType::None,
@@ -231,6 +254,8 @@ impl Environment {
             client_provided_name: String::from("rust-stream-consumer"),
             properties: HashMap::new(),
             is_single_active_consumer: false,
+            on_metadata_update: None,
+            prefer_replica: true,
         }
     }
 
@@ -353,4 +378,16 @@ impl EnvironmentBuilder {
 #[derive(Clone, Default)]
 pub struct EnvironmentOptions {
     pub(crate) client_options: ClientOptions,
+}
+
+/// A stream's metadata, `None` if it does not exist, or the broker's code if it has no leader
+/// (`StreamNotAvailable`).
+fn existing(
+    found: Result<StreamMetadata, ResponseCode>,
+) -> Result<Option<StreamMetadata>, ResponseCode> {
+    match found {
+        Ok(metadata) => Ok(Some(metadata)),
+        Err(ResponseCode::StreamDoesNotExist) => Ok(None),
+        Err(code) => Err(code),
+    }
 }

@@ -95,7 +95,8 @@ pub use crate::consumer::{
 };
 pub use crate::environment::{Environment, EnvironmentBuilder};
 pub use crate::producer::{
-    BatchConfirmCallback, ConfirmationStatus, Dedup, NoDedup, OnClosed, Producer, ProducerBuilder,
+    BatchConfirmCallback, ConfirmationStatus, Dedup, MetadataUpdateCallback, NoDedup, OnClosed,
+    Producer, ProducerBuilder,
 };
 pub mod types {
 

@@ -98,8 +98,10 @@ impl ProducerInternal {
         {
             Ok(false) => {
                 let response = self.client.delete_publisher(self.producer_id).await?;
+                // The connection goes either way: after a metadata update the broker no longer
+                // knows the publisher, and the connection would otherwise stay open.
+                self.client.close().await?;
                 if response.is_ok() {
-                    self.client.close().await?;
                     Ok(())
                 } else {
                     Err(ProducerCloseError::Close {
@@ -126,6 +128,7 @@ pub struct ProducerBuilder<T> {
     pub filter_value_extractor: Option<FilterValueExtractor>,
     pub(crate) client_provided_name: String,
     pub(crate) on_closed: Option<Box<dyn OnClosed + Send + Sync>>,
+    pub(crate) on_metadata_update: Option<MetadataUpdateCallback>,
     pub(crate) overwrite_heartbeat: Option<u32>,
     /// Messages per sub-entry batch; 1 publishes simple entries.
     pub(crate) sub_entry_size: usize,
@@ -141,6 +144,15 @@ type BatchMembers = Arc<DashMap<u64, Vec<u64>, BuildIdHasher>>;
 /// (a few hundred at a time under load, so the callee can take its locks once), and whether they
 /// were stored. Called on the connection's reader task: keep it short and do not block.
 pub type BatchConfirmCallback = Arc<dyn Fn(&[u64], bool) + Send + Sync>;
+
+/// Told of the broker's metadata update for a producer's or consumer's stream, with the stream
+/// and the reason: `StreamNotAvailable` (its leader moved or is being elected, or, from RabbitMQ
+/// 4.0, it was deleted) or `StreamDoesNotExist`. By then the broker has removed the producer or
+/// consumer from that stream: a producer's sends are no longer stored, and a consumer ends (see
+/// [`ConsumerBuilder::on_metadata_update`](crate::ConsumerBuilder::on_metadata_update)); the
+/// caller builds a new one, after the new leader is elected. Called from the connection's
+/// handler task: keep it short and do not block.
+pub type MetadataUpdateCallback = Arc<dyn Fn(&str, ResponseCode) + Send + Sync>;
 
 /// Who waits for each pre-built entry, by its publishing id: one lock per frame sent or
 /// answered, where a `DashMap` took a shard lock per id.
@@ -203,6 +215,7 @@ impl<T> ProducerBuilder<T> {
             batch_waiters: batch_waiters.clone(),
             metrics_collector,
             on_closed: on_closed.clone(),
+            on_metadata_update: self.on_metadata_update,
             handler_failed: client.handler_failed_flag(),
         };
 
@@ -269,6 +282,15 @@ impl<T> ProducerBuilder<T> {
         self
     }
 
+    /// Calls `on_metadata_update` with the stream and the code when the broker sends a
+    /// metadata update for the producer's stream (see [`MetadataUpdateCallback`]). The
+    /// producer stays open; its sends are no longer stored, so the caller closes it and builds
+    /// another.
+    pub fn on_metadata_update(mut self, on_metadata_update: MetadataUpdateCallback) -> Self {
+        self.on_metadata_update = Some(on_metadata_update);
+        self
+    }
+
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
         self
@@ -310,6 +332,7 @@ impl<T> ProducerBuilder<T> {
             filter_value_extractor: self.filter_value_extractor,
             client_provided_name: self.client_provided_name,
             on_closed: self.on_closed,
+            on_metadata_update: self.on_metadata_update,
             overwrite_heartbeat: self.overwrite_heartbeat,
             sub_entry_size: self.sub_entry_size,
             compression: self.compression,
@@ -745,6 +768,7 @@ struct ProducerConfirmHandler {
     batch_waiters: BatchWaiters,
     metrics_collector: Arc<dyn MetricsCollector>,
     on_closed: Arc<RwLock<Option<Box<dyn OnClosed + Send + Sync>>>>,
+    on_metadata_update: Option<MetadataUpdateCallback>,
     handler_failed: Arc<AtomicBool>,
 }
 
@@ -827,6 +851,16 @@ impl MessageHandler for ProducerConfirmHandler {
                                 self.settle(err.publishing_id, false, err.error_code.clone())
                                     .await;
                             }
+                        }
+                    }
+                    ResponseKind::MetadataUpdate(update) => {
+                        info!(
+                            "Metadata update for stream {}: {:?}",
+                            update.stream(),
+                            update.code()
+                        );
+                        if let Some(on_metadata_update) = &self.on_metadata_update {
+                            on_metadata_update(update.stream(), update.code().clone());
                         }
                     }
                     _ => {}

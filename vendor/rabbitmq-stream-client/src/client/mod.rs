@@ -44,7 +44,7 @@ use rabbitmq_stream_protocol::{
         delete_super_stream::DeleteSuperStreamCommand,
         generic::GenericResponse,
         heart_beat::HeartBeatCommand,
-        metadata::MetadataCommand,
+        metadata::{MetadataCommand, MetadataResponse},
         open::{OpenCommand, OpenResponse},
         peer_properties::{PeerPropertiesCommand, PeerPropertiesResponse},
         publish::PublishCommand,
@@ -375,6 +375,22 @@ impl Client {
         self.send_and_receive(|correlation_id| MetadataCommand::new(correlation_id, streams))
             .await
             .map(metadata::from_response)
+    }
+
+    /// The metadata of `stream`, or the code saying why there is none: `StreamDoesNotExist`,
+    /// or `StreamNotAvailable` while it has no leader (just declared, or between leaders).
+    pub(crate) async fn stream_metadata(
+        &self,
+        stream: &str,
+    ) -> RabbitMQStreamResult<Result<StreamMetadata, ResponseCode>> {
+        let response: MetadataResponse = self
+            .send_and_receive(|correlation_id| {
+                MetadataCommand::new(correlation_id, vec![stream.to_string()])
+            })
+            .await?;
+        Ok(metadata::lookup(response)
+            .remove(stream)
+            .unwrap_or(Err(ResponseCode::StreamDoesNotExist)))
     }
 
     pub async fn store_offset(

@@ -142,10 +142,15 @@ impl Decoder for Option<String> {
     fn decode(input: &[u8]) -> Result<(&[u8], Self), DecodeError> {
         let (input, len) = read_i16(input)?;
 
-        if len == 0 {
+        // Empty, or null (-1).
+        if len <= 0 {
             return Ok((input, None));
         }
-        let (bytes, input) = input.split_at(len as usize);
+        let len = len as usize;
+        if input.len() < len {
+            return Err(DecodeError::Incomplete(IncompleteError(len - input.len())));
+        }
+        let (bytes, input) = input.split_at(len);
         let string = String::from_utf8(bytes.to_vec())?;
         Ok((input, Some(string)))
     }
