@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs invstream's whole test suite, bringing up the brokers it needs first:
 # RabbitMQ 4.x on localhost:5552 (scripts/broker.sh up) and, for the "broker too old" test,
-# Debian's RabbitMQ 3.10.8 on localhost:5553 (scripts/broker.sh old-up); extra nodes for fault
+# Debian's RabbitMQ 3.10.8 on localhost:5553 (scripts/broker.sh old-up), a 3-node cluster on
+# 5561-5563 (scripts/cluster.sh up); extra nodes for fault
 # tests are started by the tests themselves (scripts/broker.sh node-up).
 # Extra arguments go to the test runner, e.g. scripts/test.sh produce_consume
 set -euo pipefail
@@ -9,6 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/broker.sh up
 bash scripts/broker.sh old-up
+# A 3-node cluster (stream ports 5561-5563) for the failover tests (tests/integration/cluster.rs).
+bash scripts/cluster.sh up
 # Python's rstream writes sub-entry batches, which invstream must read.
 INVSTREAM_PYTHON="$(bash scripts/broker.sh rstream)"
 export INVSTREAM_PYTHON

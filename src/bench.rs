@@ -93,6 +93,7 @@ async fn bench(
         end_offset: None,
         filter_products: None,
         single_active: false,
+        prefer_replica: true,
         store_every: u64::MAX,
         broker: broker.clone(),
     });

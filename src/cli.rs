@@ -320,6 +320,13 @@ impl Default for SubEntryArgs {
     }
 }
 
+/// Which member of a stream a consumer reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadFrom {
+    Replica,
+    Leader,
+}
+
 /// The stream protocol's compression codecs for sub-entry batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Compression {
@@ -404,6 +411,11 @@ pub struct ConsumeArgs {
     /// over from the stored offset
     #[arg(long, requires = "name")]
     pub single_active: bool,
+
+    /// Which member of the stream to read from: a replica when it has one (like the Java
+    /// client; the leader keeps its cores for writes), or the leader
+    #[arg(long, value_enum, default_value_t = ReadFrom::Replica)]
+    pub read_from: ReadFrom,
 
     /// Write every message read to stdout as NDJSON (offset, timestamp, update); the summary
     /// then goes to stderr

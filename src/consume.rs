@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cli::ReadFrom;
 use crate::entry::{MessageView, PRODUCER_PROPERTY};
 use crate::error::{ReadError, Result};
 use crate::model::{BurstClock, InventoryUpdate};
@@ -211,6 +212,7 @@ pub async fn run(
         end_offset,
         filter_products: products.as_deref().cloned(),
         single_active: settings.single_active,
+        prefer_replica: settings.read_from == ReadFrom::Replica,
         store_every: settings.store_every,
         broker: broker.clone(),
     };

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::broker::{BrokerSettings, Retention, TlsFiles};
 use crate::cli::{
-    BenchArgs, Cli, Command, Compression, ConsumeArgs, GlobalArgs, ProduceArgs, RetentionArgs,
-    ServeArgs, SubEntryArgs,
+    BenchArgs, Cli, Command, Compression, ConsumeArgs, GlobalArgs, ProduceArgs, ReadFrom,
+    RetentionArgs, ServeArgs, SubEntryArgs,
 };
 use crate::error::{InvError, Result};
 use crate::input::InputSource;
@@ -80,6 +80,7 @@ pub struct ConsumeSettings {
     pub readers: Vec<ReaderSpec>,
     pub store_every: u64,
     pub single_active: bool,
+    pub read_from: ReadFrom,
     pub print: bool,
     pub verify: bool,
     pub products: Vec<u64>,
@@ -238,6 +239,7 @@ fn consume(args: &ConsumeArgs) -> Result<ConsumeSettings> {
         readers,
         store_every: args.store_every,
         single_active: args.single_active,
+        read_from: args.read_from,
         print: args.print,
         verify: args.verify,
         products: args.product.clone(),

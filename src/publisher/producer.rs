@@ -8,7 +8,8 @@ use std::time::Duration;
 use rabbitmq_stream_client::error::{ProducerCreateError, ProducerPublishError};
 use rabbitmq_stream_client::types::{Message, SubEntryBatch};
 use rabbitmq_stream_client::{
-    BatchConfirmCallback, Dedup, Environment, NoDedup, Producer, ProducerBuilder,
+    BatchConfirmCallback, Dedup, Environment, MetadataUpdateCallback, NoDedup, Producer,
+    ProducerBuilder,
 };
 
 use super::confirms::ConfirmTracker;
@@ -16,6 +17,24 @@ use super::Batching;
 use crate::broker::BrokerSettings;
 use crate::entry::product_filter_value;
 use crate::error::Result;
+
+/// The broker sends a metadata update when the stream's leader moves (or the stream goes), after
+/// dropping our publisher: the connection is alive but useless, so it counts as lost, and the
+/// publisher reopens on the new leader and re-sends what was not confirmed.
+fn metadata_watch(tracker: &Arc<ConfirmTracker>) -> MetadataUpdateCallback {
+    let tracker = tracker.clone();
+    let connection = tracker.connection.load(Ordering::Relaxed);
+    Arc::new(move |stream, code| {
+        tracing::info!(
+            stream,
+            ?code,
+            "metadata update: the stream's leader moved or it is gone"
+        );
+        if tracker.connection.load(Ordering::Relaxed) == connection {
+            tracker.mark_lost();
+        }
+    })
+}
 
 /// How long closing a producer whose connection is gone may take.
 pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -55,6 +74,7 @@ impl ProducerRecipe {
                     tracker: tracker.clone(),
                     connection: tracker.connection.load(Ordering::Relaxed),
                 }))
+                .on_metadata_update(metadata_watch(tracker))
         };
         let (filter_values, stream) = (self.filter_values, self.stream.as_str());
         let built = match self.dedup {

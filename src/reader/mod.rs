@@ -97,6 +97,8 @@ pub struct ReadPlan {
     pub filter_products: Option<HashSet<u64>>,
     /// Form a single-active-consumer group under the reader's name.
     pub single_active: bool,
+    /// Read from a replica when the stream has one (else its leader), like the Java client.
+    pub prefer_replica: bool,
     pub store_every: u64,
     /// For errors, and for the single-active-consumer callback, which needs its own connection.
     pub broker: BrokerSettings,
@@ -200,7 +202,13 @@ pub async fn subscribe(
         .consumer()
         .offset(offset)
         .client_provided_name(&format!("invstream-consumer-{}", reader.label))
-        .name_optional(reader.tracking_name.clone());
+        .name_optional(reader.tracking_name.clone())
+        .prefer_replica(plan.prefer_replica)
+        // The broker ends our subscription when the stream's leader moves: the consumer ends,
+        // and the read loop subscribes again after the last offset read.
+        .on_metadata_update(Arc::new(|stream: &str, code| {
+            tracing::info!(stream, ?code, "metadata update: resubscribing");
+        }));
     if let Some(products) = &plan.filter_products {
         let values = products.iter().map(u64::to_string).collect();
         // Chunks without filter values (streams written without --filter-values) come too: every

@@ -1,9 +1,11 @@
 //! Integration tests: the real `invstream` binary against a real RabbitMQ broker.
 //!
-//! The broker must already run (`scripts/test.sh` starts it; so does `scripts/broker.sh up`).
+//! The broker must already run (`scripts/test.sh` starts it; so does `scripts/broker.sh up`),
+//! and for `cluster` a 3-node cluster (`scripts/cluster.sh up`, which scripts/test.sh runs too).
 //! A test that cannot reach it fails with a message saying so; none is skipped.
 
 mod bench;
+mod cluster;
 mod errors;
 mod fan_out;
 mod faults;

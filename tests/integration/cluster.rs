@@ -1,0 +1,297 @@
+//! A real 3-node RabbitMQ cluster (`scripts/cluster.sh up`, which scripts/test.sh runs): a node
+//! lost in the middle of a run must not stall it. These tests stop and kill nodes, so they run
+//! one at a time (the `cluster` test group in .config/nextest.toml); each brings its node back
+//! when it ends, failed or not.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{binary, summary_of};
+
+/// Node i's stream port (scripts/cluster.sh: 5560 + i).
+fn port(node: u8) -> u16 {
+    5560 + u16::from(node)
+}
+
+fn uri(node: u8) -> String {
+    format!("rabbitmq-stream://guest:guest@localhost:{}/%2f", port(node))
+}
+
+fn cluster(args: &[&str]) -> String {
+    let output = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster.sh"))
+        .args(args)
+        .output()
+        .expect("bash runs scripts/cluster.sh");
+    assert!(
+        output.status.success(),
+        "scripts/cluster.sh {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// Fails, saying how to fix it, unless all three nodes answer.
+fn require_cluster() {
+    for node in 1..=3 {
+        let up = std::net::TcpStream::connect_timeout(
+            &([127, 0, 0, 1], port(node)).into(),
+            Duration::from_secs(2),
+        )
+        .is_ok();
+        assert!(
+            up,
+            "cluster node {node} does not answer on localhost:{}: start the cluster with `scripts/cluster.sh up` (scripts/test.sh does)",
+            port(node)
+        );
+    }
+}
+
+/// A stream name of this test's own; deleted (through a live node) when dropped.
+struct ClusterStream {
+    name: String,
+}
+
+impl ClusterStream {
+    fn new(purpose: &str) -> Self {
+        require_cluster();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        ClusterStream {
+            name: format!("cluster-{purpose}-{}-{nanos}", std::process::id()),
+        }
+    }
+
+    /// `invstream --uri (each node, `first` first) --stream NAME ARGS…`
+    fn command(&self, first: u8, args: &[&str]) -> Command {
+        let mut order = vec![first];
+        order.extend((1..=3).filter(|n| *n != first));
+        let uris: Vec<String> = order.iter().map(|n| uri(*n)).collect();
+        let mut command = Command::new(binary());
+        command
+            .args(["--uri", &uris.join(","), "--json", "--stream", &self.name])
+            .args(args);
+        command
+    }
+
+    /// The node (1-3) leading the stream now.
+    fn leader(&self) -> u8 {
+        let leader = cluster(&["leader", &self.name]);
+        leader
+            .trim_start_matches('c')
+            .chars()
+            .next()
+            .and_then(|c| c.to_digit(10))
+            .unwrap_or_else(|| panic!("no leader for {}: {leader}", self.name)) as u8
+    }
+
+    fn verify(&self, through: u8) -> serde_json::Value {
+        summary_of(
+            &self
+                .command(through, &["consume", "--offset", "first", "--verify"])
+                .output()
+                .unwrap(),
+        )
+    }
+
+    /// Waits until the stream holds a message (the run is under way), at most `limit`.
+    fn wait_for_messages(&self, through: u8, limit: Duration) {
+        let started = Instant::now();
+        loop {
+            let output = self
+                .command(through, &["consume", "--offset", "first", "--count", "1"])
+                .stderr(Stdio::null())
+                .output()
+                .unwrap();
+            if output.status.success() {
+                return;
+            }
+            assert!(started.elapsed() < limit, "no message in {} yet", self.name);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for ClusterStream {
+    fn drop(&mut self) {
+        let _ = cluster(&["ctl", "1", "delete_queue", &self.name]);
+    }
+}
+
+/// Brings node `n` back when dropped (the test may fail while it is down).
+struct NodeBack(u8);
+
+impl Drop for NodeBack {
+    fn drop(&mut self) {
+        let _ = cluster(&["start-node", &self.0.to_string()]);
+    }
+}
+
+fn assert_exactly(verified: &serde_json::Value, count: u64) {
+    assert_eq!(verified["messages"], count, "{verified}");
+    assert_eq!(verified["verify"]["ok"], true, "{verified}");
+    let producers = verified["verify"]["producers"].as_array().unwrap();
+    let distinct: u64 = producers
+        .iter()
+        .map(|p| p["distinct"].as_u64().unwrap())
+        .sum();
+    assert_eq!(distinct, count, "{verified}");
+}
+
+/// A paced 1,000,000 produce given all three nodes, through node 2 (which then leads the
+/// stream); `fault` takes the leader node down mid-run and leaves it down.
+fn leader_lost_mid_produce(fault: &str) {
+    let stream = ClusterStream::new(fault);
+    let producer = stream
+        .command(2, &["produce", "--count", "1000000", "--rate", "100000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    stream.wait_for_messages(2, Duration::from_secs(20));
+    let leader = stream.leader();
+    let _back = NodeBack(leader);
+    cluster(&[fault, &leader.to_string()]);
+    let output = producer.wait_with_output().unwrap();
+    let summary = summary_of(&output);
+    assert_eq!(summary["confirmed"], 1_000_000, "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert!(summary["reconnects"].as_u64().unwrap() >= 1, "{summary}");
+    let stall = summary["max_stall_s"].as_f64().unwrap();
+    assert!(stall < 10.0, "publishing stalled {stall} s: {summary}");
+    // Read back while the node is still down.
+    let survivor = (1..=3).find(|n| *n != leader).unwrap();
+    assert_exactly(&stream.verify(survivor), 1_000_000);
+}
+
+#[test]
+fn leader_node_stopped_mid_produce_the_run_completes_on_the_new_leader() {
+    leader_lost_mid_produce("stop-node");
+}
+
+#[test]
+fn leader_node_killed_mid_produce_the_run_completes_on_the_new_leader() {
+    leader_lost_mid_produce("kill-node");
+}
+
+#[test]
+fn a_fresh_stream_written_at_once_through_each_node_is_never_missing() {
+    require_cluster();
+    for round in 0..20 {
+        let streams: Vec<ClusterStream> = (1..=3)
+            .map(|node| ClusterStream::new(&format!("fresh-{round}-{node}")))
+            .collect();
+        let runs: Vec<_> = streams
+            .iter()
+            .zip(1..=3)
+            .map(|(stream, node)| {
+                // This node alone: created and written through the same node at once.
+                Command::new(binary())
+                    .args(["--uri", &uri(node), "--json", "--stream", &stream.name])
+                    .args(["produce", "--count", "100"])
+                    .output()
+                    .unwrap()
+            })
+            .collect();
+        for (output, node) in runs.iter().zip(1..=3) {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                !stderr.contains("does not exist"),
+                "round {round}, node {node}: {stderr}"
+            );
+            assert_eq!(
+                summary_of(output)["confirmed"],
+                100,
+                "round {round}, node {node}"
+            );
+        }
+    }
+}
+
+/// The cluster node (1-3) that process `pid` reads from: the stream port of its connection.
+fn node_of_connection(pid: u32, limit: Duration) -> u8 {
+    let started = Instant::now();
+    loop {
+        let sockets = Command::new("ss").args(["-tnpH"]).output().unwrap();
+        let sockets = String::from_utf8_lossy(&sockets.stdout);
+        let node = sockets
+            .lines()
+            .filter(|line| line.contains(&format!("pid={pid},")))
+            .filter_map(|line| {
+                line.split_whitespace()
+                    .nth(4)?
+                    .rsplit(':')
+                    .next()?
+                    .parse::<u16>()
+                    .ok()
+            })
+            .find_map(|remote| (1..=3).find(|n| port(*n) == remote));
+        if let Some(node) = node {
+            return node;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "process {pid} has no connection to a cluster node"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_consumer_reading_from_a_replica_resumes_on_another_member_when_that_node_stops() {
+    let stream = ClusterStream::new("follow");
+    // Declared through node 1, which leads it; a backlog that takes seconds to read.
+    let backlog = summary_of(
+        &stream
+            .command(1, &["produce", "--count", "300000"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(backlog["confirmed"], 300_000);
+    assert_eq!(stream.leader(), 1);
+    let consumer = stream
+        .command(
+            1,
+            &[
+                "consume",
+                "--offset",
+                "first",
+                "--count",
+                "400000",
+                "--verify",
+                // A gap would leave it waiting: it ends by itself, and the count tells.
+                "--duration",
+                "90s",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It reads from a replica (the default): stop that node while the backlog is read.
+    let serving = node_of_connection(consumer.id(), Duration::from_secs(20));
+    assert_ne!(
+        serving, 1,
+        "the consumer reads from the leader, not a replica"
+    );
+    let _back = NodeBack(serving);
+    cluster(&["stop-node", &serving.to_string()]);
+    let more = summary_of(
+        &stream
+            .command(1, &["produce", "--count", "100000"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(more["confirmed"], 100_000);
+    let summary = summary_of(&consumer.wait_with_output().unwrap());
+    assert!(
+        summary["reconnects"].as_u64().unwrap() >= 1,
+        "the stop missed the consumer: {summary}"
+    );
+    assert_eq!(summary["messages"], 400_000, "{summary}");
+    assert_eq!(summary["first_offset"], 0, "{summary}");
+    assert_eq!(summary["last_offset"], 399_999, "{summary}");
+    assert_eq!(summary["verify"]["ok"], true, "{summary}");
+}
