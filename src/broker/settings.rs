@@ -230,7 +230,7 @@ impl BrokerSettings {
         format!("{}:{}", self.host, self.port)
     }
 
-    pub(super) fn client_options(&self) -> ClientOptions {
+    pub(crate) fn client_options(&self) -> ClientOptions {
         ClientOptions::builder()
             .host(&self.host)
             .port(self.port)
