@@ -14,4 +14,5 @@ mod produce_consume;
 mod reliability;
 mod serve;
 mod sub_entry;
+mod super_stream;
 mod util;
