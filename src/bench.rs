@@ -96,6 +96,7 @@ async fn bench(
         prefer_replica: true,
         store_every: u64::MAX,
         broker: broker.clone(),
+        super_stream: None,
     });
     let events: reader::ReaderEvents = Arc::new(move |event| out.reader_event(&event));
     let mut consumers = Vec::new();

@@ -295,6 +295,22 @@ pub struct ProduceArgs {
 
     #[command(flatten)]
     pub retention: RetentionArgs,
+
+    /// Publish to this super stream (RabbitMQ 3.13+) instead of --stream, creating it when
+    /// missing: one publisher per partition, each update routed by its product id (every update
+    /// of a product in one partition, in order)
+    #[arg(long, value_name = "NAME", conflicts_with = "resume", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub super_stream: Option<String>,
+
+    /// With --super-stream: create it with this many partitions, NAME-0 … NAME-(N-1)
+    /// [default: 3]; an existing one is used as it is
+    #[arg(long, requires = "super_stream", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub partitions: Option<u32>,
+
+    /// With --super-stream: create it with one partition per key (NAME-KEY) and route each
+    /// update by its warehouse, as the broker binds it, e.g. AMS-1,BER-2,LYS-3,MAD-4,WAW-5
+    #[arg(long, value_name = "KEYS", requires = "super_stream", conflicts_with = "partitions", value_delimiter = ',', value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub partition_keys: Vec<String>,
 }
 
 /// Sub-entry batching: many messages in one stream entry, for throughput.
@@ -430,6 +446,13 @@ pub struct ConsumeArgs {
     /// (RabbitMQ 3.13+), invstream checks every message
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64))]
     pub product: Vec<u64>,
+
+    /// Read every partition of this super stream (RabbitMQ 3.13+) instead of --stream, one
+    /// reader per partition; with --product only the partitions holding those products; with
+    /// --name each partition keeps its offset (and --single-active shares the partitions
+    /// between the instances of that name)
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["consumers", "print"], value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub super_stream: Option<String>,
 }
 
 pub fn parse_offset(s: &str) -> Result<StartOffset, String> {

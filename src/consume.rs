@@ -22,7 +22,7 @@ use crate::verify::SeqCheck;
 
 /// Counts and latencies of what one reader read.
 #[derive(Default)]
-struct ReadTally {
+pub(crate) struct ReadTally {
     delivered: u64,
     messages: u64,
     bytes: u64,
@@ -31,11 +31,14 @@ struct ReadTally {
     last_offset: Option<u64>,
     latency: LatencyHistogram,
     /// With `--verify`.
-    seq_check: Option<SeqCheck>,
+    pub(crate) seq_check: Option<SeqCheck>,
     /// Times this reader lost its connection and subscribed again.
-    reconnects: u64,
+    pub(crate) reconnects: u64,
     /// Read time for latencies.
     clock: BurstClock,
+    /// Taken off the end of producer names for `--verify`: a super stream partition's
+    /// `-PARTITION`, so the partitions' updates verify together under the run's name.
+    pub(crate) producer_suffix: Option<String>,
     /// Only these products count (checked on every message, whatever the broker filtered).
     products: Option<Arc<HashSet<u64>>>,
     /// `--print`: every message read goes to stdout as NDJSON.
@@ -46,14 +49,14 @@ struct ReadTally {
 }
 
 impl ReadTally {
-    fn new(verify: bool) -> Self {
+    pub(crate) fn new(verify: bool) -> Self {
         ReadTally {
             seq_check: verify.then(SeqCheck::default),
             ..ReadTally::default()
         }
     }
 
-    fn reading(
+    pub(crate) fn reading(
         verify: bool,
         products: Option<Arc<HashSet<u64>>>,
         printer: Option<MessagePrinter>,
@@ -93,6 +96,10 @@ impl ReadTally {
                 if let Some(check) = &mut self.seq_check {
                     // The producer name a message carries (see `entry::PRODUCER_PROPERTY`).
                     let producer = view.string_property(PRODUCER_PROPERTY).unwrap_or_default();
+                    let producer = match &self.producer_suffix {
+                        Some(suffix) => producer.strip_suffix(suffix.as_str()).unwrap_or(producer),
+                        None => producer,
+                    };
                     check.record(producer, update.seq);
                 }
                 Some(Some(update.produced_at_us))
@@ -104,7 +111,12 @@ impl ReadTally {
         }
     }
 
-    fn summary(&self, stream: &str, offset: &StartOffset, elapsed: Duration) -> RunSummary {
+    pub(crate) fn summary(
+        &self,
+        stream: &str,
+        offset: &StartOffset,
+        elapsed: Duration,
+    ) -> RunSummary {
         let mut summary = RunSummary::new(
             "consume",
             stream,
@@ -141,7 +153,7 @@ impl ReadTally {
         summary
     }
 
-    fn merge(&mut self, other: &ReadTally) {
+    pub(crate) fn merge(&mut self, other: &ReadTally) {
         self.delivered += other.delivered;
         self.messages += other.messages;
         self.bytes += other.bytes;
@@ -188,6 +200,10 @@ pub async fn run(
     shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
+    if let Some(super_stream) = &settings.super_stream {
+        return crate::superstream::consume::run(common, settings, super_stream, shutdown, out)
+            .await;
+    }
     let (broker, stream) = (&common.broker, common.stream.as_str());
     let env = broker.connect().await?;
     let mut readers = settings.readers.clone();
@@ -215,6 +231,7 @@ pub async fn run(
         prefer_replica: settings.read_from == ReadFrom::Replica,
         store_every: settings.store_every,
         broker: broker.clone(),
+        super_stream: None,
     };
     if settings.start == StartOffset::Stored && !settings.single_active {
         for reader in &mut readers {

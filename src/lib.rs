@@ -31,6 +31,7 @@ pub mod serve;
 pub mod settings;
 pub mod shutdown;
 pub mod stats;
+pub mod superstream;
 pub mod verify;
 
 use std::process::ExitCode;
@@ -58,18 +59,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         quiet: common.quiet,
         summary_to_stderr: matches!(&command, CommandSettings::Consume(c) if c.print),
     };
-    let (stream, addr) = (common.stream.as_str(), common.broker.addr());
+    let addr = common.broker.addr();
+    // What the command works on, for the context of its errors.
+    let super_stream = match &command {
+        CommandSettings::Produce(p) => p.super_stream.as_ref().map(|s| s.name.as_str()),
+        CommandSettings::Consume(c) => c.super_stream.as_deref(),
+        _ => None,
+    };
+    let stream = match super_stream {
+        Some(name) => format!("super stream '{name}'"),
+        None => format!("stream '{}'", common.stream),
+    };
     let summary = match (&command, &cli.command) {
         (CommandSettings::Produce(settings), _) => produce::run(&common, settings, &shutdown, out)
             .await
-            .with_context(|| format!("produce to stream '{stream}' at {addr}"))?,
+            .with_context(|| format!("produce to {stream} at {addr}"))?,
         (CommandSettings::Consume(settings), _) => consume::run(&common, settings, &shutdown, out)
             .await
-            .with_context(|| format!("consume from stream '{stream}' at {addr}"))?,
+            .with_context(|| format!("consume from {stream} at {addr}"))?,
         (CommandSettings::Serve(settings), Command::Serve(args)) => {
             serve::run(&common, settings, args, &shutdown, out)
                 .await
-                .with_context(|| format!("serve stream '{stream}' at {addr}"))?
+                .with_context(|| format!("serve {stream} at {addr}"))?
         }
         (CommandSettings::Bench(settings), _) => bench::run(&common, settings, &shutdown, out)
             .await

@@ -17,7 +17,7 @@ use crate::stats::{CommandDetails, LatencyKind, RunSummary, Totals};
 use rabbitmq_stream_client::Environment;
 
 /// Where the updates of a produce run come from.
-enum UpdateSource {
+pub(crate) enum UpdateSource {
     /// The generator; `remaining` updates still to make.
     Generated {
         generator: UpdateGenerator,
@@ -32,12 +32,12 @@ enum UpdateSource {
 }
 
 /// A bad input line is reported on stderr; past this many, they are only counted.
-const INVALID_LINES_SHOWN: u64 = 20;
+pub(crate) const INVALID_LINES_SHOWN: u64 = 20;
 
 impl UpdateSource {
     /// The next batch of (publishing id, update), or `None` when the source is exhausted.
     /// Invalid input lines are counted in `invalid` and reported (or fatal with --strict).
-    async fn next_batch(
+    pub(crate) async fn next_batch(
         &mut self,
         invalid: &mut u64,
         out: Output,
@@ -89,7 +89,7 @@ pub fn generated_batch(generator: &mut UpdateGenerator, size: u64) -> Vec<Number
 }
 
 /// A producer name no other run uses: the stream, the time and the process.
-fn unique_producer_name(stream: &str) -> String {
+pub(crate) fn unique_producer_name(stream: &str) -> String {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
@@ -164,6 +164,30 @@ pub async fn connect_and_ensure_stream(
         out.status(&format!("created stream '{stream}'"));
     }
     Ok(env)
+}
+
+/// The updates of a run that goes on after the `after` the broker holds for the name: generated
+/// ones continue `seq` after them (`to_send` of them), input resumes after line `after`.
+pub(crate) fn update_source(settings: &ProduceSettings, after: u64, to_send: u64) -> UpdateSource {
+    match &settings.source {
+        UpdateSourceSettings::Generated { products, seed, .. } => {
+            let mut generator = UpdateGenerator::new(*products, *seed);
+            // The same seed regenerates the same updates, so a resumed run sends exactly the
+            // missing ones.
+            for _ in 0..after {
+                generator.next_update(0);
+            }
+            UpdateSource::Generated {
+                generator,
+                remaining: to_send,
+                batch_size: settings.publish.batch_size,
+            }
+        }
+        UpdateSourceSettings::Input { source, strict } => UpdateSource::Input {
+            events: spawn_reader(source.clone(), after, settings.publish.batch_size as usize),
+            strict: *strict,
+        },
+    }
 }
 
 /// What a run is about to send, worked out from what the broker holds for the name.
@@ -271,6 +295,10 @@ pub async fn run(
     shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
+    if let Some(super_stream) = &settings.super_stream {
+        return crate::superstream::publish::run(common, settings, super_stream, shutdown, out)
+            .await;
+    }
     let (broker, stream) = (&common.broker, common.stream.as_str());
     let env = connect_and_ensure_stream(broker, stream, &settings.retention, out).await?;
     let plan = plan(broker, stream, settings, out).await?;
@@ -428,7 +456,7 @@ async fn publish(
 }
 
 /// Whether an error already carries the command that finishes the run.
-fn is_give_up(error: &InvError) -> bool {
+pub(crate) fn is_give_up(error: &InvError) -> bool {
     matches!(
         error,
         InvError::Connect(crate::error::ConnectError::RetryWindowEnded { .. })

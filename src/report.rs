@@ -163,12 +163,16 @@ pub fn render_json(summary: &RunSummary) -> String {
 pub fn render_text(s: &RunSummary) -> String {
     let mut out = String::new();
     let mut line = |label: &str, value: String| out.push_str(&format!("  {label:<16}{value}\n"));
+    let kind = match s.partitions.is_empty() {
+        true => "stream",
+        false => "super stream",
+    };
     let header = match &s.details {
         CommandDetails::Produce { .. } | CommandDetails::Bench { .. } => {
-            format!("{} → stream '{}'", s.command, s.stream)
+            format!("{} → {kind} '{}'", s.command, s.stream)
         }
         CommandDetails::Consume { offset, .. } => {
-            format!("consume ← stream '{}' from offset {offset}", s.stream)
+            format!("consume ← {kind} '{}' from offset {offset}", s.stream)
         }
     };
     match &s.details {
@@ -298,6 +302,9 @@ pub fn render_text(s: &RunSummary) -> String {
     if !s.consumers.is_empty() {
         text.push_str(&render_consumers(&s.consumers));
     }
+    if !s.partitions.is_empty() {
+        text.push_str(&render_partitions(&s.partitions));
+    }
     for summary in std::iter::once(s).chain(&s.consumers) {
         if let Some(verify) = &summary.verify {
             text.push_str(&render_verify(verify, summary.consumer.as_deref()));
@@ -360,6 +367,25 @@ fn render_consumers(consumers: &[RunSummary]) -> String {
             thousands(c.latency_us.p50),
             thousands(c.latency_us.p99),
             last
+        ));
+    }
+    text
+}
+
+/// One line per partition of a super stream.
+fn render_partitions(partitions: &[RunSummary]) -> String {
+    let mut text = format!(
+        "  {:<24}{:>12}{:>12}{:>14}{:>14}\n",
+        "partition", "messages", "msg/s", "latency p50", "latency p99"
+    );
+    for p in partitions {
+        text.push_str(&format!(
+            "  {:<24}{:>12}{:>12}{:>14}{:>14}\n",
+            p.stream,
+            thousands(p.messages),
+            thousands(p.msg_per_s.round() as u64),
+            thousands(p.latency_us.p50),
+            thousands(p.latency_us.p99),
         ));
     }
     text

@@ -14,6 +14,8 @@ use crate::error::{InvError, Result};
 use crate::input::InputSource;
 use crate::publisher::Batching;
 use crate::reader::{ReaderSpec, StartOffset, StopRule};
+use crate::superstream::publish::SuperStreamSettings;
+use crate::superstream::PartitionLayout;
 
 /// What every command shares.
 #[derive(Debug, Clone)]
@@ -69,6 +71,8 @@ pub struct ProduceSettings {
     pub confirm_timeout: Duration,
     pub publish: PublishSettings,
     pub retention: Retention,
+    /// `--super-stream`: publish to its partitions instead of the stream.
+    pub super_stream: Option<SuperStreamSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +88,8 @@ pub struct ConsumeSettings {
     pub print: bool,
     pub verify: bool,
     pub products: Vec<u64>,
+    /// `--super-stream`: read its partitions instead of the stream.
+    pub super_stream: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -196,7 +202,31 @@ fn produce(args: &ProduceArgs) -> Result<ProduceSettings> {
             &args.batching,
         )?,
         retention: retention(&args.retention),
+        super_stream: super_stream(args)?,
     })
+}
+
+fn super_stream(args: &ProduceArgs) -> Result<Option<SuperStreamSettings>> {
+    let Some(name) = &args.super_stream else {
+        return Ok(None);
+    };
+    let mut keys = args.partition_keys.clone();
+    keys.sort();
+    keys.dedup();
+    if keys.len() != args.partition_keys.len() {
+        return Err(InvError::usage(
+            "--partition-keys must differ: each names one partition",
+        ));
+    }
+    let layout = match (args.partitions, args.partition_keys.is_empty()) {
+        (Some(n), _) => Some(PartitionLayout::Count(n)),
+        (None, false) => Some(PartitionLayout::Keys(args.partition_keys.clone())),
+        (None, true) => None,
+    };
+    Ok(Some(SuperStreamSettings {
+        name: name.clone(),
+        layout,
+    }))
 }
 
 fn consume(args: &ConsumeArgs) -> Result<ConsumeSettings> {
@@ -243,6 +273,7 @@ fn consume(args: &ConsumeArgs) -> Result<ConsumeSettings> {
         print: args.print,
         verify: args.verify,
         products: args.product.clone(),
+        super_stream: args.super_stream.clone(),
     })
 }
 

@@ -135,6 +135,9 @@ pub struct RunSummary {
     /// With several consumers: each one's own summary (this one is their aggregate).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub consumers: Vec<RunSummary>,
+    /// A super stream's partitions: each one's own summary (this one is their total).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<RunSummary>,
 }
 
 /// What a run's latencies measure.
@@ -251,6 +254,7 @@ impl RunSummary {
             details,
             verify: None,
             consumers: Vec::new(),
+            partitions: Vec::new(),
         }
     }
 }

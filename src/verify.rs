@@ -79,6 +79,27 @@ impl SeqCheck {
         }
     }
 
+    /// Adds what another reader saw (a super stream's other partitions).
+    pub fn merge(&mut self, other: &SeqCheck) {
+        for (producer, set) in &other.producers {
+            for (word, bits) in set.seen.iter().enumerate() {
+                for bit in 0..64 {
+                    if bits & (1 << bit) != 0 {
+                        self.record(producer, word as u64 * 64 + bit);
+                    }
+                }
+            }
+            if let Some(mine) = self.producers.get_mut(producer) {
+                mine.duplicates += set.duplicates;
+            } else if set.duplicates > 0 {
+                self.producers
+                    .entry(producer.clone())
+                    .or_default()
+                    .duplicates += set.duplicates;
+            }
+        }
+    }
+
     /// With `from_zero` (a read from the start of the stream) every seq from 0 must be there;
     /// otherwise from the lowest one seen.
     pub fn report(&self, from_zero: bool) -> VerifyReport {
@@ -140,6 +161,25 @@ mod tests {
         let p = &report.producers[0];
         assert_eq!((p.distinct, p.duplicates, p.gaps), (6, 3, 4));
         assert_eq!(p.first_gaps, vec![3, 4, 7, 8]);
+    }
+
+    #[test]
+    fn merged_checks_verify_together() {
+        let (mut even, mut odd) = (SeqCheck::default(), SeqCheck::default());
+        for seq in 0..100 {
+            match seq % 2 {
+                0 => even.record("p", seq),
+                _ => odd.record("p", seq),
+            }
+        }
+        odd.record("p", 1);
+        assert!(!even.report(true).ok);
+        even.merge(&odd);
+        let report = even.report(true);
+        assert_eq!(report.producers[0].gaps, 0);
+        assert_eq!(report.producers[0].duplicates, 1);
+        even.merge(&SeqCheck::default());
+        assert_eq!(even.report(true).producers[0].distinct, 100);
     }
 
     #[test]

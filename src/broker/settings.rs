@@ -280,7 +280,7 @@ impl BrokerSettings {
             .collect()
     }
 
-    pub(super) fn client_options(&self) -> ClientOptions {
+    pub(crate) fn client_options(&self) -> ClientOptions {
         ClientOptions::builder()
             .host(&self.host)
             .port(self.port)

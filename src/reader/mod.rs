@@ -6,7 +6,7 @@
 
 mod offset;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::pending;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -102,6 +102,9 @@ pub struct ReadPlan {
     pub store_every: u64,
     /// For errors, and for the single-active-consumer callback, which needs its own connection.
     pub broker: BrokerSettings,
+    /// The super stream `stream` is a partition of: a single-active-consumer group then spreads
+    /// the partitions over its members (the `super-stream` subscription property).
+    pub super_stream: Option<String>,
 }
 
 /// One reader: a label for reports, the name the broker tracks its offset under, its pace.
@@ -214,6 +217,10 @@ pub async fn subscribe(
         // Chunks without filter values (streams written without --filter-values) come too: every
         // message is checked by the sink anyway.
         builder = builder.filter_input(Some(FilterConfiguration::new(values, true)));
+    }
+    if let (true, Some(super_stream)) = (plan.single_active, &plan.super_stream) {
+        let property = ("super-stream".to_string(), super_stream.clone());
+        builder = builder.properties(HashMap::from([property]));
     }
     if plan.single_active {
         // On activation, resume after the offset the previous active consumer stored. The

@@ -16,4 +16,5 @@ mod produce_consume;
 mod reliability;
 mod serve;
 mod sub_entry;
+mod super_stream;
 mod util;

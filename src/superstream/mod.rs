@@ -1,0 +1,249 @@
+//! Super streams (RabbitMQ 3.13+): one logical stream made of partition streams. This module is
+//! their administration, in the broker module's style: creating one over the protocol, finding
+//! its partitions, asking where a routing key goes. [`publish`] sends a produce run's updates
+//! through one `Publisher` per partition; [`consume`] reads every partition with one reader
+//! each. The engines are the plain ones: a partition is an ordinary stream to them.
+
+pub mod consume;
+pub mod publish;
+
+use std::collections::HashMap;
+
+use rabbitmq_stream_client::types::ResponseCode;
+use rabbitmq_stream_client::Client;
+
+use crate::broker::{probe_server_version, version_at_least, BrokerSettings};
+use crate::error::{ConnectError, InvError, Result};
+use crate::report::Output;
+
+/// Partitions of a super stream created without `--partitions`.
+pub const DEFAULT_PARTITIONS: u32 = 3;
+
+/// How a new super stream is laid out, as asked on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionLayout {
+    /// `--partitions N`: partitions `NAME-0` … `NAME-(N-1)`, binding keys `0` … `N-1`; updates
+    /// are routed by a hash of their product id.
+    Count(u32),
+    /// `--partition-keys a,b`: partitions `NAME-a`, `NAME-b`, binding keys `a`, `b`; updates are
+    /// routed by their warehouse, which the broker maps to a partition.
+    Keys(Vec<String>),
+}
+
+impl PartitionLayout {
+    /// The binding keys of the partitions, in order.
+    pub fn binding_keys(&self) -> Vec<String> {
+        match self {
+            PartitionLayout::Count(n) => (0..*n).map(|i| i.to_string()).collect(),
+            PartitionLayout::Keys(keys) => keys.clone(),
+        }
+    }
+
+    /// The partition stream names for super stream `name`, in order.
+    pub fn partitions(&self, name: &str) -> Vec<String> {
+        self.binding_keys()
+            .iter()
+            .map(|key| format!("{name}-{key}"))
+            .collect()
+    }
+}
+
+/// A super stream as the broker holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuperStream {
+    pub name: String,
+    /// The partition streams, in the broker's order (the order hash routing counts in).
+    pub partitions: Vec<String>,
+}
+
+/// Fails with one line when the broker is older than 3.13, which has no super streams (a 3.10
+/// broker closes the connection on the request it does not know). A broker that does not
+/// answer the probe is left to the connection to report.
+pub async fn check_broker_supports(broker: &BrokerSettings) -> Result<()> {
+    match probe_server_version(&broker.host, broker.port).await {
+        Some(version) if !version_at_least(&version, 3, 13) => Err(too_old(broker, &version)),
+        _ => Ok(()),
+    }
+}
+
+fn too_old(broker: &BrokerSettings, version: &str) -> InvError {
+    ConnectError::Client {
+        message: format!(
+            "the broker at {} runs RabbitMQ {version}, which has no super streams: they need RabbitMQ 3.13 or newer (scripts/broker.sh up starts one), or use a plain stream with --stream",
+            broker.addr()
+        ),
+    }
+    .into()
+}
+
+/// A protocol connection of our own, for the requests the `Environment` does not offer. The
+/// caller has connected the `Environment` first, so handshake failures are already explained.
+async fn client(broker: &BrokerSettings) -> Result<Client> {
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        Client::connect(broker.client_options()),
+    )
+    .await
+    {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(broker.client_error(e, "connecting for the super stream")),
+        Err(_) => Err(ConnectError::Timeout {
+            addr: broker.addr(),
+            during: "complete the handshake",
+            timeout: std::time::Duration::from_secs(10),
+        }
+        .into()),
+    }
+}
+
+/// The partitions of super stream `name`, or `None` if there is no such super stream.
+async fn partitions_with(client: &Client, name: &str) -> Result<Option<Vec<String>>> {
+    let response = client.partitions(name.to_string()).await.map_err(|e| {
+        InvError::from(ConnectError::Client {
+            message: format!("asking for the partitions of super stream '{name}': {e}"),
+        })
+    })?;
+    Ok((response.is_ok() && !response.streams.is_empty()).then_some(response.streams))
+}
+
+/// The partitions of an existing super stream; fails, saying how to create it, when it is
+/// missing.
+pub async fn existing(broker: &BrokerSettings, name: &str) -> Result<SuperStream> {
+    check_broker_supports(broker).await?;
+    let client = client(broker).await?;
+    let partitions = partitions_with(&client, name).await;
+    let _ = client.close().await;
+    match partitions? {
+        Some(partitions) => Ok(SuperStream {
+            name: name.to_string(),
+            partitions,
+        }),
+        None => Err(missing(broker, name)),
+    }
+}
+
+fn missing(broker: &BrokerSettings, name: &str) -> InvError {
+    ConnectError::Client {
+        message: format!(
+            "super stream '{name}' does not exist in virtual host '{}': create it by publishing to it (invstream produce --super-stream {name} --partitions 3) or check --super-stream",
+            broker.vhost
+        ),
+    }
+    .into()
+}
+
+/// Creates super stream `name` when it is missing, laid out as `layout` (three hash partitions
+/// when `None`), with `arguments` (retention) on each partition. An existing one is used as it
+/// is; when it differs from what `layout` asks, one status line says so.
+pub async fn ensure(
+    broker: &BrokerSettings,
+    name: &str,
+    layout: Option<&PartitionLayout>,
+    arguments: HashMap<String, String>,
+    out: Output,
+) -> Result<SuperStream> {
+    check_broker_supports(broker).await?;
+    let client = client(broker).await?;
+    let outcome = ensure_with(&client, broker, name, layout, arguments, out).await;
+    let _ = client.close().await;
+    outcome
+}
+
+async fn ensure_with(
+    client: &Client,
+    broker: &BrokerSettings,
+    name: &str,
+    layout: Option<&PartitionLayout>,
+    arguments: HashMap<String, String>,
+    out: Output,
+) -> Result<SuperStream> {
+    let asked = layout
+        .cloned()
+        .unwrap_or(PartitionLayout::Count(DEFAULT_PARTITIONS));
+    if partitions_with(client, name).await?.is_none() {
+        let response = client
+            .create_super_stream(
+                name,
+                asked.partitions(name),
+                asked.binding_keys(),
+                arguments,
+            )
+            .await
+            .map_err(|e| broker.client_error(e, "creating the super stream"))?;
+        match response.code() {
+            ResponseCode::Ok => out.status(&format!(
+                "created super stream '{name}' with partitions {}",
+                asked.partitions(name).join(", ")
+            )),
+            // Another run created it meanwhile: used as it is, below.
+            ResponseCode::StreamAlreadyExists => {}
+            code => return Err(broker.refused(code, "create super", name)),
+        }
+    }
+    let partitions = partitions_with(client, name)
+        .await?
+        .ok_or_else(|| missing(broker, name))?;
+    if let Some(layout) = layout {
+        if layout.partitions(name) != partitions {
+            out.status(&format!(
+                "super stream '{name}' already exists with partitions {}: using them as they are (not {})",
+                partitions.join(", "),
+                match layout {
+                    PartitionLayout::Count(n) => format!("--partitions {n}"),
+                    PartitionLayout::Keys(keys) => format!("--partition-keys {}", keys.join(",")),
+                }
+            ));
+        }
+    }
+    Ok(SuperStream {
+        name: name.to_string(),
+        partitions,
+    })
+}
+
+/// Asks the broker which partition of `super_stream` a routing key goes to (the first, if it is
+/// bound to several); `None` when no partition is bound to it.
+pub async fn route(client: &Client, super_stream: &str, key: &str) -> Result<Option<String>> {
+    let response = client
+        .route(key.to_string(), super_stream.to_string())
+        .await
+        .map_err(|e| {
+            InvError::from(ConnectError::Client {
+                message: format!("asking super stream '{super_stream}' where '{key}' goes: {e}"),
+            })
+        })?;
+    Ok(response.streams.into_iter().next())
+}
+
+/// A connection for [`route`] requests, held by a key router for the run.
+pub async fn routing_client(broker: &BrokerSettings) -> Result<Client> {
+    client(broker).await
+}
+
+/// Deletes super stream `name` and its partitions (a benchmark's own, when it ends).
+pub async fn delete(broker: &BrokerSettings, name: &str) -> Result<()> {
+    let client = client(broker).await?;
+    let result = client.delete_super_stream(name).await;
+    let _ = client.close().await;
+    match result {
+        Ok(response) if response.code() == &ResponseCode::Ok => Ok(()),
+        Ok(response) => Err(broker.refused(response.code(), "delete super", name)),
+        Err(e) => Err(broker.client_error(e, "deleting the super stream")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_named_after_their_binding_keys() {
+        assert_eq!(
+            PartitionLayout::Count(3).partitions("orders"),
+            ["orders-0", "orders-1", "orders-2"]
+        );
+        let keys = PartitionLayout::Keys(vec!["AMS-1".into(), "BER-2".into()]);
+        assert_eq!(keys.binding_keys(), ["AMS-1", "BER-2"]);
+        assert_eq!(keys.partitions("orders"), ["orders-AMS-1", "orders-BER-2"]);
+    }
+}

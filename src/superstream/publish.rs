@@ -1,0 +1,426 @@
+//! `produce --super-stream`: one `Publisher` per partition behind a router. A batch is split by
+//! partition and each part handed to its partition's publisher, so every update of a product
+//! (hash routing) lands in one partition, in order. Each publisher has its own producer name,
+//! `NAME-PARTITION`, which the broker deduplicates under on that partition.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use rabbitmq_stream_client::{Client, Environment};
+
+use super::{PartitionLayout, SuperStream};
+use crate::broker::BrokerSettings;
+use crate::error::{InvError, Result};
+use crate::input::NumberedUpdate;
+use crate::produce::{self, UpdateSource, INVALID_LINES_SHOWN};
+use crate::publisher::{EventSink, Pace, PublishOutcome, Publisher, PublisherOptions};
+use crate::report::Output;
+use crate::routing::partition_of_product;
+use crate::settings::{CommonSettings, ProduceSettings, UpdateSourceSettings};
+use crate::shutdown::Shutdown;
+use crate::stats::RunSummary;
+
+/// A super stream as a produce run asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuperStreamSettings {
+    pub name: String,
+    /// How to create it when it is missing (`None`: three hash partitions).
+    pub layout: Option<PartitionLayout>,
+}
+
+impl SuperStreamSettings {
+    /// `--partition-keys`: updates go where the broker routes their warehouse.
+    fn by_warehouse(&self) -> bool {
+        matches!(self.layout, Some(PartitionLayout::Keys(_)))
+    }
+}
+
+/// How updates find their partition.
+enum Router {
+    /// By a hash of the product id, as the Java client's `HashRoutingStrategy`.
+    Hash,
+    /// By the warehouse, asking the broker once per warehouse (`route`).
+    Keys {
+        super_stream: String,
+        client: Box<Client>,
+        routes: HashMap<String, usize>,
+    },
+}
+
+/// One publisher per partition.
+pub struct PartitionedPublisher {
+    partitions: Vec<String>,
+    publishers: Vec<Publisher>,
+    router: Router,
+}
+
+/// The producer name a partition's publisher uses.
+pub fn partition_producer(name: &str, partition: &str) -> String {
+    format!("{name}-{partition}")
+}
+
+impl PartitionedPublisher {
+    /// Opens a publisher on each partition of `super_stream`, named `options.producer_name`
+    /// followed by `-PARTITION`; with `by_warehouse`, routes by the broker's `route` answers.
+    pub async fn open(
+        env: &Environment,
+        broker: &BrokerSettings,
+        super_stream: &SuperStream,
+        options: PublisherOptions,
+        by_warehouse: bool,
+        events: EventSink,
+    ) -> Result<Self> {
+        let router = match by_warehouse {
+            false => Router::Hash,
+            true => Router::Keys {
+                super_stream: super_stream.name.clone(),
+                client: Box::new(super::routing_client(broker).await?),
+                routes: HashMap::new(),
+            },
+        };
+        let mut publishers = Vec::new();
+        for partition in &super_stream.partitions {
+            let options = PublisherOptions {
+                producer_name: partition_producer(&options.producer_name, partition),
+                ..options.clone()
+            };
+            match Publisher::open(env, broker, partition, options, events.clone()).await {
+                Ok(publisher) => publishers.push(publisher),
+                Err(e) => {
+                    for publisher in publishers {
+                        publisher.close().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(PartitionedPublisher {
+            partitions: super_stream.partitions.clone(),
+            publishers,
+            router,
+        })
+    }
+
+    pub fn partitions(&self) -> &[String] {
+        &self.partitions
+    }
+
+    /// Confirmed messages, all partitions together.
+    pub fn confirmed(&self) -> u64 {
+        self.publishers.iter().map(Publisher::confirmed).sum()
+    }
+
+    /// What to tell the user when reconnecting gives up.
+    pub fn set_give_up_advice(&mut self, advice: String) {
+        for publisher in &mut self.publishers {
+            publisher.set_give_up_advice(advice.clone());
+        }
+    }
+
+    /// Waits until `count` more messages fit under every partition's in-flight bound (a part of
+    /// a batch is never larger than the batch), a connection is lost, or `timeout` passes.
+    pub async fn wait_for_room(&self, count: u64, timeout: Duration) {
+        join_all(
+            self.publishers
+                .iter()
+                .map(|publisher| publisher.wait_for_room(count, timeout)),
+        )
+        .await;
+    }
+
+    /// The partition index of each update, in order.
+    async fn route(&mut self, batch: &[NumberedUpdate]) -> Result<Vec<usize>> {
+        let count = self.partitions.len() as u32;
+        match &mut self.router {
+            Router::Hash => Ok(batch
+                .iter()
+                .map(|(_, update)| partition_of_product(update.product_id, count) as usize)
+                .collect()),
+            Router::Keys {
+                super_stream,
+                client,
+                routes,
+            } => {
+                let mut indexes = Vec::with_capacity(batch.len());
+                for (_, update) in batch {
+                    if let Some(index) = routes.get(&update.warehouse) {
+                        indexes.push(*index);
+                        continue;
+                    }
+                    let partition = super::route(client, super_stream, &update.warehouse).await?;
+                    let index = partition
+                        .and_then(|p| self.partitions.iter().position(|known| *known == p))
+                        .ok_or_else(|| {
+                            InvError::usage(format!(
+                                "update seq {} has warehouse '{}', which no partition of super stream '{super_stream}' is bound to (partitions {}): publish it with hash routing (leave out --partition-keys) or add a partition for it",
+                                update.seq,
+                                update.warehouse,
+                                self.partitions.join(", ")
+                            ))
+                        })?;
+                    routes.insert(update.warehouse.clone(), index);
+                    indexes.push(index);
+                }
+                Ok(indexes)
+            }
+        }
+    }
+
+    /// Splits `batch` by partition and hands each part to its partition's publisher (see
+    /// `Publisher::send`; run it to completion).
+    pub async fn send(
+        &mut self,
+        batch: Vec<NumberedUpdate>,
+        stall_timeout: Duration,
+    ) -> Result<()> {
+        let indexes = self.route(&batch).await?;
+        let mut parts: Vec<Vec<NumberedUpdate>> = vec![Vec::new(); self.partitions.len()];
+        for (update, index) in batch.into_iter().zip(indexes) {
+            parts[index].push(update);
+        }
+        for (publisher, part) in self.publishers.iter_mut().zip(parts) {
+            if !part.is_empty() {
+                publisher.send(&part, stall_timeout).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for every partition's confirms; each partition's outcome.
+    pub async fn finish(&mut self, timeout: Duration) -> Result<Vec<PublishOutcome>> {
+        join_all(
+            self.publishers
+                .iter_mut()
+                .map(|publisher| publisher.finish(timeout)),
+        )
+        .await
+        .into_iter()
+        .collect()
+    }
+
+    /// What each partition's publisher achieved so far.
+    pub fn outcomes(&self) -> Vec<PublishOutcome> {
+        self.publishers.iter().map(Publisher::outcome).collect()
+    }
+
+    /// Closes every publisher (and the routing connection).
+    pub async fn close(self) {
+        join_all(self.publishers.into_iter().map(Publisher::close)).await;
+        if let Router::Keys { client, .. } = self.router {
+            let _ = client.close().await;
+        }
+    }
+}
+
+/// The partitions' outcomes as one.
+pub fn total(outcomes: &[PublishOutcome]) -> PublishOutcome {
+    let mut total = PublishOutcome {
+        sent: 0,
+        bytes: 0,
+        confirmed: 0,
+        failed: 0,
+        reconnects: 0,
+        elapsed: Duration::ZERO,
+        latency: Default::default(),
+    };
+    for outcome in outcomes {
+        total.sent += outcome.sent;
+        total.bytes += outcome.bytes;
+        total.confirmed += outcome.confirmed;
+        total.failed += outcome.failed;
+        total.reconnects += outcome.reconnects;
+        total.elapsed = total.elapsed.max(outcome.elapsed);
+        total.latency.merge(&outcome.latency);
+    }
+    total
+}
+
+/// `invstream produce --super-stream NAME`.
+pub async fn run(
+    common: &CommonSettings,
+    settings: &ProduceSettings,
+    asked: &SuperStreamSettings,
+    shutdown: &Shutdown,
+    out: Output,
+) -> Result<RunSummary> {
+    let broker = &common.broker;
+    super::check_broker_supports(broker).await?;
+    let env = broker.connect().await?;
+    let super_stream = super::ensure(
+        broker,
+        &asked.name,
+        asked.layout.as_ref(),
+        settings.retention.arguments(),
+        out,
+    )
+    .await?;
+    let name = &super_stream.name;
+    let producer_name = settings
+        .producer_name
+        .clone()
+        .unwrap_or_else(|| produce::unique_producer_name(name));
+    // A given name may hold updates already: seq goes on after the highest any partition holds.
+    let mut stored_before = 0;
+    if settings.dedup && settings.producer_name.is_some() {
+        for partition in &super_stream.partitions {
+            let producer = partition_producer(&producer_name, partition);
+            let stored = broker
+                .while_starting(|| broker.last_publishing_id(&producer, partition))
+                .await?;
+            stored_before = stored_before.max(stored);
+        }
+    }
+    let to_send = match &settings.source {
+        UpdateSourceSettings::Generated { count, .. } => Some(*count),
+        UpdateSourceSettings::Input { source, .. } if stored_before > 0 => {
+            return Err(InvError::usage(format!(
+                "producer '{producer_name}' already stored {stored_before} lines in super stream '{name}': leave out --producer-name to publish {source} again as new updates"
+            )))
+        }
+        UpdateSourceSettings::Input { .. } => None,
+    };
+    let mut source = produce::update_source(settings, stored_before, to_send.unwrap_or(0));
+    let options = PublisherOptions {
+        batch_size: settings.publish.batch_size,
+        max_in_flight: settings.publish.max_in_flight,
+        filter_values: settings.publish.filter_values,
+        producer_name: producer_name.clone(),
+        dedup: settings.dedup,
+        batching: settings.publish.batching,
+    };
+    let events = move |event| out.publisher_event(&event);
+    let mut publisher = PartitionedPublisher::open(
+        &env,
+        broker,
+        &super_stream,
+        options,
+        asked.by_warehouse(),
+        std::sync::Arc::new(events),
+    )
+    .await?;
+    let what = match &settings.source {
+        UpdateSourceSettings::Generated { .. } => format!("{} updates", to_send.unwrap_or(0)),
+        UpdateSourceSettings::Input { source, .. } => format!("the updates in {source}"),
+    };
+    let by = match asked.by_warehouse() {
+        true => "warehouse",
+        false => "product id",
+    };
+    out.status(&format!(
+        "publishing {what} to super stream '{name}' ({} partitions: {}, routed by {by}) as producer '{producer_name}'",
+        super_stream.partitions.len(),
+        super_stream.partitions.join(", ")
+    ));
+    let progress = out.progress(to_send, "produce");
+    let mut stop = shutdown.signal();
+    let (mut interrupted, mut invalid_lines, mut failure) = (false, 0, None);
+    let mut pace = settings.rate.map(|rate| Pace::new(rate as f64));
+    let confirm_timeout = settings.confirm_timeout;
+    loop {
+        let batch = tokio::select! {
+            biased;
+            _ = stop.stopped() => {
+                interrupted = true;
+                break;
+            }
+            batch = next_batch(&mut source, &mut invalid_lines, out) => batch,
+        };
+        let batch = match batch {
+            Ok(Some(batch)) => batch,
+            Ok(None) => break,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = stop.stopped() => {
+                interrupted = true;
+                break;
+            }
+            _ = async {
+                if let Some(pace) = &mut pace {
+                    pace.wait_for(batch.len() as u64).await;
+                }
+                publisher.wait_for_room(batch.len() as u64, confirm_timeout).await
+            } => {}
+        }
+        // Not raced with the stop: a send cut short would leave its batch half handed over.
+        if let Err(e) = publisher.send(batch, confirm_timeout).await {
+            failure = Some(e);
+            break;
+        }
+        progress.set_position(publisher.confirmed());
+    }
+    if let Some(failure) = failure {
+        progress.finish_and_clear();
+        publisher.close().await;
+        return Err(failure);
+    }
+    if invalid_lines > INVALID_LINES_SHOWN {
+        out.status(&format!("{invalid_lines} invalid lines in all"));
+    }
+    let wait_for_confirms = match interrupted {
+        true => confirm_timeout.min(Duration::from_secs(5)),
+        false => confirm_timeout,
+    };
+    let outcomes = tokio::select! {
+        outcomes = publisher.finish(wait_for_confirms) => outcomes,
+        _ = async { if interrupted { std::future::pending().await } else { stop.stopped().await } } => {
+            interrupted = true;
+            Ok(publisher.outcomes())
+        }
+    };
+    progress.finish_and_clear();
+    let partitions = publisher.partitions().to_vec();
+    publisher.close().await;
+    let outcomes = outcomes?;
+    let mut summary = produce::summary(name, &producer_name, total(&outcomes), 0, invalid_lines);
+    summary.interrupted = interrupted;
+    summary.partitions = partitions
+        .iter()
+        .zip(outcomes)
+        .map(|(partition, outcome)| {
+            produce::summary(
+                partition,
+                &partition_producer(&producer_name, partition),
+                outcome,
+                0,
+                0,
+            )
+        })
+        .collect();
+    Ok(summary)
+}
+
+async fn next_batch(
+    source: &mut UpdateSource,
+    invalid_lines: &mut u64,
+    out: Output,
+) -> Result<Option<Vec<NumberedUpdate>>> {
+    source.next_batch(invalid_lines, out).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_add_up() {
+        let one = PublishOutcome {
+            sent: 3,
+            bytes: 30,
+            confirmed: 2,
+            failed: 1,
+            reconnects: 1,
+            elapsed: Duration::from_secs(2),
+            latency: Default::default(),
+        };
+        let sum = total(&[one.clone(), one]);
+        assert_eq!((sum.sent, sum.bytes, sum.confirmed), (6, 60, 4));
+        assert_eq!((sum.failed, sum.reconnects), (2, 2));
+        assert_eq!(sum.elapsed, Duration::from_secs(2));
+    }
+}
