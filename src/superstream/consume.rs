@@ -114,6 +114,7 @@ pub async fn run(
             end_offset,
             filter_products: filter_products.clone(),
             single_active: settings.single_active,
+            prefer_replica: settings.read_from == crate::cli::ReadFrom::Replica,
             store_every: settings.store_every,
             broker: broker.clone(),
             super_stream: Some(name.to_string()),

@@ -223,6 +223,7 @@ pub fn total(outcomes: &[PublishOutcome]) -> PublishOutcome {
         reconnects: 0,
         elapsed: Duration::ZERO,
         latency: Default::default(),
+        max_stall: Duration::ZERO,
     };
     for outcome in outcomes {
         total.sent += outcome.sent;
@@ -232,6 +233,7 @@ pub fn total(outcomes: &[PublishOutcome]) -> PublishOutcome {
         total.reconnects += outcome.reconnects;
         total.elapsed = total.elapsed.max(outcome.elapsed);
         total.latency.merge(&outcome.latency);
+        total.max_stall = total.max_stall.max(outcome.max_stall);
     }
     total
 }
@@ -417,10 +419,12 @@ mod tests {
             reconnects: 1,
             elapsed: Duration::from_secs(2),
             latency: Default::default(),
+            max_stall: Duration::from_millis(300),
         };
         let sum = total(&[one.clone(), one]);
         assert_eq!((sum.sent, sum.bytes, sum.confirmed), (6, 60, 4));
         assert_eq!((sum.failed, sum.reconnects), (2, 2));
+        assert_eq!(sum.max_stall, Duration::from_millis(300));
         assert_eq!(sum.elapsed, Duration::from_secs(2));
     }
 }
