@@ -160,6 +160,12 @@ async fn ensure_with(
     let asked = layout
         .cloned()
         .unwrap_or(PartitionLayout::Count(DEFAULT_PARTITIONS));
+    // Partition leaders spread over the cluster's nodes (the default puts them all on the node
+    // we are connected to): partitions over nodes are how a super stream grows.
+    let mut arguments = arguments;
+    arguments
+        .entry("queue-leader-locator".to_string())
+        .or_insert_with(|| "balanced".to_string());
     if partitions_with(client, name).await?.is_none() {
         let response = client
             .create_super_stream(

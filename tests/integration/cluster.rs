@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{binary, summary_of};
+use crate::util::{binary, spawn_until_marker, summary_of};
 
 /// Node i's stream port (scripts/cluster.sh: 5560 + i).
 fn port(node: u8) -> u16 {
@@ -144,21 +144,25 @@ fn assert_exactly(verified: &serde_json::Value, count: u64) {
 /// stream); `fault` takes the leader node down mid-run and leaves it down.
 fn leader_lost_mid_produce(fault: &str) {
     let stream = ClusterStream::new(fault);
-    let producer = stream
-        .command(2, &["produce", "--count", "1000000", "--rate", "100000"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Paced over 20 s: the fault lands early in it however busy the machine is.
+    let (producer, log) = spawn_until_marker(
+        stream.command(2, &["produce", "--count", "1000000", "--rate", "50000"]),
+        "publishing",
+    );
     stream.wait_for_messages(2, Duration::from_secs(20));
     let leader = stream.leader();
     let _back = NodeBack(leader);
     cluster(&[fault, &leader.to_string()]);
     let output = producer.wait_with_output().unwrap();
-    let summary = summary_of(&output);
+    let stderr = log.text();
+    assert!(output.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["confirmed"], 1_000_000, "{summary}");
     assert_eq!(summary["failed"], 0, "{summary}");
-    assert!(summary["reconnects"].as_u64().unwrap() >= 1, "{summary}");
+    assert!(
+        summary["reconnects"].as_u64().unwrap() >= 1,
+        "the fault missed the producer: {summary}\n{stderr}"
+    );
     let stall = summary["max_stall_s"].as_f64().unwrap();
     assert!(stall < 10.0, "publishing stalled {stall} s: {summary}");
     // Read back while the node is still down.

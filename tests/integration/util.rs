@@ -81,38 +81,9 @@ impl TestStream {
 
     /// As `spawn_until`, keeping what the process writes on stderr.
     pub fn spawn_watched(&self, args: &[&str], ready_marker: &str) -> (Child, StderrLog) {
-        let mut child = Command::new(binary())
-            .args(["--json", "--stream", &self.name])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the invstream binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            let mut all = String::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                all.push_str(&line);
-                all.push('\n');
-                let _ = tx.send(line);
-            }
-            all
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.contains(ready_marker) => return (child, StderrLog(reader)),
-                Ok(_) => continue,
-                Err(_) => {
-                    let _ = child.kill();
-                    let stderr = StderrLog(reader).text();
-                    panic!("invstream never printed '{ready_marker}' on stderr:\n{stderr}");
-                }
-            }
-        }
+        let mut command = Command::new(binary());
+        command.args(["--json", "--stream", &self.name]).args(args);
+        spawn_until_marker(command, ready_marker)
     }
 
     /// Runs `invstream --json --stream NAME ARGS…` (a `produce --producer-name P --resume`),
@@ -463,5 +434,40 @@ impl TcpProxy {
 impl Drop for TcpProxy {
     fn drop(&mut self) {
         self.cut();
+    }
+}
+
+/// Starts `command` (stdout piped) and returns once it printed a line on stderr containing
+/// `ready_marker`, keeping the rest of its stderr.
+pub fn spawn_until_marker(mut command: Command, ready_marker: &str) -> (Child, StderrLog) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the invstream binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = tx.send(line);
+        }
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(ready_marker) => return (child, StderrLog(reader)),
+            Ok(_) => continue,
+            Err(_) => {
+                let _ = child.kill();
+                let stderr = StderrLog(reader).text();
+                panic!("invstream never printed '{ready_marker}' on stderr:\n{stderr}");
+            }
+        }
     }
 }
