@@ -397,6 +397,10 @@ impl MessageSink for BenchSink {
         }
     }
 
+    fn wants_idle(&self) -> bool {
+        true
+    }
+
     fn idle(&mut self) {
         self.flush();
     }
