@@ -12,6 +12,7 @@ mod ingest;
 mod interrupts;
 mod produce_consume;
 mod reliability;
+mod retention;
 mod serve;
 mod sub_entry;
 mod util;
