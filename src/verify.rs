@@ -1,5 +1,6 @@
 //! `consume --verify`: checks that each producer's `seq` values arrived once each, with no gap.
-//! One bit per seq, so a million updates cost 125 KB, whatever their order.
+//! One bit per seq, kept in 64-bit words by word number, so a million updates cost a few hundred
+//! KB whatever their order, and a seq near `u64::MAX` costs one word, not a bitset up to it.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,8 @@ pub struct SeqCheck {
 
 #[derive(Debug, Default)]
 struct SeqSet {
-    seen: Vec<u64>,
+    /// Word number (seq / 64) → the bits of the seqs seen in it; only words with a seq in them.
+    seen: BTreeMap<u64, u64>,
     distinct: u64,
     duplicates: u64,
     min: Option<u64>,
@@ -25,15 +27,13 @@ struct SeqSet {
 
 impl SeqSet {
     fn insert(&mut self, seq: u64) {
-        let (word, bit) = ((seq / 64) as usize, seq % 64);
-        if word >= self.seen.len() {
-            self.seen.resize(word + 1, 0);
-        }
-        if self.seen[word] & (1 << bit) != 0 {
+        let word = self.seen.entry(seq / 64).or_default();
+        let bit = 1u64 << (seq % 64);
+        if *word & bit != 0 {
             self.duplicates += 1;
             return;
         }
-        self.seen[word] |= 1 << bit;
+        *word |= bit;
         self.distinct += 1;
         self.min = Some(self.min.map_or(seq, |m| m.min(seq)));
         self.max = self.max.max(seq);
@@ -41,7 +41,7 @@ impl SeqSet {
 
     fn contains(&self, seq: u64) -> bool {
         self.seen
-            .get((seq / 64) as usize)
+            .get(&(seq / 64))
             .is_some_and(|word| word & (1 << (seq % 64)) != 0)
     }
 }
@@ -79,15 +79,16 @@ impl SeqCheck {
         }
     }
 
-    /// With `from_zero` (a read from the start of the stream) every seq from 0 must be there;
-    /// otherwise from the lowest one seen.
+    /// With `from_zero` (a read from the start of a stream that retention has not truncated)
+    /// every seq from 0 must be there; otherwise from the lowest one seen.
     pub fn report(&self, from_zero: bool) -> VerifyReport {
         let producers: Vec<ProducerCheck> = self
             .producers
             .iter()
             .map(|(producer, set)| {
                 let first_seq = if from_zero { 0 } else { set.min.unwrap_or(0) };
-                let expected = set.max - first_seq + 1;
+                // Up to 2^64 seqs: as u128, so a seq near u64::MAX does not overflow.
+                let expected = u128::from(set.max - first_seq) + 1;
                 let first_gaps = (first_seq..=set.max)
                     .filter(|seq| !set.contains(*seq))
                     .take(GAPS_LISTED)
@@ -96,7 +97,7 @@ impl SeqCheck {
                     producer: producer.clone(),
                     distinct: set.distinct,
                     duplicates: set.duplicates,
-                    gaps: expected - set.distinct.min(expected),
+                    gaps: u64::try_from(expected - u128::from(set.distinct)).unwrap_or(u64::MAX),
                     first_seq,
                     last_seq: set.max,
                     first_gaps,
@@ -151,5 +152,20 @@ mod tests {
         assert!(!check.report(true).ok);
         assert_eq!(check.report(true).producers[0].gaps, 100);
         assert!(check.report(false).ok);
+    }
+
+    #[test]
+    fn a_seq_near_u64_max_costs_one_word_and_does_not_overflow() {
+        let mut check = SeqCheck::default();
+        for seq in [0, 1, u64::MAX - 1, u64::MAX] {
+            check.record("p", seq);
+        }
+        let set = &check.producers["p"];
+        assert_eq!(set.seen.len(), 2, "one word per 64 seqs that hold one");
+        let p = &check.report(true).producers[0];
+        assert_eq!((p.distinct, p.last_seq), (4, u64::MAX));
+        assert_eq!(p.gaps, u64::MAX - 3);
+        assert_eq!(p.first_gaps, (2..12).collect::<Vec<u64>>());
+        assert_eq!(check.report(false).producers[0].gaps, u64::MAX - 3);
     }
 }
