@@ -4,6 +4,7 @@
 //! A test that cannot reach it fails with a message saying so; none is skipped.
 
 mod bench;
+mod edge_inputs;
 mod errors;
 mod fan_out;
 mod faults;
