@@ -29,6 +29,11 @@ pub(crate) struct ReadTally {
     not_inventory_updates: u64,
     first_offset: Option<u64>,
     last_offset: Option<u64>,
+    /// The offset of the first message delivered (whatever `products`).
+    first_delivered: Option<u64>,
+    /// Where this reader asked to start (0 for `first`), and where to say that the stream holds
+    /// no messages there (retention removed them) when the first one delivered is further on.
+    asked_start: Option<(u64, Output)>,
     latency: LatencyHistogram,
     /// With `--verify`.
     pub(crate) seq_check: Option<SeqCheck>,
@@ -74,6 +79,10 @@ impl ReadTally {
     fn record(&mut self, offset: u64, message: &[u8]) -> Option<Option<u64>> {
         let view = MessageView::parse(message).unwrap_or_default();
         let body = view.body().unwrap_or_default();
+        if self.first_delivered.is_none() {
+            self.first_delivered = Some(offset);
+            self.note_a_later_start(offset);
+        }
         self.delivered += 1;
         let update = InventoryUpdate::decode(body);
         if let Some(products) = &self.products {
@@ -108,6 +117,24 @@ impl ReadTally {
                 self.not_inventory_updates += 1;
                 Some(None)
             }
+        }
+    }
+
+    /// Says so when the first message delivered is past the offset asked for: retention removed
+    /// the segments that held it (a `--offset N` or stored offset below the stream's first).
+    fn note_a_later_start(&self, first: u64) {
+        let Some((asked, out)) = self.asked_start else {
+            return;
+        };
+        if first > asked {
+            let verify = match self.seq_check {
+                Some(_) => "; --verify checks each producer from the first seq read",
+                None => "",
+            };
+            out.status(&format!(
+                "no messages at offsets {asked}…{} (removed by retention, or offset-tracking entries): reading from offset {first}{verify}",
+                first - 1
+            ));
         }
     }
 
@@ -149,7 +176,11 @@ impl ReadTally {
         summary.verify = self
             .seq_check
             .as_ref()
-            .map(|check| check.report(*offset == StartOffset::First));
+            // From seq 0 only when reading started at the stream's first offset, 0: a stream that
+            // retention truncated starts later, with each producer's seq part way.
+            .map(|check| {
+                check.report(*offset == StartOffset::First && self.first_delivered == Some(0))
+            });
         summary
     }
 
@@ -331,7 +362,14 @@ pub async fn run(
         let printer = settings
             .print
             .then(|| MessagePrinter::stdout(plan.end_offset.is_none()));
-        let sink = ReadTally::reading(settings.verify, products.clone(), printer);
+        let mut sink = ReadTally::reading(settings.verify, products.clone(), printer);
+        // (The broker skips chunks without the `--product`s: no note then.)
+        let asked = match settings.start {
+            _ if products.is_some() => None,
+            StartOffset::First => Some(0),
+            _ => spec.start(&settings.start),
+        };
+        sink.asked_start = asked.map(|asked| (asked, out));
         let (plan, env, events, stop) =
             (plan.clone(), env.clone(), events.clone(), shutdown.signal());
         let read_count = read_count.clone();

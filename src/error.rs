@@ -127,7 +127,7 @@ pub enum PublishError {
 /// Reading, once connected.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("consumer '{name}' has no offset stored on stream '{stream}': start it with --offset first or --offset next (it stores its offset as it reads)")]
+    #[error("consumer '{name}' has no offset stored on stream '{stream}' (none stored yet, or retention removed the part of the stream it pointed into): start it with --offset first or --offset next (it stores its offset as it reads)")]
     NoStoredOffset { name: String, stream: String },
 }
 

@@ -176,12 +176,34 @@ fn retention(args: &RetentionArgs) -> Retention {
     }
 }
 
+/// `--input FILE` must be a file that can be opened, found before anything connects (or creates
+/// the stream).
+fn check_input(source: &InputSource) -> Result<()> {
+    let InputSource::File(path) = source else {
+        return Ok(());
+    };
+    let path_text = path.display();
+    match std::fs::File::open(path).and_then(|file| file.metadata()) {
+        Err(e) => Err(InvError::Input(format!(
+            "cannot read --input {path_text}: {e}"
+        ))),
+        Ok(meta) if meta.is_dir() => Err(InvError::Input(format!(
+            "--input {path_text} is a directory: give an NDJSON file (.gz too) or - for stdin"
+        ))),
+        Ok(_) => Ok(()),
+    }
+}
+
 fn produce(args: &ProduceArgs) -> Result<ProduceSettings> {
     let source = match &args.input {
-        Some(input) => UpdateSourceSettings::Input {
-            source: InputSource::parse(input),
-            strict: args.strict,
-        },
+        Some(input) => {
+            let source = InputSource::parse(input);
+            check_input(&source)?;
+            UpdateSourceSettings::Input {
+                source,
+                strict: args.strict,
+            }
+        }
         None => UpdateSourceSettings::Generated {
             count: args.count,
             products: args.products,

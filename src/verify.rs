@@ -1,5 +1,6 @@
 //! `consume --verify`: checks that each producer's `seq` values arrived once each, with no gap.
-//! One bit per seq, so a million updates cost 125 KB, whatever their order.
+//! One bit per seq: a million updates in (nearly) increasing order cost 125 KB; a seq far
+//! from the others (e.g. near `u64::MAX`) costs one word in a map, not a bitset up to it.
 
 use std::collections::BTreeMap;
 
@@ -16,33 +17,60 @@ pub struct SeqCheck {
 
 #[derive(Debug, Default)]
 struct SeqSet {
-    seen: Vec<u64>,
+    /// Bits of the seqs seen, one 64-bit word per 64 seqs, from word number `base` on: the
+    /// common case, seqs close together.
+    dense: Vec<u64>,
+    base: u64,
+    /// Words (by word number, seq / 64) too far from `dense` to grow it: a seq near u64::MAX
+    /// costs one entry here, not a bitset up to it.
+    sparse: BTreeMap<u64, u64>,
     distinct: u64,
     duplicates: u64,
     min: Option<u64>,
     max: u64,
 }
 
+/// `dense` grows to a word only while it stays at least about a quarter full (or small).
+const DENSE_SLACK_WORDS: u64 = 1 << 10;
+
 impl SeqSet {
-    fn insert(&mut self, seq: u64) {
-        let (word, bit) = ((seq / 64) as usize, seq % 64);
-        if word >= self.seen.len() {
-            self.seen.resize(word + 1, 0);
+    fn word_mut(&mut self, word: u64) -> &mut u64 {
+        if self.dense.is_empty() && self.sparse.is_empty() {
+            self.base = word;
         }
-        if self.seen[word] & (1 << bit) != 0 {
+        if let Some(index) = word.checked_sub(self.base) {
+            let len = self.dense.len() as u64;
+            let bound = DENSE_SLACK_WORDS + 4 * (self.distinct / 64 + 1);
+            if index < len || index < bound {
+                if index >= len {
+                    self.dense.resize(index as usize + 1, 0);
+                }
+                return &mut self.dense[index as usize];
+            }
+        }
+        self.sparse.entry(word).or_default()
+    }
+
+    fn insert(&mut self, seq: u64) {
+        let bit = 1u64 << (seq % 64);
+        let word = self.word_mut(seq / 64);
+        if *word & bit != 0 {
             self.duplicates += 1;
             return;
         }
-        self.seen[word] |= 1 << bit;
+        *word |= bit;
         self.distinct += 1;
         self.min = Some(self.min.map_or(seq, |m| m.min(seq)));
         self.max = self.max.max(seq);
     }
 
     fn contains(&self, seq: u64) -> bool {
-        self.seen
-            .get((seq / 64) as usize)
-            .is_some_and(|word| word & (1 << (seq % 64)) != 0)
+        let word = seq / 64;
+        let bits = word
+            .checked_sub(self.base)
+            .and_then(|index| self.dense.get(usize::try_from(index).ok()?))
+            .or_else(|| self.sparse.get(&word));
+        bits.is_some_and(|bits| bits & (1 << (seq % 64)) != 0)
     }
 }
 
@@ -82,10 +110,16 @@ impl SeqCheck {
     /// Adds what another reader saw (a super stream's other partitions).
     pub fn merge(&mut self, other: &SeqCheck) {
         for (producer, set) in &other.producers {
-            for (word, bits) in set.seen.iter().enumerate() {
+            let dense = set
+                .dense
+                .iter()
+                .enumerate()
+                .map(|(index, bits)| (set.base + index as u64, *bits));
+            let sparse = set.sparse.iter().map(|(word, bits)| (*word, *bits));
+            for (word, bits) in dense.chain(sparse) {
                 for bit in 0..64 {
                     if bits & (1 << bit) != 0 {
-                        self.record(producer, word as u64 * 64 + bit);
+                        self.record(producer, word * 64 + bit);
                     }
                 }
             }
@@ -100,15 +134,16 @@ impl SeqCheck {
         }
     }
 
-    /// With `from_zero` (a read from the start of the stream) every seq from 0 must be there;
-    /// otherwise from the lowest one seen.
+    /// With `from_zero` (a read from the start of a stream that retention has not truncated)
+    /// every seq from 0 must be there; otherwise from the lowest one seen.
     pub fn report(&self, from_zero: bool) -> VerifyReport {
         let producers: Vec<ProducerCheck> = self
             .producers
             .iter()
             .map(|(producer, set)| {
                 let first_seq = if from_zero { 0 } else { set.min.unwrap_or(0) };
-                let expected = set.max - first_seq + 1;
+                // Up to 2^64 seqs: as u128, so a seq near u64::MAX does not overflow.
+                let expected = u128::from(set.max - first_seq) + 1;
                 let first_gaps = (first_seq..=set.max)
                     .filter(|seq| !set.contains(*seq))
                     .take(GAPS_LISTED)
@@ -117,7 +152,7 @@ impl SeqCheck {
                     producer: producer.clone(),
                     distinct: set.distinct,
                     duplicates: set.duplicates,
-                    gaps: expected - set.distinct.min(expected),
+                    gaps: u64::try_from(expected - u128::from(set.distinct)).unwrap_or(u64::MAX),
                     first_seq,
                     last_seq: set.max,
                     first_gaps,
@@ -191,5 +226,24 @@ mod tests {
         assert!(!check.report(true).ok);
         assert_eq!(check.report(true).producers[0].gaps, 100);
         assert!(check.report(false).ok);
+    }
+
+    #[test]
+    fn a_seq_near_u64_max_costs_one_word_and_does_not_overflow() {
+        let mut check = SeqCheck::default();
+        for seq in [0, 1, u64::MAX - 1, u64::MAX] {
+            check.record("p", seq);
+        }
+        let set = &check.producers["p"];
+        assert_eq!(
+            set.dense.len() + set.sparse.len(),
+            2,
+            "one word per 64 seqs that hold one"
+        );
+        let p = &check.report(true).producers[0];
+        assert_eq!((p.distinct, p.last_seq), (4, u64::MAX));
+        assert_eq!(p.gaps, u64::MAX - 3);
+        assert_eq!(p.first_gaps, (2..12).collect::<Vec<u64>>());
+        assert_eq!(check.report(false).producers[0].gaps, u64::MAX - 3);
     }
 }

@@ -138,6 +138,77 @@ fn broker_restart_during_a_following_consume_resumes_without_gap_or_duplicate() 
 }
 
 #[test]
+#[ignore = "finds a hang (issue 15 item 4): the reader resubscribes within ms to the node that is \
+            stopping; when that connection dies the chunk consumer never ends, so the reader waits \
+            forever (3 of 5 runs hung; see the commit message)"]
+fn broker_restart_while_a_paced_consumer_has_a_backlog_left_resumes_without_gap_or_duplicate() {
+    let node = BrokerNode::start("inv-restart-backlog", 5571, None);
+    let stream = TestStream::new("restart-backlog");
+    let uri = node.uri();
+    node.create_stream(&stream.name);
+    std::thread::sleep(Duration::from_secs(2));
+    let produce = |count: &str| {
+        let summary = stream.run_json(&["--uri", &uri, "produce", "--count", count]);
+        assert_eq!(summary["failed"], 0, "{summary}");
+    };
+    const BACKLOG: u64 = 10_000;
+    produce(&BACKLOG.to_string());
+    // Paced (--slow: ≥ 1 ms a message, so the backlog takes ≥ 10 s), so the broker stops while
+    // most of the backlog is still unread; --count keeps following new messages until it has
+    // read that many, the last 2,000 published after the restart.
+    let (mut consumer, log) = stream.spawn_watched(
+        &[
+            "--uri",
+            &uri,
+            "consume",
+            "--offset",
+            "first",
+            "--count",
+            "25000",
+            "--verify",
+            "--slow",
+            "consumer=1ms",
+        ],
+        "reading stream",
+    );
+    node.act("node-stop");
+    node.act("node-start");
+    produce("2000");
+    // A gap (or a resume past the end) would leave it waiting for messages that never come:
+    // give it a bound, then kill it and fail.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while consumer.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = consumer.kill();
+            let _ = consumer.wait();
+            panic!(
+                "the consumer did not read 12,000 within 90 s:\n{}",
+                log.text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = consumer.wait_with_output().unwrap();
+    let stderr = log.text();
+    assert!(output.status.success(), "{stderr}");
+    let consumed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_exactly(&consumed, 12_000);
+    assert!(consumed["reconnects"].as_u64().unwrap() >= 1, "{consumed}");
+    // It resumed inside the backlog, after what it had read, not at its end.
+    let resumed_at: u64 = stderr
+        .split("reading on from offset ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no resume offset in: {stderr}"))
+        .parse()
+        .unwrap();
+    assert!(
+        resumed_at > 0 && resumed_at < BACKLOG - 1_000,
+        "resumed at {resumed_at}: the stop came too late to leave a backlog\n{stderr}"
+    );
+}
+
+#[test]
 fn a_broker_away_longer_than_retry_for_ends_the_run_with_a_clear_error() {
     let node = BrokerNode::start("inv-gone", 5565, None);
     let stream = TestStream::new("gone");

@@ -6,6 +6,7 @@
 
 mod bench;
 mod cluster;
+mod edge_inputs;
 mod errors;
 mod fan_out;
 mod faults;
@@ -14,6 +15,7 @@ mod ingest;
 mod interrupts;
 mod produce_consume;
 mod reliability;
+mod retention;
 mod serve;
 mod sub_entry;
 mod super_stream;
