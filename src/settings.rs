@@ -108,6 +108,8 @@ pub struct BenchSettings {
     pub rate: Option<u64>,
     pub message_size: Option<u64>,
     pub publish: PublishSettings,
+    /// `--super-stream-partitions`: bench a super stream of this many partitions.
+    pub super_stream_partitions: Option<u32>,
     pub keep_stream: bool,
     pub hdr_log: Option<std::path::PathBuf>,
     pub plot: Option<std::path::PathBuf>,
@@ -304,6 +306,7 @@ fn bench(args: &BenchArgs) -> Result<BenchSettings> {
             args.filter_values,
             &args.batching,
         )?,
+        super_stream_partitions: args.super_stream_partitions,
         keep_stream: args.keep_stream,
         hdr_log: args.hdr_log.clone(),
         plot: args.plot.clone(),

@@ -14,7 +14,9 @@ use crate::broker::BrokerSettings;
 use crate::error::{InvError, Result};
 use crate::input::NumberedUpdate;
 use crate::produce::{self, UpdateSource, INVALID_LINES_SHOWN};
-use crate::publisher::{EventSink, Pace, PublishOutcome, Publisher, PublisherOptions};
+use crate::publisher::{
+    EventSink, Pace, PublishOutcome, Publisher, PublisherOptions, PublisherStats,
+};
 use crate::report::Output;
 use crate::routing::partition_of_product;
 use crate::settings::{CommonSettings, ProduceSettings, UpdateSourceSettings};
@@ -104,6 +106,11 @@ impl PartitionedPublisher {
 
     pub fn partitions(&self) -> &[String] {
         &self.partitions
+    }
+
+    /// Each partition's counters, readable while the publishers work.
+    pub fn stats(&self) -> Vec<PublisherStats> {
+        self.publishers.iter().map(Publisher::stats).collect()
     }
 
     /// Confirmed messages, all partitions together.
