@@ -221,6 +221,11 @@ pub struct ServeArgs {
     #[arg(long)]
     pub filter_values: bool,
 
+    /// Publish to this super stream's partitions instead of --stream, each update routed by
+    /// its product id (created with 3 partitions when missing; RabbitMQ 3.13+)
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub super_stream: Option<String>,
+
     /// The default now (kept so older scripts still run)
     #[arg(long, hide = true, conflicts_with = "filter_values")]
     pub no_filter_values: bool,

@@ -96,6 +96,8 @@ pub struct ConsumeSettings {
 pub struct ServeSettings {
     pub publish: PublishSettings,
     pub producer_name: Option<String>,
+    /// `--super-stream`: publish to its partitions instead of the stream.
+    pub super_stream: Option<String>,
     pub retention: Retention,
 }
 
@@ -288,6 +290,7 @@ fn serve(args: &ServeArgs) -> Result<ServeSettings> {
             &SubEntryArgs::default(),
         )?,
         producer_name: args.producer_name.clone(),
+        super_stream: args.super_stream.clone(),
         retention: retention(&args.retention),
     })
 }
