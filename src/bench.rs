@@ -3,6 +3,9 @@
 //! consumed per second, confirm and end-to-end latency), then one summary. Producers are the
 //! publishing engine, consumers the reading engine, as in `produce` and `consume`. Ctrl-C or
 //! SIGTERM ends the run early; its stream is deleted either way (unless `--keep-stream`).
+//! With `--super-stream-partitions N` it runs on a super stream of its own instead: each producer
+//! is a `PartitionedPublisher` (hash routing by product), each consumer one reader per partition;
+//! the lines and the summary are the partitions' totals.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +16,7 @@ use rabbitmq_stream_client::Environment;
 use crate::broker::{BrokerSettings, Retention};
 use crate::entry::MessageView;
 use crate::error::Result;
+use crate::input::NumberedUpdate;
 use crate::model::{now_us, BurstClock, InventoryUpdate, UpdateGenerator};
 use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
 use crate::produce::{connect_and_ensure_stream, generated_batch};
@@ -24,6 +28,8 @@ use crate::shutdown::{Shutdown, Signal};
 use crate::stats::{
     BenchSecond, CommandDetails, LatencyHistogram, LatencyKind, RunSummary, Totals,
 };
+use crate::superstream::publish::{self as partitioned, PartitionedPublisher};
+use crate::superstream::{self, PartitionLayout, SuperStream};
 
 /// After the producers finish, consumers get this long to read what is left.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -64,52 +70,183 @@ pub async fn run(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     );
-    let env = connect_and_ensure_stream(broker, &bench_stream, &Retention::default(), out).await?;
-    let outcome = bench(&env, broker, &bench_stream, settings, shutdown, out).await;
+    let Some(partitions) = settings.super_stream_partitions else {
+        let env =
+            connect_and_ensure_stream(broker, &bench_stream, &Retention::default(), out).await?;
+        let target = Target::Stream(bench_stream.clone());
+        let outcome = bench(&env, broker, &target, settings, shutdown, out).await;
+        if !settings.keep_stream {
+            if let Err(e) = broker.delete_stream(&bench_stream).await {
+                out.status(&format!("could not delete the benchmark's stream: {e}"));
+            }
+        }
+        return outcome;
+    };
+    superstream::check_broker_supports(broker).await?;
+    let env = broker.connect().await?;
+    let super_stream = superstream::ensure(
+        broker,
+        &bench_stream,
+        Some(&PartitionLayout::Count(partitions)),
+        Retention::default().arguments(),
+        out,
+    )
+    .await?;
+    let target = Target::SuperStream(super_stream);
+    let outcome = bench(&env, broker, &target, settings, shutdown, out).await;
     if !settings.keep_stream {
-        if let Err(e) = broker.delete_stream(&bench_stream).await {
-            out.status(&format!("could not delete the benchmark's stream: {e}"));
+        if let Err(e) = superstream::delete(broker, &bench_stream).await {
+            out.status(&format!(
+                "could not delete the benchmark's super stream: {e}"
+            ));
         }
     }
     outcome
 }
 
+/// What a benchmark runs on: a stream of its own, or a super stream of its own.
+enum Target {
+    Stream(String),
+    SuperStream(SuperStream),
+}
+
+impl Target {
+    fn name(&self) -> &str {
+        match self {
+            Target::Stream(name) => name,
+            Target::SuperStream(super_stream) => &super_stream.name,
+        }
+    }
+
+    /// The streams a consumer reads: the stream, or every partition.
+    fn streams(&self) -> Vec<String> {
+        match self {
+            Target::Stream(name) => vec![name.clone()],
+            Target::SuperStream(super_stream) => super_stream.partitions.clone(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Target::Stream(name) => format!("stream '{name}'"),
+            Target::SuperStream(super_stream) => format!(
+                "super stream '{}' ({} partitions, routed by product id)",
+                super_stream.name,
+                super_stream.partitions.len()
+            ),
+        }
+    }
+}
+
+/// A benchmark producer: one publisher, or one per partition behind the hash router.
+enum BenchPublisher {
+    Plain(Box<Publisher>),
+    Partitioned(PartitionedPublisher),
+}
+
+impl BenchPublisher {
+    async fn open(
+        env: &Environment,
+        broker: &BrokerSettings,
+        target: &Target,
+        options: PublisherOptions,
+        out: Output,
+    ) -> Result<Self> {
+        let events = Arc::new(move |event| out.publisher_event(&event));
+        Ok(match target {
+            Target::Stream(stream) => BenchPublisher::Plain(Box::new(
+                Publisher::open(env, broker, stream, options, events).await?,
+            )),
+            Target::SuperStream(super_stream) => BenchPublisher::Partitioned(
+                PartitionedPublisher::open(env, broker, super_stream, options, false, events)
+                    .await?,
+            ),
+        })
+    }
+
+    /// The counters of its publishers.
+    fn stats(&self) -> Vec<PublisherStats> {
+        match self {
+            BenchPublisher::Plain(publisher) => vec![publisher.stats()],
+            BenchPublisher::Partitioned(publisher) => publisher.stats(),
+        }
+    }
+
+    async fn send(&mut self, batch: Vec<NumberedUpdate>, stall_timeout: Duration) -> Result<()> {
+        match self {
+            BenchPublisher::Plain(publisher) => {
+                publisher.send(&batch, stall_timeout).await.map(|_| ())
+            }
+            BenchPublisher::Partitioned(publisher) => publisher.send(batch, stall_timeout).await,
+        }
+    }
+
+    /// Waits for the confirms; the partitions' outcomes as one.
+    async fn finish(&mut self, timeout: Duration) -> Result<PublishOutcome> {
+        match self {
+            BenchPublisher::Plain(publisher) => publisher.finish(timeout).await,
+            BenchPublisher::Partitioned(publisher) => {
+                Ok(partitioned::total(&publisher.finish(timeout).await?))
+            }
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            BenchPublisher::Plain(publisher) => (*publisher).close().await,
+            BenchPublisher::Partitioned(publisher) => publisher.close().await,
+        }
+    }
+}
+
 async fn bench(
     env: &Environment,
     broker: &BrokerSettings,
-    stream: &str,
+    target: &Target,
     args: &BenchSettings,
     shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
+    let stream = target.name();
     let consumer_stats = Arc::new(ConsumerStats::default());
     // The readers stop when the run is over, or at the user's signal.
     let readers_stop = Shutdown::new();
-    let plan = Arc::new(ReadPlan {
-        stream: stream.to_string(),
-        start: StartOffset::First,
-        count: None,
-        duration: None,
-        end_offset: None,
-        filter_products: None,
-        single_active: false,
-        prefer_replica: true,
-        store_every: u64::MAX,
-        broker: broker.clone(),
-        super_stream: None,
-    });
+    // One plan per stream a consumer reads (each partition of a super stream).
+    let plans: Vec<Arc<ReadPlan>> = target
+        .streams()
+        .into_iter()
+        .map(|stream| {
+            Arc::new(ReadPlan {
+                stream,
+                start: StartOffset::First,
+                count: None,
+                duration: None,
+                end_offset: None,
+                filter_products: None,
+                single_active: false,
+                prefer_replica: true,
+                store_every: u64::MAX,
+                broker: broker.clone(),
+                super_stream: None,
+            })
+        })
+        .collect();
     let events: reader::ReaderEvents = Arc::new(move |event| out.reader_event(&event));
     let mut consumers = Vec::new();
-    for index in 0..args.consumers {
+    for (index, plan) in (0..args.consumers).flat_map(|i| plans.iter().map(move |p| (i, p))) {
+        let label = match target {
+            Target::Stream(_) => format!("bench-consumer-{index}"),
+            Target::SuperStream(_) => format!("bench-consumer-{index}-{}", plan.stream),
+        };
         let spec = ReaderSpec {
-            label: format!("bench-consumer-{index}"),
+            label,
             tracking_name: None,
             slow: None,
             stored: None,
         };
-        let subscription = reader::subscribe(env, &plan, &spec, None)
+        let subscription = reader::subscribe(env, plan, &spec, None)
             .await
-            .map_err(|e| e.into_error(broker, stream))?;
+            .map_err(|e| e.into_error(broker, &plan.stream))?;
         let sink = BenchSink {
             stats: consumer_stats.clone(),
             local: LatencyHistogram::new(),
@@ -146,17 +283,17 @@ async fn bench(
             dedup: false,
             batching: args.publish.batching,
         };
-        let events = move |event| out.publisher_event(&event);
-        publishers.push(Publisher::open(env, broker, stream, options, Arc::new(events)).await?);
+        publishers.push(BenchPublisher::open(env, broker, target, options, out).await?);
     }
-    let stats: Vec<_> = publishers.iter().map(Publisher::stats).collect();
+    let stats: Vec<_> = publishers.iter().flat_map(BenchPublisher::stats).collect();
     let started = Instant::now();
     let deadline = args.duration.map(|d| started + d);
     let per_producer_rate = args
         .rate
         .map(|r| (r as f64 / args.producers as f64).max(1.0));
     out.status(&format!(
-        "bench on stream '{stream}': {} producers, {} consumers, {}",
+        "bench on {}: {} producers, {} consumers, {}",
+        target.describe(),
         args.producers,
         args.consumers,
         match args.duration {
@@ -308,7 +445,7 @@ struct ProducerPlan {
 }
 
 /// Publishes generated updates until the count or the deadline, paced by the rate.
-async fn publish(mut publisher: Publisher, plan: ProducerPlan) -> Result<PublishOutcome> {
+async fn publish(mut publisher: BenchPublisher, plan: ProducerPlan) -> Result<PublishOutcome> {
     let mut generator = UpdateGenerator::new(1_000, plan.seed);
     let mut pace = plan.rate.map(Pace::new);
     let mut sent = 0u64;
@@ -332,7 +469,7 @@ async fn publish(mut publisher: Publisher, plan: ProducerPlan) -> Result<Publish
         for (_, update) in &mut batch {
             update.sku.extend(std::iter::repeat_n('-', plan.pad));
         }
-        if let Err(e) = publisher.send(&batch, Duration::from_secs(30)).await {
+        if let Err(e) = publisher.send(batch, Duration::from_secs(30)).await {
             failure = Some(e);
             break;
         }

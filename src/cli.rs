@@ -139,6 +139,12 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub batching: SubEntryArgs,
 
+    /// Bench a super stream of its own (STREAM-bench-TIMESTAMP) with N partitions instead of a
+    /// stream: producers route each update by product id, each consumer reads every partition
+    /// (RabbitMQ 3.13+)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub super_stream_partitions: Option<u32>,
+
     /// Keep the benchmark's stream (STREAM-bench-TIMESTAMP) instead of deleting it
     #[arg(long)]
     pub keep_stream: bool,
@@ -214,6 +220,11 @@ pub struct ServeArgs {
     /// Tag messages with their product id as stream filter value (see produce --filter-values)
     #[arg(long)]
     pub filter_values: bool,
+
+    /// Publish to this super stream's partitions instead of --stream, each update routed by
+    /// its product id (created with 3 partitions when missing; RabbitMQ 3.13+)
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub super_stream: Option<String>,
 
     /// The default now (kept so older scripts still run)
     #[arg(long, hide = true, conflicts_with = "filter_values")]

@@ -64,6 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let super_stream = match &command {
         CommandSettings::Produce(p) => p.super_stream.as_ref().map(|s| s.name.as_str()),
         CommandSettings::Consume(c) => c.super_stream.as_deref(),
+        CommandSettings::Serve(s) => s.super_stream.as_deref(),
         _ => None,
     };
     let stream = match super_stream {

@@ -96,6 +96,8 @@ pub struct ConsumeSettings {
 pub struct ServeSettings {
     pub publish: PublishSettings,
     pub producer_name: Option<String>,
+    /// `--super-stream`: publish to its partitions instead of the stream.
+    pub super_stream: Option<String>,
     pub retention: Retention,
 }
 
@@ -108,6 +110,8 @@ pub struct BenchSettings {
     pub rate: Option<u64>,
     pub message_size: Option<u64>,
     pub publish: PublishSettings,
+    /// `--super-stream-partitions`: bench a super stream of this many partitions.
+    pub super_stream_partitions: Option<u32>,
     pub keep_stream: bool,
     pub hdr_log: Option<std::path::PathBuf>,
     pub plot: Option<std::path::PathBuf>,
@@ -308,6 +312,7 @@ fn serve(args: &ServeArgs) -> Result<ServeSettings> {
             &SubEntryArgs::default(),
         )?,
         producer_name: args.producer_name.clone(),
+        super_stream: args.super_stream.clone(),
         retention: retention(&args.retention),
     })
 }
@@ -326,6 +331,7 @@ fn bench(args: &BenchArgs) -> Result<BenchSettings> {
             args.filter_values,
             &args.batching,
         )?,
+        super_stream_partitions: args.super_stream_partitions,
         keep_stream: args.keep_stream,
         hdr_log: args.hdr_log.clone(),
         plot: args.plot.clone(),

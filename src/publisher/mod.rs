@@ -193,6 +193,11 @@ impl Publisher {
         self.in_flight.available_permits() as u64 >= count
     }
 
+    /// Whether the connection is lost and not replaced yet (`recover` replaces it).
+    pub fn is_lost(&self) -> bool {
+        self.tracker.is_lost()
+    }
+
     /// Resolves when the connection is lost (at once if it already is).
     pub async fn lost(&self) {
         self.stats().lost().await

@@ -27,7 +27,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(stats: PublisherStats) -> Metrics {
+    /// `stats`: every publisher's counters (a super stream's partitions), shown as totals.
+    pub fn new(stats: Vec<PublisherStats>) -> Metrics {
         let mut registry = Registry::default();
         let unauthorized = Counter::default();
         registry.register(
@@ -87,8 +88,8 @@ impl Drop for OpenConnection {
     }
 }
 
-/// Reads the publisher's counters and latency histogram at each scrape.
-struct PublisherCollector(PublisherStats);
+/// Reads the publishers' counters and latency histograms at each scrape, added up.
+struct PublisherCollector(Vec<PublisherStats>);
 
 impl std::fmt::Debug for PublisherCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -99,26 +100,27 @@ impl std::fmt::Debug for PublisherCollector {
 impl prometheus_client::collector::Collector for PublisherCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let stats = &self.0;
+        let sum = |value: fn(&PublisherStats) -> u64| stats.iter().map(value).sum::<u64>();
         let counters = [
             (
                 "invstream_published",
                 "Updates handed to the broker",
-                stats.sent(),
+                sum(PublisherStats::sent),
             ),
             (
                 "invstream_confirmed",
                 "Updates the broker confirmed",
-                stats.confirmed(),
+                sum(PublisherStats::confirmed),
             ),
             (
                 "invstream_failed",
                 "Updates the broker rejected",
-                stats.failed(),
+                sum(PublisherStats::failed),
             ),
             (
                 "invstream_reconnects",
                 "Times the connection to the broker dropped and was made again",
-                stats.reconnects(),
+                sum(PublisherStats::reconnects),
             ),
         ];
         for (name, help, value) in counters {
@@ -130,7 +132,8 @@ impl prometheus_client::collector::Collector for PublisherCollector {
                 counter.metric_type(),
             )?)?;
         }
-        let in_flight = ConstGauge::new(i64::try_from(stats.in_flight()).unwrap_or(i64::MAX));
+        let in_flight =
+            ConstGauge::new(i64::try_from(sum(PublisherStats::in_flight)).unwrap_or(i64::MAX));
         in_flight.encode(encoder.encode_descriptor(
             "invstream_in_flight",
             "Updates sent and not yet confirmed",
@@ -138,7 +141,10 @@ impl prometheus_client::collector::Collector for PublisherCollector {
             in_flight.metric_type(),
         )?)?;
 
-        let latency = stats.latency();
+        let mut latency = crate::stats::LatencyHistogram::new();
+        for stats in stats {
+            latency.merge(&stats.latency());
+        }
         // The HDR histogram keeps every latency; the buckets are read from it at each scrape.
         let mut buckets = Vec::with_capacity(LATENCY_BUCKETS_S.len() + 1);
         let mut below = 0;

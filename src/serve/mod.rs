@@ -8,6 +8,7 @@
 mod auth;
 mod limits;
 mod metrics;
+mod target;
 mod tls;
 
 use std::net::SocketAddr;
@@ -31,19 +32,22 @@ use crate::error::{InvError, Result};
 use crate::input::NumberedUpdate;
 use crate::model::{now_us, InventoryEvent, InventoryUpdate, StockStatus};
 use crate::produce::connect_and_ensure_stream;
-use crate::publisher::{Publisher, PublisherOptions, PublisherStats};
+use crate::publisher::{BatchOutcome, BatchReceipt, Publisher, PublisherOptions, PublisherStats};
 use crate::report::Output;
 use crate::settings::{CommonSettings, ServeSettings};
 use crate::shutdown::Shutdown;
 use crate::stats::RunSummary;
+use crate::superstream::publish::{partition_producer, PartitionedPublisher};
+use target::GatewayPublisher;
 
 /// The smallest and largest `--max-header-bytes` (hyper reads no less than 8 KiB at once).
 const HEADER_BYTES_RANGE: std::ops::RangeInclusive<u64> = 8 * 1024..=16 * 1024 * 1024;
 
 struct Gateway {
     /// `None` once the server shuts down and the publisher is closed.
-    publisher: Mutex<Option<Publisher>>,
-    stats: PublisherStats,
+    publisher: Mutex<Option<GatewayPublisher>>,
+    /// Every publisher's counters (one per partition of a super stream).
+    stats: Vec<PublisherStats>,
     broker: BrokerSettings,
     /// The next publishing id; a missing `seq` is the publishing id - 1.
     next_id: AtomicU64,
@@ -104,14 +108,41 @@ pub async fn run(
                 args.listen
             ))
         })?;
-    let env = connect_and_ensure_stream(broker, stream, &settings.retention, out).await?;
+    let (env, super_stream) = match &settings.super_stream {
+        None => (
+            connect_and_ensure_stream(broker, stream, &settings.retention, out).await?,
+            None,
+        ),
+        Some(name) => {
+            crate::superstream::check_broker_supports(broker).await?;
+            let env = broker.connect().await?;
+            let arguments = settings.retention.arguments();
+            let super_stream =
+                crate::superstream::ensure(broker, name, None, arguments, out).await?;
+            (env, Some(super_stream))
+        }
+    };
+    let stream = super_stream.as_ref().map_or(stream, |s| s.name.as_str());
     let producer_name = settings
         .producer_name
         .clone()
         .unwrap_or_else(|| format!("invstream-{stream}-serve"));
-    let last_id = broker
-        .while_starting(|| broker.last_publishing_id(&producer_name, stream))
-        .await?;
+    // Publishing ids go on after the highest one stored (in any partition).
+    let mut last_id = 0;
+    let names: Vec<(String, String)> = match &super_stream {
+        None => vec![(producer_name.clone(), stream.to_string())],
+        Some(s) => s
+            .partitions
+            .iter()
+            .map(|p| (partition_producer(&producer_name, p), p.clone()))
+            .collect(),
+    };
+    for (producer, partition) in &names {
+        let stored = broker
+            .while_starting(|| broker.last_publishing_id(producer, partition))
+            .await?;
+        last_id = last_id.max(stored);
+    }
     let options = PublisherOptions {
         batch_size: settings.publish.batch_size,
         max_in_flight: settings.publish.max_in_flight,
@@ -120,8 +151,15 @@ pub async fn run(
         dedup: true,
         batching: settings.publish.batching,
     };
-    let events = move |event| out.publisher_event(&event);
-    let publisher = Publisher::open(&env, broker, stream, options, Arc::new(events)).await?;
+    let events = Arc::new(move |event| out.publisher_event(&event));
+    let publisher = match &super_stream {
+        None => GatewayPublisher::Stream(Box::new(
+            Publisher::open(&env, broker, stream, options, events).await?,
+        )),
+        Some(super_stream) => GatewayPublisher::SuperStream(
+            PartitionedPublisher::open(&env, broker, super_stream, options, false, events).await?,
+        ),
+    };
     let metrics = Arc::new(metrics::Metrics::new(publisher.stats()));
     let gateway = Arc::new(Gateway {
         stats: publisher.stats(),
@@ -170,8 +208,15 @@ pub async fn run(
     } else {
         "no authentication"
     };
+    let what = match &super_stream {
+        None => format!("stream '{stream}'"),
+        Some(s) => format!(
+            "super stream '{stream}' ({} partitions, routed by product id)",
+            s.partitions.len()
+        ),
+    };
     out.status(&format!(
-        "serving stream '{stream}' on {scheme}://{local} (POST /updates, POST /send_notification, GET /healthz, GET /metrics; {who}); Ctrl-C to stop"
+        "serving {what} on {scheme}://{local} (POST /updates, POST /send_notification, GET /healthz, GET /metrics; {who}); Ctrl-C to stop"
     ));
     // Reconnects as soon as the connection drops, not at the next request; if the broker stays
     // away past --retry-for, the server stops with that error.
@@ -223,7 +268,7 @@ pub async fn run(
 /// requests wait meanwhile). Sends the error if the broker stays away past `--retry-for`.
 async fn keep_connected(gateway: Arc<Gateway>, gave_up: tokio::sync::oneshot::Sender<InvError>) {
     loop {
-        gateway.stats.lost().await;
+        target::any_lost(&gateway.stats).await;
         let mut publisher = gateway.publisher.lock().await;
         let Some(publisher) = publisher.as_mut() else {
             return;
@@ -417,7 +462,8 @@ impl Gateway {
                 json!({}),
             ));
         }
-        let (receipt, first_id, seqs) = {
+        let products: Vec<u64> = updates.iter().map(|(u, _)| u.product_id).collect();
+        let (receipts, first_id, seqs) = {
             let Ok(mut publisher) =
                 tokio::time::timeout(self.confirm_timeout, self.publisher.lock()).await
             else {
@@ -434,11 +480,11 @@ impl Gateway {
                     json!({}),
                 ));
             };
-            if !publisher.has_room(count) {
+            if !publisher.has_room_for(&products) {
                 return Err(error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "too many updates waiting for the broker's confirms; retry shortly",
-                    json!({ "in_flight": self.stats.in_flight() }),
+                    json!({ "in_flight": self.stats.iter().map(PublisherStats::in_flight).sum::<u64>() }),
                 ));
             }
             let first_id = self.next_id.fetch_add(count, Ordering::Relaxed);
@@ -454,8 +500,8 @@ impl Gateway {
                 })
                 .collect();
             let seqs: Vec<u64> = numbered.iter().map(|(_, u)| u.seq).collect();
-            match publisher.send(&numbered, self.confirm_timeout).await {
-                Ok(receipt) => (receipt, first_id, seqs),
+            match publisher.send(numbered, self.confirm_timeout).await {
+                Ok(receipts) => (receipts, first_id, seqs),
                 Err(e) => {
                     return Err(error(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -465,7 +511,7 @@ impl Gateway {
                 }
             }
         };
-        match tokio::time::timeout(self.confirm_timeout, receipt.settled()).await {
+        match tokio::time::timeout(self.confirm_timeout, settled(receipts)).await {
             Ok(Some(outcome)) if outcome.failed == 0 => Ok((
                 StatusCode::ACCEPTED,
                 Json(json!({
@@ -488,6 +534,21 @@ impl Gateway {
             )),
         }
     }
+}
+
+/// How a request's updates ended, once every receipt (one per partition it touched) settled;
+/// `None` if a producer went away first.
+async fn settled(receipts: Vec<BatchReceipt>) -> Option<BatchOutcome> {
+    let mut total = BatchOutcome {
+        confirmed: 0,
+        failed: 0,
+    };
+    for receipt in receipts {
+        let outcome = receipt.settled().await?;
+        total.confirmed += outcome.confirmed;
+        total.failed += outcome.failed;
+    }
+    Some(total)
 }
 
 /// `GET /healthz`: 200 while the broker answers on its stream port, 503 otherwise.

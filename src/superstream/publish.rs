@@ -14,7 +14,9 @@ use crate::broker::BrokerSettings;
 use crate::error::{InvError, Result};
 use crate::input::NumberedUpdate;
 use crate::produce::{self, UpdateSource, INVALID_LINES_SHOWN};
-use crate::publisher::{EventSink, Pace, PublishOutcome, Publisher, PublisherOptions};
+use crate::publisher::{
+    BatchReceipt, EventSink, Pace, PublishOutcome, Publisher, PublisherOptions, PublisherStats,
+};
 use crate::report::Output;
 use crate::routing::partition_of_product;
 use crate::settings::{CommonSettings, ProduceSettings, UpdateSourceSettings};
@@ -106,6 +108,11 @@ impl PartitionedPublisher {
         &self.partitions
     }
 
+    /// Each partition's counters, readable while the publishers work.
+    pub fn stats(&self) -> Vec<PublisherStats> {
+        self.publishers.iter().map(Publisher::stats).collect()
+    }
+
     /// Confirmed messages, all partitions together.
     pub fn confirmed(&self) -> u64 {
         self.publishers.iter().map(Publisher::confirmed).sum()
@@ -174,14 +181,60 @@ impl PartitionedPublisher {
         batch: Vec<NumberedUpdate>,
         stall_timeout: Duration,
     ) -> Result<()> {
+        self.send_with_receipts(batch, stall_timeout)
+            .await
+            .map(|_| ())
+    }
+
+    /// `send`, with a receipt per partition the batch touched: the batch is stored once all of
+    /// them settled.
+    pub async fn send_with_receipts(
+        &mut self,
+        batch: Vec<NumberedUpdate>,
+        stall_timeout: Duration,
+    ) -> Result<Vec<BatchReceipt>> {
         let indexes = self.route(&batch).await?;
         let mut parts: Vec<Vec<NumberedUpdate>> = vec![Vec::new(); self.partitions.len()];
         for (update, index) in batch.into_iter().zip(indexes) {
             parts[index].push(update);
         }
+        let mut receipts = Vec::new();
         for (publisher, part) in self.publishers.iter_mut().zip(parts) {
             if !part.is_empty() {
-                publisher.send(&part, stall_timeout).await?;
+                receipts.push(publisher.send(&part, stall_timeout).await?);
+            }
+        }
+        Ok(receipts)
+    }
+
+    /// Whether updates of `products` (one entry per update) fit under the in-flight bound of
+    /// the partitions they go to right now (with key routing, where finding those takes the
+    /// broker: whether they fit in every partition).
+    pub fn has_room_for(&self, products: &[u64]) -> bool {
+        let count = self.partitions.len() as u32;
+        match self.router {
+            Router::Hash => {
+                let mut parts = vec![0u64; self.partitions.len()];
+                for product in products {
+                    parts[partition_of_product(*product, count) as usize] += 1;
+                }
+                self.publishers
+                    .iter()
+                    .zip(parts)
+                    .all(|(publisher, part)| publisher.has_room(part))
+            }
+            Router::Keys { .. } => self
+                .publishers
+                .iter()
+                .all(|publisher| publisher.has_room(products.len() as u64)),
+        }
+    }
+
+    /// Replaces the lost connections of any partition's publisher (see `Publisher::recover`).
+    pub async fn recover(&mut self) -> Result<()> {
+        for publisher in &mut self.publishers {
+            if publisher.is_lost() {
+                publisher.recover().await?;
             }
         }
         Ok(())

@@ -91,3 +91,36 @@ fn bench_writes_a_plot_and_an_hdr_interval_log() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn bench_on_a_super_stream_reads_every_partition_and_deletes_it() {
+    let stream = TestStream::new("bench-ss");
+    let summary = stream.run_json(&[
+        "bench",
+        "--super-stream-partitions",
+        "3",
+        "--count",
+        "9000",
+        "--producers",
+        "2",
+        "--consumers",
+        "2",
+        "--batch-size",
+        "100",
+    ]);
+    assert_eq!(summary["command"], "bench", "{summary}");
+    assert_eq!(summary["confirmed"], 9_000, "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+    // Each consumer read every partition: the count, twice.
+    assert_eq!(summary["consumed"], 18_000, "{summary}");
+    assert!(!summary["timeline"].as_array().unwrap().is_empty());
+    // The benchmark's super stream and its partitions are gone afterwards.
+    let name = summary["stream"].as_str().unwrap();
+    assert!(
+        name.starts_with(&format!("{}-bench-", stream.name)),
+        "{summary}"
+    );
+    for partition in 0..3 {
+        assert_stream_deleted(&format!("{name}-{partition}"));
+    }
+}

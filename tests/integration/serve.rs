@@ -744,3 +744,119 @@ fn a_flood_of_connections_past_the_cap_gets_503_while_accepted_ones_are_served()
     assert_eq!(summary["confirmed"], CAP as u64, "{summary}");
     assert_eq!(stored_count(&stream), CAP as u64);
 }
+
+// --- serve --super-stream: the gateway routes each update by product ---
+
+/// Deletes a super stream (and its partitions) when it drops.
+struct SuperStreamGuard(String);
+
+impl Drop for SuperStreamGuard {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        runtime().block_on(async move {
+            use rabbitmq_stream_client::{Client, ClientOptions};
+            if let Ok(client) = Client::connect(ClientOptions::default()).await {
+                let _ = client.delete_super_stream(&name).await;
+                let _ = client.close().await;
+            }
+        });
+    }
+}
+
+#[test]
+fn a_super_stream_gateway_stores_each_product_in_its_partition_and_verifies_exactly() {
+    use invstream::routing::partition_of_product;
+    const PRODUCTS: u64 = 12;
+    let stream = TestStream::new("serve-ss");
+    let name = format!("{}-ss", stream.name);
+    let _guard = SuperStreamGuard(name.clone());
+    let listen = format!("127.0.0.1:{}", free_port());
+    let child = stream.spawn_until(
+        &["serve", "--listen", &listen, "--super-stream", &name],
+        "serving super stream",
+    );
+    let base = format!("http://{listen}");
+    let (accepted, metrics) = runtime().block_on(async {
+        let client = reqwest::Client::new();
+        let mut tasks = Vec::new();
+        for request in 0..24u64 {
+            let (client, url) = (client.clone(), format!("{base}/updates"));
+            tasks.push(tokio::spawn(async move {
+                // Five updates of several products per request, without seq (the gateway numbers them).
+                let body: Vec<String> = (0..5)
+                    .map(|i| {
+                        let product = 1 + (request * 5 + i) % PRODUCTS;
+                        UPDATE.replacen("\"product_id\":7", &format!("\"product_id\":{product}"), 1)
+                    })
+                    .collect();
+                let (status, body, _) = post(&client, url, body.join("\n")).await;
+                assert_eq!(status, 202, "{body}");
+                body["accepted"].as_u64().unwrap()
+            }));
+        }
+        let mut accepted = 0;
+        for task in tasks {
+            accepted += task.await.unwrap();
+        }
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        (accepted, metric_values(&metrics))
+    });
+    assert_eq!(accepted, 120);
+    // /metrics: the partitions' totals.
+    assert_eq!(metrics["invstream_confirmed_total"], 120.0, "{metrics:?}");
+    assert_eq!(metrics["invstream_published_total"], 120.0, "{metrics:?}");
+    assert_eq!(metrics["invstream_in_flight"], 0.0, "{metrics:?}");
+    let summary = stop(child);
+    assert_eq!(summary["confirmed"], 120, "{summary}");
+
+    // Read back across the partitions: exactly what was acknowledged, no gap, no duplicate.
+    let read = stream.run_json(&[
+        "consume",
+        "--super-stream",
+        &name,
+        "--offset",
+        "first",
+        "--verify",
+    ]);
+    assert_eq!(read["messages"], 120, "{read}");
+    let verify = &read["verify"];
+    assert_eq!(verify["ok"], true, "{verify}");
+    let producers = verify["producers"].as_array().unwrap();
+    assert_eq!(
+        producers.len(),
+        1,
+        "one producer across partitions: {verify}"
+    );
+    assert_eq!(producers[0]["distinct"], 120, "{verify}");
+    // Each product in the partition hash routing names.
+    let mut seen = 0;
+    for partition in 0..3u32 {
+        let output = crate::util::invstream(&[
+            "--stream",
+            &format!("{name}-{partition}"),
+            "consume",
+            "--offset",
+            "first",
+            "--print",
+        ]);
+        assert!(output.status.success());
+        for line in String::from_utf8(output.stdout).unwrap().lines() {
+            let message: serde_json::Value = serde_json::from_str(line).unwrap();
+            let product = message["update"]["product_id"].as_u64().unwrap();
+            assert_eq!(
+                partition_of_product(product, 3),
+                partition,
+                "product {product} in partition {partition}"
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 120);
+}
