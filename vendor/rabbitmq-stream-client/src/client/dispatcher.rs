@@ -114,6 +114,12 @@ where
     {
         handle_response(self.0.clone(), stream).await
     }
+
+    /// Fails every waiting request and tells the handler the connection is gone (`error`, then
+    /// the end), as when the reading half ends: for a connection found dead another way.
+    pub async fn close(&self, error: Option<ClientError>) {
+        self.0.clone().close(error).await
+    }
 }
 
 pub(crate) struct DispatcherState<T> {

@@ -784,7 +784,15 @@ impl Client {
                 }
             }
 
+            // The connection can no longer be written to (or the broker went silent): make sure
+            // whoever uses it learns so now. The reading half may never see an end of stream (a
+            // node that accepted the connection while shutting down), and a consumer would then
+            // wait forever for deliveries.
             warn!("Heartbeat task stopped. Force closing connection");
+            client
+                .dispatcher
+                .close(Some(ClientError::ConnectionClosed))
+                .await;
         })
         .into();
 
