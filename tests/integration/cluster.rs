@@ -3,7 +3,7 @@
 //! one at a time (the `cluster` test group in .config/nextest.toml); each brings its node back
 //! when it ends, failed or not.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::util::{binary, spawn_until_marker, summary_of};
@@ -31,7 +31,24 @@ fn cluster(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
-/// Fails, saying how to fix it, unless all three nodes answer.
+/// Whether node `node` takes a stream client's handshake and a publish (a node back from a
+/// kill can run, clustered, with its stream listener refusing every connection).
+fn node_serves(node: u8) -> bool {
+    Command::new(binary())
+        .args(["--uri", &uri(node), "--quiet", "--retry-for", "0s"])
+        .args([
+            "--stream",
+            "cluster-health-probe",
+            "produce",
+            "--count",
+            "1",
+        ])
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+/// Every node answers and serves the stream protocol; a cluster left broken by an earlier
+/// fault is made anew (`down`, `up`: ~20 s) rather than failing the tests after it.
 fn require_cluster() {
     for node in 1..=3 {
         let up = std::net::TcpStream::connect_timeout(
@@ -44,6 +61,13 @@ fn require_cluster() {
             "cluster node {node} does not answer on localhost:{}: start the cluster with `scripts/cluster.sh up` (scripts/test.sh does)",
             port(node)
         );
+    }
+    if !(1..=3).all(node_serves) {
+        cluster(&["down"]);
+        cluster(&["up"]);
+        for node in 1..=3 {
+            assert!(node_serves(node), "cluster node {node} serves no stream client after `scripts/cluster.sh down` and `up`");
+        }
     }
 }
 
@@ -95,23 +119,6 @@ impl ClusterStream {
                 .unwrap(),
         )
     }
-
-    /// Waits until the stream holds a message (the run is under way), at most `limit`.
-    fn wait_for_messages(&self, through: u8, limit: Duration) {
-        let started = Instant::now();
-        loop {
-            let output = self
-                .command(through, &["consume", "--offset", "first", "--count", "1"])
-                .stderr(Stdio::null())
-                .output()
-                .unwrap();
-            if output.status.success() {
-                return;
-            }
-            assert!(started.elapsed() < limit, "no message in {} yet", self.name);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
 }
 
 impl Drop for ClusterStream {
@@ -149,7 +156,7 @@ fn leader_lost_mid_produce(fault: &str) {
         stream.command(2, &["produce", "--count", "1000000", "--rate", "50000"]),
         "publishing",
     );
-    stream.wait_for_messages(2, Duration::from_secs(20));
+    // The stream exists and the producer writes to its leader once "publishing" is printed.
     let leader = stream.leader();
     let _back = NodeBack(leader);
     cluster(&[fault, &leader.to_string()]);
@@ -214,8 +221,9 @@ fn a_fresh_stream_written_at_once_through_each_node_is_never_missing() {
     }
 }
 
-/// The cluster node (1-3) that process `pid` reads from: the stream port of its connection.
-fn node_of_connection(pid: u32, limit: Duration) -> u8 {
+/// A cluster node other than `besides` that process `pid` holds a connection to: the replica
+/// it reads from (its other connection, to the node it first reached, is to `besides`).
+fn replica_it_reads_from(pid: u32, besides: u8, limit: Duration) -> u8 {
     let started = Instant::now();
     loop {
         let sockets = Command::new("ss").args(["-tnpH"]).output().unwrap();
@@ -231,15 +239,15 @@ fn node_of_connection(pid: u32, limit: Duration) -> u8 {
                     .parse::<u16>()
                     .ok()
             })
-            .find_map(|remote| (1..=3).find(|n| port(*n) == remote));
+            .find_map(|remote| (1..=3).find(|n| *n != besides && port(*n) == remote));
         if let Some(node) = node {
             return node;
         }
         assert!(
             started.elapsed() < limit,
-            "process {pid} has no connection to a cluster node"
+            "process {pid} reads from no replica (only from node {besides}, the leader)"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -255,8 +263,8 @@ fn a_consumer_reading_from_a_replica_resumes_on_another_member_when_that_node_st
     );
     assert_eq!(backlog["confirmed"], 300_000);
     assert_eq!(stream.leader(), 1);
-    let consumer = stream
-        .command(
+    let (consumer, log) = spawn_until_marker(
+        stream.command(
             1,
             &[
                 "consume",
@@ -269,17 +277,11 @@ fn a_consumer_reading_from_a_replica_resumes_on_another_member_when_that_node_st
                 "--duration",
                 "90s",
             ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // It reads from a replica (the default): stop that node while the backlog is read.
-    let serving = node_of_connection(consumer.id(), Duration::from_secs(20));
-    assert_ne!(
-        serving, 1,
-        "the consumer reads from the leader, not a replica"
+        ),
+        "reading stream",
     );
+    // It reads from a replica (the default): stop that node while the backlog is read.
+    let serving = replica_it_reads_from(consumer.id(), 1, Duration::from_secs(20));
     let _back = NodeBack(serving);
     cluster(&["stop-node", &serving.to_string()]);
     let more = summary_of(
@@ -289,7 +291,10 @@ fn a_consumer_reading_from_a_replica_resumes_on_another_member_when_that_node_st
             .unwrap(),
     );
     assert_eq!(more["confirmed"], 100_000);
-    let summary = summary_of(&consumer.wait_with_output().unwrap());
+    let output = consumer.wait_with_output().unwrap();
+    let stderr = log.text();
+    assert!(output.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(
         summary["reconnects"].as_u64().unwrap() >= 1,
         "the stop missed the consumer: {summary}"
