@@ -72,9 +72,11 @@ fn produce_killed_with_sigkill_then_rerun_stores_each_update_once() {
         "--resume",
         "--count",
         "1000000",
-        // Paced (4 s), so the kill lands mid-run however fast this machine publishes.
+        // Paced (10 s), so the kill lands mid-run however fast this machine publishes and
+        // however slowly a loaded broker answers the test's polls (at 4 s a loaded run once
+        // stored everything before the kill landed).
         "--rate",
-        "250000",
+        "100000",
     ];
     // Killed once the broker holds some of the first run's updates.
     let rerun = stream.crash_then_rerun("sigkill", &args);
