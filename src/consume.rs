@@ -231,10 +231,6 @@ pub async fn run(
     shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
-    if let Some(super_stream) = &settings.super_stream {
-        return crate::superstream::consume::run(common, settings, super_stream, shutdown, out)
-            .await;
-    }
     let (broker, stream) = (&common.broker, common.stream.as_str());
     let env = broker.connect().await?;
     let mut readers = settings.readers.clone();

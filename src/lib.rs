@@ -72,12 +72,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => format!("stream '{}'", common.stream),
     };
     let summary = match (&command, &cli.command) {
-        (CommandSettings::Produce(settings), _) => produce::run(&common, settings, &shutdown, out)
-            .await
-            .with_context(|| format!("produce to {stream} at {addr}"))?,
-        (CommandSettings::Consume(settings), _) => consume::run(&common, settings, &shutdown, out)
-            .await
-            .with_context(|| format!("consume from {stream} at {addr}"))?,
+        (CommandSettings::Produce(settings), _) => match &settings.super_stream {
+            Some(asked) => {
+                superstream::publish::run(&common, settings, asked, &shutdown, out).await
+            }
+            None => produce::run(&common, settings, &shutdown, out).await,
+        }
+        .with_context(|| format!("produce to {stream} at {addr}"))?,
+        (CommandSettings::Consume(settings), _) => match &settings.super_stream {
+            Some(name) => superstream::consume::run(&common, settings, name, &shutdown, out).await,
+            None => consume::run(&common, settings, &shutdown, out).await,
+        }
+        .with_context(|| format!("consume from {stream} at {addr}"))?,
         (CommandSettings::Serve(settings), Command::Serve(args)) => {
             serve::run(&common, settings, args, &shutdown, out)
                 .await

@@ -295,10 +295,6 @@ pub async fn run(
     shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
-    if let Some(super_stream) = &settings.super_stream {
-        return crate::superstream::publish::run(common, settings, super_stream, shutdown, out)
-            .await;
-    }
     let (broker, stream) = (&common.broker, common.stream.as_str());
     let env = connect_and_ensure_stream(broker, stream, &settings.retention, out).await?;
     let plan = plan(broker, stream, settings, out).await?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use rabbitmq_stream_client::{Client, Environment};
 
-use super::{PartitionLayout, SuperStream};
+use super::SuperStream;
 use crate::broker::BrokerSettings;
 use crate::error::{InvError, Result};
 use crate::input::NumberedUpdate;
@@ -19,24 +19,10 @@ use crate::publisher::{
 };
 use crate::report::Output;
 use crate::routing::partition_of_product;
+pub use crate::settings::SuperStreamSettings;
 use crate::settings::{CommonSettings, ProduceSettings, UpdateSourceSettings};
 use crate::shutdown::Shutdown;
 use crate::stats::RunSummary;
-
-/// A super stream as a produce run asks for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SuperStreamSettings {
-    pub name: String,
-    /// How to create it when it is missing (`None`: three hash partitions).
-    pub layout: Option<PartitionLayout>,
-}
-
-impl SuperStreamSettings {
-    /// `--partition-keys`: updates go where the broker routes their warehouse.
-    fn by_warehouse(&self) -> bool {
-        matches!(self.layout, Some(PartitionLayout::Keys(_)))
-    }
-}
 
 /// How updates find their partition.
 enum Router {
