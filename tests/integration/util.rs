@@ -239,6 +239,20 @@ pub fn invstream(args: &[&str]) -> Output {
         .expect("the invstream binary runs")
 }
 
+/// Asserts a failed run that exited with `code` and said one line on stderr,
+/// `invstream: error: …` containing `needle`, and no panic.
+pub fn assert_one_line_error(output: &Output, code: i32, needle: &str) {
+    use assert_cmd::assert::OutputAssertExt;
+    use predicates::prelude::*;
+    let one_line = predicate::function(|stderr: &str| stderr.trim().lines().count() == 1);
+    output.clone().assert().code(code).stderr(
+        predicate::str::starts_with("invstream: error:")
+            .and(predicate::str::contains(needle))
+            .and(predicate::str::contains("panicked").not())
+            .and(one_line),
+    );
+}
+
 /// Polls `done` every 20 ms until it holds; panics after 30 s, naming `what` it waited for.
 pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
