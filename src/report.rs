@@ -119,6 +119,18 @@ pub fn publisher_event_line(event: &PublisherEvent) -> String {
 
 pub fn reader_event_line(event: &ReaderEvent) -> String {
     match event {
+        ReaderEvent::Subscribed {
+            reader,
+            stream,
+            node,
+            leader,
+        } => format!(
+            "{reader}: reading '{stream}' from {node} ({})",
+            match leader {
+                true => "its leader",
+                false => "a replica",
+            }
+        ),
         ReaderEvent::ConnectionLost {
             reader,
             addr,
@@ -524,6 +536,21 @@ mod tests {
                 delivered: 100_000,
             },
         )
+    }
+
+    #[test]
+    fn a_reader_says_which_node_it_reads_from() {
+        let event = |leader| ReaderEvent::Subscribed {
+            reader: "stats".into(),
+            stream: "orders".into(),
+            node: "localhost:5562".into(),
+            leader,
+        };
+        assert_eq!(
+            reader_event_line(&event(false)),
+            "stats: reading 'orders' from localhost:5562 (a replica)"
+        );
+        assert!(reader_event_line(&event(true)).ends_with("(its leader)"));
     }
 
     #[test]

@@ -136,6 +136,16 @@ impl ReaderSpec {
 /// What happens to a reader that a person may want to know about; the command renders it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReaderEvent {
+    /// Reading starts (or goes on after a reconnect) from this node: on a cluster, which
+    /// member a reader picked is otherwise invisible.
+    Subscribed {
+        reader: String,
+        stream: String,
+        /// `host:port`, as the stream's metadata advertises the node.
+        node: String,
+        /// The stream's leader when subscribing (else a replica).
+        leader: bool,
+    },
     ConnectionLost {
         reader: String,
         addr: String,
@@ -311,6 +321,22 @@ async fn resubscribe(
     Ok(subscription)
 }
 
+/// Tells which node `consumer` reads from.
+fn subscribed(
+    events: &ReaderEvents,
+    plan: &ReadPlan,
+    reader: &ReaderSpec,
+    consumer: &ChunkConsumer,
+) {
+    let node = consumer.node();
+    events(ReaderEvent::Subscribed {
+        reader: reader.label.clone(),
+        stream: plan.stream.clone(),
+        node: format!("{}:{}", node.host, node.port),
+        leader: node.leader,
+    });
+}
+
 /// Everything one reader's loop needs besides its subscription.
 pub struct ReadContext<'a> {
     pub env: &'a Environment,
@@ -341,6 +367,7 @@ pub async fn read<S: MessageSink>(
         mut consumer,
         mut skip_below,
     } = subscription;
+    subscribed(&events, plan, reader, &consumer);
     let started = Instant::now();
     let mut elapsed = Duration::ZERO;
     let mut deadline = std::pin::pin!(async {
@@ -458,6 +485,7 @@ pub async fn read<S: MessageSink>(
                         Ok((new_env, subscription)) => {
                             _reconnected_env = Some(new_env);
                             consumer = subscription.consumer;
+                            subscribed(&events, plan, reader, &consumer);
                             skip_below = subscription.skip_below;
                             reconnects += 1;
                         }

@@ -453,7 +453,14 @@ impl Drop for TcpProxy {
 
 /// Starts `command` (stdout piped) and returns once it printed a line on stderr containing
 /// `ready_marker`, keeping the rest of its stderr.
-pub fn spawn_until_marker(mut command: Command, ready_marker: &str) -> (Child, StderrLog) {
+pub fn spawn_until_marker(command: Command, ready_marker: &str) -> (Child, StderrLog) {
+    let (child, _, log) = spawn_until_line(command, ready_marker);
+    (child, log)
+}
+
+/// As `spawn_until_marker`, with the line that held the marker (it says what to do next: the
+/// node a consumer reads from, say).
+pub fn spawn_until_line(mut command: Command, ready_marker: &str) -> (Child, String, StderrLog) {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -475,7 +482,7 @@ pub fn spawn_until_marker(mut command: Command, ready_marker: &str) -> (Child, S
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(line) if line.contains(ready_marker) => return (child, StderrLog(reader)),
+            Ok(line) if line.contains(ready_marker) => return (child, line, StderrLog(reader)),
             Ok(_) => continue,
             Err(_) => {
                 let _ = child.kill();
