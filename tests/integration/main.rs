@@ -19,4 +19,5 @@ mod retention;
 mod serve;
 mod sub_entry;
 mod super_stream;
+mod super_stream_options;
 mod util;
