@@ -10,9 +10,7 @@ use crate::cli::ReadFrom;
 use crate::entry::{MessageView, PRODUCER_PROPERTY};
 use crate::error::{ReadError, Result};
 use crate::model::{BurstClock, InventoryUpdate};
-use crate::reader::{
-    self, MessageSink, ReadPlan, StartOffset, StopRule, SubscribeError, Take,
-};
+use crate::reader::{self, MessageSink, ReadPlan, StartOffset, StopRule, SubscribeError, Take};
 use crate::report::{MessagePrinter, Output};
 use crate::settings::{CommonSettings, ConsumeSettings};
 use crate::shutdown::Shutdown;

@@ -398,8 +398,11 @@ pub(crate) trait Publishing {
     /// or `timeout` passes (may be cancelled).
     async fn wait_for_room(&self, count: u64, timeout: Duration);
     /// Hands the batch over (run it to completion).
-    async fn send_batch(&mut self, batch: Vec<NumberedUpdate>, stall_timeout: Duration)
-        -> Result<()>;
+    async fn send_batch(
+        &mut self,
+        batch: Vec<NumberedUpdate>,
+        stall_timeout: Duration,
+    ) -> Result<()>;
     /// Reads the progress (confirmed messages) while the publisher works.
     fn progress_counter(&self) -> Box<dyn Fn() -> u64>;
     /// Waits up to `timeout` for the confirms of everything sent.

@@ -466,7 +466,11 @@ impl MessagePrinter {
             Some(us) => {
                 self.buffer.push(b'{');
                 if let Some(partition) = &self.partition {
-                    write!(self.buffer, "\"partition\":{},", serde_json::json!(partition))?;
+                    write!(
+                        self.buffer,
+                        "\"partition\":{},",
+                        serde_json::json!(partition)
+                    )?;
                 }
                 write!(
                     self.buffer,

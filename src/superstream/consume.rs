@@ -91,9 +91,11 @@ pub async fn run(
                 label: label(consumer, partition),
                 ..consumer.clone()
             };
-            if let (StartOffset::Stored, false, Some(name)) =
-                (&settings.start, settings.single_active, &consumer.tracking_name)
-            {
+            if let (StartOffset::Stored, false, Some(name)) = (
+                &settings.start,
+                settings.single_active,
+                &consumer.tracking_name,
+            ) {
                 match broker.stored_offset(name, partition).await? {
                     Some(offset) => spec.stored = Some(offset),
                     None => {
@@ -106,7 +108,11 @@ pub async fn run(
                 }
             }
             if consume::past_end(settings, end_offset, &spec) {
-                idle.push((spec.label, tally(settings, &products, partition, false), Duration::ZERO));
+                idle.push((
+                    spec.label,
+                    tally(settings, &products, partition, false),
+                    Duration::ZERO,
+                ));
                 continue;
             }
             let mut plan = ReadPlan {

@@ -188,7 +188,11 @@ fn a_producer_name_is_one_per_partition_and_goes_on_after_the_highest() {
     }
     // The same name again (no --resume): 3000 more, seq going on after the highest.
     let second = ss.run_json(&["produce", "--producer-name", "shop", "--count", "3000"]);
-    assert_eq!((second["confirmed"].as_u64(), second["skipped"].as_u64()), (Some(3000), Some(0)), "{second}");
+    assert_eq!(
+        (second["confirmed"].as_u64(), second["skipped"].as_u64()),
+        (Some(3000), Some(0)),
+        "{second}"
+    );
     assert_eq!(ss.sequences("shop", PARTITIONS).iter().max(), Some(&6000));
     let read = ss.run_json(&["consume", "--offset", "first", "--verify"]);
     assert_eq!(read["messages"], 6000, "{read}");
@@ -220,9 +224,14 @@ fn print_writes_every_update_once_naming_its_partition() {
         assert!(seqs.insert(seq), "seq {seq} printed twice");
     }
     assert_eq!(seqs.len() as u64, COUNT);
-    let summary: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&output.stderr).trim().lines().last().unwrap())
-            .unwrap();
+    let summary: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&output.stderr)
+            .trim()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(summary["messages"], COUNT, "{summary}");
 }
 
