@@ -20,4 +20,5 @@ mod serve;
 mod sub_entry;
 mod super_stream;
 mod super_stream_cluster;
+mod super_stream_options;
 mod util;
