@@ -69,7 +69,7 @@ fn concurrent_requests_share_publish_frames_and_each_is_stored_once() {
     assert_eq!(before["invstream_publish_frames_total"], 0.0, "{before:?}");
 
     node.act("node-stop");
-    let (answers, node) = rt.block_on(async {
+    let (answers, _node) = rt.block_on(async {
         let requests: Vec<_> = (0..REQUESTS)
             .map(|seq| {
                 let (client, url) = (client.clone(), format!("{base}/updates"));
