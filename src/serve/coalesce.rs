@@ -289,15 +289,14 @@ mod tests {
             .collect()
     }
 
+    /// Each round's groups, by publishing id.
+    type Rounds = Arc<Mutex<Vec<Vec<Vec<u64>>>>>;
+    /// Held, keeps the coalescer's task from its next round.
+    type Gate = tokio::sync::OwnedMutexGuard<Option<FakePublisher>>;
+
     /// A coalescer whose task waits for `gate` before its first round, so that everything
     /// submitted meanwhile shares one.
-    fn start(
-        fate: fn(u64) -> Handed,
-    ) -> (
-        Arc<Coalescer>,
-        Arc<Mutex<Vec<Vec<Vec<u64>>>>>,
-        tokio::sync::OwnedMutexGuard<Option<FakePublisher>>,
-    ) {
+    fn start(fate: fn(u64) -> Handed) -> (Arc<Coalescer>, Rounds, Gate) {
         let rounds = Arc::new(Mutex::new(Vec::new()));
         let publisher = Arc::new(tokio::sync::Mutex::new(Some(FakePublisher {
             rounds: rounds.clone(),
