@@ -15,7 +15,7 @@ use crate::error::{InvError, Result};
 use crate::input::NumberedUpdate;
 use crate::produce::{self, Driven, Publishing};
 use crate::publisher::{
-    BatchReceipt, EventSink, PublishOutcome, Publisher, PublisherOptions, PublisherStats,
+    BatchReceipt, EventSink, GroupSent, PublishOutcome, Publisher, PublisherOptions, PublisherStats,
 };
 use crate::report::Output;
 use crate::routing::partition_of_product;
@@ -215,6 +215,61 @@ impl PartitionedPublisher {
             }
         }
         Ok(receipts)
+    }
+
+    /// `Publisher::send_groups` across the partitions: each group split by partition (in
+    /// order), each partition's parts sent in shared frames. For each group, what became of
+    /// each part it has; and the first error, if any (a partition that fails does not stop the
+    /// others).
+    pub async fn send_groups(
+        &mut self,
+        groups: Vec<Vec<NumberedUpdate>>,
+        stall_timeout: Duration,
+    ) -> (Vec<Vec<GroupSent>>, Option<InvError>) {
+        let mut fates: Vec<Vec<GroupSent>> = (0..groups.len()).map(|_| Vec::new()).collect();
+        let mut first_error = None;
+        // Per partition: the parts, and the group each belongs to.
+        let mut parts: Vec<(Vec<Vec<NumberedUpdate>>, Vec<usize>)> =
+            vec![(Vec::new(), Vec::new()); self.partitions.len()];
+        for (group, updates) in groups.into_iter().enumerate() {
+            let indexes = match self.route(&updates).await {
+                Ok(indexes) => indexes,
+                Err(e) => {
+                    fates[group].push(GroupSent::Unsent);
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            let mut split: Vec<Vec<NumberedUpdate>> = vec![Vec::new(); self.partitions.len()];
+            for (update, index) in updates.into_iter().zip(indexes) {
+                split[index].push(update);
+            }
+            for (index, part) in split.into_iter().enumerate() {
+                if !part.is_empty() {
+                    parts[index].0.push(part);
+                    parts[index].1.push(group);
+                }
+            }
+        }
+        for (publisher, (parts, owners)) in self.publishers.iter_mut().zip(parts) {
+            if parts.is_empty() {
+                continue;
+            }
+            let sent = publisher.send_groups(&parts, stall_timeout).await;
+            for (fate, group) in sent.groups.into_iter().zip(owners) {
+                fates[group].push(fate);
+            }
+            if let Some(e) = sent.error {
+                first_error.get_or_insert(e);
+            }
+        }
+        (fates, first_error)
+    }
+
+    /// Whether updates go to partitions by a hash of their product id (not by the broker's
+    /// routing of their warehouse).
+    pub fn routes_by_product(&self) -> bool {
+        matches!(self.router, Router::Hash)
     }
 
     /// Whether updates of `products` (one entry per update) fit under the in-flight bound of

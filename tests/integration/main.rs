@@ -17,6 +17,7 @@ mod produce_consume;
 mod reliability;
 mod retention;
 mod serve;
+mod serve_frames;
 mod sub_entry;
 mod super_stream;
 mod super_stream_cluster;
