@@ -359,8 +359,7 @@ fn a_consumer_reading_a_replica_resumes_on_another_member_when_that_node_stops()
     // Its last subscription is on a node that runs.
     let last = stderr
         .lines()
-        .filter(|l| l.contains(&format!("reading '{}' from", stream.name)))
-        .last()
+        .rfind(|l| l.contains(&format!("reading '{}' from", stream.name)))
         .unwrap();
     assert_ne!(node_read_from(last), replica, "{stderr}");
     assert_eq!(summary["messages"], 400_000, "{summary}");
