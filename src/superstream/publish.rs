@@ -389,6 +389,9 @@ pub fn total(outcomes: &[PublishOutcome]) -> PublishOutcome {
 struct Plan {
     /// Updates (or input lines) before this publishing id are not generated (read) at all.
     after: u64,
+    /// Of those, the ones this run counts as skipped: all of them when resuming, none when a
+    /// new run goes on after the name's highest id.
+    skipped: u64,
     /// Generated updates to make from there.
     to_send: Option<u64>,
     /// The name's total after this run (generated), for the resume command.
@@ -424,6 +427,7 @@ fn plan(
                 }
                 Ok(Plan {
                     after,
+                    skipped: after,
                     to_send: Some(count - after),
                     total: Some(*count),
                     resume_after,
@@ -431,6 +435,7 @@ fn plan(
             }
             false => Ok(Plan {
                 after: highest,
+                skipped: 0,
                 to_send: Some(*count),
                 total: Some(highest + count),
                 resume_after: None,
@@ -449,6 +454,7 @@ fn plan(
             }
             Ok(Plan {
                 after: lowest,
+                skipped: lowest,
                 to_send: None,
                 total: None,
                 resume_after,
@@ -612,7 +618,7 @@ async fn publish(
     if let (Some(command), true) = (&finish_with, interrupted || total.failed > 0) {
         out.status(&format!("to send the rest exactly once, run: {command}"));
     }
-    let skipped = plan.after + passed_over;
+    let skipped = plan.skipped + passed_over;
     let mut summary = produce::summary(name, producer_name, total, skipped, invalid_lines);
     summary.interrupted = interrupted;
     summary.partitions = partitions
