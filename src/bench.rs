@@ -21,7 +21,7 @@ use crate::model::{now_us, BurstClock, InventoryUpdate, UpdateGenerator};
 use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
 use crate::produce::{connect_and_ensure_stream, generated_batch};
 use crate::publisher::{Pace, PublishOutcome, Publisher, PublisherOptions, PublisherStats};
-use crate::reader::{self, MessageSink, ReadContext, ReadPlan, ReaderSpec, StartOffset, Take};
+use crate::reader::{self, MessageSink, ReadPlan, ReaderSpec, StartOffset, Take};
 use crate::report::{bench_second_line, thousands, Output};
 use crate::settings::{BenchSettings, CommonSettings};
 use crate::shutdown::{Shutdown, Signal};
@@ -232,7 +232,7 @@ async fn bench(
         })
         .collect();
     let events: reader::ReaderEvents = Arc::new(move |event| out.reader_event(&event));
-    let mut consumers = Vec::new();
+    let mut starts = Vec::new();
     for (index, plan) in (0..args.consumers).flat_map(|i| plans.iter().map(move |p| (i, p))) {
         let label = match target {
             Target::Stream(_) => format!("bench-consumer-{index}"),
@@ -253,25 +253,14 @@ async fn bench(
             unflushed: 0,
             clock: BurstClock::default(),
         };
-        let (env, plan, events, stop) = (
-            env.clone(),
-            plan.clone(),
-            events.clone(),
-            readers_stop.signal(),
-        );
-        consumers.push(tokio::spawn(async move {
-            let context = ReadContext {
-                env: &env,
-                plan: &plan,
-                reader: &spec,
-                stop,
-                progress: Arc::new(AtomicU64::new(0)),
-                events,
-            };
-            let mut outcome = reader::read(context, subscription, sink).await;
-            outcome.sink.flush();
-        }));
+        starts.push(reader::Start {
+            plan: plan.clone(),
+            spec,
+            subscription,
+            sink,
+        });
     }
+    let consumers = reader::spawn_all(starts, &readers_stop, &events);
 
     let mut publishers = Vec::new();
     for index in 0..args.producers {
@@ -373,8 +362,8 @@ async fn bench(
         elapsed = elapsed.max(outcome.elapsed);
         confirm_latency.merge(&outcome.latency);
     }
-    for consumer in consumers {
-        let _ = consumer.await;
+    for (_, mut outcome) in consumers.join(|_| {}).await {
+        outcome.sink.flush();
     }
     let consumed = consumer_stats.consumed.load(Ordering::Relaxed);
     let end_to_end = consumer_stats.end_to_end();

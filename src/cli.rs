@@ -309,8 +309,9 @@ pub struct ProduceArgs {
 
     /// Publish to this super stream (RabbitMQ 3.13+) instead of --stream, creating it when
     /// missing: one publisher per partition, each update routed by its product id (every update
-    /// of a product in one partition, in order)
-    #[arg(long, value_name = "NAME", conflicts_with = "resume", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    /// of a product in one partition, in order); --producer-name NAME names each partition's
+    /// producer NAME-PARTITION, and --resume finishes each partition's part exactly once
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub super_stream: Option<String>,
 
     /// With --super-stream: create it with this many partitions, NAME-0 … NAME-(N-1)
@@ -461,8 +462,9 @@ pub struct ConsumeArgs {
     /// Read every partition of this super stream (RabbitMQ 3.13+) instead of --stream, one
     /// reader per partition; with --product only the partitions holding those products; with
     /// --name each partition keeps its offset (and --single-active shares the partitions
-    /// between the instances of that name)
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["consumers", "print"], value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    /// between the instances of that name); with --consumers each consumer reads every
+    /// partition; --print lines name their partition
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub super_stream: Option<String>,
 }
 

@@ -3,7 +3,6 @@
 //! reader in a fan-out.
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +10,7 @@ use crate::cli::ReadFrom;
 use crate::entry::{MessageView, PRODUCER_PROPERTY};
 use crate::error::{ReadError, Result};
 use crate::model::{BurstClock, InventoryUpdate};
-use crate::reader::{
-    self, MessageSink, ReadContext, ReadPlan, StartOffset, StopRule, SubscribeError, Take,
-};
+use crate::reader::{self, MessageSink, ReadPlan, StartOffset, StopRule, SubscribeError, Take};
 use crate::report::{MessagePrinter, Output};
 use crate::settings::{CommonSettings, ConsumeSettings};
 use crate::shutdown::Shutdown;
@@ -287,20 +284,11 @@ pub async fn run(
         }
         _ => None,
     };
-    let progress = out.progress(progress_total, "consume");
-    let read_count = Arc::new(AtomicU64::new(0));
-    let events: reader::ReaderEvents = Arc::new(move |event| out.reader_event(&event));
     let mut subscriptions = Vec::new();
     let mut idle = Vec::new();
     for spec in readers {
         // A replay that starts past the end (or on an empty stream) has nothing to wait for.
-        let past_end = settings.stop_rule == StopRule::AtEnd
-            && match (end_offset, spec.start(&settings.start)) {
-                (None, _) => true,
-                (Some(end), Some(start)) => start > end,
-                _ => false,
-            };
-        if past_end {
+        if past_end(settings, end_offset, &spec) {
             idle.push((
                 spec.label.clone(),
                 ReadTally::new(settings.verify),
@@ -308,25 +296,7 @@ pub async fn run(
             ));
             continue;
         }
-        let first = broker
-            .while_starting(|| async {
-                match reader::subscribe(&env, &plan, &spec, None).await {
-                    Err(SubscribeError::Create(e)) => Err(broker.consumer_error(e, stream)),
-                    other => Ok(other),
-                }
-            })
-            .await?;
-        let subscription = match first {
-            Ok(subscription) => subscription,
-            Err(SubscribeError::NoFiltering) => {
-                out.status("the broker has no stream filtering (RabbitMQ < 3.13): filtering --product in invstream");
-                plan.filter_products = None;
-                reader::subscribe(&env, &plan, &spec, None)
-                    .await
-                    .map_err(|e| e.into_error(broker, stream))?
-            }
-            Err(e) => return Err(e.into_error(broker, stream)),
-        };
+        let subscription = subscribe_first(&env, &mut plan, &spec, out).await?;
         subscriptions.push((spec, subscription));
     }
     if subscriptions.is_empty() {
@@ -353,49 +323,109 @@ pub async fn run(
     ));
 
     let plan = Arc::new(plan);
-    let mut tasks = Vec::new();
-    for (spec, subscription) in subscriptions {
-        let printer = settings
-            .print
-            .then(|| MessagePrinter::stdout(plan.end_offset.is_none()));
-        let mut sink = ReadTally::reading(settings.verify, products.clone(), printer);
-        // (The broker skips chunks without the `--product`s: no note then.)
-        let asked = match settings.start {
-            _ if products.is_some() => None,
-            StartOffset::First => Some(0),
-            _ => spec.start(&settings.start),
-        };
-        sink.asked_start = asked.map(|asked| (asked, out));
-        let (plan, env, events, stop) =
-            (plan.clone(), env.clone(), events.clone(), shutdown.signal());
-        let read_count = read_count.clone();
-        tasks.push(tokio::spawn(async move {
-            let context = ReadContext {
-                env: &env,
-                plan: &plan,
-                reader: &spec,
-                stop,
-                progress: read_count,
-                events,
+    let starts = subscriptions
+        .into_iter()
+        .map(|(spec, subscription)| {
+            let printer = settings
+                .print
+                .then(|| MessagePrinter::stdout(plan.end_offset.is_none()));
+            let mut sink = ReadTally::reading(settings.verify, products.clone(), printer);
+            // (The broker skips chunks without the `--product`s: no note then.)
+            let asked = match settings.start {
+                _ if products.is_some() => None,
+                StartOffset::First => Some(0),
+                _ => spec.start(&settings.start),
             };
-            let outcome = reader::read(context, subscription, sink).await;
-            (spec.label, outcome)
-        }));
-    }
-    let ticker = {
-        let (progress, read_count) = (progress.clone(), read_count.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                progress.set_position(read_count.load(std::sync::atomic::Ordering::Relaxed));
+            sink.asked_start = asked.map(|asked| (asked, out));
+            reader::Start {
+                plan: plan.clone(),
+                spec,
+                subscription,
+                sink,
             }
         })
-    };
+        .collect();
+    let results = read_all(starts, idle, progress_total, shutdown, out).await?;
+    let mut summary = aggregate(stream, settings, results);
+    summary.interrupted = shutdown.received().is_some();
+    Ok(summary)
+}
+
+/// Whether a replay starts past the end of its stream (or the stream is empty): nothing to read.
+pub(crate) fn past_end(
+    settings: &ConsumeSettings,
+    end_offset: Option<u64>,
+    spec: &reader::ReaderSpec,
+) -> bool {
+    settings.stop_rule == StopRule::AtEnd
+        && match (end_offset, spec.start(&settings.start)) {
+            (None, _) => true,
+            (Some(end), Some(start)) => start > end,
+            _ => false,
+        }
+}
+
+/// Subscribes a reader, waiting while the broker starts. A broker without stream filtering
+/// (RabbitMQ < 3.13) is said once and read unfiltered from then on (`plan.filter_products`
+/// cleared; the sink checks every message anyway).
+pub(crate) async fn subscribe_first(
+    env: &rabbitmq_stream_client::Environment,
+    plan: &mut ReadPlan,
+    spec: &reader::ReaderSpec,
+    out: Output,
+) -> Result<reader::Subscription> {
+    let (broker, stream) = (&plan.broker, plan.stream.as_str());
+    let first = broker
+        .while_starting(|| async {
+            match reader::subscribe(env, plan, spec, None).await {
+                Err(SubscribeError::Create(e)) => Err(broker.consumer_error(e, stream)),
+                other => Ok(other),
+            }
+        })
+        .await?;
+    match first {
+        Ok(subscription) => Ok(subscription),
+        Err(SubscribeError::NoFiltering) => {
+            out.status("the broker has no stream filtering (RabbitMQ < 3.13): filtering --product in invstream");
+            plan.filter_products = None;
+            reader::subscribe(env, plan, spec, None)
+                .await
+                .map_err(|e| e.into_error(&plan.broker, &plan.stream))
+        }
+        Err(e) => Err(e.into_error(broker, stream)),
+    }
+}
+
+/// Runs the readers to their end with a progress display (`total` messages, when known);
+/// their tallies after `idle`'s, or the run's error (see `tallies`).
+pub(crate) async fn read_all(
+    starts: Vec<reader::Start<ReadTally>>,
+    idle: Vec<(String, ReadTally, Duration)>,
+    total: Option<u64>,
+    shutdown: &Shutdown,
+    out: Output,
+) -> Result<Vec<(String, ReadTally, Duration)>> {
+    let progress = out.progress(total, "consume");
+    let events: reader::ReaderEvents = Arc::new(move |event| out.reader_event(&event));
+    let outcomes = reader::spawn_all(starts, shutdown, &events)
+        .join(|read| progress.set_position(read))
+        .await;
+    progress.finish_and_clear();
+    tallies(idle, outcomes, out)
+}
+
+/// The readers' tallies after `idle` (the readers that had nothing to read), or the run's
+/// error: a `--print` that could not write, else the last reader's failure (after saying how
+/// much was read before it).
+pub(crate) fn tallies(
+    idle: Vec<(String, ReadTally, Duration)>,
+    outcomes: Vec<(String, reader::ReadOutcome<ReadTally>)>,
+    out: Output,
+) -> Result<Vec<(String, ReadTally, Duration)>> {
     let mut results = idle;
     let mut last_failure = None;
     let mut print_failure = None;
-    for task in tasks {
-        let (label, outcome) = task.await.expect("a reader task does not panic");
+    for (label, outcome) in outcomes {
         let mut tally = outcome.sink;
         tally.reconnects = outcome.reconnects;
         if let Some(printer) = &mut tally.printer {
@@ -411,14 +441,11 @@ pub async fn run(
         last_failure = outcome.failure.or(last_failure);
         results.push((label, tally, outcome.elapsed));
     }
-    ticker.abort();
-    progress.finish_and_clear();
     if let Some(e) = print_failure {
         return Err(crate::error::InvError::Output(format!(
             "cannot write the messages (--print): {e} (is the disk full?)"
         )));
     }
-
     if let Some(failure) = last_failure {
         // What was read is not what was asked for: say how far it got, then fail.
         let read: u64 = results.iter().map(|(_, tally, _)| tally.messages).sum();
@@ -427,9 +454,7 @@ pub async fn run(
         }
         return Err(failure);
     }
-    let mut summary = aggregate(stream, settings, results);
-    summary.interrupted = shutdown.received().is_some();
-    Ok(summary)
+    Ok(results)
 }
 
 /// Sums the readers' tallies into the run's summary; several readers also get their own.

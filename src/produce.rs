@@ -10,6 +10,7 @@ use crate::error::{InvError, Result};
 use crate::input::{spawn_reader, InputEvent, NumberedUpdate};
 use crate::model::{now_us, UpdateGenerator};
 use crate::publisher::{Pace, PublishOutcome, Publisher, PublisherOptions};
+
 use crate::report::Output;
 use crate::settings::{CommonSettings, ProduceSettings, UpdateSourceSettings};
 use crate::shutdown::Shutdown;
@@ -360,7 +361,107 @@ async fn publish(
     out.status(&format!(
         "publishing {what} to stream '{stream}' as producer '{producer_name}'"
     ));
+    let drive = drive(
+        &mut publisher,
+        &mut source,
+        settings,
+        shutdown,
+        out,
+        to_send,
+        finish_with.as_deref(),
+    )
+    .await;
+    publisher.close().await;
+    let Driven {
+        outcome,
+        interrupted,
+        invalid_lines,
+    } = drive?;
+    if settings.dedup && settings.producer_name.is_some() {
+        check_no_one_else_published(broker, stream, &producer_name, stored_before, &outcome, out)
+            .await?;
+    }
+    if let (Some(command), true) = (&finish_with, interrupted || outcome.failed > 0) {
+        out.status(&format!("to send the rest exactly once, run: {command}"));
+    }
+    let mut summary = summary(stream, &producer_name, outcome, skipped, invalid_lines);
+    summary.interrupted = interrupted;
+    Ok(summary)
+}
+
+/// What the produce loop drives: one stream's `Publisher`, or a super stream's
+/// `PartitionedPublisher` (one per partition). Called once per batch, never per message.
+pub(crate) trait Publishing {
+    /// What the publishing achieved: one outcome, or one per partition.
+    type Outcome;
+    /// Waits until `count` more messages fit under the in-flight bound, a connection is lost,
+    /// or `timeout` passes (may be cancelled).
+    async fn wait_for_room(&self, count: u64, timeout: Duration);
+    /// Hands the batch over (run it to completion).
+    async fn send_batch(
+        &mut self,
+        batch: Vec<NumberedUpdate>,
+        stall_timeout: Duration,
+    ) -> Result<()>;
+    /// Reads the progress (confirmed messages) while the publisher works.
+    fn progress_counter(&self) -> Box<dyn Fn() -> u64>;
+    /// Waits up to `timeout` for the confirms of everything sent.
+    async fn finish(&mut self, timeout: Duration) -> Result<Self::Outcome>;
+    /// What was confirmed so far.
+    fn outcome(&self) -> Self::Outcome;
+}
+
+impl Publishing for Publisher {
+    type Outcome = PublishOutcome;
+
+    async fn wait_for_room(&self, count: u64, timeout: Duration) {
+        Publisher::wait_for_room(self, count, timeout).await
+    }
+
+    async fn send_batch(
+        &mut self,
+        batch: Vec<NumberedUpdate>,
+        stall_timeout: Duration,
+    ) -> Result<()> {
+        self.send(&batch, stall_timeout).await.map(|_| ())
+    }
+
+    fn progress_counter(&self) -> Box<dyn Fn() -> u64> {
+        let stats = self.stats();
+        Box::new(move || stats.confirmed())
+    }
+
+    async fn finish(&mut self, timeout: Duration) -> Result<PublishOutcome> {
+        Publisher::finish(self, timeout).await
+    }
+
+    fn outcome(&self) -> PublishOutcome {
+        Publisher::outcome(self)
+    }
+}
+
+/// How a drive ended (the publisher still open: the caller closes it).
+pub(crate) struct Driven<O> {
+    pub outcome: O,
+    pub interrupted: bool,
+    pub invalid_lines: u64,
+}
+
+/// The produce loop: until the source is exhausted or the stop signal, takes the next batch,
+/// paces it (`--rate`), waits for room under the in-flight bound and hands it to the publisher;
+/// then waits for the confirms (briefly after a stop). A failure says how to finish the run
+/// (`finish_with`) unless the error already does.
+pub(crate) async fn drive<P: Publishing>(
+    publisher: &mut P,
+    source: &mut UpdateSource,
+    settings: &ProduceSettings,
+    shutdown: &Shutdown,
+    out: Output,
+    to_send: Option<u64>,
+    finish_with: Option<&str>,
+) -> Result<Driven<P::Outcome>> {
     let progress = out.progress(to_send, "produce");
+    let confirmed = publisher.progress_counter();
     let mut stop = shutdown.signal();
     let mut interrupted = false;
     let mut invalid_lines = 0;
@@ -399,17 +500,15 @@ async fn publish(
             } => {}
         }
         // Not raced with the stop: a send cut short would leave its batch half handed over.
-        if let Err(e) = publisher.send(&batch, confirm_timeout).await {
+        if let Err(e) = publisher.send_batch(batch, confirm_timeout).await {
             failure = Some(e);
             break;
         }
-        progress.set_position(publisher.confirmed());
+        progress.set_position(confirmed());
     }
     if let Some(failure) = failure {
-        // Close explicitly: the client's producer blocks the runtime if dropped unclosed.
         progress.finish_and_clear();
-        publisher.close().await;
-        if let (Some(command), false) = (&finish_with, is_give_up(&failure)) {
+        if let (Some(command), false) = (finish_with, is_give_up(&failure)) {
             out.status(&format!("to send the rest exactly once, run: {command}"));
         }
         return Err(failure);
@@ -422,13 +521,12 @@ async fn publish(
         true => confirm_timeout.min(Duration::from_secs(5)),
         false => confirm_timeout,
     };
-    let stats = publisher.stats();
     let outcome = tokio::select! {
         outcome = publisher.finish(wait_for_confirms) => outcome,
         _ = async {
             loop {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                progress.set_position(stats.confirmed());
+                progress.set_position(confirmed());
             }
         } => unreachable!("the progress loop never ends"),
         _ = async { if interrupted { std::future::pending().await } else { stop.stopped().await } } => {
@@ -437,18 +535,11 @@ async fn publish(
         }
     };
     progress.finish_and_clear();
-    publisher.close().await;
-    let outcome = outcome?;
-    if settings.dedup && settings.producer_name.is_some() {
-        check_no_one_else_published(broker, stream, &producer_name, stored_before, &outcome, out)
-            .await?;
-    }
-    if let (Some(command), true) = (&finish_with, interrupted || outcome.failed > 0) {
-        out.status(&format!("to send the rest exactly once, run: {command}"));
-    }
-    let mut summary = summary(stream, &producer_name, outcome, skipped, invalid_lines);
-    summary.interrupted = interrupted;
-    Ok(summary)
+    Ok(Driven {
+        outcome: outcome?,
+        interrupted,
+        invalid_lines,
+    })
 }
 
 /// Whether an error already carries the command that finishes the run.

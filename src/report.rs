@@ -119,6 +119,18 @@ pub fn publisher_event_line(event: &PublisherEvent) -> String {
 
 pub fn reader_event_line(event: &ReaderEvent) -> String {
     match event {
+        ReaderEvent::Subscribed {
+            reader,
+            stream,
+            node,
+            leader,
+        } => format!(
+            "{reader}: reading '{stream}' from {node} ({})",
+            match leader {
+                true => "its leader",
+                false => "a replica",
+            }
+        ),
         ReaderEvent::ConnectionLost {
             reader,
             addr,
@@ -425,16 +437,32 @@ fn render_latency(l: &LatencySummary) -> String {
 /// `{"offset":N,"timestamp":"RFC 3339 of produced_at_us","update":{…}}`, or
 /// `{"offset":N,"body":"…"}` for a message that is not an inventory update.
 pub struct MessagePrinter {
-    out: std::io::BufWriter<std::io::Stdout>,
+    /// Whole lines, written out together under stdout's lock (so the readers of a super
+    /// stream's partitions never split each other's lines).
+    buffer: Vec<u8>,
     /// Flush every line (someone is watching a live stream) rather than when the buffer fills.
     flush_each: bool,
+    /// The partition each line names (a super stream's reader).
+    partition: Option<String>,
 }
+
+/// Lines are written out once this much is buffered.
+const PRINT_BUFFER: usize = 1 << 16;
 
 impl MessagePrinter {
     pub fn stdout(flush_each: bool) -> Self {
         MessagePrinter {
-            out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+            buffer: Vec::with_capacity(PRINT_BUFFER + 4096),
             flush_each,
+            partition: None,
+        }
+    }
+
+    /// A printer whose lines start with `"partition":"NAME"`.
+    pub fn for_partition(flush_each: bool, partition: &str) -> Self {
+        MessagePrinter {
+            partition: Some(partition.to_string()),
+            ..MessagePrinter::stdout(flush_each)
         }
     }
 
@@ -448,29 +476,46 @@ impl MessagePrinter {
         use std::io::Write;
         match produced_at_us {
             Some(us) => {
+                self.buffer.push(b'{');
+                if let Some(partition) = &self.partition {
+                    write!(
+                        self.buffer,
+                        "\"partition\":{},",
+                        serde_json::json!(partition)
+                    )?;
+                }
                 write!(
-                    self.out,
-                    "{{\"offset\":{offset},\"timestamp\":\"{}\",\"update\":",
+                    self.buffer,
+                    "\"offset\":{offset},\"timestamp\":\"{}\",\"update\":",
                     rfc3339_us(us)
                 )?;
-                self.out.write_all(body)?;
-                self.out.write_all(b"}\n")?;
+                self.buffer.extend_from_slice(body);
+                self.buffer.extend_from_slice(b"}\n");
             }
             None => {
-                let line =
+                let mut line =
                     serde_json::json!({"offset": offset, "body": String::from_utf8_lossy(body)});
-                writeln!(self.out, "{line}")?;
+                if let Some(partition) = &self.partition {
+                    line["partition"] = serde_json::json!(partition);
+                }
+                writeln!(self.buffer, "{line}")?;
             }
         }
-        if self.flush_each {
-            self.out.flush()?;
+        if self.flush_each || self.buffer.len() >= PRINT_BUFFER {
+            self.flush()?;
         }
         Ok(())
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {
         use std::io::Write;
-        self.out.flush()
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let mut stdout = std::io::stdout().lock();
+        let written = stdout.write_all(&self.buffer).and_then(|_| stdout.flush());
+        self.buffer.clear();
+        written
     }
 }
 
@@ -524,6 +569,21 @@ mod tests {
                 delivered: 100_000,
             },
         )
+    }
+
+    #[test]
+    fn a_reader_says_which_node_it_reads_from() {
+        let event = |leader| ReaderEvent::Subscribed {
+            reader: "stats".into(),
+            stream: "orders".into(),
+            node: "localhost:5562".into(),
+            leader,
+        };
+        assert_eq!(
+            reader_event_line(&event(false)),
+            "stats: reading 'orders' from localhost:5562 (a replica)"
+        );
+        assert!(reader_event_line(&event(true)).ends_with("(its leader)"));
     }
 
     #[test]

@@ -43,6 +43,13 @@ impl BatchReceipt {
         (BatchReceipt(rx), Arc::new(waiter))
     }
 
+    /// A receipt that has already settled: for a batch with nothing to send, or a stand-in.
+    pub fn ready(outcome: BatchOutcome) -> Self {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = tx.send(outcome);
+        BatchReceipt(rx)
+    }
+
     /// The batch's outcome, or `None` if the producer went away before it settled.
     pub async fn settled(self) -> Option<BatchOutcome> {
         self.0.await.ok()
@@ -88,6 +95,17 @@ impl PublisherStats {
 
     pub fn failed(&self) -> u64 {
         self.tracker.failed.load(Ordering::Relaxed)
+    }
+
+    /// Publish frames handed to the client (re-sent ones included): with many small batches
+    /// (HTTP requests), how well they share frames.
+    pub fn frames(&self) -> u64 {
+        self.tracker.frames.load(Ordering::Relaxed)
+    }
+
+    /// The most messages that may be sent and not yet settled.
+    pub fn max_in_flight(&self) -> u64 {
+        self.max_in_flight
     }
 
     /// Times the connection was lost and made again.
@@ -165,6 +183,8 @@ pub(super) struct ConfirmTracker {
     pub(super) confirmed: AtomicU64,
     failed: AtomicU64,
     pub(super) reconnects: AtomicU64,
+    /// Publish frames handed to the client.
+    pub(super) frames: AtomicU64,
     pub(super) latency: Mutex<LatencyHistogram>,
     confirm_gaps: Mutex<ConfirmGaps>,
     pub(super) settled: Notify,

@@ -6,6 +6,7 @@
 //! confirmed sent again. It never prints: it reports through [`PublisherEvent`]s and counters.
 
 mod confirms;
+mod frames;
 mod pace;
 mod producer;
 
@@ -20,6 +21,7 @@ use rayon::prelude::*;
 use tokio::sync::Semaphore;
 
 pub use confirms::{BatchOutcome, BatchReceipt, PublisherStats};
+pub use frames::{GroupSent, SentGroups};
 pub use pace::Pace;
 
 use confirms::{BatchWaiter, ConfirmTracker, Entry, NumberedEntry, Unconfirmed};
@@ -103,6 +105,13 @@ pub struct PublishOutcome {
     pub latency: LatencyHistogram,
     /// The longest time between two confirms: how long publishing stalled at worst.
     pub max_stall: Duration,
+}
+
+/// Why a frame did not go out, and whether its entries were registered and handed to the
+/// client first (then they may be stored).
+struct FrameFailed {
+    error: InvError,
+    handed: bool,
 }
 
 /// A producer with a bound on unconfirmed messages that survives lost connections.
@@ -238,23 +247,37 @@ impl Publisher {
     ) -> Result<BatchReceipt> {
         let (receipt, waiter) = BatchReceipt::new(updates.len() as u64);
         for frame in updates.chunks(self.recipe.batch_size as usize) {
-            self.send_frame(frame, &waiter, stall_timeout).await?;
+            self.send_frame(&[(frame, &waiter)], stall_timeout)
+                .await
+                .map_err(|failed| failed.error)?;
         }
         Ok(receipt)
     }
 
-    /// One frame's worth of `send`.
+    /// One frame: runs of updates, each settled through its own waiter (one group of
+    /// `send_groups`, or the whole batch of `send`).
     async fn send_frame(
         &mut self,
-        updates: &[NumberedUpdate],
-        waiter: &Arc<BatchWaiter>,
+        segments: &[(&[NumberedUpdate], &Arc<BatchWaiter>)],
         stall_timeout: Duration,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), FrameFailed> {
+        let before = |error| FrameFailed {
+            error,
+            handed: false,
+        };
         if self.tracker.is_lost() {
-            self.recover().await?;
+            self.recover().await.map_err(before)?;
         }
-        let (entries, bytes) = self.entries(updates)?;
-        let count = updates.len() as u32;
+        // Per segment, so a sub-entry batch never holds updates of two waiters.
+        let mut built = Vec::with_capacity(segments.len());
+        let mut bytes = 0;
+        let mut count = 0u32;
+        for (updates, waiter) in segments {
+            let (entries, segment_bytes) = self.entries(updates).map_err(before)?;
+            bytes += segment_bytes;
+            count += updates.len() as u32;
+            built.push((entries, *waiter));
+        }
         loop {
             let acquire = self.in_flight.clone().acquire_many_owned(count);
             tokio::select! {
@@ -268,41 +291,49 @@ impl Publisher {
                     Err(_) if !self.recipe.broker.retry_for.is_zero() => {
                         self.emit(PublisherEvent::NoConfirmInTime);
                         self.tracker.mark_lost();
-                        self.recover().await?;
+                        self.recover().await.map_err(before)?;
                     }
-                    Err(_) => return Err(self.stalled()),
+                    Err(_) => return Err(before(self.stalled())),
                 },
-                _ = self.lost() => self.recover().await?,
+                _ = self.lost() => self.recover().await.map_err(before)?,
             }
         }
         let sent_at = Instant::now();
         {
             let mut unconfirmed = self.tracker.lock_unconfirmed();
-            for numbered in &entries {
-                let entry = Unconfirmed {
-                    entry: numbered.entry.clone(),
-                    count: numbered.count,
-                    sent_at,
-                    waiter: waiter.clone(),
-                };
-                unconfirmed.insert(numbered.publishing_id, entry);
+            for (entries, waiter) in &built {
+                for numbered in entries {
+                    let entry = Unconfirmed {
+                        entry: numbered.entry.clone(),
+                        count: numbered.count,
+                        sent_at,
+                        waiter: (*waiter).clone(),
+                    };
+                    unconfirmed.insert(numbered.publishing_id, entry);
+                }
             }
         }
         self.tracker
             .sent
             .fetch_add(u64::from(count), Ordering::Relaxed);
         self.bytes += bytes;
-        let entries = entries
+        let entries = built
             .into_iter()
+            .flat_map(|(entries, _)| entries)
             .map(|numbered| (numbered.publishing_id, numbered.entry))
             .collect();
+        // From here on the entries are registered: if sending fails they may be stored.
+        let after = |error| FrameFailed {
+            error,
+            handed: true,
+        };
         if let Err(e) = self.hand_over(entries).await {
             // Kept as unconfirmed: a new connection sends them again.
             self.tracker.mark_lost();
             if self.recipe.broker.retry_for.is_zero() {
-                return Err(e);
+                return Err(after(e));
             }
-            self.recover().await?;
+            self.recover().await.map_err(after)?;
         }
         Ok(())
     }
@@ -388,6 +419,7 @@ impl Publisher {
                             .send_encoded_entries(&ids, data, v, on_confirm.clone())
                             .await
                             .map_err(|e| self.publish_error(e))?;
+                        self.tracker.frames.fetch_add(1, Ordering::Relaxed);
                     }
                     let (_, ids, data) = frame.get_or_insert_with(|| (version, vec![], vec![]));
                     ids.push(id);
@@ -400,12 +432,14 @@ impl Publisher {
                 .send_encoded_entries(&ids, data, version, on_confirm.clone())
                 .await
                 .map_err(|e| self.publish_error(e))?;
+            self.tracker.frames.fetch_add(1, Ordering::Relaxed);
         }
         if !batches.is_empty() {
             producer
                 .send_sub_entry_batches(batches, on_confirm)
                 .await
                 .map_err(|e| self.publish_error(e))?;
+            self.tracker.frames.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }

@@ -136,6 +136,16 @@ impl ReaderSpec {
 /// What happens to a reader that a person may want to know about; the command renders it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReaderEvent {
+    /// Reading starts (or goes on after a reconnect) from this node: on a cluster, which
+    /// member a reader picked is otherwise invisible.
+    Subscribed {
+        reader: String,
+        stream: String,
+        /// `host:port`, as the stream's metadata advertises the node.
+        node: String,
+        /// The stream's leader when subscribing (else a replica).
+        leader: bool,
+    },
     ConnectionLost {
         reader: String,
         addr: String,
@@ -311,9 +321,25 @@ async fn resubscribe(
     Ok(subscription)
 }
 
-/// Everything one reader's loop needs besides its subscription.
+/// Tells which node `consumer` reads from.
+fn subscribed(
+    events: &ReaderEvents,
+    plan: &ReadPlan,
+    reader: &ReaderSpec,
+    consumer: &ChunkConsumer,
+) {
+    let node = consumer.node();
+    events(ReaderEvent::Subscribed {
+        reader: reader.label.clone(),
+        stream: plan.stream.clone(),
+        node: format!("{}:{}", node.host, node.port),
+        leader: node.leader,
+    });
+}
+
+/// Everything one reader's loop needs besides its subscription (a lost connection is replaced
+/// through any node the plan's broker lists, so no environment is needed).
 pub struct ReadContext<'a> {
-    pub env: &'a Environment,
     pub plan: &'a ReadPlan,
     pub reader: &'a ReaderSpec,
     pub stop: StopSignal,
@@ -330,7 +356,6 @@ pub async fn read<S: MessageSink>(
     mut sink: S,
 ) -> ReadOutcome<S> {
     let ReadContext {
-        env: _,
         plan,
         reader,
         mut stop,
@@ -341,6 +366,7 @@ pub async fn read<S: MessageSink>(
         mut consumer,
         mut skip_below,
     } = subscription;
+    subscribed(&events, plan, reader, &consumer);
     let started = Instant::now();
     let mut elapsed = Duration::ZERO;
     let mut deadline = std::pin::pin!(async {
@@ -458,6 +484,7 @@ pub async fn read<S: MessageSink>(
                         Ok((new_env, subscription)) => {
                             _reconnected_env = Some(new_env);
                             consumer = subscription.consumer;
+                            subscribed(&events, plan, reader, &consumer);
                             skip_below = subscription.skip_below;
                             reconnects += 1;
                         }
@@ -487,6 +514,76 @@ pub async fn read<S: MessageSink>(
         elapsed,
         reconnects,
         failure,
+    }
+}
+
+/// One reader to start: its plan, its spec, its subscription and its sink.
+pub struct Start<S> {
+    pub plan: Arc<ReadPlan>,
+    pub spec: ReaderSpec,
+    pub subscription: Subscription,
+    pub sink: S,
+}
+
+/// Readers running on their own tasks (see [`spawn_all`]), and the count they read together.
+pub struct Running<S> {
+    tasks: Vec<tokio::task::JoinHandle<(String, ReadOutcome<S>)>>,
+    count: Arc<AtomicU64>,
+}
+
+/// How often [`Running::join`] reports the count read so far.
+const PROGRESS_TICK: Duration = Duration::from_millis(100);
+
+/// Starts every reader on a task of its own, each stopping at `stop` or its plan's rules.
+pub fn spawn_all<S: MessageSink + 'static>(
+    readers: Vec<Start<S>>,
+    stop: &crate::shutdown::Shutdown,
+    events: &ReaderEvents,
+) -> Running<S> {
+    let count = Arc::new(AtomicU64::new(0));
+    let tasks = readers
+        .into_iter()
+        .map(|start| {
+            let (stop, progress, events) = (stop.signal(), count.clone(), events.clone());
+            tokio::spawn(async move {
+                let Start {
+                    plan,
+                    spec,
+                    subscription,
+                    sink,
+                } = start;
+                let context = ReadContext {
+                    plan: &plan,
+                    reader: &spec,
+                    stop,
+                    progress,
+                    events,
+                };
+                let outcome = read(context, subscription, sink).await;
+                (spec.label, outcome)
+            })
+        })
+        .collect();
+    Running { tasks, count }
+}
+
+impl<S: Send + 'static> Running<S> {
+    /// Waits for every reader; meanwhile `progress` hears the messages read so far, every
+    /// 100 ms. Each reader's label and outcome, in the order they were started.
+    pub async fn join(self, mut progress: impl FnMut(u64)) -> Vec<(String, ReadOutcome<S>)> {
+        let all = futures::future::join_all(self.tasks);
+        let mut all = std::pin::pin!(all);
+        let results = loop {
+            tokio::select! {
+                results = &mut all => break results,
+                _ = tokio::time::sleep(PROGRESS_TICK) => progress(self.count.load(Ordering::Relaxed)),
+            }
+        };
+        results
+            .into_iter()
+            // A reader's panic is a bug: it goes on as the caller's.
+            .map(|result| result.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
+            .collect()
     }
 }
 

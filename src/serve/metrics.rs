@@ -27,8 +27,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// `stats`: every publisher's counters (a super stream's partitions), shown as totals.
-    pub fn new(stats: Vec<PublisherStats>) -> Metrics {
+    /// `stats`: every publisher's counters (a super stream's partitions), shown as totals;
+    /// `queued`: how many updates wait to be sent (in the coalescer's queue).
+    pub fn new(stats: Vec<PublisherStats>, queued: Box<dyn Fn() -> u64 + Send + Sync>) -> Metrics {
         let mut registry = Registry::default();
         let unauthorized = Counter::default();
         registry.register(
@@ -48,7 +49,7 @@ impl Metrics {
             "HTTP connections open now",
             open_connections.clone(),
         );
-        registry.register_collector(Box::new(PublisherCollector(stats)));
+        registry.register_collector(Box::new(PublisherCollector { stats, queued }));
         Metrics {
             registry,
             unauthorized,
@@ -89,7 +90,10 @@ impl Drop for OpenConnection {
 }
 
 /// Reads the publishers' counters and latency histograms at each scrape, added up.
-struct PublisherCollector(Vec<PublisherStats>);
+struct PublisherCollector {
+    stats: Vec<PublisherStats>,
+    queued: Box<dyn Fn() -> u64 + Send + Sync>,
+}
 
 impl std::fmt::Debug for PublisherCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -99,7 +103,7 @@ impl std::fmt::Debug for PublisherCollector {
 
 impl prometheus_client::collector::Collector for PublisherCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stats = &self.0;
+        let stats = &self.stats;
         let sum = |value: fn(&PublisherStats) -> u64| stats.iter().map(value).sum::<u64>();
         let counters = [
             (
@@ -116,6 +120,11 @@ impl prometheus_client::collector::Collector for PublisherCollector {
                 "invstream_failed",
                 "Updates the broker rejected",
                 sum(PublisherStats::failed),
+            ),
+            (
+                "invstream_publish_frames",
+                "Publish frames handed to the broker (concurrent requests share them)",
+                sum(PublisherStats::frames),
             ),
             (
                 "invstream_reconnects",
@@ -139,6 +148,13 @@ impl prometheus_client::collector::Collector for PublisherCollector {
             "Updates sent and not yet confirmed",
             None,
             in_flight.metric_type(),
+        )?)?;
+        let queued = ConstGauge::new(i64::try_from((self.queued)()).unwrap_or(i64::MAX));
+        queued.encode(encoder.encode_descriptor(
+            "invstream_queued",
+            "Updates accepted for sending and not yet handed to the broker (they share frames)",
+            None,
+            queued.metric_type(),
         )?)?;
 
         let mut latency = crate::stats::LatencyHistogram::new();

@@ -1,18 +1,18 @@
 //! `invstream serve`: an HTTP ingestion gateway. Requests feed the same `Publisher` as
-//! `produce`; concurrent requests share the client's publish frames; a request is answered 202
-//! only once the broker confirmed all of its updates, so a 2xx means stored.
+//! `produce`; concurrent requests share publish frames ([`coalesce`]); a request is answered
+//! 202 only once the broker confirmed all of its updates, so a 2xx means stored.
 //!
 //! Who gets in: [`auth`] (bearer tokens), [`tls`] (HTTPS), [`limits`] (connections, header
 //! size, slow clients); [`metrics`] renders `/metrics`.
 
 mod auth;
+mod coalesce;
 mod limits;
 mod metrics;
 mod target;
 mod tls;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,6 @@ use tokio::sync::Mutex;
 use crate::broker::{BrokerSettings, VersionProbe};
 use crate::cli::ServeArgs;
 use crate::error::{InvError, Result};
-use crate::input::NumberedUpdate;
 use crate::model::{now_us, InventoryEvent, InventoryUpdate, StockStatus};
 use crate::produce::connect_and_ensure_stream;
 use crate::publisher::{BatchOutcome, BatchReceipt, Publisher, PublisherOptions, PublisherStats};
@@ -38,21 +37,24 @@ use crate::settings::{CommonSettings, ServeSettings};
 use crate::shutdown::Shutdown;
 use crate::stats::RunSummary;
 use crate::superstream::publish::{partition_producer, PartitionedPublisher};
-use target::GatewayPublisher;
+use coalesce::{Coalescer, HandOff, Waited};
+use target::{Admission, GatewayPublisher};
 
 /// The smallest and largest `--max-header-bytes` (hyper reads no less than 8 KiB at once).
 const HEADER_BYTES_RANGE: std::ops::RangeInclusive<u64> = 8 * 1024..=16 * 1024 * 1024;
 
 struct Gateway {
     /// `None` once the server shuts down and the publisher is closed.
-    publisher: Mutex<Option<GatewayPublisher>>,
+    publisher: Arc<Mutex<Option<GatewayPublisher>>>,
     /// Every publisher's counters (one per partition of a super stream).
     stats: Vec<PublisherStats>,
     broker: BrokerSettings,
     /// What `/healthz` asks the broker (over TLS for a TLS URI).
     probe: VersionProbe,
-    /// The next publishing id; a missing `seq` is the publishing id - 1.
-    next_id: AtomicU64,
+    /// Requests wait here for the one task that sends them, in shared frames.
+    coalescer: Arc<Coalescer>,
+    /// Which requests fit under the in-flight bound, queued ones counted.
+    admission: Admission,
     max_in_flight: u64,
     confirm_timeout: Duration,
     metrics: Arc<metrics::Metrics>,
@@ -163,14 +165,28 @@ pub async fn run(
             PartitionedPublisher::open(&env, broker, super_stream, options, false, events).await?,
         ),
     };
-    let metrics = Arc::new(metrics::Metrics::new(publisher.stats()));
+    let (stats, admission) = (publisher.stats(), publisher.admission());
+    let queued = {
+        let admission = admission.clone();
+        Box::new(move || admission.queued())
+    };
+    let metrics = Arc::new(metrics::Metrics::new(publisher.stats(), queued));
+    let publisher = Arc::new(Mutex::new(Some(publisher)));
+    let coalescer = Arc::new(Coalescer::default());
+    // A missing `seq` is the publishing id - 1.
+    let sender = tokio::spawn(coalescer.clone().run(
+        publisher.clone(),
+        last_id + 1,
+        args.confirm_timeout,
+    ));
     let gateway = Arc::new(Gateway {
-        stats: publisher.stats(),
+        stats,
         metrics: metrics.clone(),
-        publisher: Mutex::new(Some(publisher)),
+        publisher,
         broker: broker.clone(),
         probe,
-        next_id: AtomicU64::new(last_id + 1),
+        coalescer,
+        admission,
         max_in_flight: args.max_in_flight,
         confirm_timeout: args.confirm_timeout,
     });
@@ -250,11 +266,14 @@ pub async fn run(
         if let Some(publisher) = gateway.publisher.lock().await.take() {
             publisher.close().await;
         }
+        sender.abort();
         return Err(error);
     }
     out.status("stopping: in-flight requests finished");
     // Taken out (not dropped): the client's producer must be closed, never just dropped.
-    let Some(mut publisher) = gateway.publisher.lock().await.take() else {
+    let taken = gateway.publisher.lock().await.take();
+    sender.abort();
+    let Some(mut publisher) = taken else {
         return Err(InvError::Output(
             "the publisher was already closed".to_string(),
         ));
@@ -434,24 +453,9 @@ async fn send_notification(
 }
 
 impl Gateway {
-    /// Publishes on a task of its own, so a client that hangs up cannot cut a send short.
+    /// Publishes one request's updates and answers once the broker confirmed them all. The
+    /// updates go out with those of concurrent requests, in shared frames ([`coalesce`]).
     async fn publish(
-        self: &Arc<Self>,
-        updates: Vec<(InventoryUpdate, bool)>,
-    ) -> std::result::Result<Response, ApiError> {
-        let gateway = self.clone();
-        match tokio::spawn(async move { gateway.publish_now(updates).await }).await {
-            Ok(answer) => answer,
-            Err(e) => Err(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("publishing failed: {e}"),
-                json!({}),
-            )),
-        }
-    }
-
-    /// Publishes one request's updates and answers once the broker confirmed them all.
-    async fn publish_now(
         &self,
         updates: Vec<(InventoryUpdate, bool)>,
     ) -> std::result::Result<Response, ApiError> {
@@ -467,52 +471,47 @@ impl Gateway {
             ));
         }
         let products: Vec<u64> = updates.iter().map(|(u, _)| u.product_id).collect();
-        let (receipts, first_id, seqs) = {
-            let Ok(mut publisher) =
-                tokio::time::timeout(self.confirm_timeout, self.publisher.lock()).await
-            else {
+        let Some(admitted) = self.admission.try_admit(&products) else {
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many updates waiting for the broker's confirms; retry shortly",
+                json!({
+                    "in_flight": self.stats.iter().map(PublisherStats::in_flight).sum::<u64>(),
+                    "queued": self.admission.queued(),
+                }),
+            ));
+        };
+        // Once queued it is sent even if the client hangs up (or withdrawn, if still waiting).
+        let ticket = self.coalescer.submit(updates, admitted);
+        let (receipts, first_id, seqs) = match ticket.handed(self.confirm_timeout).await {
+            Waited::Answer(HandOff::Sent {
+                receipts,
+                first_id,
+                seqs,
+            }) => (receipts, first_id, seqs),
+            Waited::Answer(HandOff::Unsent(why)) => {
+                return Err(error(StatusCode::SERVICE_UNAVAILABLE, why, json!({})))
+            }
+            Waited::Withdrawn => {
                 return Err(error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "reconnecting to the broker; retry shortly",
                     json!({}),
-                ));
-            };
-            let Some(publisher) = publisher.as_mut() else {
-                return Err(error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "shutting down",
-                    json!({}),
-                ));
-            };
-            if !publisher.has_room_for(&products) {
-                return Err(error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "too many updates waiting for the broker's confirms; retry shortly",
-                    json!({ "in_flight": self.stats.iter().map(PublisherStats::in_flight).sum::<u64>() }),
-                ));
+                ))
             }
-            let first_id = self.next_id.fetch_add(count, Ordering::Relaxed);
-            let numbered: Vec<NumberedUpdate> = updates
-                .into_iter()
-                .enumerate()
-                .map(|(i, (mut update, had_seq))| {
-                    let id = first_id + i as u64;
-                    if !had_seq {
-                        update.seq = id - 1;
-                    }
-                    (id, update)
-                })
-                .collect();
-            let seqs: Vec<u64> = numbered.iter().map(|(_, u)| u.seq).collect();
-            match publisher.send(numbered, self.confirm_timeout).await {
-                Ok(receipts) => (receipts, first_id, seqs),
-                Err(e) => {
-                    return Err(error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        e.to_string(),
-                        json!({}),
-                    ))
-                }
+            Waited::Answer(HandOff::Partly(why)) => {
+                return Err(error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("sending stopped part-way through this request ({why}); some of its updates may be stored"),
+                    json!({}),
+                ))
+            }
+            Waited::NoAnswer => {
+                return Err(error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "no confirm from the broker in time; the updates may or may not be stored",
+                    json!({}),
+                ))
             }
         };
         match tokio::time::timeout(self.confirm_timeout, settled(receipts)).await {

@@ -1,13 +1,17 @@
 //! Where the gateway publishes: its stream through one `Publisher`, or a super stream's
-//! partitions through the `PartitionedPublisher` (each update routed by its product id).
+//! partitions through the `PartitionedPublisher` (each update routed by its product id); and
+//! which requests it admits while earlier ones wait for confirms.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::select_all;
 
-use crate::error::Result;
+use super::coalesce::{GroupPublisher, Handed};
+use crate::error::{InvError, Result};
 use crate::input::NumberedUpdate;
-use crate::publisher::{BatchReceipt, PublishOutcome, Publisher, PublisherStats};
+use crate::publisher::{PublishOutcome, Publisher, PublisherStats};
+use crate::routing::partition_of_product;
 use crate::superstream::publish::{total, PartitionedPublisher};
 
 pub enum GatewayPublisher {
@@ -24,29 +28,19 @@ impl GatewayPublisher {
         }
     }
 
-    /// Whether updates of `products` (one entry per update) fit under the in-flight bound (of
-    /// the partitions they go to) now.
-    pub fn has_room_for(&self, products: &[u64]) -> bool {
-        match self {
-            GatewayPublisher::Stream(publisher) => publisher.has_room(products.len() as u64),
-            GatewayPublisher::SuperStream(publisher) => publisher.has_room_for(products),
-        }
-    }
-
-    /// Hands `updates` over; the request is stored once every receipt settled.
-    pub async fn send(
-        &mut self,
-        updates: Vec<NumberedUpdate>,
-        stall_timeout: Duration,
-    ) -> Result<Vec<BatchReceipt>> {
-        match self {
-            GatewayPublisher::Stream(publisher) => {
-                Ok(vec![publisher.send(&updates, stall_timeout).await?])
-            }
-            GatewayPublisher::SuperStream(publisher) => {
-                publisher.send_with_receipts(updates, stall_timeout).await
-            }
-        }
+    /// Admits requests against this publisher's in-flight bounds (see [`Admission`]).
+    pub fn admission(&self) -> Admission {
+        let stats = self.stats();
+        let routing = match self {
+            GatewayPublisher::Stream(_) => Routing::One,
+            GatewayPublisher::SuperStream(p) if p.routes_by_product() => Routing::ByProduct,
+            GatewayPublisher::SuperStream(_) => Routing::Unknown,
+        };
+        Admission(Arc::new(AdmissionState {
+            queued: Mutex::new(vec![0; stats.len()]),
+            stats,
+            routing,
+        }))
     }
 
     /// Replaces whichever connections were lost.
@@ -71,6 +65,120 @@ impl GatewayPublisher {
         match self {
             GatewayPublisher::Stream(publisher) => (*publisher).close().await,
             GatewayPublisher::SuperStream(publisher) => publisher.close().await,
+        }
+    }
+}
+
+impl GroupPublisher for GatewayPublisher {
+    async fn send_groups(
+        &mut self,
+        groups: Vec<Vec<NumberedUpdate>>,
+        stall_timeout: Duration,
+    ) -> (Vec<Handed>, Option<InvError>) {
+        match self {
+            GatewayPublisher::Stream(publisher) => {
+                let sent = publisher.send_groups(&groups, stall_timeout).await;
+                let handed = sent
+                    .groups
+                    .into_iter()
+                    .map(|fate| Handed::from_parts(vec![fate]))
+                    .collect();
+                (handed, sent.error)
+            }
+            GatewayPublisher::SuperStream(publisher) => {
+                let (fates, error) = publisher.send_groups(groups, stall_timeout).await;
+                (fates.into_iter().map(Handed::from_parts).collect(), error)
+            }
+        }
+    }
+}
+
+/// How a request's updates spread over the publishers.
+enum Routing {
+    /// One publisher (a stream).
+    One,
+    /// A super stream's partitions, by a hash of the product id.
+    ByProduct,
+    /// Not known before sending: every partition must have room for all of them.
+    Unknown,
+}
+
+/// Admits a request only if its updates fit under the in-flight bound of each publisher they go
+/// to, counting the updates admitted and not yet handed over (queued for the coalescer). So the
+/// queue never holds more than the bound, what it hands over finds in-flight room, and past the
+/// bound requests get 503 at once, as they did before requests were queued.
+#[derive(Clone)]
+pub struct Admission(Arc<AdmissionState>);
+
+struct AdmissionState {
+    stats: Vec<PublisherStats>,
+    /// Per publisher: updates admitted and not yet handed over.
+    queued: Mutex<Vec<u64>>,
+    routing: Routing,
+}
+
+/// A request's place under the bound, until it is handed over (or given up): dropping it gives
+/// the place back.
+pub struct Admitted {
+    state: Arc<AdmissionState>,
+    parts: Vec<u64>,
+}
+
+impl Admission {
+    /// Reserves room for updates of `products` (one entry per update), or `None` if they do not
+    /// fit now.
+    pub fn try_admit(&self, products: &[u64]) -> Option<Admitted> {
+        let state = &self.0;
+        let publishers = state.stats.len();
+        let mut parts = vec![0u64; publishers];
+        match state.routing {
+            Routing::ByProduct => {
+                for product in products {
+                    parts[partition_of_product(*product, publishers as u32) as usize] += 1;
+                }
+            }
+            Routing::One | Routing::Unknown => parts.fill(products.len() as u64),
+        }
+        let mut queued = state.lock();
+        let fits =
+            state
+                .stats
+                .iter()
+                .zip(queued.iter())
+                .zip(&parts)
+                .all(|((stats, queued), part)| {
+                    *part == 0 || stats.in_flight() + queued + part <= stats.max_in_flight()
+                });
+        if !fits {
+            return None;
+        }
+        for (queued, part) in queued.iter_mut().zip(&parts) {
+            *queued += part;
+        }
+        drop(queued);
+        Some(Admitted {
+            state: state.clone(),
+            parts,
+        })
+    }
+
+    /// Updates admitted and not yet handed over, all publishers together.
+    pub fn queued(&self) -> u64 {
+        self.0.lock().iter().sum()
+    }
+}
+
+impl AdmissionState {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u64>> {
+        self.queued.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut queued = self.state.lock();
+        for (queued, part) in queued.iter_mut().zip(&self.parts) {
+            *queued = queued.saturating_sub(*part);
         }
     }
 }

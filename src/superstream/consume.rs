@@ -1,22 +1,20 @@
 //! `consume --super-stream`: one reader per partition through the reading engine, each with
-//! its own `ReadTally`; then the total, with one summary per partition. `--verify` checks the
+//! its own `ReadTally`; then the total, with one summary per partition. With `--consumers`,
+//! every consumer reads every partition, and each gets its own summary too. `--verify` checks the
 //! partitions' updates together per producer (each partition's producer is named
 //! `NAME-PARTITION`: the suffix is taken off). With `--name` each partition keeps its offset under
 //! that name; with `--single-active` each partition has its own group, which the broker spreads
 //! over the instances of the name.
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::SuperStream;
-use crate::consume::ReadTally;
+use crate::consume::{self, ReadTally};
 use crate::error::{ReadError, Result};
-use crate::reader::{
-    self, ReadContext, ReadPlan, ReaderSpec, StartOffset, StopRule, SubscribeError,
-};
-use crate::report::Output;
+use crate::reader::{self, ReadPlan, ReaderSpec, StartOffset, StopRule};
+use crate::report::{MessagePrinter, Output};
 use crate::routing::partition_of_product;
 use crate::settings::{CommonSettings, ConsumeSettings};
 use crate::shutdown::Shutdown;
@@ -69,11 +67,13 @@ pub async fn run(
     }
     let products: Option<Arc<HashSet<u64>>> = (!settings.products.is_empty())
         .then(|| Arc::new(settings.products.iter().copied().collect()));
-    let tracking_name = settings
-        .readers
-        .first()
-        .and_then(|r| r.tracking_name.clone());
     let mut filter_products = products.as_deref().cloned();
+    // With --consumers, every consumer reads every partition (a reader each).
+    let fan_out = settings.readers.len() > 1;
+    let label = |consumer: &ReaderSpec, partition: &str| match fan_out {
+        true => format!("{}@{partition}", consumer.label),
+        false => partition.to_string(),
+    };
 
     let mut subscriptions = Vec::new();
     let mut idle = Vec::new();
@@ -86,78 +86,52 @@ pub async fn run(
             }
             StopRule::Follow => None,
         };
-        let mut spec = ReaderSpec {
-            label: partition.clone(),
-            tracking_name: tracking_name.clone(),
-            slow: None,
-            stored: None,
-        };
-        if let (StartOffset::Stored, false, Some(name)) =
-            (&settings.start, settings.single_active, &tracking_name)
-        {
-            match broker.stored_offset(name, partition).await? {
-                Some(offset) => spec.stored = Some(offset),
-                None => {
-                    return Err(ReadError::NoStoredOffset {
-                        name: name.clone(),
-                        stream: partition.clone(),
-                    }
-                    .into())
-                }
-            }
-        }
-        let plan = ReadPlan {
-            stream: partition.clone(),
-            start: settings.start.clone(),
-            count: settings.count,
-            duration: settings.duration,
-            end_offset,
-            filter_products: filter_products.clone(),
-            single_active: settings.single_active,
-            prefer_replica: settings.read_from == crate::cli::ReadFrom::Replica,
-            store_every: settings.store_every,
-            broker: broker.clone(),
-            super_stream: Some(name.to_string()),
-        };
-        let past_end = settings.stop_rule == StopRule::AtEnd
-            && match (end_offset, spec.start(&settings.start)) {
-                (None, _) => true,
-                (Some(end), Some(start)) => start > end,
-                _ => false,
+        for consumer in &settings.readers {
+            let mut spec = ReaderSpec {
+                label: label(consumer, partition),
+                ..consumer.clone()
             };
-        if past_end {
-            idle.push((
-                spec.label.clone(),
-                tally(settings, &products, partition),
-                Duration::ZERO,
-            ));
-            continue;
-        }
-        let first = broker
-            .while_starting(|| async {
-                match reader::subscribe(&env, &plan, &spec, None).await {
-                    Err(SubscribeError::Create(e)) => Err(broker.consumer_error(e, partition)),
-                    other => Ok(other),
+            if let (StartOffset::Stored, false, Some(name)) = (
+                &settings.start,
+                settings.single_active,
+                &consumer.tracking_name,
+            ) {
+                match broker.stored_offset(name, partition).await? {
+                    Some(offset) => spec.stored = Some(offset),
+                    None => {
+                        return Err(ReadError::NoStoredOffset {
+                            name: name.clone(),
+                            stream: partition.clone(),
+                        }
+                        .into())
+                    }
                 }
-            })
-            .await?;
-        let (plan, subscription) = match first {
-            Ok(subscription) => (plan, subscription),
-            Err(SubscribeError::NoFiltering) => {
-                out.status("the broker has no stream filtering (RabbitMQ < 3.13): filtering --product in invstream");
-                filter_products = None;
-                let plan = ReadPlan {
-                    filter_products: None,
-                    ..plan
-                };
-                let subscription = reader::subscribe(&env, &plan, &spec, None)
-                    .await
-                    .map_err(|e| e.into_error(broker, partition))?;
-                (plan, subscription)
             }
-            Err(e) => return Err(e.into_error(broker, partition)),
-        };
-        subscriptions.push((plan, spec, subscription));
+            if consume::past_end(settings, end_offset, &spec) {
+                idle.push((
+                    spec.label,
+                    tally(settings, &products, partition, false),
+                    Duration::ZERO,
+                ));
+                continue;
+            }
+            let mut plan = ReadPlan {
+                stream: partition.clone(),
+                start: settings.start.clone(),
+                count: settings.count,
+                duration: settings.duration,
+                end_offset,
+                filter_products: filter_products.clone(),
+                single_active: settings.single_active,
+                prefer_replica: settings.read_from == crate::cli::ReadFrom::Replica,
+                store_every: settings.store_every,
+                broker: broker.clone(),
+                super_stream: Some(name.to_string()),
+            };
+            let subscription = consume::subscribe_first(&env, &mut plan, &spec, out).await?;
+            filter_products = plan.filter_products.clone();
+            subscriptions.push((plan, spec, subscription));
+        }
     }
     let until = match settings.stop_rule {
         StopRule::AtEnd => "up to the end of each partition now",
@@ -170,94 +144,69 @@ pub async fn run(
         true => ", one active instance per partition",
         false => "",
     };
+    let who = match fan_out {
+        true => format!("{} consumers reading", settings.readers.len()),
+        false => "reading".to_string(),
+    };
     out.status(&format!(
-        "reading super stream '{name}' ({} partition{}{group}) from {} ({until})",
+        "{who} super stream '{name}' ({} partition{}{group}) from {} ({until})",
         partitions.len(),
         if partitions.len() == 1 { "" } else { "s" },
         settings.start
     ));
 
-    let progress = out.progress(None, "consume");
-    let read_count = Arc::new(AtomicU64::new(0));
-    let events: reader::ReaderEvents = Arc::new(move |event| out.reader_event(&event));
-    let mut tasks = Vec::new();
-    for (plan, spec, subscription) in subscriptions {
-        let sink = tally(settings, &products, &plan.stream);
-        let (env, events, stop, read_count) = (
-            env.clone(),
-            events.clone(),
-            shutdown.signal(),
-            read_count.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let context = ReadContext {
-                env: &env,
-                plan: &plan,
-                reader: &spec,
-                stop,
-                progress: read_count,
-                events,
-            };
-            let outcome = reader::read(context, subscription, sink).await;
-            (spec.label, outcome)
-        }));
-    }
-    let ticker = {
-        let (progress, read_count) = (progress.clone(), read_count.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                progress.set_position(read_count.load(std::sync::atomic::Ordering::Relaxed));
+    let starts = subscriptions
+        .into_iter()
+        .map(|(plan, spec, subscription)| {
+            let sink = tally(settings, &products, &plan.stream, plan.end_offset.is_none());
+            reader::Start {
+                plan: Arc::new(plan),
+                spec,
+                subscription,
+                sink,
             }
         })
-    };
-    let mut results = idle;
-    let mut last_failure = None;
-    for task in tasks {
-        match task.await {
-            Ok((label, outcome)) => {
-                let mut tally = outcome.sink;
-                tally.reconnects = outcome.reconnects;
-                last_failure = outcome.failure.or(last_failure);
-                results.push((label, tally, outcome.elapsed));
-            }
-            Err(e) => {
-                last_failure = Some(crate::error::InvError::Output(format!(
-                    "a partition reader stopped unexpectedly: {e}"
-                )))
-            }
-        }
-    }
-    ticker.abort();
-    progress.finish_and_clear();
-    if let Some(failure) = last_failure {
-        let read: u64 = results
+        .collect();
+    let results = consume::read_all(starts, idle, None, shutdown, out).await?;
+    // Consumers in their order, and in each the partitions in the super stream's order.
+    let mut by_consumer: Vec<Vec<(String, ReadTally, Duration)>> =
+        settings.readers.iter().map(|_| Vec::new()).collect();
+    for (reader_label, tally, elapsed) in results {
+        let (consumer, partition) = partitions
             .iter()
-            .map(|(_, tally, _)| {
-                tally
-                    .summary(name, &settings.start, Duration::ZERO)
-                    .messages
+            .find_map(|partition| {
+                settings
+                    .readers
+                    .iter()
+                    .position(|consumer| label(consumer, partition) == reader_label)
+                    .map(|consumer| (consumer, partition.clone()))
             })
-            .sum();
-        if read > 0 {
-            out.status(&format!("read {read} messages before this error:"));
-        }
-        return Err(failure);
+            .expect("every reader is a consumer's on a partition");
+        by_consumer[consumer].push((partition, tally, elapsed));
     }
-    // Partitions in the super stream's order.
-    results.sort_by_key(|(label, ..)| partitions.iter().position(|p| p == label));
-    let mut summary = aggregate(name, settings, results);
+    for results in &mut by_consumer {
+        results.sort_by_key(|(partition, ..)| partitions.iter().position(|p| p == partition));
+    }
+    let mut summary = match fan_out {
+        false => aggregate(name, settings, by_consumer.pop().unwrap_or_default()),
+        true => fan_out_summary(name, settings, by_consumer),
+    };
     summary.interrupted = shutdown.received().is_some();
     Ok(summary)
 }
 
-/// A partition's sink: `--verify` under the producer names without `-PARTITION`.
+/// A partition's sink: `--verify` under the producer names without `-PARTITION`; `--print`
+/// lines name the partition (flushed at each line when following).
 fn tally(
     settings: &ConsumeSettings,
     products: &Option<Arc<HashSet<u64>>>,
     partition: &str,
+    following: bool,
 ) -> ReadTally {
-    let mut tally = ReadTally::reading(settings.verify, products.clone(), None);
+    let printer = settings
+        .print
+        .then(|| MessagePrinter::for_partition(following, partition));
+    let mut tally = ReadTally::reading(settings.verify, products.clone(), printer);
     tally.producer_suffix = Some(format!("-{partition}"));
     tally
 }
@@ -284,6 +233,47 @@ fn aggregate(
     let mut summary = total.summary(name, &settings.start, elapsed);
     summary.verify = check.map(|check| check.report(settings.start == StartOffset::First));
     summary.partitions = partitions;
+    summary
+}
+
+/// `--consumers` on a super stream: the total, one summary per consumer (its partitions
+/// together, with its own `--verify`), and one per partition (its consumers together).
+fn fan_out_summary(
+    name: &str,
+    settings: &ConsumeSettings,
+    by_consumer: Vec<Vec<(String, ReadTally, Duration)>>,
+) -> RunSummary {
+    let mut total = ReadTally::new(false);
+    let mut per_partition: Vec<(String, ReadTally, Duration)> = Vec::new();
+    let mut elapsed = Duration::ZERO;
+    let mut consumers = Vec::new();
+    for (consumer, results) in settings.readers.iter().zip(by_consumer) {
+        for (partition, tally, partition_elapsed) in &results {
+            total.merge(tally);
+            elapsed = elapsed.max(*partition_elapsed);
+            match per_partition.iter_mut().find(|(p, ..)| p == partition) {
+                Some((_, sum, sum_elapsed)) => {
+                    sum.merge(tally);
+                    *sum_elapsed = (*sum_elapsed).max(*partition_elapsed);
+                }
+                None => {
+                    let mut sum = ReadTally::new(false);
+                    sum.merge(tally);
+                    per_partition.push((partition.clone(), sum, *partition_elapsed));
+                }
+            }
+        }
+        let mut summary = aggregate(name, settings, results);
+        summary.partitions.clear();
+        summary.consumer = Some(consumer.label.clone());
+        consumers.push(summary);
+    }
+    let mut summary = total.summary(name, &settings.start, elapsed);
+    summary.partitions = per_partition
+        .iter()
+        .map(|(partition, tally, elapsed)| tally.summary(partition, &settings.start, *elapsed))
+        .collect();
+    summary.consumers = consumers;
     summary
 }
 

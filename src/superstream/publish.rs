@@ -13,9 +13,9 @@ use super::SuperStream;
 use crate::broker::BrokerSettings;
 use crate::error::{InvError, Result};
 use crate::input::NumberedUpdate;
-use crate::produce::{self, UpdateSource, INVALID_LINES_SHOWN};
+use crate::produce::{self, Driven, Publishing};
 use crate::publisher::{
-    BatchReceipt, EventSink, Pace, PublishOutcome, Publisher, PublisherOptions, PublisherStats,
+    BatchReceipt, EventSink, GroupSent, PublishOutcome, Publisher, PublisherOptions, PublisherStats,
 };
 use crate::report::Output;
 use crate::routing::partition_of_product;
@@ -41,6 +41,11 @@ pub struct PartitionedPublisher {
     partitions: Vec<String>,
     publishers: Vec<Publisher>,
     router: Router,
+    /// `--resume`: the last publishing id each partition holds; updates at or below it are
+    /// passed over (the partitions of one name hold different amounts when a run stops).
+    resume_after: Option<Vec<u64>>,
+    /// Updates passed over for `resume_after`.
+    passed_over: u64,
 }
 
 /// The producer name a partition's publisher uses.
@@ -87,7 +92,20 @@ impl PartitionedPublisher {
             partitions: super_stream.partitions.clone(),
             publishers,
             router,
+            resume_after: None,
+            passed_over: 0,
         })
+    }
+
+    /// Passes over the updates each partition already holds: `stored[i]` is the last publishing
+    /// id partition `i` holds for its producer name.
+    pub fn resume_after(&mut self, stored: Vec<u64>) {
+        self.resume_after = Some(stored);
+    }
+
+    /// Updates passed over because their partition already held them (`resume_after`).
+    pub fn passed_over(&self) -> u64 {
+        self.passed_over
     }
 
     pub fn partitions(&self) -> &[String] {
@@ -182,6 +200,12 @@ impl PartitionedPublisher {
         let indexes = self.route(&batch).await?;
         let mut parts: Vec<Vec<NumberedUpdate>> = vec![Vec::new(); self.partitions.len()];
         for (update, index) in batch.into_iter().zip(indexes) {
+            if let Some(stored) = &self.resume_after {
+                if update.0 <= stored[index] {
+                    self.passed_over += 1;
+                    continue;
+                }
+            }
             parts[index].push(update);
         }
         let mut receipts = Vec::new();
@@ -191,6 +215,61 @@ impl PartitionedPublisher {
             }
         }
         Ok(receipts)
+    }
+
+    /// `Publisher::send_groups` across the partitions: each group split by partition (in
+    /// order), each partition's parts sent in shared frames. For each group, what became of
+    /// each part it has; and the first error, if any (a partition that fails does not stop the
+    /// others).
+    pub async fn send_groups(
+        &mut self,
+        groups: Vec<Vec<NumberedUpdate>>,
+        stall_timeout: Duration,
+    ) -> (Vec<Vec<GroupSent>>, Option<InvError>) {
+        let mut fates: Vec<Vec<GroupSent>> = (0..groups.len()).map(|_| Vec::new()).collect();
+        let mut first_error = None;
+        // Per partition: the parts, and the group each belongs to.
+        let mut parts: Vec<(Vec<Vec<NumberedUpdate>>, Vec<usize>)> =
+            vec![(Vec::new(), Vec::new()); self.partitions.len()];
+        for (group, updates) in groups.into_iter().enumerate() {
+            let indexes = match self.route(&updates).await {
+                Ok(indexes) => indexes,
+                Err(e) => {
+                    fates[group].push(GroupSent::Unsent);
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            let mut split: Vec<Vec<NumberedUpdate>> = vec![Vec::new(); self.partitions.len()];
+            for (update, index) in updates.into_iter().zip(indexes) {
+                split[index].push(update);
+            }
+            for (index, part) in split.into_iter().enumerate() {
+                if !part.is_empty() {
+                    parts[index].0.push(part);
+                    parts[index].1.push(group);
+                }
+            }
+        }
+        for (publisher, (parts, owners)) in self.publishers.iter_mut().zip(parts) {
+            if parts.is_empty() {
+                continue;
+            }
+            let sent = publisher.send_groups(&parts, stall_timeout).await;
+            for (fate, group) in sent.groups.into_iter().zip(owners) {
+                fates[group].push(fate);
+            }
+            if let Some(e) = sent.error {
+                first_error.get_or_insert(e);
+            }
+        }
+        (fates, first_error)
+    }
+
+    /// Whether updates go to partitions by a hash of their product id (not by the broker's
+    /// routing of their warehouse).
+    pub fn routes_by_product(&self) -> bool {
+        matches!(self.router, Router::Hash)
     }
 
     /// Whether updates of `products` (one entry per update) fit under the in-flight bound of
@@ -252,6 +331,35 @@ impl PartitionedPublisher {
     }
 }
 
+impl Publishing for PartitionedPublisher {
+    type Outcome = Vec<PublishOutcome>;
+
+    async fn wait_for_room(&self, count: u64, timeout: Duration) {
+        PartitionedPublisher::wait_for_room(self, count, timeout).await
+    }
+
+    async fn send_batch(
+        &mut self,
+        batch: Vec<NumberedUpdate>,
+        stall_timeout: Duration,
+    ) -> Result<()> {
+        self.send(batch, stall_timeout).await
+    }
+
+    fn progress_counter(&self) -> Box<dyn Fn() -> u64> {
+        let stats = self.stats();
+        Box::new(move || stats.iter().map(PublisherStats::confirmed).sum())
+    }
+
+    async fn finish(&mut self, timeout: Duration) -> Result<Vec<PublishOutcome>> {
+        PartitionedPublisher::finish(self, timeout).await
+    }
+
+    fn outcome(&self) -> Vec<PublishOutcome> {
+        self.outcomes()
+    }
+}
+
 /// The partitions' outcomes as one.
 pub fn total(outcomes: &[PublishOutcome]) -> PublishOutcome {
     let mut total = PublishOutcome {
@@ -275,6 +383,78 @@ pub fn total(outcomes: &[PublishOutcome]) -> PublishOutcome {
         total.max_stall = total.max_stall.max(outcome.max_stall);
     }
     total
+}
+
+/// What a super-stream produce run sends, from what each partition holds for the name.
+struct Plan {
+    /// Updates (or input lines) before this publishing id are not generated (read) at all.
+    after: u64,
+    /// Generated updates to make from there.
+    to_send: Option<u64>,
+    /// The name's total after this run (generated), for the resume command.
+    total: Option<u64>,
+    /// `--resume`: the last id each partition holds, passed over per partition.
+    resume_after: Option<Vec<u64>>,
+}
+
+/// Each partition's producer holds its own part of the name's updates; a run that stopped
+/// leaves them at different last ids. A new run goes on after the highest; `--resume` starts
+/// after the lowest and passes over, per partition, what that partition already holds.
+fn plan(
+    settings: &ProduceSettings,
+    stored: &[u64],
+    producer_name: &str,
+    name: &str,
+    out: Output,
+) -> Result<Plan> {
+    let lowest = stored.iter().copied().min().unwrap_or(0);
+    let highest = stored.iter().copied().max().unwrap_or(0);
+    let holds = format!(
+        "producer '{producer_name}' already stored up to publishing id {highest} in super stream '{name}'"
+    );
+    let resume_after = (settings.resume && highest > 0).then(|| stored.to_vec());
+    match &settings.source {
+        UpdateSourceSettings::Generated { count, .. } => match settings.resume {
+            true => {
+                let after = lowest.min(*count);
+                if highest > 0 {
+                    out.status(&format!(
+                        "{holds}: sending the rest of {count} (each partition after its own last id)"
+                    ));
+                }
+                Ok(Plan {
+                    after,
+                    to_send: Some(count - after),
+                    total: Some(*count),
+                    resume_after,
+                })
+            }
+            false => Ok(Plan {
+                after: highest,
+                to_send: Some(*count),
+                total: Some(highest + count),
+                resume_after: None,
+            }),
+        },
+        UpdateSourceSettings::Input { source, .. } => {
+            if highest > 0 && !settings.resume {
+                return Err(InvError::usage(format!(
+                    "{holds}: add --resume to go on after the lines it holds, or leave out --producer-name to publish {source} again as new updates"
+                )));
+            }
+            if highest > 0 {
+                out.status(&format!(
+                    "{holds}: resuming {source} (each partition after its own last line)"
+                ));
+            }
+            Ok(Plan {
+                after: lowest,
+                to_send: None,
+                total: None,
+                resume_after,
+            })
+        }
+    }
 }
 
 /// `invstream produce --super-stream NAME`.
@@ -301,47 +481,104 @@ pub async fn run(
         .producer_name
         .clone()
         .unwrap_or_else(|| produce::unique_producer_name(name));
-    // A given name may hold updates already: seq goes on after the highest any partition holds.
-    let mut stored_before = 0;
-    if settings.dedup && settings.producer_name.is_some() {
+    // A given name is held by one run at a time, partition by partition, and may hold updates.
+    let given = settings.dedup && settings.producer_name.is_some();
+    let mut locks = Vec::new();
+    let mut stored = Vec::new();
+    if given {
         for partition in &super_stream.partitions {
             let producer = partition_producer(&producer_name, partition);
-            let stored = broker
+            let lock = broker.lock_producer_name(&env, partition, &producer).await;
+            match lock {
+                Ok(lock) => locks.push(lock),
+                Err(e) => {
+                    release(locks).await;
+                    return Err(e);
+                }
+            }
+            let last = broker
                 .while_starting(|| broker.last_publishing_id(&producer, partition))
-                .await?;
-            stored_before = stored_before.max(stored);
+                .await;
+            match last {
+                Ok(last) => stored.push(last),
+                Err(e) => {
+                    release(locks).await;
+                    return Err(e);
+                }
+            }
         }
     }
-    let to_send = match &settings.source {
-        UpdateSourceSettings::Generated { count, .. } => Some(*count),
-        UpdateSourceSettings::Input { source, .. } if stored_before > 0 => {
-            return Err(InvError::usage(format!(
-                "producer '{producer_name}' already stored {stored_before} lines in super stream '{name}': leave out --producer-name to publish {source} again as new updates"
-            )))
-        }
-        UpdateSourceSettings::Input { .. } => None,
-    };
-    let mut source = produce::update_source(settings, stored_before, to_send.unwrap_or(0));
+    let summary = publish(
+        &env,
+        broker,
+        settings,
+        asked,
+        &super_stream,
+        &producer_name,
+        &stored,
+        shutdown,
+        out,
+    )
+    .await;
+    release(locks).await;
+    summary
+}
+
+async fn release(locks: Vec<crate::broker::lock::NameLock>) {
+    join_all(locks.into_iter().map(|lock| lock.release())).await;
+}
+
+/// The publishing part of a super-stream produce run, once the name is held.
+#[allow(clippy::too_many_arguments)]
+async fn publish(
+    env: &Environment,
+    broker: &BrokerSettings,
+    settings: &ProduceSettings,
+    asked: &SuperStreamSettings,
+    super_stream: &SuperStream,
+    producer_name: &str,
+    stored: &[u64],
+    shutdown: &Shutdown,
+    out: Output,
+) -> Result<RunSummary> {
+    let name = &super_stream.name;
+    let plan = plan(settings, stored, producer_name, name, out)?;
+    let mut source = produce::update_source(settings, plan.after, plan.to_send.unwrap_or(0));
     let options = PublisherOptions {
         batch_size: settings.publish.batch_size,
         max_in_flight: settings.publish.max_in_flight,
         filter_values: settings.publish.filter_values,
-        producer_name: producer_name.clone(),
+        producer_name: producer_name.to_string(),
         dedup: settings.dedup,
         batching: settings.publish.batching,
     };
     let events = move |event| out.publisher_event(&event);
     let mut publisher = PartitionedPublisher::open(
-        &env,
+        env,
         broker,
-        &super_stream,
+        super_stream,
         options,
         asked.by_warehouse(),
         std::sync::Arc::new(events),
     )
     .await?;
+    if let Some(stored) = plan.resume_after {
+        publisher.resume_after(stored);
+    }
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let finish_with = settings.dedup.then(|| {
+        format!(
+            "invstream {}",
+            produce::resume_command(&argv, producer_name, plan.total)
+        )
+    });
+    if let Some(command) = &finish_with {
+        publisher.set_give_up_advice(format!(": to send the rest exactly once, run: {command}"));
+    }
     let what = match &settings.source {
-        UpdateSourceSettings::Generated { .. } => format!("{} updates", to_send.unwrap_or(0)),
+        UpdateSourceSettings::Generated { .. } => {
+            format!("{} updates", plan.to_send.unwrap_or(0))
+        }
         UpdateSourceSettings::Input { source, .. } => format!("the updates in {source}"),
     };
     let by = match asked.by_warehouse() {
@@ -353,72 +590,30 @@ pub async fn run(
         super_stream.partitions.len(),
         super_stream.partitions.join(", ")
     ));
-    let progress = out.progress(to_send, "produce");
-    let mut stop = shutdown.signal();
-    let (mut interrupted, mut invalid_lines, mut failure) = (false, 0, None);
-    let mut pace = settings.rate.map(|rate| Pace::new(rate as f64));
-    let confirm_timeout = settings.confirm_timeout;
-    loop {
-        let batch = tokio::select! {
-            biased;
-            _ = stop.stopped() => {
-                interrupted = true;
-                break;
-            }
-            batch = next_batch(&mut source, &mut invalid_lines, out) => batch,
-        };
-        let batch = match batch {
-            Ok(Some(batch)) => batch,
-            Ok(None) => break,
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        };
-        tokio::select! {
-            biased;
-            _ = stop.stopped() => {
-                interrupted = true;
-                break;
-            }
-            _ = async {
-                if let Some(pace) = &mut pace {
-                    pace.wait_for(batch.len() as u64).await;
-                }
-                publisher.wait_for_room(batch.len() as u64, confirm_timeout).await
-            } => {}
-        }
-        // Not raced with the stop: a send cut short would leave its batch half handed over.
-        if let Err(e) = publisher.send(batch, confirm_timeout).await {
-            failure = Some(e);
-            break;
-        }
-        progress.set_position(publisher.confirmed());
-    }
-    if let Some(failure) = failure {
-        progress.finish_and_clear();
-        publisher.close().await;
-        return Err(failure);
-    }
-    if invalid_lines > INVALID_LINES_SHOWN {
-        out.status(&format!("{invalid_lines} invalid lines in all"));
-    }
-    let wait_for_confirms = match interrupted {
-        true => confirm_timeout.min(Duration::from_secs(5)),
-        false => confirm_timeout,
-    };
-    let outcomes = tokio::select! {
-        outcomes = publisher.finish(wait_for_confirms) => outcomes,
-        _ = async { if interrupted { std::future::pending().await } else { stop.stopped().await } } => {
-            interrupted = true;
-            Ok(publisher.outcomes())
-        }
-    };
-    progress.finish_and_clear();
+    let drive = produce::drive(
+        &mut publisher,
+        &mut source,
+        settings,
+        shutdown,
+        out,
+        plan.to_send,
+        finish_with.as_deref(),
+    )
+    .await;
+    let passed_over = publisher.passed_over();
     let partitions = publisher.partitions().to_vec();
     publisher.close().await;
-    let outcomes = outcomes?;
-    let mut summary = produce::summary(name, &producer_name, total(&outcomes), 0, invalid_lines);
+    let Driven {
+        outcome: outcomes,
+        interrupted,
+        invalid_lines,
+    } = drive?;
+    let total = total(&outcomes);
+    if let (Some(command), true) = (&finish_with, interrupted || total.failed > 0) {
+        out.status(&format!("to send the rest exactly once, run: {command}"));
+    }
+    let skipped = plan.after + passed_over;
+    let mut summary = produce::summary(name, producer_name, total, skipped, invalid_lines);
     summary.interrupted = interrupted;
     summary.partitions = partitions
         .iter()
@@ -426,7 +621,7 @@ pub async fn run(
         .map(|(partition, outcome)| {
             produce::summary(
                 partition,
-                &partition_producer(&producer_name, partition),
+                &partition_producer(producer_name, partition),
                 outcome,
                 0,
                 0,
@@ -434,14 +629,6 @@ pub async fn run(
         })
         .collect();
     Ok(summary)
-}
-
-async fn next_batch(
-    source: &mut UpdateSource,
-    invalid_lines: &mut u64,
-    out: Output,
-) -> Result<Option<Vec<NumberedUpdate>>> {
-    source.next_batch(invalid_lines, out).await
 }
 
 #[cfg(test)]

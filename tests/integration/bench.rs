@@ -61,9 +61,8 @@ fn bench_for_a_duration_holds_the_rate() {
 #[test]
 fn bench_writes_a_plot_and_an_hdr_interval_log() {
     let stream = TestStream::new("bench-plot");
-    let dir = std::env::temp_dir().join(format!("invstream-bench-plot-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (svg, hlog) = (dir.join("bench.svg"), dir.join("bench.hlog"));
+    let dir = tempfile::tempdir().unwrap();
+    let (svg, hlog) = (dir.path().join("bench.svg"), dir.path().join("bench.hlog"));
     let summary = stream.run_json(&[
         "bench",
         "--count",
@@ -89,7 +88,6 @@ fn bench_writes_a_plot_and_an_hdr_interval_log() {
         hlog.lines().any(|l| l.starts_with("Tag=end_to_end,")),
         "{hlog}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -6,18 +6,18 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{binary, spawn_until_marker, summary_of};
+use crate::util::{binary, spawn_until_line, spawn_until_marker, summary_of};
 
 /// Node i's stream port (scripts/cluster.sh: 5560 + i).
-fn port(node: u8) -> u16 {
+pub(crate) fn port(node: u8) -> u16 {
     5560 + u16::from(node)
 }
 
-fn uri(node: u8) -> String {
+pub(crate) fn uri(node: u8) -> String {
     format!("rabbitmq-stream://guest:guest@localhost:{}/%2f", port(node))
 }
 
-fn cluster(args: &[&str]) -> String {
+pub(crate) fn cluster(args: &[&str]) -> String {
     let output = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster.sh"))
         .args(args)
@@ -49,7 +49,7 @@ fn node_serves(node: u8) -> bool {
 
 /// Every node answers and serves the stream protocol; a cluster left broken by an earlier
 /// fault is made anew (`down`, `up`: ~20 s) rather than failing the tests after it.
-fn require_cluster() {
+pub(crate) fn require_cluster() {
     for node in 1..=3 {
         let up = std::net::TcpStream::connect_timeout(
             &([127, 0, 0, 1], port(node)).into(),
@@ -69,6 +69,24 @@ fn require_cluster() {
             assert!(node_serves(node), "cluster node {node} serves no stream client after `scripts/cluster.sh down` and `up`");
         }
     }
+}
+
+/// The node (1-3) leading stream `name` now.
+pub(crate) fn leader_of(name: &str) -> u8 {
+    let leader = cluster(&["leader", name]);
+    leader
+        .trim_start_matches('c')
+        .chars()
+        .next()
+        .and_then(|c| c.to_digit(10))
+        .unwrap_or_else(|| panic!("no leader for {name}: {leader}")) as u8
+}
+
+/// `--uri` for every node, `first` first.
+pub(crate) fn uris_from(first: u8) -> String {
+    let mut order = vec![first];
+    order.extend((1..=3).filter(|n| *n != first));
+    order.iter().map(|n| uri(*n)).collect::<Vec<_>>().join(",")
 }
 
 /// A stream name of this test's own; deleted (through a live node) when dropped.
@@ -96,25 +114,16 @@ impl ClusterStream {
 
     /// `invstream --uri (each node, `first` first) --stream NAME ARGS…`
     fn command(&self, first: u8, args: &[&str]) -> Command {
-        let mut order = vec![first];
-        order.extend((1..=3).filter(|n| *n != first));
-        let uris: Vec<String> = order.iter().map(|n| uri(*n)).collect();
         let mut command = Command::new(binary());
         command
-            .args(["--uri", &uris.join(","), "--json", "--stream", &self.name])
+            .args(["--uri", &uris_from(first), "--json", "--stream", &self.name])
             .args(args);
         command
     }
 
     /// The node (1-3) leading the stream now.
     fn leader(&self) -> u8 {
-        let leader = cluster(&["leader", &self.name]);
-        leader
-            .trim_start_matches('c')
-            .chars()
-            .next()
-            .and_then(|c| c.to_digit(10))
-            .unwrap_or_else(|| panic!("no leader for {}: {leader}", self.name)) as u8
+        leader_of(&self.name)
     }
 
     fn verify(&self, through: u8) -> serde_json::Value {
@@ -134,7 +143,7 @@ impl Drop for ClusterStream {
 }
 
 /// Brings node `n` back when dropped (the test may fail while it is down).
-struct NodeBack(u8);
+pub(crate) struct NodeBack(pub(crate) u8);
 
 impl Drop for NodeBack {
     fn drop(&mut self) {
@@ -283,4 +292,87 @@ fn a_consumer_resumes_on_another_member_when_the_node_it_reads_from_stops() {
     assert_eq!(summary["first_offset"], 0, "{summary}");
     assert_eq!(summary["last_offset"], 399_999, "{summary}");
     assert_eq!(summary["verify"]["ok"], true, "{summary}");
+}
+
+/// The node (1-3) a consumer's "reading 'STREAM' from localhost:PORT (…)" line names.
+fn node_read_from(line: &str) -> u8 {
+    line.split("from localhost:")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|port| port.parse::<u16>().ok())
+        .and_then(|port| port.checked_sub(5560))
+        .filter(|node| (1..=3).contains(node))
+        .unwrap_or_else(|| panic!("no cluster node in: {line}")) as u8
+}
+
+#[test]
+fn a_consumer_reading_a_replica_resumes_on_another_member_when_that_node_stops() {
+    let stream = ClusterStream::new("replica");
+    // Declared through node 1, which leads it; nodes 2 and 3 hold its replicas.
+    let backlog = summary_of(
+        &stream
+            .command(1, &["produce", "--count", "300000"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(backlog["confirmed"], 300_000);
+    assert_eq!(stream.leader(), 1);
+    // The default, --read-from replica: the consumer says which replica it picked.
+    let (consumer, line, log) = spawn_until_line(
+        stream.command(
+            1,
+            &[
+                "consume",
+                "--offset",
+                "first",
+                "--count",
+                "400000",
+                "--verify",
+                // A gap would leave it waiting: it ends by itself, and the count tells.
+                "--duration",
+                "90s",
+            ],
+        ),
+        "(a replica)",
+    );
+    let replica = node_read_from(&line);
+    assert_ne!(replica, 1, "the leader is not a replica: {line}");
+    // Stop exactly that node; the last 100,000 are published after it stopped (through the
+    // leader), so the consumer must read them from another member.
+    let _back = NodeBack(replica);
+    cluster(&["stop-node", &replica.to_string()]);
+    let more = summary_of(
+        &stream
+            .command(1, &["produce", "--count", "100000"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(more["confirmed"], 100_000);
+    let output = consumer.wait_with_output().unwrap();
+    let stderr = log.text();
+    assert!(output.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        summary["reconnects"].as_u64().unwrap() >= 1,
+        "the stop missed the consumer: {summary}\n{stderr}"
+    );
+    // Its last subscription is on a node that runs.
+    let last = stderr
+        .lines()
+        .rfind(|l| l.contains(&format!("reading '{}' from", stream.name)))
+        .unwrap();
+    assert_ne!(node_read_from(last), replica, "{stderr}");
+    assert_eq!(summary["messages"], 400_000, "{summary}");
+    assert_eq!(summary["first_offset"], 0, "{summary}");
+    assert_eq!(summary["last_offset"], 399_999, "{summary}");
+    assert_eq!(summary["verify"]["ok"], true, "{summary}");
+    let producers = summary["verify"]["producers"].as_array().unwrap();
+    let (distinct, duplicates, gaps) = producers.iter().fold((0, 0, 0), |(d, u, g), p| {
+        (
+            d + p["distinct"].as_u64().unwrap(),
+            u + p["duplicates"].as_u64().unwrap(),
+            g + p["gaps"].as_u64().unwrap(),
+        )
+    });
+    assert_eq!((distinct, duplicates, gaps), (400_000, 0, 0), "{summary}");
 }

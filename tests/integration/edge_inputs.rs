@@ -4,42 +4,27 @@
 
 use std::process::{Command, Output, Stdio};
 
-use crate::util::{assert_stream_deleted, binary, TestStream};
+use crate::util::{assert_one_line_error, assert_stream_deleted, binary, TestStream};
 
 fn stderr_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Asserts a failed run whose stderr is one line (`invstream: error: …`) containing `needle`.
-fn assert_one_line_error(output: &Output, needle: &str) {
-    let stderr = stderr_of(output);
-    assert!(!output.status.success(), "it succeeded: {stderr}");
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.starts_with("invstream: error:") && stderr.contains(needle),
-        "{stderr}"
-    );
-}
-
-/// A directory in the system temp directory of this test's own, removed on drop.
-struct TempDir(std::path::PathBuf);
+/// A directory of this test's own (removed on drop), with a way to name files in it.
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("invstream-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        TempDir(
+            tempfile::Builder::new()
+                .prefix(&format!("invstream-{name}-"))
+                .tempdir()
+                .unwrap(),
+        )
     }
 
     fn file(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join(name).to_str().unwrap().to_string()
     }
 }
 
@@ -112,7 +97,7 @@ fn serve_on_a_port_in_use_is_a_one_line_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let listen = taken.local_addr().unwrap().to_string();
     let output = stream.run(&["serve", "--listen", &listen]);
-    assert_one_line_error(&output, &format!("cannot listen on {listen}"));
+    assert_one_line_error(&output, 1, &format!("cannot listen on {listen}"));
     assert!(
         stderr_of(&output).contains("--listen"),
         "{}",
@@ -155,12 +140,13 @@ fn an_input_that_is_a_directory_or_missing_is_a_one_line_error() {
     let stream = TestStream::new("input-not-a-file");
     let dir = TempDir::new("input-not-a-file");
     let missing = dir.file("missing.ndjson");
-    let directory = dir.0.to_str().unwrap();
+    let directory = dir.0.path().to_str().unwrap();
     let output = stream.run(&["produce", "--input", directory]);
-    assert_one_line_error(&output, &format!("--input {directory} is a directory"));
+    assert_one_line_error(&output, 1, &format!("--input {directory} is a directory"));
     let output = stream.run(&["produce", "--input", &missing]);
     assert_one_line_error(
         &output,
+        1,
         &format!("cannot read --input {missing}: No such file or directory"),
     );
     // Found before anything connected: the stream was not created.

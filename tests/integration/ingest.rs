@@ -186,21 +186,21 @@ fn print_with_product_prints_only_those_products() {
 
 /// Files in the system temp directory, removed on drop.
 mod tempfile_path {
-    pub struct Path(pub std::path::PathBuf);
+    pub struct Path(pub tempfile::TempPath);
 
     impl Path {
+        /// A new empty file whose name ends with `name` (so `.gz` keeps its meaning).
         pub fn new(name: &str) -> Self {
-            Path(std::env::temp_dir().join(format!("invstream-{}-{name}", std::process::id())))
+            let file = tempfile::Builder::new()
+                .prefix("invstream-")
+                .suffix(&format!("-{name}"))
+                .tempfile()
+                .unwrap();
+            Path(file.into_temp_path())
         }
 
         pub fn as_str(&self) -> &str {
             self.0.to_str().unwrap()
-        }
-    }
-
-    impl Drop for Path {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
         }
     }
 }

@@ -239,6 +239,20 @@ pub fn invstream(args: &[&str]) -> Output {
         .expect("the invstream binary runs")
 }
 
+/// Asserts a failed run that exited with `code` and said one line on stderr,
+/// `invstream: error: …` containing `needle`, and no panic.
+pub fn assert_one_line_error(output: &Output, code: i32, needle: &str) {
+    use assert_cmd::assert::OutputAssertExt;
+    use predicates::prelude::*;
+    let one_line = predicate::function(|stderr: &str| stderr.trim().lines().count() == 1);
+    output.clone().assert().code(code).stderr(
+        predicate::str::starts_with("invstream: error:")
+            .and(predicate::str::contains(needle))
+            .and(predicate::str::contains("panicked").not())
+            .and(one_line),
+    );
+}
+
 /// Polls `done` every 20 ms until it holds; panics after 30 s, naming `what` it waited for.
 pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -503,7 +517,14 @@ impl Drop for TcpProxy {
 
 /// Starts `command` (stdout piped) and returns once it printed a line on stderr containing
 /// `ready_marker`, keeping the rest of its stderr.
-pub fn spawn_until_marker(mut command: Command, ready_marker: &str) -> (Child, StderrLog) {
+pub fn spawn_until_marker(command: Command, ready_marker: &str) -> (Child, StderrLog) {
+    let (child, _, log) = spawn_until_line(command, ready_marker);
+    (child, log)
+}
+
+/// As `spawn_until_marker`, with the line that held the marker (it says what to do next: the
+/// node a consumer reads from, say).
+pub fn spawn_until_line(mut command: Command, ready_marker: &str) -> (Child, String, StderrLog) {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -525,7 +546,7 @@ pub fn spawn_until_marker(mut command: Command, ready_marker: &str) -> (Child, S
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(line) if line.contains(ready_marker) => return (child, StderrLog(reader)),
+            Ok(line) if line.contains(ready_marker) => return (child, line, StderrLog(reader)),
             Ok(_) => continue,
             Err(_) => {
                 let _ = child.kill();

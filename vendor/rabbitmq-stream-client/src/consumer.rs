@@ -62,6 +62,16 @@ struct ConsumerInternal {
     filter_configuration: Option<FilterConfiguration>,
     consumer_update_listener: Option<ConsumerUpdateListener>,
     on_metadata_update: Option<MetadataUpdateCallback>,
+    node: ConsumerNode,
+}
+
+/// The node a consumer reads from, as the stream's metadata advertises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerNode {
+    pub host: String,
+    pub port: u16,
+    /// Whether it led the stream when the consumer subscribed (else a replica).
+    pub leader: bool,
 }
 
 /// Where a subscription's deliveries go: one item per message, or one per chunk.
@@ -208,7 +218,7 @@ impl ConsumerBuilder {
 
         let collector = self.environment.options.client_options.collector.clone();
 
-        let client = self
+        let (client, node) = self
             .environment
             .create_consumer_client(
                 stream,
@@ -231,6 +241,7 @@ impl ConsumerBuilder {
             filter_configuration: self.filter_configuration.clone(),
             consumer_update_listener: self.consumer_update_listener.clone(),
             on_metadata_update: self.on_metadata_update.clone(),
+            node,
         });
         let msg_handler = ConsumerMessageHandler(consumer.clone());
         client.set_handler(msg_handler).await;
@@ -427,6 +438,11 @@ impl ChunkConsumer {
 
     pub async fn store_offset(&self, offset: u64) -> Result<(), ConsumerStoreOffsetError> {
         self.internal.store_offset(offset).await
+    }
+
+    /// The node this consumer reads from.
+    pub fn node(&self) -> &ConsumerNode {
+        &self.internal.node
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use crate::{
     client::{Client, ClientOptions, MetricsCollector, StreamMetadata},
-    consumer::ConsumerBuilder,
+    consumer::{ConsumerBuilder, ConsumerNode},
     error::{ConsumerCreateError, ProducerCreateError, StreamDeleteError},
     producer::ProducerBuilder,
     stream_creator::StreamCreator,
@@ -137,19 +137,24 @@ impl Environment {
 
     /// A connection for a consumer of `stream`: to a random replica if there is one and
     /// `prefer_replica`, else to the leader if not `prefer_replica`, else (no replica) to the
-    /// configured node.
+    /// configured node. With it, the node it goes to.
     pub(crate) async fn create_consumer_client(
         self,
         stream: &str,
         client_provided_name: String,
         prefer_replica: bool,
-    ) -> Result<Client, ConsumerCreateError> {
+    ) -> Result<(Client, ConsumerNode), ConsumerCreateError> {
         let mut opt_with_client_provided_name = self.options.client_options.clone();
         opt_with_client_provided_name.client_provided_name = client_provided_name.clone();
 
         let mut client = self
             .create_client_with_options(opt_with_client_provided_name.clone())
             .await?;
+        let mut consumer_node = ConsumerNode {
+            host: self.options.client_options.host.clone(),
+            port: self.options.client_options.port,
+            leader: false,
+        };
 
         // No leader yet (just declared, or between leaders) is `Create` with
         // `StreamNotAvailable`, which the caller can retry, not `StreamDoesNotExist`.
@@ -166,7 +171,14 @@ impl Environment {
             } else {
                 Some(&metadata.leader)
             };
+            consumer_node.leader = metadata.leader.host == consumer_node.host
+                && metadata.leader.port == u32::from(consumer_node.port);
             if let Some(replica) = node {
+                consumer_node = ConsumerNode {
+                    host: replica.host.clone(),
+                    port: replica.port as u16,
+                    leader: !prefer_replica,
+                };
                 tracing::debug!(
                     "Picked {:?} out of replicas {:?} and leader {:?} for stream {}",
                     replica,
@@ -205,7 +217,7 @@ impl Environment {
             });
         }
 
-        Ok(client)
+        Ok((client, consumer_node))
     }
 
     /// Returns a builder for creating a stream with a specific configuration

@@ -90,8 +90,8 @@ pub use crate::client::{
 };
 
 pub use crate::consumer::{
-    Chunk, ChunkConsumer, Consumer, ConsumerBuilder, ConsumerHandle, FilterConfiguration,
-    MessageContext,
+    Chunk, ChunkConsumer, Consumer, ConsumerBuilder, ConsumerHandle, ConsumerNode,
+    FilterConfiguration, MessageContext,
 };
 pub use crate::environment::{Environment, EnvironmentBuilder};
 pub use crate::producer::{
