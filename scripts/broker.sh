@@ -307,9 +307,16 @@ node_init() {
     in_chroot chown -R rabbitmq:rabbitmq "$dir"
 }
 
+# node_up NAME PORT [TLS_PORT [require-client-cert]]: with require-client-cert the TLS listener
+# refuses a client without a certificate the test CA signed. ADVERTISED_PORT (default PORT) is
+# the stream port the node tells clients to use (a test's proxy in front of it).
 node_up() {
-    local name=$1 port=$2 tls_port=${3:-} dir
-    [ -n "$name" ] && [ -n "$port" ] || die "usage: node-up NAME PORT [TLS_PORT]"
+    local name=$1 port=$2 tls_port=${3:-} client_cert=${4:-} dir
+    [ -n "$name" ] && [ -n "$port" ] || die "usage: node-up NAME PORT [TLS_PORT [require-client-cert]]"
+    case "$client_cert" in
+        ""|require-client-cert) ;;
+        *) die "node-up: the 4th argument is require-client-cert or nothing, not '$client_cert'" ;;
+    esac
     dir="$(node_dir "$name")"
     local certs=
     if [ -n "$tls_port" ]; then
@@ -319,7 +326,7 @@ node_up() {
         echo "listeners.tcp = none"
         echo "stream.listeners.tcp.1 = $port"
         echo "stream.advertised_host = localhost"
-        echo "stream.advertised_port = $port"
+        echo "stream.advertised_port = ${ADVERTISED_PORT:-$port}"
         echo "loopback_users.guest = false"
         if [ -n "$tls_port" ]; then
             echo "stream.listeners.ssl.1 = $tls_port"
@@ -328,7 +335,11 @@ node_up() {
             echo "ssl_options.certfile = $dir/tls/server.pem"
             echo "ssl_options.keyfile = $dir/tls/server.key"
             echo "ssl_options.verify = verify_peer"
-            echo "ssl_options.fail_if_no_peer_cert = false"
+            if [ -n "$client_cert" ]; then
+                echo "ssl_options.fail_if_no_peer_cert = true"
+            else
+                echo "ssl_options.fail_if_no_peer_cert = false"
+            fi
         fi
     } | node_init "$name" "$port" '[rabbitmq_stream].'
     if [ -n "$tls_port" ]; then
@@ -409,7 +420,7 @@ case "${1:-}" in
     version) version ;;
     old-up) old_up ;;
     old-down) old_down ;;
-    node-up) node_up "${2:-}" "${3:-}" "${4:-}" ;;
+    node-up) node_up "${2:-}" "${3:-}" "${4:-}" "${5:-}" ;;
     node-stop) node_stop "${2:?node name}" ;;
     node-kill) node_kill "${2:?node name}" ;;
     node-start) node_start "${2:?node name}" ;;

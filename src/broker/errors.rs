@@ -3,7 +3,7 @@
 use rabbitmq_stream_client::error::{ClientError, ConsumerCreateError, ProducerCreateError};
 use rabbitmq_stream_client::types::ResponseCode;
 
-use super::version::{probe_server_version, version_at_least};
+use super::version::{probe_server_version, version_at_least, VersionProbe};
 use super::BrokerSettings;
 use crate::error::{ConnectError, InvError, StreamError};
 
@@ -14,10 +14,13 @@ impl BrokerSettings {
     pub(super) async fn explain_connect_error(&self, error: ClientError) -> InvError {
         match error {
             ClientError::Io(io) if self.tls.is_some() && is_tls_failure(&io) => {
-                ConnectError::TlsHandshake {
-                    addr: self.addr(),
-                    reason: io.to_string(),
-                }.into()
+                self.client_certificate_refused(&io).unwrap_or_else(|| {
+                    ConnectError::TlsHandshake {
+                        addr: self.addr(),
+                        reason: io.to_string(),
+                    }
+                    .into()
+                })
             }
             ClientError::Io(io) => ConnectError::Unreachable {
                 addr: self.addr(),
@@ -43,6 +46,15 @@ impl BrokerSettings {
                 }.into()
             }
             ClientError::ConnectionClosed | ClientError::AlreadyClosed if self.tls.is_some() => {
+                // A broker that refuses our certificate (or its absence) sends a TLS alert the
+                // client only reports as a closed connection: ask again ourselves to see it.
+                let refused = match VersionProbe::new(self) {
+                    Ok(probe) => probe.tls_failure().await,
+                    Err(_) => None,
+                };
+                if let Some(error) = refused.and_then(|e| self.client_certificate_refused(&e)) {
+                    return error;
+                }
                 ConnectError::HandshakeClosed {
                     addr: self.addr(),
                     hint: "; is this the broker's TLS stream port (5551 by default)?".to_string(),
@@ -68,6 +80,28 @@ impl BrokerSettings {
                 message: format!("connecting to {}: {other}", self.addr()),
             }.into(),
         }
+    }
+
+    /// The error for a TLS alert saying the broker wants a client certificate (none given) or
+    /// does not accept the one given; `None` for any other failure.
+    fn client_certificate_refused(&self, error: &std::io::Error) -> Option<InvError> {
+        let text = error.to_string();
+        let alert = |name: &str| text.contains("alert") && text.contains(name);
+        let tls = self.tls.as_ref()?;
+        let message = match &tls.client_cert {
+            // TLS 1.3 says CertificateRequired; TLS 1.2 only HandshakeFailure.
+            None if alert("CertificateRequired") || alert("HandshakeFailure") => format!(
+                "the broker at {} requires a client certificate: add --tls-cert FILE --tls-key FILE (PEM, the key in PKCS#8), a certificate signed by a CA the broker trusts",
+                self.addr()
+            ),
+            Some((cert, _)) if ["BadCertificate", "UnknownCA", "CertificateUnknown", "DecryptError", "CertificateExpired"].iter().any(|a| alert(a)) => format!(
+                "the broker at {} refused the client certificate --tls-cert {} ({text}): use one signed by a CA the broker trusts, with its key in --tls-key",
+                self.addr(),
+                cert.display()
+            ),
+            _ => return None,
+        };
+        Some(ConnectError::Tls { message }.into())
     }
 
     /// A response code the broker gave for an operation on `stream`, as a user-facing error.

@@ -97,12 +97,13 @@ impl TlsSettings {
 fn check_pem(path: &Path, option: &str, kinds: &[&str]) -> Result<()> {
     let text = std::fs::read(path)
         .map_err(|e| tls_error(format!("cannot read {option} {}: {e}", path.display())))?;
-    let text = String::from_utf8_lossy(&text);
+    let bytes = text;
+    let text = String::from_utf8_lossy(&bytes);
     if kinds
         .iter()
         .any(|kind| text.contains(&format!("-----BEGIN {kind}-----")))
     {
-        return Ok(());
+        return check_certificates(&bytes, path, option, kinds);
     }
     let hint = match kinds.contains(&"PRIVATE KEY") && text.contains("PRIVATE KEY-----") {
         true => " (convert the key to PKCS#8: openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.pk8)",
@@ -113,6 +114,34 @@ fn check_pem(path: &Path, option: &str, kinds: &[&str]) -> Result<()> {
         path.display(),
         kinds[0]
     )))
+}
+
+/// Fails unless every certificate block decodes, and for a CA, is one rustls can trust: the
+/// client unwraps what it cannot add to its trust store (a panic, not an error).
+fn check_certificates(bytes: &[u8], path: &Path, option: &str, kinds: &[&str]) -> Result<()> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    if !kinds.contains(&"CERTIFICATE") {
+        return Ok(());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(bytes) {
+        let cert = cert.map_err(|e| {
+            tls_error(format!(
+                "{option} {} is not valid PEM ({e}): use the certificate in PEM form (openssl x509 -in FILE -out FILE.pem)",
+                path.display()
+            ))
+        })?;
+        if option == "--tls-ca-cert" {
+            roots.add(cert).map_err(|e| {
+                tls_error(format!(
+                    "{option} {} is not valid PEM: a certificate in it cannot be read ({e})",
+                    path.display()
+                ))
+            })?;
+        }
+    }
+    Ok(())
 }
 
 fn tls_error(message: impl Into<String>) -> InvError {

@@ -1,15 +1,26 @@
 //! The broker's version, asked for with a bare PeerProperties request (the first step of every
 //! handshake, which every broker version answers), so a broker too old for the client can be
-//! named as such. The frames are the protocol crate's own.
+//! named as such, and so `serve`'s `/healthz` can ask it (over TLS where the URI says so). The
+//! frames are the protocol crate's own.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rabbitmq_stream_protocol::codec::{Decoder, Encoder};
 use rabbitmq_stream_protocol::commands::peer_properties::PeerPropertiesCommand;
 use rabbitmq_stream_protocol::{Request, Response, ResponseKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::{BrokerSettings, TlsSettings};
+use crate::error::{ConnectError, InvError, Result};
 
 /// The largest PeerProperties answer we read: a few properties, far below this.
 const MAX_FRAME: usize = 1 << 20;
@@ -27,22 +38,186 @@ pub fn version_at_least(version: &str, major: u32, minor: u32) -> bool {
 /// as a stream port would.
 pub async fn probe_server_version(host: &str, port: u16) -> Option<String> {
     let exchange = async {
-        let mut socket = TcpStream::connect((host, port)).await.ok()?;
-        socket.write_all(&peer_properties_request()).await.ok()?;
-        let size = socket.read_u32().await.ok()? as usize;
-        if size > MAX_FRAME {
-            return None;
-        }
-        let mut frame = Vec::with_capacity(size + 4);
-        frame.extend_from_slice(&(size as u32).to_be_bytes());
-        frame.resize(size + 4, 0);
-        socket.read_exact(&mut frame[4..]).await.ok()?;
-        server_properties(&frame).and_then(|props| props.get("version").cloned())
+        let socket = TcpStream::connect((host, port)).await.ok()?;
+        ask_version(socket).await
     };
-    tokio::time::timeout(Duration::from_secs(5), exchange)
+    tokio::time::timeout(PROBE_TIMEOUT, exchange)
         .await
         .ok()
         .flatten()
+}
+
+/// How long a probe waits for the connection and the answer together.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends a PeerProperties request on `socket` and reads the version from the answer.
+async fn ask_version<S: AsyncRead + AsyncWrite + Unpin>(mut socket: S) -> Option<String> {
+    socket.write_all(&peer_properties_request()).await.ok()?;
+    socket.flush().await.ok()?;
+    let size = socket.read_u32().await.ok()? as usize;
+    if size > MAX_FRAME {
+        return None;
+    }
+    let mut frame = Vec::with_capacity(size + 4);
+    frame.extend_from_slice(&(size as u32).to_be_bytes());
+    frame.resize(size + 4, 0);
+    socket.read_exact(&mut frame[4..]).await.ok()?;
+    server_properties(&frame).and_then(|props| props.get("version").cloned())
+}
+
+/// Asks a broker for its version over the transport its settings name: TLS (with the same CA,
+/// client certificate or `--tls-insecure`) for a `rabbitmq-stream+tls://` URI, where a plain
+/// probe would never get an answer. Built once (the files read then), asked many times.
+pub struct VersionProbe {
+    host: String,
+    port: u16,
+    tls: Option<TlsConnector>,
+}
+
+impl VersionProbe {
+    pub fn new(broker: &BrokerSettings) -> Result<Self> {
+        let tls = match &broker.tls {
+            Some(settings) => Some(TlsConnector::from(Arc::new(tls_client_config(settings)?))),
+            None => None,
+        };
+        Ok(VersionProbe {
+            host: broker.host.clone(),
+            port: broker.port,
+            tls,
+        })
+    }
+
+    /// Why a TLS exchange with the broker fails, if it does: e.g. the alert the broker sent,
+    /// which the client reports only as a closed connection. `None` without TLS, on success,
+    /// or when it takes too long.
+    pub async fn tls_failure(&self) -> Option<std::io::Error> {
+        let connector = self.tls.as_ref()?;
+        let exchange = async {
+            let socket = TcpStream::connect((self.host.as_str(), self.port)).await?;
+            let name = ServerName::try_from(self.host.clone())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            let mut tls = connector.connect(name, socket).await?;
+            tls.write_all(&peer_properties_request()).await?;
+            tls.flush().await?;
+            // The broker checks the client's certificate after the client's side of a TLS 1.3
+            // handshake is done: its alert comes on the first read.
+            tls.read_u32().await.map(|_| ())
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, exchange).await {
+            Ok(Err(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The broker's version, or `None` if it does not answer in time (or not as a stream port).
+    pub async fn version(&self) -> Option<String> {
+        let exchange = async {
+            let socket = TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .ok()?;
+            match &self.tls {
+                None => ask_version(socket).await,
+                Some(connector) => {
+                    let name = ServerName::try_from(self.host.clone()).ok()?;
+                    ask_version(connector.connect(name, socket).await.ok()?).await
+                }
+            }
+        };
+        tokio::time::timeout(PROBE_TIMEOUT, exchange)
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+/// The rustls configuration the client builds from the same settings (files checked earlier).
+fn tls_client_config(settings: &TlsSettings) -> Result<ClientConfig> {
+    let failed = |what: String| InvError::from(ConnectError::Tls { message: what });
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| failed(format!("TLS set-up failed: {e}")))?;
+    let builder = match (&settings.ca_cert, settings.insecure) {
+        (_, true) | (None, _) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
+        (Some(ca), false) => {
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(ca)
+                .map_err(|e| failed(format!("cannot read --tls-ca-cert {}: {e}", ca.display())))?
+            {
+                let cert = cert.map_err(|e| {
+                    failed(format!("--tls-ca-cert {} is not PEM: {e}", ca.display()))
+                })?;
+                roots
+                    .add(cert)
+                    .map_err(|e| failed(format!("--tls-ca-cert {}: {e}", ca.display())))?;
+            }
+            builder.with_root_certificates(roots)
+        }
+    };
+    match &settings.client_cert {
+        None => Ok(builder.with_no_client_auth()),
+        Some((cert, key)) => {
+            let certs = CertificateDer::pem_file_iter(cert)
+                .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|e| failed(format!("--tls-cert {}: {e}", cert.display())))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| failed(format!("--tls-key {}: {e}", key.display())))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| failed(format!("--tls-cert/--tls-key: {e}")))
+        }
+    }
+}
+
+/// `--tls-insecure`: any broker certificate is accepted (signatures still checked).
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// A PeerProperties request (correlation id 1) with no client properties, size prefix included.

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use crate::broker::{probe_server_version, BrokerSettings};
+use crate::broker::{BrokerSettings, VersionProbe};
 use crate::cli::ServeArgs;
 use crate::error::{InvError, Result};
 use crate::model::{now_us, InventoryEvent, InventoryUpdate, StockStatus};
@@ -49,6 +49,8 @@ struct Gateway {
     /// Every publisher's counters (one per partition of a super stream).
     stats: Vec<PublisherStats>,
     broker: BrokerSettings,
+    /// What `/healthz` asks the broker (over TLS for a TLS URI).
+    probe: VersionProbe,
     /// Requests wait here for the one task that sends them, in shared frames.
     coalescer: Arc<Coalescer>,
     /// Which requests fit under the in-flight bound, queued ones counted.
@@ -101,6 +103,7 @@ pub async fn run(
 ) -> Result<RunSummary> {
     let (broker, stream) = (&common.broker, common.stream.as_str());
     let access = Access::from_args(args)?;
+    let probe = VersionProbe::new(broker)?;
     // Listen first: nothing can fail between opening the publisher and closing it.
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -181,6 +184,7 @@ pub async fn run(
         metrics: metrics.clone(),
         publisher,
         broker: broker.clone(),
+        probe,
         coalescer,
         admission,
         max_in_flight: args.max_in_flight,
@@ -550,10 +554,24 @@ async fn settled(receipts: Vec<BatchReceipt>) -> Option<BatchOutcome> {
     Some(total)
 }
 
-/// `GET /healthz`: 200 while the broker answers on its stream port, 503 otherwise.
+/// `GET /healthz`: 200 while the gateway's own connection is up and the broker answers on its
+/// stream port (over TLS for a TLS URI); 503 while the gateway reconnects or the broker is away.
 async fn healthz(State(gateway): State<Arc<Gateway>>) -> std::result::Result<Response, ApiError> {
+    use futures::FutureExt;
     let broker = &gateway.broker;
-    match probe_server_version(&broker.host, broker.port).await {
+    // `lost()` resolves at once while a connection is lost and not yet replaced.
+    if gateway
+        .stats
+        .iter()
+        .any(|stats| stats.lost().now_or_never().is_some())
+    {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the gateway lost its broker connection and is reconnecting",
+            json!({ "status": "reconnecting", "broker": broker.addr() }),
+        ));
+    }
+    match gateway.probe.version().await {
         Some(version) => Ok((
             StatusCode::OK,
             Json(json!({ "status": "ok", "broker": broker.addr(), "version": version })),

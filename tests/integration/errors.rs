@@ -272,3 +272,54 @@ fn a_user_without_permission_is_told_which_one_is_missing() {
     let read = stream.run(&["--uri", &uri, "--json", "consume", "--offset", "first"]);
     assert!(read.status.success(), "reading is allowed");
 }
+
+#[test]
+fn a_ca_file_that_is_not_pem_or_cannot_be_read_is_named() {
+    let dir = std::env::temp_dir().join(format!("invstream-ca-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let der = dir.join("ca.der");
+    // The first bytes of a DER certificate: what `openssl x509 -outform der` writes.
+    std::fs::write(
+        &der,
+        [0x30, 0x82, 0x03, 0x0b, 0x30, 0x82, 0x01, 0xf3, 0xa0, 0x03],
+    )
+    .unwrap();
+    let broken = dir.join("broken.pem");
+    std::fs::write(
+        &broken,
+        "-----BEGIN CERTIFICATE-----\nthis is not base64!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let missing = dir.join("missing.pem");
+    let tls_uri = format!("rabbitmq-stream+tls://guest:{PASSWORD}@localhost:5551/%2f");
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    for (ca, expected) in [
+        (
+            path(&der),
+            format!("--tls-ca-cert {} holds no PEM", path(&der)),
+        ),
+        (
+            path(&broken),
+            format!("--tls-ca-cert {} is not", path(&broken)),
+        ),
+        (
+            path(&missing),
+            format!("cannot read --tls-ca-cert {}", path(&missing)),
+        ),
+        // A directory: opening it works, reading it does not (a mode-000 file is readable by root).
+        (
+            path(&dir),
+            format!("cannot read --tls-ca-cert {}", path(&dir)),
+        ),
+    ] {
+        for command in [
+            &["produce", "--count", "1"][..],
+            &["consume", "--offset", "first"],
+        ] {
+            let output =
+                invstream(&[&["--uri", &tls_uri, "--tls-ca-cert", &ca][..], command].concat());
+            assert_clear_error(&output, &expected);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

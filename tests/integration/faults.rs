@@ -369,3 +369,64 @@ fn tls_round_trip_with_a_ca_and_a_client_certificate() {
     assert_ne!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("needs --tls-ca-cert"), "{stderr}");
 }
+
+#[test]
+fn a_broker_that_requires_a_client_certificate_names_the_flags_and_accepts_them() {
+    let _node = BrokerNode::start_requiring_client_cert("inv-mtls", 5579, 5580);
+    let stream = TestStream::new("mtls");
+    let certs = tls_dir();
+    let (ca, cert, key) = (
+        certs.join("ca.pem"),
+        certs.join("client.pem"),
+        certs.join("client.key"),
+    );
+    let (ca, cert, key) = (
+        ca.to_str().unwrap(),
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+    );
+    let tls_uri = "rabbitmq-stream+tls://guest:guest@localhost:5580/%2f";
+
+    // Without a client certificate: one line that says which flags to add.
+    for command in [
+        &["produce", "--count", "1"][..],
+        &["consume", "--offset", "first"],
+    ] {
+        let output = stream.run(&[&["--uri", tls_uri, "--tls-ca-cert", ca][..], command].concat());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "want one line: {stderr}");
+        assert!(
+            lines[0].starts_with("invstream: error: ")
+                && lines[0].contains("requires a client certificate")
+                && lines[0].contains("--tls-cert")
+                && lines[0].contains("--tls-key"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!stderr.contains("ConnectionClosed"), "{stderr}");
+    }
+
+    // With it: the round trip works.
+    let with_cert = [
+        "--uri",
+        tls_uri,
+        "--tls-ca-cert",
+        ca,
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+    ];
+    let produced = stream.run_json(&[&with_cert[..], &["produce", "--count", "5000"]].concat());
+    assert_eq!(produced["confirmed"], 5_000, "{produced}");
+    let consumed = stream.run_json(
+        &[
+            &with_cert[..],
+            &["consume", "--offset", "first", "--verify"],
+        ]
+        .concat(),
+    );
+    assert_exactly(&consumed, 5_000);
+}

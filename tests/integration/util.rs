@@ -328,6 +328,34 @@ impl BrokerNode {
         node
     }
 
+    /// As `start`, with a TLS listener on `tls_port` that refuses clients without a certificate
+    /// the test CA signed (`ssl_options.fail_if_no_peer_cert = true`).
+    pub fn start_requiring_client_cert(name: &str, port: u16, tls_port: u16) -> Self {
+        let node = BrokerNode {
+            name: name.to_string(),
+            port,
+        };
+        let (port, tls_port) = (port.to_string(), tls_port.to_string());
+        node.script(&["node-up", name, &port, &tls_port, "require-client-cert"]);
+        node
+    }
+
+    /// As `start`, telling clients to use stream port `advertised_port` instead of its own (a
+    /// `TcpProxy::on(advertised_port, port)` in front of it): a client's producer and consumer
+    /// connections, made to the advertised leader, then go through that proxy too.
+    pub fn start_advertising(name: &str, port: u16, advertised_port: u16) -> Self {
+        let node = BrokerNode {
+            name: name.to_string(),
+            port,
+        };
+        let advertised = advertised_port.to_string();
+        node.script_with_env(
+            &["node-up", name, &port.to_string()],
+            &[("ADVERTISED_PORT", &advertised)],
+        );
+        node
+    }
+
     /// `--uri` for this node.
     pub fn uri(&self) -> String {
         format!("rabbitmq-stream://guest:guest@localhost:{}/%2f", self.port)
@@ -354,9 +382,14 @@ impl BrokerNode {
     }
 
     fn script(&self, args: &[&str]) {
+        self.script_with_env(args, &[]);
+    }
+
+    fn script_with_env(&self, args: &[&str], env: &[(&str, &str)]) {
         let output = Command::new("bash")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/broker.sh"))
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("bash runs scripts/broker.sh");
@@ -404,24 +437,37 @@ pub fn resident_kb(pid: u32) -> Option<u64> {
 pub struct TcpProxy {
     pub port: u16,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// While set, each new connection is accepted and closed at once (a broker that is away).
+    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Both ends of every connection forwarded so far, so `sever` can cut the live ones.
+    live: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
 }
 
 impl TcpProxy {
-    pub fn to(target_port: u16) -> Self {
+    /// A proxy listening on `port` (0: any free one).
+    pub fn on(port: u16, target_port: u16) -> Self {
         use std::sync::atomic::AtomicBool;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
+        let refusing = std::sync::Arc::new(AtomicBool::new(false));
+        let live = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stopped, refused, forwarded) = (stop.clone(), refusing.clone(), live.clone());
         std::thread::spawn(move || {
             while !stopped.load(Ordering::Relaxed) {
                 match listener.accept() {
+                    Ok((client, _)) if refused.load(Ordering::Relaxed) => {
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                    }
                     Ok((client, _)) => {
                         let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
                             continue;
                         };
                         client.set_nonblocking(false).unwrap();
+                        let mut live = forwarded.lock().unwrap();
+                        live.push(client.try_clone().unwrap());
+                        live.push(server.try_clone().unwrap());
                         for (mut from, mut to) in [
                             (client.try_clone().unwrap(), server.try_clone().unwrap()),
                             (server, client),
@@ -436,12 +482,30 @@ impl TcpProxy {
                 }
             }
         });
-        TcpProxy { port, stop }
+        TcpProxy {
+            port,
+            stop,
+            refusing,
+            live,
+        }
     }
 
     /// Stops accepting: new connections are refused from now on.
     pub fn cut(&self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Closes every connection forwarded so far (both ends), as a broker that goes away does.
+    pub fn sever(&self) {
+        for connection in self.live.lock().unwrap().drain(..) {
+            let _ = connection.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// While `refusing`, new connections are closed as soon as they are accepted; after, they
+    /// are forwarded again.
+    pub fn refuse(&self, refusing: bool) {
+        self.refusing.store(refusing, Ordering::Relaxed);
     }
 }
 
