@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{binary, spawn_until_line, spawn_until_marker, summary_of};
+use crate::util::{assert_exactly, binary, spawn_until_line, spawn_until_marker, summary_of};
 
 /// Node i's stream port (scripts/cluster.sh: 5560 + i).
 pub(crate) fn port(node: u8) -> u16 {
@@ -149,17 +149,6 @@ impl Drop for NodeBack {
     fn drop(&mut self) {
         let _ = cluster(&["start-node", &self.0.to_string()]);
     }
-}
-
-fn assert_exactly(verified: &serde_json::Value, count: u64) {
-    assert_eq!(verified["messages"], count, "{verified}");
-    assert_eq!(verified["verify"]["ok"], true, "{verified}");
-    let producers = verified["verify"]["producers"].as_array().unwrap();
-    let distinct: u64 = producers
-        .iter()
-        .map(|p| p["distinct"].as_u64().unwrap())
-        .sum();
-    assert_eq!(distinct, count, "{verified}");
 }
 
 /// A paced 1,000,000 produce given all three nodes, through node 2 (which then leads the

@@ -4,26 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{resident_kb, tls_dir, wait_summary, BrokerNode, TestStream};
+use crate::util::{assert_exactly, resident_kb, tls_dir, wait_summary, BrokerNode, TestStream};
 
 /// Updates per second of a produce that a fault interrupts: 1,000,000 take 4 s.
 const FAULT_RUN_RATE: u64 = 250_000;
-
-/// Exactly `count` updates, each once, over every producer that wrote the stream.
-fn assert_exactly(verified: &serde_json::Value, count: u64) {
-    assert_eq!(verified["messages"], count, "{verified}");
-    assert_eq!(verified["verify"]["ok"], true, "{verified}");
-    let producers = verified["verify"]["producers"].as_array().unwrap();
-    let distinct: u64 = producers
-        .iter()
-        .map(|p| p["distinct"].as_u64().unwrap())
-        .sum();
-    assert_eq!(distinct, count, "{verified}");
-    for producer in producers {
-        assert_eq!(producer["duplicates"], 0, "{verified}");
-        assert_eq!(producer["gaps"], 0, "{verified}");
-    }
-}
 
 fn verify_on(node: &BrokerNode, stream: &TestStream) -> serde_json::Value {
     stream.run_json(&[

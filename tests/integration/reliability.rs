@@ -1,19 +1,10 @@
 //! Nothing lost, nothing duplicated: deduplicated re-runs after a crash or Ctrl-C, and
 //! `consume --verify` to prove it.
 
-use crate::util::{send_signal, wait_until, TestStream};
+use crate::util::{assert_exactly, send_signal, wait_until, TestStream};
 
 fn verify(stream: &TestStream) -> serde_json::Value {
     stream.run_json(&["consume", "--offset", "first", "--verify"])
-}
-
-fn assert_exactly(verified: &serde_json::Value, count: u64) {
-    assert_eq!(verified["messages"], count, "{verified}");
-    assert_eq!(verified["verify"]["ok"], true, "{verified}");
-    let producer = &verified["verify"]["producers"][0];
-    assert_eq!(producer["distinct"], count, "{verified}");
-    assert_eq!(producer["duplicates"], 0);
-    assert_eq!(producer["gaps"], 0);
 }
 
 #[test]

@@ -239,6 +239,23 @@ pub fn invstream(args: &[&str]) -> Output {
         .expect("the invstream binary runs")
 }
 
+/// Asserts a `consume --verify --json` summary read exactly `count` updates: `count` messages,
+/// `count` distinct seqs over all producers, none duplicated, no gap.
+pub fn assert_exactly(verified: &serde_json::Value, count: u64) {
+    assert_eq!(verified["messages"], count, "{verified}");
+    assert_eq!(verified["verify"]["ok"], true, "{verified}");
+    let producers = verified["verify"]["producers"].as_array().unwrap();
+    let distinct: u64 = producers
+        .iter()
+        .map(|p| p["distinct"].as_u64().unwrap())
+        .sum();
+    assert_eq!(distinct, count, "{verified}");
+    for producer in producers {
+        assert_eq!(producer["duplicates"], 0, "{verified}");
+        assert_eq!(producer["gaps"], 0, "{verified}");
+    }
+}
+
 /// Asserts a failed run that exited with `code` and said one line on stderr,
 /// `invstream: error: …` containing `needle`, and no panic.
 pub fn assert_one_line_error(output: &Output, code: i32, needle: &str) {
