@@ -452,11 +452,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("invstream-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let ca = dir.join("ca.pem");
-        std::fs::write(
-            &ca,
-            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
+        // A real certificate: the CA file is parsed when the settings are built.
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(&ca, certified.cert.pem()).unwrap();
         let rsa_key = dir.join("rsa.key");
         std::fs::write(&rsa_key, "-----BEGIN RSA PRIVATE KEY-----\nAA==\n").unwrap();
         let ca = ca.to_str().unwrap();
