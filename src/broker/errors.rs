@@ -3,7 +3,7 @@
 use rabbitmq_stream_client::error::{ClientError, ConsumerCreateError, ProducerCreateError};
 use rabbitmq_stream_client::types::ResponseCode;
 
-use super::version::{probe_server_version, version_at_least, VersionProbe};
+use super::version::{version_at_least, VersionProbe};
 use super::BrokerSettings;
 use crate::error::{ConnectError, InvError, StreamError};
 
@@ -25,25 +25,29 @@ impl BrokerSettings {
             ClientError::Io(io) => ConnectError::Unreachable {
                 addr: self.addr(),
                 reason: io.to_string(),
-            }.into(),
+            }
+            .into(),
             ClientError::RequestError(ResponseCode::AuthenticationFailure)
             | ClientError::RequestError(ResponseCode::SaslError) => {
                 ConnectError::AuthenticationFailed {
                     user: self.user.clone(),
                     addr: self.addr(),
-                }.into()
+                }
+                .into()
             }
             ClientError::RequestError(ResponseCode::AuthenticationFailureLoopback) => {
                 ConnectError::LoopbackOnly {
                     user: self.user.clone(),
-                }.into()
+                }
+                .into()
             }
             ClientError::RequestError(ResponseCode::VirtualHostAccessFailure) => {
                 ConnectError::VhostNotAccessible {
                     vhost: self.vhost.clone(),
                     user: self.user.clone(),
                     addr: self.addr(),
-                }.into()
+                }
+                .into()
             }
             ClientError::ConnectionClosed | ClientError::AlreadyClosed if self.tls.is_some() => {
                 // A broker that refuses our certificate (or its absence) sends a TLS alert the
@@ -58,10 +62,15 @@ impl BrokerSettings {
                 ConnectError::HandshakeClosed {
                     addr: self.addr(),
                     hint: "; is this the broker's TLS stream port (5551 by default)?".to_string(),
-                }.into()
+                }
+                .into()
             }
             ClientError::ConnectionClosed | ClientError::AlreadyClosed => {
-                match probe_server_version(&self.host, self.port).await {
+                let version = match VersionProbe::new(self) {
+                    Ok(probe) => probe.version().await,
+                    Err(_) => None,
+                };
+                match version {
                     Some(version) if !version_at_least(&version, 3, 11) => ConnectError::BrokerTooOld {
                         addr: self.addr(),
                         version,
@@ -78,7 +87,8 @@ impl BrokerSettings {
             }
             other => ConnectError::Client {
                 message: format!("connecting to {}: {other}", self.addr()),
-            }.into(),
+            }
+            .into(),
         }
     }
 

@@ -12,4 +12,4 @@ pub mod version;
 
 pub use admin::Retention;
 pub use settings::{BrokerSettings, TlsFiles, TlsSettings, DEFAULT_URI};
-pub use version::{probe_server_version, version_at_least, VersionProbe};
+pub use version::{version_at_least, VersionProbe};

@@ -34,19 +34,6 @@ pub fn version_at_least(version: &str, major: u32, minor: u32) -> bool {
     (v_major, v_minor) >= (major, minor)
 }
 
-/// Asks a stream port for the broker's version. `None` if it does not answer in time, or not
-/// as a stream port would.
-pub async fn probe_server_version(host: &str, port: u16) -> Option<String> {
-    let exchange = async {
-        let socket = TcpStream::connect((host, port)).await.ok()?;
-        ask_version(socket).await
-    };
-    tokio::time::timeout(PROBE_TIMEOUT, exchange)
-        .await
-        .ok()
-        .flatten()
-}
-
 /// How long a probe waits for the connection and the answer together.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use rabbitmq_stream_client::types::ResponseCode;
 use rabbitmq_stream_client::Client;
 
-use crate::broker::{probe_server_version, version_at_least, BrokerSettings};
+use crate::broker::{version_at_least, BrokerSettings, VersionProbe};
 use crate::error::{ConnectError, InvError, Result};
 use crate::report::Output;
 
@@ -32,7 +32,7 @@ pub struct SuperStream {
 /// broker closes the connection on the request it does not know). A broker that does not
 /// answer the probe is left to the connection to report.
 pub async fn check_broker_supports(broker: &BrokerSettings) -> Result<()> {
-    match probe_server_version(&broker.host, broker.port).await {
+    match VersionProbe::new(broker)?.version().await {
         Some(version) if !version_at_least(&version, 3, 13) => Err(too_old(broker, &version)),
         _ => Ok(()),
     }
