@@ -28,7 +28,7 @@ use crate::shutdown::{Shutdown, Signal};
 use crate::stats::{
     BenchSecond, CommandDetails, LatencyHistogram, LatencyKind, RunSummary, Totals,
 };
-use crate::superstream::publish::{self as partitioned, PartitionedPublisher};
+use crate::superstream::partitioned::{self, PartitionedPublisher};
 use crate::superstream::{self, PartitionLayout, SuperStream};
 
 /// After the producers finish, consumers get this long to read what is left.

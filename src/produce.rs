@@ -3,19 +3,20 @@
 //! updates under a producer name of its own unless `--producer-name` is given; `--resume`
 //! finishes an interrupted run exactly once, and a run that stops early says how.
 
-use std::time::Duration;
-
 use crate::broker::{BrokerSettings, Retention};
 use crate::error::{InvError, Result};
 use crate::input::{spawn_reader, InputEvent, NumberedUpdate};
 use crate::model::{now_us, UpdateGenerator};
-use crate::publisher::{Pace, PublishOutcome, Publisher, PublisherOptions};
+use crate::publisher::{PublishOutcome, Publisher, PublisherOptions};
 
 use crate::report::Output;
 use crate::settings::{CommonSettings, ProduceSettings, UpdateSourceSettings};
 use crate::shutdown::Shutdown;
 use crate::stats::{CommandDetails, LatencyKind, RunSummary, Totals};
 use rabbitmq_stream_client::Environment;
+
+mod drive;
+pub(crate) use drive::{drive, Driven, Publishing};
 
 /// Where the updates of a produce run come from.
 pub(crate) enum UpdateSource {
@@ -389,167 +390,6 @@ async fn publish(
     Ok(summary)
 }
 
-/// What the produce loop drives: one stream's `Publisher`, or a super stream's
-/// `PartitionedPublisher` (one per partition). Called once per batch, never per message.
-pub(crate) trait Publishing {
-    /// What the publishing achieved: one outcome, or one per partition.
-    type Outcome;
-    /// Waits until `count` more messages fit under the in-flight bound, a connection is lost,
-    /// or `timeout` passes (may be cancelled).
-    async fn wait_for_room(&self, count: u64, timeout: Duration);
-    /// Hands the batch over (run it to completion).
-    async fn send_batch(
-        &mut self,
-        batch: Vec<NumberedUpdate>,
-        stall_timeout: Duration,
-    ) -> Result<()>;
-    /// Reads the progress (confirmed messages) while the publisher works.
-    fn progress_counter(&self) -> Box<dyn Fn() -> u64>;
-    /// Waits up to `timeout` for the confirms of everything sent.
-    async fn finish(&mut self, timeout: Duration) -> Result<Self::Outcome>;
-    /// What was confirmed so far.
-    fn outcome(&self) -> Self::Outcome;
-}
-
-impl Publishing for Publisher {
-    type Outcome = PublishOutcome;
-
-    async fn wait_for_room(&self, count: u64, timeout: Duration) {
-        Publisher::wait_for_room(self, count, timeout).await
-    }
-
-    async fn send_batch(
-        &mut self,
-        batch: Vec<NumberedUpdate>,
-        stall_timeout: Duration,
-    ) -> Result<()> {
-        self.send(&batch, stall_timeout).await.map(|_| ())
-    }
-
-    fn progress_counter(&self) -> Box<dyn Fn() -> u64> {
-        let stats = self.stats();
-        Box::new(move || stats.confirmed())
-    }
-
-    async fn finish(&mut self, timeout: Duration) -> Result<PublishOutcome> {
-        Publisher::finish(self, timeout).await
-    }
-
-    fn outcome(&self) -> PublishOutcome {
-        Publisher::outcome(self)
-    }
-}
-
-/// How a drive ended (the publisher still open: the caller closes it).
-pub(crate) struct Driven<O> {
-    pub outcome: O,
-    pub interrupted: bool,
-    pub invalid_lines: u64,
-}
-
-/// The produce loop: until the source is exhausted or the stop signal, takes the next batch,
-/// paces it (`--rate`), waits for room under the in-flight bound and hands it to the publisher;
-/// then waits for the confirms (briefly after a stop). A failure says how to finish the run
-/// (`finish_with`) unless the error already does.
-pub(crate) async fn drive<P: Publishing>(
-    publisher: &mut P,
-    source: &mut UpdateSource,
-    settings: &ProduceSettings,
-    shutdown: &Shutdown,
-    out: Output,
-    to_send: Option<u64>,
-    finish_with: Option<&str>,
-) -> Result<Driven<P::Outcome>> {
-    let progress = out.progress(to_send, "produce");
-    let confirmed = publisher.progress_counter();
-    let mut stop = shutdown.signal();
-    let mut interrupted = false;
-    let mut invalid_lines = 0;
-    let mut failure = None;
-    let mut pace = settings.rate.map(|rate| Pace::new(rate as f64));
-    let confirm_timeout = settings.confirm_timeout;
-
-    loop {
-        let batch = tokio::select! {
-            biased;
-            _ = stop.stopped() => {
-                interrupted = true;
-                break;
-            }
-            batch = source.next_batch(&mut invalid_lines, out) => batch,
-        };
-        let batch = match batch {
-            Ok(Some(batch)) => batch,
-            Ok(None) => break,
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        };
-        tokio::select! {
-            biased;
-            _ = stop.stopped() => {
-                interrupted = true;
-                break;
-            }
-            _ = async {
-                if let Some(pace) = &mut pace {
-                    pace.wait_for(batch.len() as u64).await;
-                }
-                publisher.wait_for_room(batch.len() as u64, confirm_timeout).await
-            } => {}
-        }
-        // Not raced with the stop: a send cut short would leave its batch half handed over.
-        if let Err(e) = publisher.send_batch(batch, confirm_timeout).await {
-            failure = Some(e);
-            break;
-        }
-        progress.set_position(confirmed());
-    }
-    if let Some(failure) = failure {
-        progress.finish_and_clear();
-        if let (Some(command), false) = (finish_with, is_give_up(&failure)) {
-            out.status(&format!("to send the rest exactly once, run: {command}"));
-        }
-        return Err(failure);
-    }
-    if invalid_lines > INVALID_LINES_SHOWN {
-        out.status(&format!("{invalid_lines} invalid lines in all"));
-    }
-
-    let wait_for_confirms = match interrupted {
-        true => confirm_timeout.min(Duration::from_secs(5)),
-        false => confirm_timeout,
-    };
-    let outcome = tokio::select! {
-        outcome = publisher.finish(wait_for_confirms) => outcome,
-        _ = async {
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                progress.set_position(confirmed());
-            }
-        } => unreachable!("the progress loop never ends"),
-        _ = async { if interrupted { std::future::pending().await } else { stop.stopped().await } } => {
-            interrupted = true;
-            Ok(publisher.outcome())
-        }
-    };
-    progress.finish_and_clear();
-    Ok(Driven {
-        outcome: outcome?,
-        interrupted,
-        invalid_lines,
-    })
-}
-
-/// Whether an error already carries the command that finishes the run.
-pub(crate) fn is_give_up(error: &InvError) -> bool {
-    matches!(
-        error,
-        InvError::Connect(crate::error::ConnectError::RetryWindowEnded { .. })
-    )
-}
-
 /// Two runs publishing under one given name at once drop each other's updates as duplicates
 /// (the broker confirms them all the same). Afterwards the broker's last id for the name tells:
 /// it must be exactly this run's last one.
@@ -643,7 +483,7 @@ mod tests {
     #[test]
     fn every_run_gets_its_own_name() {
         let a = unique_producer_name("s");
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(std::time::Duration::from_millis(2));
         assert_ne!(a, unique_producer_name("s"));
         assert!(a.starts_with("invstream-s-"));
     }

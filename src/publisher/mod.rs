@@ -9,6 +9,7 @@ mod confirms;
 mod frames;
 mod pace;
 mod producer;
+mod recovery;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -442,106 +443,6 @@ impl Publisher {
             self.tracker.frames.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
-    }
-
-    /// Replaces a lost connection: reconnects with backoff for up to `--retry-for`, then sends
-    /// every unconfirmed message again under its publishing id. With deduplication the broker
-    /// drops those it had already stored; without it they may be stored twice.
-    pub async fn recover(&mut self) -> Result<()> {
-        if self.recipe.broker.retry_for.is_zero() {
-            return Err(ConnectError::Lost {
-                addr: self.recipe.broker.addr(),
-                during: "publishing (--retry-for 0s: not reconnecting)",
-            }
-            .into());
-        }
-        let lost_at = Instant::now();
-        loop {
-            self.tracker.connection.fetch_add(1, Ordering::Relaxed);
-            if let Some(old) = self.producer.take() {
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, old.close()).await;
-            }
-            tracing::info!(addr = %self.recipe.broker.addr(), "publisher connection lost; reconnecting");
-            self.emit(PublisherEvent::ConnectionLost {
-                addr: self.recipe.broker.addr(),
-                retry_for: self.recipe.broker.retry_for,
-            });
-            let advice = format!(
-                "; {} of {} confirmed{}",
-                self.confirmed(),
-                self.tracker.sent(),
-                self.recipe_advice
-            );
-            // The window runs from the loss, across every attempt of this loop. Each attempt
-            // connects anew through whichever node answers, which locates the stream's leader
-            // now (on a cluster it may have moved off the node we lost).
-            let (recipe, tracker) = (&self.recipe, &self.tracker);
-            let (env, (producer, filtering)) = recipe
-                .broker
-                .with_retries(lost_at, "publishing", &advice, || async {
-                    let env = recipe.broker.connect().await?;
-                    let built = recipe.build_on(&env, tracker).await?;
-                    Ok((env, built))
-                })
-                .await?;
-            tracing::info!(stream = %self.recipe.stream, after_ms = lost_at.elapsed().as_millis() as u64, "producer open again");
-            self.recipe.env = env;
-            self.producer = Some(producer);
-            self.filtering = filtering;
-            self.tracker.lost.store(false, Ordering::Relaxed);
-            self.tracker.reconnects.fetch_add(1, Ordering::Relaxed);
-            if self.recipe.dedup {
-                self.settle_stored().await;
-            }
-            let mut resend: Vec<(u64, Entry)> = self
-                .tracker
-                .lock_unconfirmed()
-                .iter()
-                .map(|(id, unconfirmed)| (*id, unconfirmed.entry.clone()))
-                .collect();
-            resend.sort_unstable_by_key(|(id, _)| *id);
-            tracing::info!(resending = resend.len(), "publisher reconnected");
-            let per_frame = self.recipe.batch_size / self.recipe.batching.sub_entry_size.max(1);
-            self.emit(PublisherEvent::Reconnected {
-                after: lost_at.elapsed(),
-                resending: resend.len() as u64,
-                deduplicated: self.recipe.dedup,
-            });
-            let mut failed = false;
-            for chunk in resend.chunks(per_frame.max(1) as usize) {
-                let entries = chunk.to_vec();
-                if self.hand_over(entries).await.is_err() {
-                    failed = true;
-                    break;
-                }
-            }
-            if !failed {
-                return Ok(());
-            }
-            self.tracker.mark_lost();
-        }
-    }
-
-    /// Counts as confirmed the unconfirmed messages the broker says it stored (their publishing
-    /// ids are at most its last one for our name): only the rest are sent again. A sub-entry
-    /// batch is re-sent as it was first built, so it is stored whole or not at all.
-    async fn settle_stored(&self) {
-        let recipe = &self.recipe;
-        let Ok(stored) = recipe
-            .broker
-            .last_publishing_id(&recipe.producer_name, &recipe.stream)
-            .await
-        else {
-            return;
-        };
-        let ids: Vec<u64> = self
-            .tracker
-            .lock_unconfirmed()
-            .keys()
-            .copied()
-            .filter(|id| *id <= stored)
-            .collect();
-        self.tracker.settle(&ids, true, &self.in_flight);
     }
 
     /// Waits up to `timeout` for every sent message to be confirmed or rejected, reconnecting

@@ -36,7 +36,7 @@ use crate::report::Output;
 use crate::settings::{CommonSettings, ServeSettings};
 use crate::shutdown::Shutdown;
 use crate::stats::RunSummary;
-use crate::superstream::publish::{partition_producer, PartitionedPublisher};
+use crate::superstream::partitioned::{partition_producer, PartitionedPublisher};
 use coalesce::{Coalescer, HandOff, Waited};
 use target::{Admission, GatewayPublisher};
 

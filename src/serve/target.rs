@@ -12,7 +12,7 @@ use crate::error::{InvError, Result};
 use crate::input::NumberedUpdate;
 use crate::publisher::{PublishOutcome, Publisher, PublisherStats};
 use crate::routing::partition_of_product;
-use crate::superstream::publish::{total, PartitionedPublisher};
+use crate::superstream::partitioned::{total, PartitionedPublisher};
 
 pub enum GatewayPublisher {
     Stream(Box<Publisher>),

@@ -1,0 +1,146 @@
+//! The parsers clap runs on flag values, so a bad value is reported by flag name before
+//! anything connects: offsets, consumer names, durations and byte sizes.
+
+use std::time::Duration;
+
+use crate::reader::StartOffset;
+
+pub fn parse_offset(s: &str) -> Result<StartOffset, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "first" => return Ok(StartOffset::First),
+        "last" => return Ok(StartOffset::Last),
+        "next" => return Ok(StartOffset::Next),
+        "stored" => return Ok(StartOffset::Stored),
+        _ => {}
+    }
+    if let Ok(n) = s.trim().parse::<u64>() {
+        return Ok(StartOffset::Offset(n));
+    }
+    match time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339) {
+        Ok(t) => Ok(StartOffset::Timestamp {
+            millis: (t.unix_timestamp_nanos() / 1_000_000) as i64,
+            text: s.trim().to_string(),
+        }),
+        Err(_) => Err(format!(
+            "'{s}' is not an offset: use first, last, next, stored, a number (e.g. 1500) or an RFC 3339 timestamp (e.g. 2026-11-24T10:00:00Z)"
+        )),
+    }
+}
+
+/// The names of the independent consumers of a fan-out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerNames(pub Vec<String>);
+
+/// `stats,email` → those names; `3` → consumer-1, consumer-2, consumer-3.
+pub fn parse_consumers(s: &str) -> Result<ConsumerNames, String> {
+    if let Ok(n) = s.trim().parse::<usize>() {
+        return match n {
+            1..=255 => Ok(ConsumerNames(
+                (1..=n).map(|i| format!("consumer-{i}")).collect(),
+            )),
+            _ => Err(format!("'{s}': the number of consumers must be 1 to 255")),
+        };
+    }
+    let names: Vec<String> = s.split(',').map(|n| n.trim().to_string()).collect();
+    if names.iter().any(|n| n.is_empty()) {
+        return Err(format!("'{s}': consumer names must not be empty"));
+    }
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    if unique.len() != names.len() {
+        return Err(format!("'{s}': consumer names must differ"));
+    }
+    Ok(ConsumerNames(names))
+}
+
+/// `email=2ms` → ("email", 2 ms).
+pub fn parse_slow(s: &str) -> Result<(String, Duration), String> {
+    let (name, duration) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=DURATION, e.g. email=2ms"))?;
+    Ok((name.trim().to_string(), parse_duration(duration)?))
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("'{s}' is not a duration ({e}): use e.g. 500ms, 30s, 5m, 2h, 7days"))
+}
+
+/// Parses sizes such as `500mb`, `20GB`, `1024` (bytes); units are powers of 1000 as the
+/// broker's own `x-max-length-bytes` examples use, `kib`/`mib`/`gib`/`tib` powers of 1024.
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let text = s.trim().to_ascii_lowercase();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let multiplier: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "'{s}' is not a size: use e.g. 500mb, 20gb or a number of bytes"
+            ))
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("'{s}' is not a size: use e.g. 500mb, 20gb or a number of bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset("first"), Ok(StartOffset::First));
+        assert_eq!(parse_offset("LAST"), Ok(StartOffset::Last));
+        assert_eq!(parse_offset("next"), Ok(StartOffset::Next));
+        assert_eq!(parse_offset("1500"), Ok(StartOffset::Offset(1500)));
+        assert_eq!(
+            parse_offset("2026-11-24T10:00:00.250Z"),
+            Ok(StartOffset::Timestamp {
+                millis: 1_795_514_400_250,
+                text: "2026-11-24T10:00:00.250Z".into()
+            })
+        );
+        assert_eq!(
+            parse_offset("2026-11-24T11:00:00+01:00").map(|o| matches!(
+                o,
+                StartOffset::Timestamp {
+                    millis: 1_795_514_400_000,
+                    ..
+                }
+            )),
+            Ok(true)
+        );
+        for bad in ["", "-1", "yesterday", "2026-13-01T00:00:00Z"] {
+            assert!(parse_offset(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_byte_size("500mb"), Ok(500_000_000));
+        assert_eq!(parse_byte_size("20GB"), Ok(20_000_000_000));
+        assert_eq!(parse_byte_size("1kib"), Ok(1024));
+        assert_eq!(parse_byte_size("42"), Ok(42));
+        for bad in ["", "mb", "0", "5 parsecs", "99999999999tb"] {
+            assert!(parse_byte_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("soon").is_err());
+    }
+}
