@@ -84,6 +84,17 @@ pub struct PublisherStats {
 }
 
 impl PublisherStats {
+    /// The counters of a publisher that has sent nothing, with `in_flight` of `max_in_flight`
+    /// permits taken: for the tests of whoever reads them.
+    #[cfg(test)]
+    pub fn for_tests(max_in_flight: u64, in_flight: u64) -> Self {
+        PublisherStats {
+            tracker: Arc::default(),
+            in_flight: Arc::new(Semaphore::new((max_in_flight - in_flight) as usize)),
+            max_in_flight,
+        }
+    }
+
     /// Messages handed to the broker.
     pub fn sent(&self) -> u64 {
         self.tracker.sent()

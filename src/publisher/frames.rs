@@ -30,6 +30,11 @@ pub struct SentGroups {
     pub error: Option<InvError>,
 }
 
+/// Told after each frame that went out: which group, how many of its updates. The gateway
+/// gives a request's admission room back as its updates take in-flight room, so for a moment
+/// they do not count twice against the bound.
+pub type OnHanded<'a> = &'a mut (dyn FnMut(usize, usize) + Send);
+
 /// A run of one group's updates inside a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Segment {
@@ -92,14 +97,15 @@ impl Publisher {
     /// shared frames of at most `batch_size` updates, and tells each group what became of it.
     /// Like `send` it does not wait for confirms, reconnects when the connection drops, and
     /// stops at the first frame that cannot go out (the groups after it are `Unsent`).
-    /// Run it to completion (see `send`).
+    /// Run it to completion (see `send`). `on_handed` hears of each frame that went out.
     pub async fn send_groups(
         &mut self,
         groups: &[Vec<NumberedUpdate>],
         stall_timeout: Duration,
+        on_handed: OnHanded<'_>,
     ) -> SentGroups {
         let batch_size = self.recipe.batch_size as usize;
-        send_in_frames(self, groups, batch_size, stall_timeout).await
+        send_in_frames(self, groups, batch_size, stall_timeout, on_handed).await
     }
 }
 
@@ -109,6 +115,7 @@ pub(super) async fn send_in_frames<S: FrameSink>(
     groups: &[Vec<NumberedUpdate>],
     batch_size: usize,
     stall_timeout: Duration,
+    on_handed: OnHanded<'_>,
 ) -> SentGroups {
     let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
     let (receipts, waiters): (Vec<BatchReceipt>, Vec<Arc<BatchWaiter>>) = sizes
@@ -128,6 +135,7 @@ pub(super) async fn send_in_frames<S: FrameSink>(
             Ok(()) => {
                 for segment in &frame {
                     handed[segment.group] += segment.range.len();
+                    on_handed(segment.group, segment.range.len());
                 }
             }
             Err(failed) => {
@@ -258,7 +266,14 @@ mod tests {
             reject: vec![3],
             ..FakeSink::default()
         };
-        let sent = send_in_frames(&mut sink, &groups, 10, Duration::from_secs(1)).await;
+        let sent = send_in_frames(
+            &mut sink,
+            &groups,
+            10,
+            Duration::from_secs(1),
+            &mut |_, _| {},
+        )
+        .await;
         assert!(sent.error.is_none());
         // One frame, the groups in order.
         assert_eq!(sink.frames, vec![vec![vec![1], vec![2, 3, 4], vec![5]]]);
@@ -300,7 +315,14 @@ mod tests {
                 fail_at: Some((2, handed)),
                 ..FakeSink::default()
             };
-            let sent = send_in_frames(&mut sink, &groups, 2, Duration::from_secs(1)).await;
+            let sent = send_in_frames(
+                &mut sink,
+                &groups,
+                2,
+                Duration::from_secs(1),
+                &mut |_, _| {},
+            )
+            .await;
             assert!(sent.error.is_some());
             assert_eq!(sink.frames.len(), 3, "nothing is sent after a failed frame");
             let mut groups = sent.groups.into_iter();
@@ -327,7 +349,14 @@ mod tests {
             fail_at: Some((1, false)),
             ..FakeSink::default()
         };
-        let sent = send_in_frames(&mut sink, &[numbered(1..5)], 2, Duration::ZERO).await;
+        let sent = send_in_frames(
+            &mut sink,
+            &[numbered(1..5)],
+            2,
+            Duration::ZERO,
+            &mut |_, _| {},
+        )
+        .await;
         assert!(matches!(sent.groups[..], [GroupSent::Partly]));
     }
 

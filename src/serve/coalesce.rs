@@ -20,12 +20,25 @@ use crate::publisher::{BatchReceipt, GroupSent};
 /// What the coalescer sends through: the gateway's publisher, or a stand-in in tests.
 pub trait GroupPublisher: Send {
     /// Sends `groups` (ids ascending across them) in shared frames; what became of each, in
-    /// order, and why sending stopped early if it did.
+    /// order, and why sending stopped early if it did. `on_handed(publisher, group, count)` is
+    /// called as each frame goes out (`publisher`: the partition, 0 for a stream).
     fn send_groups(
         &mut self,
         groups: Vec<Vec<NumberedUpdate>>,
         stall_timeout: Duration,
+        on_handed: &mut (dyn FnMut(usize, usize, usize) + Send),
     ) -> impl Future<Output = (Vec<Handed>, Option<InvError>)> + Send;
+}
+
+/// What a queued request holds until its updates are handed over: its admission, given back
+/// per publisher as its updates go out (the rest when it is dropped).
+pub trait Hold: Send {
+    /// `count` of its updates for `publisher` went out.
+    fn handed(&mut self, publisher: usize, count: u64);
+}
+
+impl Hold for () {
+    fn handed(&mut self, _: usize, _: u64) {}
 }
 
 /// What became of one request's updates when they were handed over.
@@ -92,7 +105,7 @@ struct Queued {
     updates: Vec<(InventoryUpdate, bool)>,
     state: Arc<AtomicU8>,
     answer: oneshot::Sender<HandOff>,
-    hold: Box<dyn Send>,
+    hold: Box<dyn Hold>,
 }
 
 /// The queue between the HTTP handlers and the one task that publishes.
@@ -113,7 +126,7 @@ impl Coalescer {
     pub fn submit(
         &self,
         updates: Vec<(InventoryUpdate, bool)>,
-        hold: impl Send + 'static,
+        hold: impl Hold + 'static,
     ) -> Ticket {
         let state = Arc::new(AtomicU8::new(QUEUED));
         let (tx, rx) = oneshot::channel();
@@ -182,6 +195,7 @@ impl Coalescer {
             };
             let mut groups = Vec::with_capacity(taken.len());
             let mut answers = Vec::with_capacity(taken.len());
+            let mut holds = Vec::with_capacity(taken.len());
             for queued in taken {
                 let first_id = next_id;
                 next_id += queued.updates.len() as u64;
@@ -199,13 +213,21 @@ impl Coalescer {
                     .collect();
                 let seqs = numbered.iter().map(|(_, u)| u.seq).collect();
                 groups.push(numbered);
-                answers.push((queued.answer, first_id, seqs, queued.hold));
+                answers.push((queued.answer, first_id, seqs));
+                holds.push(queued.hold);
             }
-            let (handed, error) = publisher.send_groups(groups, stall_timeout).await;
+            let mut on_handed = |publisher: usize, group: usize, count: usize| {
+                holds[group].handed(publisher, count as u64);
+            };
+            let (handed, error) = publisher
+                .send_groups(groups, stall_timeout, &mut on_handed)
+                .await;
             drop(guard);
             debug_assert_eq!(handed.len(), answers.len());
             let why = error.map_or_else(|| "not sent".to_string(), |e| e.to_string());
-            for ((answer, first_id, seqs, hold), handed) in answers.into_iter().zip(handed) {
+            for (((answer, first_id, seqs), hold), handed) in
+                answers.into_iter().zip(holds).zip(handed)
+            {
                 let hand_off = match handed {
                     Handed::Sent(receipts) => HandOff::Sent {
                         receipts,
@@ -260,11 +282,16 @@ mod tests {
     }
 
     impl GroupPublisher for FakePublisher {
+        /// One frame per group, each told to `on_handed` (publisher 0).
         async fn send_groups(
             &mut self,
             groups: Vec<Vec<NumberedUpdate>>,
             _: Duration,
+            on_handed: &mut (dyn FnMut(usize, usize, usize) + Send),
         ) -> (Vec<Handed>, Option<InvError>) {
+            for (group, updates) in groups.iter().enumerate() {
+                on_handed(0, group, updates.len());
+            }
             let ids: Vec<Vec<u64>> = groups
                 .iter()
                 .map(|g| g.iter().map(|(id, _)| *id).collect())
@@ -273,6 +300,42 @@ mod tests {
             self.rounds.lock().unwrap().push(ids);
             (handed, Some(InvError::usage("broker gone")))
         }
+    }
+
+    impl Hold for Arc<()> {
+        fn handed(&mut self, _: usize, _: u64) {}
+    }
+
+    /// Writes down what it is told, and when it is dropped.
+    struct Recorded(Arc<Mutex<Vec<String>>>);
+
+    impl Hold for Recorded {
+        fn handed(&mut self, publisher: usize, count: u64) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("handed {count} to {publisher}"));
+        }
+    }
+
+    impl Drop for Recorded {
+        fn drop(&mut self) {
+            self.0.lock().unwrap().push("dropped".to_string());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hold_hears_of_its_updates_going_out_before_it_is_dropped() {
+        let (coalescer, _, gate) = start(stored);
+        let (first, second) = (Arc::default(), Arc::default());
+        let one = coalescer.submit(updates(3, false), Recorded(Arc::clone(&first)));
+        let two = coalescer.submit(updates(2, false), Recorded(Arc::clone(&second)));
+        drop(gate);
+        for ticket in [one, two] {
+            assert!(matches!(ticket.handed(WAIT).await, Waited::Answer(_)));
+        }
+        assert_eq!(*first.lock().unwrap(), ["handed 3 to 0", "dropped"]);
+        assert_eq!(*second.lock().unwrap(), ["handed 2 to 0", "dropped"]);
     }
 
     fn stored(count: u64) -> Handed {

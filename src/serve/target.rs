@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::future::select_all;
 
-use super::coalesce::{GroupPublisher, Handed};
+use super::coalesce::{GroupPublisher, Handed, Hold};
 use crate::error::{InvError, Result};
 use crate::input::NumberedUpdate;
 use crate::publisher::{PublishOutcome, Publisher, PublisherStats};
@@ -74,10 +74,14 @@ impl GroupPublisher for GatewayPublisher {
         &mut self,
         groups: Vec<Vec<NumberedUpdate>>,
         stall_timeout: Duration,
+        on_handed: &mut (dyn FnMut(usize, usize, usize) + Send),
     ) -> (Vec<Handed>, Option<InvError>) {
         match self {
             GatewayPublisher::Stream(publisher) => {
-                let sent = publisher.send_groups(&groups, stall_timeout).await;
+                let mut handed = |group, count| on_handed(0, group, count);
+                let sent = publisher
+                    .send_groups(&groups, stall_timeout, &mut handed)
+                    .await;
                 let handed = sent
                     .groups
                     .into_iter()
@@ -86,7 +90,9 @@ impl GroupPublisher for GatewayPublisher {
                 (handed, sent.error)
             }
             GatewayPublisher::SuperStream(publisher) => {
-                let (fates, error) = publisher.send_groups(groups, stall_timeout).await;
+                let (fates, error) = publisher
+                    .send_groups(groups, stall_timeout, on_handed)
+                    .await;
                 (fates.into_iter().map(Handed::from_parts).collect(), error)
             }
         }
@@ -174,6 +180,19 @@ impl AdmissionState {
     }
 }
 
+impl Hold for Admitted {
+    /// The updates went out and hold in-flight permits now: their queued place goes back.
+    fn handed(&mut self, publisher: usize, count: u64) {
+        let Some(part) = self.parts.get_mut(publisher) else {
+            return;
+        };
+        let count = count.min(*part);
+        *part -= count;
+        let mut queued = self.state.lock();
+        queued[publisher] = queued[publisher].saturating_sub(count);
+    }
+}
+
 impl Drop for Admitted {
     fn drop(&mut self) {
         let mut queued = self.state.lock();
@@ -189,4 +208,70 @@ pub async fn any_lost(stats: &[PublisherStats]) {
         return std::future::pending().await;
     }
     select_all(stats.iter().map(|s| Box::pin(s.lost()))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission(stats: Vec<PublisherStats>, routing: Routing) -> Admission {
+        Admission(Arc::new(AdmissionState {
+            queued: Mutex::new(vec![0; stats.len()]),
+            stats,
+            routing,
+        }))
+    }
+
+    #[test]
+    fn queued_updates_count_against_the_bound_until_they_go_out() {
+        let admission = admission(vec![PublisherStats::for_tests(10, 0)], Routing::One);
+        let mut first = admission.try_admit(&[1; 6]).expect("6 of 10 fit");
+        assert!(admission.try_admit(&[1; 5]).is_none(), "6 queued + 5 > 10");
+        // 4 of the 6 went out: they count as in flight now (the stand-in's permits stay
+        // untaken), no longer as queued, so 8 more fit.
+        first.handed(0, 4);
+        assert_eq!(admission.queued(), 2);
+        let second = admission.try_admit(&[1; 8]).expect("2 queued + 8 fit");
+        drop(first);
+        assert_eq!(
+            admission.queued(),
+            8,
+            "dropping gives back only what is left"
+        );
+        drop(second);
+        assert_eq!(admission.queued(), 0);
+    }
+
+    #[test]
+    fn in_flight_updates_count_against_the_bound() {
+        let admission = admission(vec![PublisherStats::for_tests(10, 7)], Routing::One);
+        assert!(
+            admission.try_admit(&[1; 4]).is_none(),
+            "7 in flight + 4 > 10"
+        );
+        assert!(admission.try_admit(&[1; 3]).is_some());
+    }
+
+    #[test]
+    fn a_super_stream_request_is_counted_per_partition() {
+        let stats = vec![
+            PublisherStats::for_tests(4, 0),
+            PublisherStats::for_tests(4, 0),
+        ];
+        let admission = admission(stats, Routing::ByProduct);
+        let products: Vec<u64> = (1..=6).collect();
+        let per_partition = |p: u32| {
+            products
+                .iter()
+                .filter(|id| partition_of_product(**id, 2) == p)
+                .count() as u64
+        };
+        let mut admitted = admission.try_admit(&products).expect("fits");
+        assert_eq!(admission.queued(), 6);
+        admitted.handed(1, per_partition(1));
+        assert_eq!(admission.queued(), per_partition(0));
+        // More than a partition holds is capped at what the request had there.
+        admitted.handed(0, 100);
+        assert_eq!(admission.queued(), 0);
+    }
 }

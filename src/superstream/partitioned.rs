@@ -216,11 +216,12 @@ impl PartitionedPublisher {
     /// `Publisher::send_groups` across the partitions: each group split by partition (in
     /// order), each partition's parts sent in shared frames. For each group, what became of
     /// each part it has; and the first error, if any (a partition that fails does not stop the
-    /// others).
+    /// others). `on_handed` hears (partition, group, updates) of each frame that went out.
     pub async fn send_groups(
         &mut self,
         groups: Vec<Vec<NumberedUpdate>>,
         stall_timeout: Duration,
+        on_handed: &mut (dyn FnMut(usize, usize, usize) + Send),
     ) -> (Vec<Vec<GroupSent>>, Option<InvError>) {
         let mut fates: Vec<Vec<GroupSent>> = (0..groups.len()).map(|_| Vec::new()).collect();
         let mut first_error = None;
@@ -247,11 +248,16 @@ impl PartitionedPublisher {
                 }
             }
         }
-        for (publisher, (parts, owners)) in self.publishers.iter_mut().zip(parts) {
+        for (partition, (publisher, (parts, owners))) in
+            self.publishers.iter_mut().zip(parts).enumerate()
+        {
             if parts.is_empty() {
                 continue;
             }
-            let sent = publisher.send_groups(&parts, stall_timeout).await;
+            let mut handed = |part: usize, count: usize| on_handed(partition, owners[part], count);
+            let sent = publisher
+                .send_groups(&parts, stall_timeout, &mut handed)
+                .await;
             for (fate, group) in sent.groups.into_iter().zip(owners) {
                 fates[group].push(fate);
             }
