@@ -124,6 +124,11 @@ impl PublisherStats {
         self.tracker.reconnects.load(Ordering::Relaxed)
     }
 
+    /// Whether the publisher's connection is lost now (and not yet replaced).
+    pub fn is_lost(&self) -> bool {
+        self.tracker.is_lost()
+    }
+
     /// Resolves when the publisher's connection is lost (at once if it is now).
     pub async fn lost(&self) {
         let notified = self.tracker.lost_signal.notified();

@@ -296,6 +296,10 @@ async fn keep_connected(gateway: Arc<Gateway>, gave_up: tokio::sync::oneshot::Se
         let Some(publisher) = publisher.as_mut() else {
             return;
         };
+        // A request's own send may have reconnected while we waited for the lock.
+        if !gateway.stats.iter().any(PublisherStats::is_lost) {
+            continue;
+        }
         if let Err(error) = publisher.recover().await {
             let _ = gave_up.send(error);
             return;
