@@ -82,8 +82,7 @@ pub async fn run(
         }
         return outcome;
     };
-    superstream::check_broker_supports(broker).await?;
-    let env = broker.connect().await?;
+    let env = superstream::connect(broker).await?;
     let super_stream = superstream::ensure(
         broker,
         &bench_stream,

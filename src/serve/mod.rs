@@ -119,8 +119,7 @@ pub async fn run(
             None,
         ),
         Some(name) => {
-            crate::superstream::check_broker_supports(broker).await?;
-            let env = broker.connect().await?;
+            let env = crate::superstream::connect(broker).await?;
             let arguments = settings.retention.arguments();
             let super_stream =
                 crate::superstream::ensure(broker, name, None, arguments, out).await?;

@@ -55,8 +55,7 @@ pub async fn run(
     out: Output,
 ) -> Result<RunSummary> {
     let broker = &common.broker;
-    super::check_broker_supports(broker).await?;
-    let env = broker.connect().await?;
+    let env = super::connect(broker).await?;
     let super_stream = super::existing(broker, name).await?;
     let partitions = partitions_holding(&super_stream, &settings.products);
     if partitions.len() < super_stream.partitions.len() {

@@ -13,7 +13,7 @@ pub use crate::settings::PartitionLayout;
 use std::collections::HashMap;
 
 use rabbitmq_stream_client::types::ResponseCode;
-use rabbitmq_stream_client::Client;
+use rabbitmq_stream_client::{Client, Environment};
 
 use crate::broker::{version_at_least, BrokerSettings, VersionProbe};
 use crate::error::{ConnectError, InvError, Result};
@@ -30,10 +30,17 @@ pub struct SuperStream {
     pub partitions: Vec<String>,
 }
 
-/// Fails with one line when the broker is older than 3.13, which has no super streams (a 3.10
-/// broker closes the connection on the request it does not know). A broker that does not
-/// answer the probe is left to the connection to report.
-pub async fn check_broker_supports(broker: &BrokerSettings) -> Result<()> {
+/// Connects for a super-stream command. A broker older than 3.13 has no super streams (a 3.10
+/// one closes the connection on a request it does not know), so that is asked first and said
+/// in one line; [`existing`] and [`ensure`] expect a broker that passed this.
+pub async fn connect(broker: &BrokerSettings) -> Result<Environment> {
+    check_broker_supports(broker).await?;
+    broker.connect().await
+}
+
+/// Fails with one line when the broker is older than 3.13. A broker that does not answer the
+/// probe is left to the connection to report.
+async fn check_broker_supports(broker: &BrokerSettings) -> Result<()> {
     match VersionProbe::new(broker)?.version().await {
         Some(version) if !version_at_least(&version, 3, 13) => Err(too_old(broker, &version)),
         _ => Ok(()),
@@ -83,7 +90,6 @@ async fn partitions_with(client: &Client, name: &str) -> Result<Option<Vec<Strin
 /// The partitions of an existing super stream; fails, saying how to create it, when it is
 /// missing.
 pub async fn existing(broker: &BrokerSettings, name: &str) -> Result<SuperStream> {
-    check_broker_supports(broker).await?;
     let client = client(broker).await?;
     let partitions = partitions_with(&client, name).await;
     let _ = client.close().await;
@@ -116,7 +122,6 @@ pub async fn ensure(
     arguments: HashMap<String, String>,
     out: Output,
 ) -> Result<SuperStream> {
-    check_broker_supports(broker).await?;
     let client = client(broker).await?;
     let outcome = ensure_with(&client, broker, name, layout, arguments, out).await;
     let _ = client.close().await;

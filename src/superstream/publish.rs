@@ -105,8 +105,7 @@ pub async fn run(
     out: Output,
 ) -> Result<RunSummary> {
     let broker = &common.broker;
-    super::check_broker_supports(broker).await?;
-    let env = broker.connect().await?;
+    let env = super::connect(broker).await?;
     let super_stream = super::ensure(
         broker,
         &asked.name,
