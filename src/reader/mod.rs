@@ -5,6 +5,7 @@
 //! prints: it reports through [`ReaderEvent`]s and a shared progress counter.
 
 mod offset;
+mod spawn;
 
 use std::collections::{HashMap, HashSet};
 use std::future::pending;
@@ -18,6 +19,7 @@ use rabbitmq_stream_client::types::OffsetSpecification;
 use rabbitmq_stream_client::{ChunkConsumer, Environment, FilterConfiguration};
 
 pub use offset::{offset_specification, StartOffset};
+pub use spawn::{spawn_all, Running, Start};
 
 use crate::broker::BrokerSettings;
 use crate::error::{ConnectError, InvError, Result};
@@ -514,76 +516,6 @@ pub async fn read<S: MessageSink>(
         elapsed,
         reconnects,
         failure,
-    }
-}
-
-/// One reader to start: its plan, its spec, its subscription and its sink.
-pub struct Start<S> {
-    pub plan: Arc<ReadPlan>,
-    pub spec: ReaderSpec,
-    pub subscription: Subscription,
-    pub sink: S,
-}
-
-/// Readers running on their own tasks (see [`spawn_all`]), and the count they read together.
-pub struct Running<S> {
-    tasks: Vec<tokio::task::JoinHandle<(String, ReadOutcome<S>)>>,
-    count: Arc<AtomicU64>,
-}
-
-/// How often [`Running::join`] reports the count read so far.
-const PROGRESS_TICK: Duration = Duration::from_millis(100);
-
-/// Starts every reader on a task of its own, each stopping at `stop` or its plan's rules.
-pub fn spawn_all<S: MessageSink + 'static>(
-    readers: Vec<Start<S>>,
-    stop: &crate::shutdown::Shutdown,
-    events: &ReaderEvents,
-) -> Running<S> {
-    let count = Arc::new(AtomicU64::new(0));
-    let tasks = readers
-        .into_iter()
-        .map(|start| {
-            let (stop, progress, events) = (stop.signal(), count.clone(), events.clone());
-            tokio::spawn(async move {
-                let Start {
-                    plan,
-                    spec,
-                    subscription,
-                    sink,
-                } = start;
-                let context = ReadContext {
-                    plan: &plan,
-                    reader: &spec,
-                    stop,
-                    progress,
-                    events,
-                };
-                let outcome = read(context, subscription, sink).await;
-                (spec.label, outcome)
-            })
-        })
-        .collect();
-    Running { tasks, count }
-}
-
-impl<S: Send + 'static> Running<S> {
-    /// Waits for every reader; meanwhile `progress` hears the messages read so far, every
-    /// 100 ms. Each reader's label and outcome, in the order they were started.
-    pub async fn join(self, mut progress: impl FnMut(u64)) -> Vec<(String, ReadOutcome<S>)> {
-        let all = futures::future::join_all(self.tasks);
-        let mut all = std::pin::pin!(all);
-        let results = loop {
-            tokio::select! {
-                results = &mut all => break results,
-                _ = tokio::time::sleep(PROGRESS_TICK) => progress(self.count.load(Ordering::Relaxed)),
-            }
-        };
-        results
-            .into_iter()
-            // A reader's panic is a bug: it goes on as the caller's.
-            .map(|result| result.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
-            .collect()
     }
 }
 
