@@ -9,6 +9,7 @@ mod auth;
 mod coalesce;
 mod limits;
 mod metrics;
+mod request;
 mod target;
 mod tls;
 
@@ -38,6 +39,7 @@ use crate::shutdown::Shutdown;
 use crate::stats::RunSummary;
 use crate::superstream::partitioned::{partition_producer, PartitionedPublisher};
 use coalesce::{Coalescer, HandOff, Waited};
+use request::{error, parse_updates, ApiError};
 use target::{Admission, GatewayPublisher};
 
 /// The smallest and largest `--max-header-bytes` (hyper reads no less than 8 KiB at once).
@@ -306,96 +308,12 @@ async fn keep_connected(gateway: Arc<Gateway>, gave_up: tokio::sync::oneshot::Se
     }
 }
 
-/// A JSON error answer: `{"error": …}` plus details.
-struct ApiError {
-    status: StatusCode,
-    body: Value,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            // Backpressure: the client should come back, and soon.
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        }
-        response
-    }
-}
-
-fn error(status: StatusCode, message: impl Into<String>, details: Value) -> ApiError {
-    let mut body = json!({ "error": message.into() });
-    if let (Some(body), Value::Object(details)) = (body.as_object_mut(), details) {
-        body.extend(details);
-    }
-    ApiError { status, body }
-}
-
 /// `POST /updates`: one JSON update, a JSON array of them, or NDJSON.
 async fn post_updates(
     State(gateway): State<Arc<Gateway>>,
     body: Bytes,
 ) -> std::result::Result<Response, ApiError> {
     gateway.publish(parse_updates(&body)?).await
-}
-
-/// Parses a body into (update, had its own seq) pairs; any invalid update rejects the request.
-fn parse_updates(body: &[u8]) -> std::result::Result<Vec<(InventoryUpdate, bool)>, ApiError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| error(StatusCode::BAD_REQUEST, "the body is not UTF-8", json!({})))?;
-    let trimmed = text.trim();
-    let now = now_us();
-    let invalid = |field: &str, position: usize, reason: String| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "invalid inventory update",
-            json!({ field: position, "reason": reason }),
-        )
-    };
-    if trimmed.is_empty() {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "the body holds no update",
-            json!({}),
-        ));
-    }
-    if trimmed.starts_with('[') {
-        let items: Vec<Value> = serde_json::from_str(trimmed).map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "the body is not a JSON array",
-                json!({ "reason": e.to_string() }),
-            )
-        })?;
-        if items.is_empty() {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                "the array holds no update",
-                json!({}),
-            ));
-        }
-        return items
-            .into_iter()
-            .enumerate()
-            .map(|(index, item)| {
-                InventoryUpdate::from_input_value(item, 0, now)
-                    .map_err(|r| invalid("index", index, r))
-            })
-            .collect();
-    }
-    let lines: Vec<&str> = trimmed.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines
-        .iter()
-        .enumerate()
-        .map(|(index, line)| {
-            let value: Value = serde_json::from_str(line)
-                .map_err(|e| invalid("line", index + 1, e.to_string()))?;
-            InventoryUpdate::from_input_value(value, 0, now)
-                .map_err(|r| invalid("line", index + 1, r))
-        })
-        .collect()
 }
 
 /// The original exercise's body: a product and its new status.
