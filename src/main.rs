@@ -17,25 +17,17 @@ const EXIT_USAGE: u8 = 2;
 /// mimalloc's `purge_delay` option (its position in `mi_option_t`, in mimalloc 2 and 3).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// A read's first second holds little memory, but purging during it makes every chunk copy fault
-/// its pages back in (~10–25% more CPU for a 1,000,000-update replay). The option is one value
-/// for the whole process, read whenever a purge is scheduled: set before the runtime it purged
-/// from the start (d0e2786); 4d48da4 set it in `consume` and only by luck did a purge deadline
-/// mimalloc had scheduled under its 1 s default hold it off for the first second.
-const PURGE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// A reader frees a chunk buffer of up to several MB every few milliseconds; mimalloc 3 keeps
-/// freed memory for 1 s before returning it, so a fast replay held more of them resident the
-/// longer it ran (32 MB for 100,000 updates, 62–81 MB for 10,000,000). After 10 ms (mimalloc 2's
-/// delay) it stays flat (30 vs 39–43 MB) for ~15% of consume's speed; at 0 ms produce would pay
-/// ~40% more CPU, so only `consume` asks for it, and only after [`PURGE_AFTER`].
+/// A reader's chunks come and go every few milliseconds; mimalloc 3 keeps freed memory for 1 s
+/// before returning it, so a fast replay held more of them resident the longer it ran (32 MB for
+/// 100,000 updates, 62–81 MB for 10,000,000); after 10 ms (mimalloc 2's delay) it stays flat
+/// (30 vs 39–43 MB). At 0 ms produce would pay ~40% more CPU, so only `consume` asks for it. The
+/// client reuses its chunk and read buffers (vendor patches 0025, 0026): while each chunk had new
+/// ones, purging made every chunk fault its pages back in (~10–25% more CPU for 1,000,000 updates
+/// than 4d48da4, where a purge deadline scheduled under the 1 s default held this process-wide
+/// option off for the first second).
 fn return_freed_memory_soon() {
     // SAFETY: sets one of mimalloc's options; any value is valid for this one, at any time.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10) }
-    // A purge mimalloc already scheduled under the 1 s default would hold the new delay off for
-    // up to another second (an arena's deadline is set only when none is pending): purge now.
-    // SAFETY: returns freed memory to the OS; callable from any thread at any time.
-    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 /// Logs on stderr, off unless `RUST_LOG` asks for them, e.g.
@@ -81,6 +73,9 @@ fn main() -> ExitCode {
         }
     };
     init_logs();
+    if matches!(cli.command, invstream::cli::Command::Consume(_)) {
+        return_freed_memory_soon();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -93,12 +88,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if matches!(cli.command, invstream::cli::Command::Consume(_)) {
-        runtime.spawn(async {
-            tokio::time::sleep(PURGE_AFTER).await;
-            return_freed_memory_soon();
-        });
-    }
     match runtime.block_on(invstream::run(cli)) {
         Ok(code) => code,
         Err(e) => {
