@@ -213,11 +213,13 @@ pub struct ChunkMessages {
 
 /// Data buffers of dropped [`ChunkMessages`], for the next chunks: a fresh buffer per chunk
 /// (hundreds of KB, every few milliseconds) page-faults in every page once the allocator has
-/// given the last one back to the OS. A reader holds a few chunks at a time, so a few suffice.
+/// given the last one back to the OS. A reader holds up to 6 chunks (4 waiting in its channel,
+/// the one read, the one being decoded).
 static SPARE_BUFFERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
-/// At most this many spare buffers are kept (each as large as the largest chunk it held).
-const SPARE_BUFFERS_MAX: usize = 4;
+/// At most this many spare buffers are kept (each as large as the largest chunk it held): fewer
+/// than a reader holds, and some are freed and faulted in again after every burst.
+const SPARE_BUFFERS_MAX: usize = 8;
 
 /// An empty buffer of at least `capacity` bytes, a spare one if there is one.
 fn chunk_buffer(capacity: usize) -> Vec<u8> {
