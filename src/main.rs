@@ -17,11 +17,14 @@ const EXIT_USAGE: u8 = 2;
 /// mimalloc's `purge_delay` option (its position in `mi_option_t`, in mimalloc 2 and 3).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// A reader frees a chunk buffer of up to several MB every few milliseconds; mimalloc 3 keeps
-/// freed memory for 1 s before returning it, so a fast replay held more of them resident the
-/// longer it ran (32 MB for 100,000 updates, 62–81 MB for 10,000,000). After 10 ms (mimalloc 2's
-/// delay) it stays flat (30 vs 39–43 MB) for ~15% of consume's speed; at 0 ms produce would pay
-/// ~40% more CPU, so only `consume` asks for it.
+/// A reader's chunks come and go every few milliseconds; mimalloc 3 keeps freed memory for 1 s
+/// before returning it, so a fast replay held more of them resident the longer it ran (32 MB for
+/// 100,000 updates, 62–81 MB for 10,000,000); after 10 ms (mimalloc 2's delay) it stays flat
+/// (30 vs 39–43 MB). At 0 ms produce would pay ~40% more CPU, so only `consume` asks for it. The
+/// client reuses its chunk and read buffers (vendor patches 0025, 0026): while each chunk had new
+/// ones, purging made every chunk fault its pages back in (~10–25% more CPU for 1,000,000 updates
+/// than 4d48da4, where a purge deadline scheduled under the 1 s default held this process-wide
+/// option off for the first second).
 fn return_freed_memory_soon() {
     // SAFETY: sets one of mimalloc's options; any value is valid for this one, at any time.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10) }

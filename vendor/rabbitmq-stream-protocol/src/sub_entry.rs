@@ -12,6 +12,7 @@
 //! entries follow one another and every message of a batch gets its own offset.
 
 use std::io::{Read, Write};
+use std::sync::{Mutex, PoisonError};
 
 use byteorder::{BigEndian, ByteOrder, WriteBytesExt};
 
@@ -210,12 +211,47 @@ pub struct ChunkMessages {
     ends: Vec<u32>,
 }
 
+/// Data buffers of dropped [`ChunkMessages`], for the next chunks: a fresh buffer per chunk
+/// (hundreds of KB, every few milliseconds) page-faults in every page once the allocator has
+/// given the last one back to the OS. A reader holds up to 6 chunks (4 waiting in its channel,
+/// the one read, the one being decoded).
+static SPARE_BUFFERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// At most this many spare buffers are kept (each as large as the largest chunk it held): fewer
+/// than a reader holds, and some are freed and faulted in again after every burst.
+const SPARE_BUFFERS_MAX: usize = 8;
+
+/// An empty buffer of at least `capacity` bytes, a spare one if there is one.
+fn chunk_buffer(capacity: usize) -> Vec<u8> {
+    let spare = SPARE_BUFFERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pop();
+    let mut buffer = spare.unwrap_or_default();
+    buffer.reserve_exact(capacity);
+    buffer
+}
+
+impl Drop for ChunkMessages {
+    fn drop(&mut self) {
+        if self.data.capacity() == 0 {
+            return;
+        }
+        let mut buffer = std::mem::take(&mut self.data);
+        buffer.clear();
+        let mut spare = SPARE_BUFFERS.lock().unwrap_or_else(PoisonError::into_inner);
+        if spare.len() < SPARE_BUFFERS_MAX {
+            spare.push(buffer);
+        }
+    }
+}
+
 impl ChunkMessages {
     /// Reads the `entries` entries of a chunk (simple or sub-entry batches, mixed). Returns the
     /// rest of the input.
     pub fn read_entries(mut input: &[u8], entries: u16) -> Result<(&[u8], Self), DecodeError> {
         let mut chunk = ChunkMessages {
-            data: Vec::with_capacity(input.len()),
+            data: chunk_buffer(input.len()),
             ends: Vec::with_capacity(entries as usize),
         };
         let mut scratch = Vec::new();
@@ -418,6 +454,20 @@ mod tests {
             ChunkMessages::from_messages(&messages.decode().unwrap()),
             messages
         );
+    }
+
+    #[test]
+    fn a_chunk_read_after_a_larger_one_was_dropped_holds_only_its_own_messages() {
+        let long = message(&"x".repeat(4096));
+        let (_, larger) = ChunkMessages::read_entries(&simple_entry(&long), 1).unwrap();
+        drop(larger);
+        let short = message("y");
+        let (_, chunk) = ChunkMessages::read_entries(&simple_entry(&short), 1).unwrap();
+        assert_eq!(chunk.len(), 1);
+        let mut encoded = Vec::new();
+        short.encode(&mut encoded).unwrap();
+        assert_eq!(chunk.iter().next().unwrap(), &encoded[..]);
+        assert_eq!(chunk, ChunkMessages::from_messages(&[short]));
     }
 
     #[test]
