@@ -2,9 +2,13 @@
 //! `--retry-for`, a stuck broker, and TLS. Each test runs its own RabbitMQ node
 //! (`scripts/broker.sh node-up`) so stopping it disturbs no other test.
 
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::util::{assert_exactly, resident_kb, tls_dir, wait_summary, BrokerNode, TestStream};
+use crate::util::{
+    assert_exactly, binary, resident_kb, spawn_until_line, tls_dir, wait_summary, wait_until,
+    BrokerNode, StderrLog, TestStream,
+};
 
 /// Updates per second of a produce that a fault interrupts: 1,000,000 take 4 s.
 const FAULT_RUN_RATE: u64 = 250_000;
@@ -20,6 +24,30 @@ fn verify_on(node: &BrokerNode, stream: &TestStream) -> serde_json::Value {
     ])
 }
 
+/// Starts `invstream --json --stream NAME ARGS…` (a produce through `node`) and returns once
+/// `node` stores some of its updates, so that a fault that follows lands mid-run.
+fn spawn_stored_produce(
+    node: &BrokerNode,
+    stream: &TestStream,
+    args: &[&str],
+) -> (Child, StderrLog) {
+    let mut command = Command::new(binary());
+    command
+        .args(["--json", "--stream", &stream.name])
+        .args(args);
+    let (child, line, log) = spawn_until_line(command, "publishing");
+    let producer = line
+        .split("as producer '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("no producer name in: {line}"));
+    wait_until("the node stores some of the run's updates", || {
+        node.publisher_sequence(producer, &stream.name)
+            .is_some_and(|seq| seq > 0)
+    });
+    (child, log)
+}
+
 /// Publishes 1,000,000 updates to `node`, doing `fault` to the broker mid-way; the run must
 /// finish by itself with every update stored exactly once.
 fn produce_through(
@@ -31,16 +59,16 @@ fn produce_through(
 ) {
     let count_arg = count.to_string();
     // Paced, so the fault lands mid-run however fast this machine publishes: the run lasts
-    // count / RATE seconds, and the fault (0.7 s in, plus the seconds `rabbitmqctl stop` takes)
-    // comes well before its end.
+    // count / RATE seconds, and the fault (once the broker holds some of the run, plus the
+    // seconds `rabbitmqctl stop` takes) comes well before its end.
     let rate = FAULT_RUN_RATE.to_string();
-    let stream = TestStream::new(purpose);
+    // Declared ahead (and reported ready), as a real deployment would have it: a stream declared
+    // a moment before the broker crashes may not survive it.
+    let stream = node.stream(purpose);
     let uri = node.uri();
-    // A stream declared a moment before the broker crashes may not survive it (the broker's
-    // own metadata is not yet on disk): declare it ahead, as a real deployment would have.
-    node.create_stream(&stream.name);
-    std::thread::sleep(Duration::from_secs(2));
-    let (child, log) = stream.spawn_watched(
+    let (child, log) = spawn_stored_produce(
+        node,
+        &stream,
         &[
             &[
                 "--uri", &uri, "produce", "--count", &count_arg, "--rate", &rate,
@@ -48,9 +76,7 @@ fn produce_through(
             extra,
         ]
         .concat(),
-        "publishing",
     );
-    std::thread::sleep(Duration::from_millis(700));
     fault(node);
     let output = child.wait_with_output().unwrap();
     let stderr = log.text();
@@ -96,10 +122,8 @@ fn broker_restart_during_a_compressed_sub_entry_produce_loses_and_duplicates_not
 #[test]
 fn broker_restart_during_a_following_consume_resumes_without_gap_or_duplicate() {
     let node = BrokerNode::start("inv-restart-consume", 5564, None);
-    let stream = TestStream::new("restart-consume");
+    let stream = node.stream("restart-consume");
     let uri = node.uri();
-    node.create_stream(&stream.name);
-    std::thread::sleep(Duration::from_secs(2));
     let produce = |total: &str| {
         let summary = stream.run_json(&["--uri", &uri, "produce", "--count", total]);
         assert_eq!(summary["failed"], 0, "{summary}");
@@ -124,10 +148,8 @@ fn broker_restart_during_a_following_consume_resumes_without_gap_or_duplicate() 
 #[test]
 fn broker_restart_while_a_paced_consumer_has_a_backlog_left_resumes_without_gap_or_duplicate() {
     let node = BrokerNode::start("inv-restart-backlog", 5571, None);
-    let stream = TestStream::new("restart-backlog");
+    let stream = node.stream("restart-backlog");
     let uri = node.uri();
-    node.create_stream(&stream.name);
-    std::thread::sleep(Duration::from_secs(2));
     let produce = |count: &str| {
         let summary = stream.run_json(&["--uri", &uri, "produce", "--count", count]);
         assert_eq!(summary["failed"], 0, "{summary}");
@@ -194,11 +216,11 @@ fn broker_restart_while_a_paced_consumer_has_a_backlog_left_resumes_without_gap_
 #[test]
 fn a_broker_away_longer_than_retry_for_ends_the_run_with_a_clear_error() {
     let node = BrokerNode::start("inv-gone", 5565, None);
-    let stream = TestStream::new("gone");
+    let stream = node.stream("gone");
     let uri = node.uri();
-    node.create_stream(&stream.name);
-    std::thread::sleep(Duration::from_secs(2));
-    let (producer, log) = stream.spawn_watched(
+    let (producer, log) = spawn_stored_produce(
+        &node,
+        &stream,
         &[
             "--uri",
             &uri,
@@ -208,9 +230,7 @@ fn a_broker_away_longer_than_retry_for_ends_the_run_with_a_clear_error() {
             "--count",
             "50000000",
         ],
-        "publishing",
     );
-    std::thread::sleep(Duration::from_millis(500));
     node.act("node-stop");
     let output = producer.wait_with_output().unwrap();
     let stderr = log.text();
@@ -252,7 +272,9 @@ fn a_stuck_broker_holds_memory_flat_and_ends_the_run_at_the_confirm_timeout() {
     let node = BrokerNode::start("inv-stuck", 5566, None);
     let stream = TestStream::new("stuck");
     let uri = node.uri();
-    let (producer, log) = stream.spawn_watched(
+    let (producer, log) = spawn_stored_produce(
+        &node,
+        &stream,
         &[
             "--uri",
             &uri,
@@ -266,9 +288,7 @@ fn a_stuck_broker_holds_memory_flat_and_ends_the_run_at_the_confirm_timeout() {
             "--confirm-timeout",
             "3s",
         ],
-        "publishing",
     );
-    std::thread::sleep(Duration::from_millis(500));
     node.act("node-pause");
     let pid = producer.id();
     let paused_at = Instant::now();
