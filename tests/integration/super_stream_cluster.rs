@@ -17,7 +17,10 @@ use crate::util::{
 /// cluster is checked healthy.
 fn cluster_super_stream(purpose: &str) -> TestSuperStream {
     require_cluster();
-    TestSuperStream::on_nodes(&format!("cluster-ss-{purpose}"), &[port(1), port(2), port(3)])
+    TestSuperStream::on_nodes(
+        &format!("cluster-ss-{purpose}"),
+        &[port(1), port(2), port(3)],
+    )
 }
 
 /// The messages of each partition (per partition summaries), in partition order.
