@@ -91,32 +91,35 @@ fn produce_through(
     assert_exactly(&verify_on(node, &stream), count);
 }
 
+/// `rabbitmqctl stop`, then start again.
+fn restart(node: &BrokerNode) {
+    node.act("node-stop");
+    node.act("node-start");
+}
+
+/// SIGKILL, then start again.
+fn crash(node: &BrokerNode) {
+    node.act("node-kill");
+    node.act("node-start");
+}
+
 #[test]
 fn broker_restart_during_produce_loses_and_duplicates_nothing() {
     let node = BrokerNode::start("inv-restart-produce", 5620, None);
-    produce_through(&node, "restart-produce", 1_000_000, &[], |node| {
-        node.act("node-stop");
-        node.act("node-start");
-    });
+    produce_through(&node, "restart-produce", 1_000_000, &[], restart);
 }
 
 #[test]
 fn broker_crash_during_produce_loses_and_duplicates_nothing() {
     let node = BrokerNode::start("inv-crash-produce", 5621, None);
-    produce_through(&node, "crash-produce", 1_000_000, &[], |node| {
-        node.act("node-kill");
-        node.act("node-start");
-    });
+    produce_through(&node, "crash-produce", 1_000_000, &[], crash);
 }
 
 #[test]
 fn broker_restart_during_a_compressed_sub_entry_produce_loses_and_duplicates_nothing() {
     let node = BrokerNode::start("inv-restart-sub-entry", 5569, None);
     let extra = ["--sub-entry-size", "100", "--compression", "zstd"];
-    produce_through(&node, "restart-sub-entry", 1_000_000, &extra, |node| {
-        node.act("node-stop");
-        node.act("node-start");
-    });
+    produce_through(&node, "restart-sub-entry", 1_000_000, &extra, restart);
 }
 
 #[test]
@@ -136,8 +139,7 @@ fn broker_restart_during_a_following_consume_resumes_without_gap_or_duplicate() 
         ],
         "reading stream",
     );
-    node.act("node-stop");
-    node.act("node-start");
+    restart(&node);
     // The same producer name: the second run adds the 200,000 that are missing.
     produce("300000");
     let consumed = wait_summary(consumer);
@@ -176,8 +178,7 @@ fn broker_restart_while_a_paced_consumer_has_a_backlog_left_resumes_without_gap_
         ],
         "reading stream",
     );
-    node.act("node-stop");
-    node.act("node-start");
+    restart(&node);
     produce("2000");
     // A gap (or a resume past the end) would leave it waiting for messages that never come:
     // give it a bound, then kill it and fail.

@@ -70,17 +70,7 @@ fn produce_killed_with_sigkill_then_rerun_stores_each_update_once() {
         "100000",
     ];
     // Killed once the broker holds some of the first run's updates.
-    let rerun = stream.crash_then_rerun("sigkill", &args);
-    let (skipped, sent) = (
-        rerun["skipped"].as_u64().unwrap(),
-        rerun["messages"].as_u64().unwrap(),
-    );
-    assert!(
-        skipped > 0,
-        "the re-run skips what the first stored: {rerun}"
-    );
-    assert!(sent > 0, "the first run was killed mid-way: {rerun}");
-    assert_eq!(skipped + sent, 1_000_000, "{rerun}");
+    let rerun = stream.crash_then_rerun("sigkill", &args, 1_000_000);
     assert_eq!(rerun["failed"], 0);
     assert_exactly(&verify(&stream), 1_000_000);
 }

@@ -78,11 +78,12 @@ impl TestStream {
         spawn_until_marker(command, ready_marker)
     }
 
-    /// Runs `invstream --json --stream NAME ARGS…` (a `produce --producer-name P --resume`),
-    /// kills it with SIGKILL (a crash) as soon as the broker holds some of producer `P`'s
-    /// updates, then runs the same command again to completion and returns that run's summary.
+    /// Runs `invstream --json --stream NAME ARGS…` (a `produce --producer-name P --resume` of
+    /// `total` updates), kills it with SIGKILL (a crash) as soon as the broker holds some of
+    /// producer `P`'s updates, then runs the same command again to completion and returns that
+    /// run's summary, checked to skip what the first run stored and send the rest (both > 0).
     /// Panics if the first run finished before the kill (the crash would prove nothing).
-    pub fn crash_then_rerun(&self, producer: &str, args: &[&str]) -> serde_json::Value {
+    pub fn crash_then_rerun(&self, producer: &str, args: &[&str], total: u64) -> serde_json::Value {
         let args = [&["--json", "--stream", &self.name][..], args].concat();
         let mut child = Command::new(binary())
             .args(&args)
@@ -100,7 +101,18 @@ impl TestStream {
             finished.is_none(),
             "the first run ended ({finished:?}) before the kill: pace it slower"
         );
-        summary_of(&Command::new(binary()).args(&args).output().unwrap())
+        let rerun = summary_of(&Command::new(binary()).args(&args).output().unwrap());
+        let (skipped, sent) = (
+            rerun["skipped"].as_u64().unwrap(),
+            rerun["messages"].as_u64().unwrap(),
+        );
+        assert!(
+            skipped > 0,
+            "the re-run skips what the first stored: {rerun}"
+        );
+        assert!(sent > 0, "the first run was killed mid-way: {rerun}");
+        assert_eq!(skipped + sent, total, "{rerun}");
+        rerun
     }
 
     /// The last publishing id the broker stored for `producer` on this stream (None while the
