@@ -7,11 +7,7 @@
 use std::fs::File;
 use std::process::{Child, Command, Output, Stdio};
 
-use crate::util::{binary, summary_of, wait_summary, TestStream};
-
-fn verify(stream: &TestStream) -> serde_json::Value {
-    stream.run_json(&["consume", "--offset", "first", "--verify"])
-}
+use crate::util::{binary, send_signal, summary_of, wait_summary, TestStream};
 
 /// The verify report's producers, checked for no gap and no duplicate: (name, distinct).
 fn producers(verified: &serde_json::Value) -> Vec<(String, u64)> {
@@ -95,7 +91,7 @@ fn two_concurrent_default_runs_both_publish_everything() {
     }
     assert_ne!(a["producer"], b["producer"]);
 
-    let verified = verify(&stream);
+    let verified = stream.verify();
     assert_eq!(verified["messages"], 400_000, "{verified}");
     let mut found = producers(&verified);
     found.sort();
@@ -162,14 +158,7 @@ fn a_given_name_written_by_two_runs_at_once_is_reported() {
 #[test]
 fn resume_finishes_a_run_exactly_once() {
     let stream = TestStream::new("fr-resume");
-    let named = |count: &str, extra: &[&str]| {
-        let args = [
-            &["produce", "--producer-name", "r", "--count", count][..],
-            extra,
-        ]
-        .concat();
-        stream.run_json(&args)
-    };
+    let named = |count: &str, extra: &[&str]| stream.produce_as("r", count, extra);
     let first = named("1000", &[]);
     assert_eq!(first["confirmed"], 1_000, "{first}");
     assert_eq!(first["producer"], "r");
@@ -180,7 +169,7 @@ fn resume_finishes_a_run_exactly_once() {
     let again = named("2500", &["--resume"]);
     assert_eq!(again["skipped"], 2_500, "{again}");
     assert_eq!(again["messages"], 0, "{again}");
-    let verified = verify(&stream);
+    let verified = stream.verify();
     assert_eq!(verified["messages"], 2_500, "{verified}");
     assert_eq!(producers(&verified), vec![("r".to_string(), 2_500)]);
 }
@@ -201,11 +190,7 @@ fn ctrl_c_prints_the_command_that_finishes_the_run_exactly_once() {
         ],
         "publishing",
     );
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    send_signal(&child, "INT");
     let output = child.wait_with_output().unwrap();
     let stderr = log.text();
     assert_eq!(output.status.code(), Some(130), "{stderr}");
@@ -244,7 +229,7 @@ fn ctrl_c_prints_the_command_that_finishes_the_run_exactly_once() {
         100_000,
         "{finished}"
     );
-    let verified = verify(&stream);
+    let verified = stream.verify();
     assert_eq!(verified["messages"], 100_000, "{verified}");
     assert_eq!(producers(&verified), vec![("c".to_string(), 100_000)]);
 }

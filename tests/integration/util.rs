@@ -65,6 +65,21 @@ impl TestStream {
         summary
     }
 
+    /// `produce --producer-name NAME --count COUNT EXTRA…`, its summary.
+    pub fn produce_as(&self, name: &str, count: &str, extra: &[&str]) -> serde_json::Value {
+        let args = [
+            &["produce", "--producer-name", name, "--count", count][..],
+            extra,
+        ]
+        .concat();
+        self.run_json(&args)
+    }
+
+    /// `consume --offset first --verify`, its summary.
+    pub fn verify(&self) -> serde_json::Value {
+        self.run_json(&["consume", "--offset", "first", "--verify"])
+    }
+
     /// Starts `invstream --json --stream NAME ARGS…` and returns once it printed a line on
     /// stderr containing `ready_marker` (e.g. after it subscribed).
     pub fn spawn_until(&self, args: &[&str], ready_marker: &str) -> Child {
