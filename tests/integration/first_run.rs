@@ -7,6 +7,10 @@
 use std::fs::File;
 use std::process::{Child, Command, Output, Stdio};
 
+use assert_cmd::assert::OutputAssertExt;
+use predicates::prelude::*;
+use predicates::str::{contains, starts_with};
+
 use crate::util::{binary, send_signal, summary_of, wait_summary, TestStream};
 
 /// The verify report's producers, checked for no gap and no duplicate: (name, distinct).
@@ -272,29 +276,31 @@ fn output_errors_are_one_line_and_a_closed_stdout_ends_quietly() {
         &["bench", "--count", "1000"],
     ];
     for args in commands {
-        let output = into_dev_full(&stream, args);
-        let stderr = stderr_of(&output);
-        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-        let lines: Vec<&str> = stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "{args:?}: one line: {stderr}");
-        assert!(
-            lines[0].starts_with("invstream: error: ")
-                && lines[0].contains("No space left on device"),
-            "{args:?}: {stderr}"
-        );
+        // One line (not merely one after trimming), so not util::assert_one_line_error.
+        let one_line = predicate::function(|stderr: &str| stderr.lines().count() == 1);
+        into_dev_full(&stream, args)
+            .assert()
+            .append_context("args", format!("{args:?}"))
+            .code(1)
+            .stderr(
+                one_line
+                    .and(starts_with("invstream: error: "))
+                    .and(contains("No space left on device"))
+                    .and(contains("panicked").not()),
+            );
 
-        let output = into_closed_pipe(&[&["--quiet", "--stream", &stream.name], args].concat());
-        let stderr = stderr_of(&output);
-        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-        assert!(!stderr.contains("error"), "{args:?}: {stderr}");
+        into_closed_pipe(&[&["--quiet", "--stream", &stream.name], args].concat())
+            .assert()
+            .append_context("args", format!("{args:?}"))
+            .code(0)
+            .stderr(contains("panicked").not().and(contains("error").not()));
     }
     for args in [&["--help"][..], &["produce", "--help"], &["--version"]] {
-        let output = into_closed_pipe(args);
-        let stderr = stderr_of(&output);
-        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
-        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+        into_closed_pipe(args)
+            .assert()
+            .append_context("args", format!("{args:?}"))
+            .code(0)
+            .stderr(predicates::str::is_empty());
     }
 }
 
