@@ -24,8 +24,8 @@ fn verify_on(node: &BrokerNode, stream: &TestStream) -> serde_json::Value {
     ])
 }
 
-/// Starts `invstream --json --stream NAME ARGS…` (a produce through `node`) and returns once
-/// `node` stores some of its updates, so that a fault that follows lands mid-run.
+/// Starts `invstream --json --stream NAME --uri NODE ARGS…` (a produce) and returns once `node`
+/// stores some of its updates, so that a fault that follows lands mid-run.
 fn spawn_stored_produce(
     node: &BrokerNode,
     stream: &TestStream,
@@ -33,7 +33,7 @@ fn spawn_stored_produce(
 ) -> (Child, StderrLog) {
     let mut command = Command::new(binary());
     command
-        .args(["--json", "--stream", &stream.name])
+        .args(["--json", "--stream", &stream.name, "--uri", &node.uri()])
         .args(args);
     let (child, line, log) = spawn_until_line(command, "publishing");
     let producer = line
@@ -65,17 +65,10 @@ fn produce_through(
     // Declared ahead (and reported ready), as a real deployment would have it: a stream declared
     // a moment before the broker crashes may not survive it.
     let stream = node.stream(purpose);
-    let uri = node.uri();
     let (child, log) = spawn_stored_produce(
         node,
         &stream,
-        &[
-            &[
-                "--uri", &uri, "produce", "--count", &count_arg, "--rate", &rate,
-            ],
-            extra,
-        ]
-        .concat(),
+        &[&["produce", "--count", &count_arg, "--rate", &rate], extra].concat(),
     );
     fault(node);
     let output = child.wait_with_output().unwrap();
@@ -222,15 +215,7 @@ fn a_broker_away_longer_than_retry_for_ends_the_run_with_a_clear_error() {
     let (producer, log) = spawn_stored_produce(
         &node,
         &stream,
-        &[
-            "--uri",
-            &uri,
-            "--retry-for",
-            "3s",
-            "produce",
-            "--count",
-            "50000000",
-        ],
+        &["--retry-for", "3s", "produce", "--count", "50000000"],
     );
     node.act("node-stop");
     let output = producer.wait_with_output().unwrap();
@@ -272,13 +257,10 @@ fn a_broker_away_longer_than_retry_for_ends_the_run_with_a_clear_error() {
 fn a_stuck_broker_holds_memory_flat_and_ends_the_run_at_the_confirm_timeout() {
     let node = BrokerNode::start("inv-stuck", 5566, None);
     let stream = TestStream::new("stuck");
-    let uri = node.uri();
     let (producer, log) = spawn_stored_produce(
         &node,
         &stream,
         &[
-            "--uri",
-            &uri,
             "--retry-for",
             "0s",
             "produce",
