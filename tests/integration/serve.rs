@@ -6,7 +6,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::serve_util::{
-    free_port, metric_values, metrics, post, printed_seqs, start, start_watched, stop,
+    free_port, metric_values, metrics, post, printed_seqs, start, start_through, start_watched,
+    stop,
 };
 use crate::util::{runtime, TestStream};
 
@@ -295,17 +296,7 @@ fn during_a_broker_outage_no_update_is_acknowledged_unless_it_is_stored_exactly_
     let uri = node.uri();
     // A short confirm timeout: a request that cannot reach the broker is answered (503 or 504)
     // while the node is still down, rather than held past the outage.
-    let (child, base) = start(
-        &stream,
-        &[
-            "--uri",
-            &uri,
-            "--retry-for",
-            "120s",
-            "--confirm-timeout",
-            "3s",
-        ],
-    );
+    let (child, base) = start_through(&node, &stream, "120s", "3s");
     let log = Arc::new(Mutex::new(Vec::<Answered>::new()));
     let done = Arc::new(AtomicBool::new(false));
     // Four clients, each request ten updates whose seqs (kept by the gateway) no other has.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::serve_util::{metrics, printed_seqs, start, stop};
+use crate::serve_util::{metrics, printed_seqs, start_through, stop};
 use crate::util::{runtime, BrokerNode};
 
 const REQUESTS: u64 = 200;
@@ -17,17 +17,7 @@ fn concurrent_requests_share_publish_frames_and_each_is_stored_once() {
     let node = BrokerNode::start("inv-serve-frames", 5592, None);
     let stream = node.stream("serve-frames");
     let uri = node.uri();
-    let (child, base) = start(
-        &stream,
-        &[
-            "--uri",
-            &uri,
-            "--retry-for",
-            "180s",
-            "--confirm-timeout",
-            "180s",
-        ],
-    );
+    let (child, base) = start_through(&node, &stream, "180s", "180s");
     let rt = runtime();
     let client = reqwest::Client::new();
     let before = rt.block_on(metrics(&client, &base));

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::process::{Child, Output};
 use std::time::Duration;
 
-use crate::util::{send_signal, wait_summary, StderrLog, TestStream};
+use crate::util::{send_signal, wait_summary, BrokerNode, StderrLog, TestStream};
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -19,6 +19,23 @@ pub fn free_port() -> u16 {
 pub fn start(stream: &TestStream, extra: &[&str]) -> (Child, String) {
     let (child, base, _) = start_watched(stream, extra);
     (child, base)
+}
+
+/// As `start`, through `node` only, waiting out a broker outage for up to `retry_for` and each
+/// request's confirms for up to `confirm_timeout`.
+pub fn start_through(
+    node: &BrokerNode,
+    stream: &TestStream,
+    retry_for: &str,
+    confirm_timeout: &str,
+) -> (Child, String) {
+    let patience = [
+        "--retry-for",
+        retry_for,
+        "--confirm-timeout",
+        confirm_timeout,
+    ];
+    start(stream, &[&["--uri", &node.uri()][..], &patience].concat())
 }
 
 /// As `start`, keeping what the gateway writes on stderr.
