@@ -6,7 +6,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{assert_exactly, binary, spawn_until_line, spawn_until_marker, summary_of};
+use crate::util::{
+    assert_exactly, binary, spawn_until_line, spawn_until_marker, summary_of, StderrLog,
+};
 
 /// Node i's stream port (scripts/cluster.sh: 5560 + i).
 pub(crate) fn port(node: u8) -> u16 {
@@ -225,10 +227,10 @@ fn a_fresh_stream_written_at_once_through_each_node_is_never_missing() {
     }
 }
 
-#[test]
-fn a_consumer_resumes_on_another_member_when_the_node_it_reads_from_stops() {
-    let stream = ClusterStream::new("follow");
-    // Declared through node 1, which leads it; a backlog that takes seconds to read.
+/// A stream declared through node 1, which leads it, with a backlog of 300,000 that takes
+/// seconds to read.
+fn stream_with_backlog(purpose: &str) -> ClusterStream {
+    let stream = ClusterStream::new(purpose);
     let backlog = summary_of(
         &stream
             .command(1, &["produce", "--count", "300000"])
@@ -237,34 +239,40 @@ fn a_consumer_resumes_on_another_member_when_the_node_it_reads_from_stops() {
     );
     assert_eq!(backlog["confirmed"], 300_000);
     assert_eq!(stream.leader(), 1);
-    let (consumer, log) = spawn_until_marker(
-        stream.command(
-            1,
-            &[
-                "consume",
-                "--offset",
-                "first",
-                "--count",
-                "400000",
-                "--verify",
-                // The node it reads from is then known for sure (which replica a consumer picks
-                // is random, and finding it from outside raced with fast reads in CI).
-                "--read-from",
-                "leader",
-                // A gap would leave it waiting: it ends by itself, and the count tells.
-                "--duration",
-                "90s",
-            ],
-        ),
-        "reading stream",
-    );
-    // Stop the node it reads from; the last 100,000 come through another node afterwards, so
-    // the consumer must have moved to read them.
-    let _back = NodeBack(1);
-    cluster(&["stop-node", "1"]);
+    stream
+}
+
+/// A reader of the backlog and the 100,000 after it, through node 1, with `extra` flags.
+fn backlog_reader(stream: &ClusterStream, extra: &[&str]) -> Command {
+    // A gap would leave it waiting: it ends by itself (--duration), and the count tells.
+    let args = [
+        "consume",
+        "--offset",
+        "first",
+        "--count",
+        "400000",
+        "--verify",
+        "--duration",
+        "90s",
+    ];
+    stream.command(1, &[&args[..], extra].concat())
+}
+
+/// Stops node `stopped` while `consumer` reads the backlog, publishes the last 100,000 through
+/// node `through` afterwards (so the consumer must have moved to read them), and checks it read
+/// all 400,000 in order after at least one reconnect: its summary and stderr.
+fn read_on_after_stop(
+    stream: &ClusterStream,
+    consumer: std::process::Child,
+    log: StderrLog,
+    stopped: u8,
+    through: u8,
+) -> (serde_json::Value, String) {
+    let _back = NodeBack(stopped);
+    cluster(&["stop-node", &stopped.to_string()]);
     let more = summary_of(
         &stream
-            .command(2, &["produce", "--count", "100000"])
+            .command(through, &["produce", "--count", "100000"])
             .output()
             .unwrap(),
     );
@@ -275,12 +283,29 @@ fn a_consumer_resumes_on_another_member_when_the_node_it_reads_from_stops() {
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(
         summary["reconnects"].as_u64().unwrap() >= 1,
-        "the stop missed the consumer: {summary}"
+        "the stop missed the consumer: {summary}\n{stderr}"
     );
     assert_eq!(summary["messages"], 400_000, "{summary}");
     assert_eq!(summary["first_offset"], 0, "{summary}");
     assert_eq!(summary["last_offset"], 399_999, "{summary}");
     assert_eq!(summary["verify"]["ok"], true, "{summary}");
+    (summary, stderr)
+}
+
+#[test]
+fn a_consumer_resumes_on_another_member_when_the_node_it_reads_from_stops() {
+    let stream = stream_with_backlog("follow");
+    let (consumer, log) = spawn_until_marker(
+        backlog_reader(
+            &stream,
+            // The node it reads from is then known for sure (which replica a consumer picks is
+            // random, and finding it from outside raced with fast reads in CI).
+            &["--read-from", "leader"],
+        ),
+        "reading stream",
+    );
+    // Stop the node it reads from; the rest comes through node 2.
+    read_on_after_stop(&stream, consumer, log, 1, 2);
 }
 
 /// The node (1-3) a consumer's "reading 'STREAM' from localhost:PORT (…)" line names.
@@ -296,72 +321,19 @@ fn node_read_from(line: &str) -> u8 {
 
 #[test]
 fn a_consumer_reading_a_replica_resumes_on_another_member_when_that_node_stops() {
-    let stream = ClusterStream::new("replica");
-    // Declared through node 1, which leads it; nodes 2 and 3 hold its replicas.
-    let backlog = summary_of(
-        &stream
-            .command(1, &["produce", "--count", "300000"])
-            .output()
-            .unwrap(),
-    );
-    assert_eq!(backlog["confirmed"], 300_000);
-    assert_eq!(stream.leader(), 1);
+    // Nodes 2 and 3 hold the stream's replicas.
+    let stream = stream_with_backlog("replica");
     // The default, --read-from replica: the consumer says which replica it picked.
-    let (consumer, line, log) = spawn_until_line(
-        stream.command(
-            1,
-            &[
-                "consume",
-                "--offset",
-                "first",
-                "--count",
-                "400000",
-                "--verify",
-                // A gap would leave it waiting: it ends by itself, and the count tells.
-                "--duration",
-                "90s",
-            ],
-        ),
-        "(a replica)",
-    );
+    let (consumer, line, log) = spawn_until_line(backlog_reader(&stream, &[]), "(a replica)");
     let replica = node_read_from(&line);
     assert_ne!(replica, 1, "the leader is not a replica: {line}");
-    // Stop exactly that node; the last 100,000 are published after it stopped (through the
-    // leader), so the consumer must read them from another member.
-    let _back = NodeBack(replica);
-    cluster(&["stop-node", &replica.to_string()]);
-    let more = summary_of(
-        &stream
-            .command(1, &["produce", "--count", "100000"])
-            .output()
-            .unwrap(),
-    );
-    assert_eq!(more["confirmed"], 100_000);
-    let output = consumer.wait_with_output().unwrap();
-    let stderr = log.text();
-    assert!(output.status.success(), "{stderr}");
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert!(
-        summary["reconnects"].as_u64().unwrap() >= 1,
-        "the stop missed the consumer: {summary}\n{stderr}"
-    );
+    // Stop exactly that node; the rest is published through the leader after it stopped.
+    let (summary, stderr) = read_on_after_stop(&stream, consumer, log, replica, 1);
     // Its last subscription is on a node that runs.
     let last = stderr
         .lines()
         .rfind(|l| l.contains(&format!("reading '{}' from", stream.name)))
         .unwrap();
     assert_ne!(node_read_from(last), replica, "{stderr}");
-    assert_eq!(summary["messages"], 400_000, "{summary}");
-    assert_eq!(summary["first_offset"], 0, "{summary}");
-    assert_eq!(summary["last_offset"], 399_999, "{summary}");
-    assert_eq!(summary["verify"]["ok"], true, "{summary}");
-    let producers = summary["verify"]["producers"].as_array().unwrap();
-    let (distinct, duplicates, gaps) = producers.iter().fold((0, 0, 0), |(d, u, g), p| {
-        (
-            d + p["distinct"].as_u64().unwrap(),
-            u + p["duplicates"].as_u64().unwrap(),
-            g + p["gaps"].as_u64().unwrap(),
-        )
-    });
-    assert_eq!((distinct, duplicates, gaps), (400_000, 0, 0), "{summary}");
+    assert_exactly(&summary, 400_000);
 }

@@ -4,6 +4,8 @@
 
 use std::process::{Command, Output, Stdio};
 
+use assert_cmd::assert::OutputAssertExt;
+
 use crate::util::{assert_one_line_error, assert_stream_deleted, binary, TestStream};
 
 fn stderr_of(output: &Output) -> String {
@@ -98,11 +100,9 @@ fn serve_on_a_port_in_use_is_a_one_line_error() {
     let listen = taken.local_addr().unwrap().to_string();
     let output = stream.run(&["serve", "--listen", &listen]);
     assert_one_line_error(&output, 1, &format!("cannot listen on {listen}"));
-    assert!(
-        stderr_of(&output).contains("--listen"),
-        "{}",
-        stderr_of(&output)
-    );
+    output
+        .assert()
+        .stderr(predicates::str::contains("--listen"));
 }
 
 #[test]

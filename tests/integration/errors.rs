@@ -3,35 +3,32 @@
 
 use std::process::Output;
 
+use assert_cmd::assert::OutputAssertExt;
+use predicates::prelude::*;
+use predicates::str::contains;
+
 use crate::util::{invstream, require_broker, TestStream, OLD_BROKER_PORT};
 
 const PASSWORD: &str = "s3cr3t-pw";
 
-/// Asserts a failed run: non-zero exit, nothing on stdout, one stderr line containing `expected`,
-/// no password anywhere.
+/// Asserts a failed run: non-zero exit, one non-empty stderr line, `invstream: error: …`
+/// containing `expected`, no panic, no password anywhere.
 fn assert_clear_error(output: &Output, expected: &str) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        !output.status.success(),
-        "expected failure, got success: {stdout}"
-    );
-    let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "want exactly one line on stderr, got: {stderr}"
-    );
-    assert!(lines[0].starts_with("invstream: error: "), "{stderr}");
-    assert!(
-        stderr.contains(expected),
-        "stderr lacks '{expected}': {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(
-        !stderr.contains(PASSWORD) && !stdout.contains(PASSWORD),
-        "password leaked: {stderr}"
-    );
+    let one_error_line = predicate::function(|stderr: &str| {
+        let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines.len() == 1 && lines[0].starts_with("invstream: error: ")
+    });
+    output
+        .clone()
+        .assert()
+        .failure()
+        .stdout(contains(PASSWORD).not())
+        .stderr(
+            one_error_line
+                .and(contains(expected))
+                .and(contains("panicked").not())
+                .and(contains(PASSWORD).not()),
+        );
 }
 
 fn uri(user: &str, port: u16, vhost: &str) -> String {
@@ -110,15 +107,13 @@ fn uri_from_the_environment_is_used_and_hidden() {
         &["produce", "--help"],
         &["consume", "--help"],
     ] {
-        let help = std::process::Command::new(crate::util::binary())
+        std::process::Command::new(crate::util::binary())
             .env("INVSTREAM_URI", uri("guest", 5599, "%2f"))
             .args(args)
-            .output()
-            .unwrap();
-        assert!(help.status.success(), "{args:?}");
-        let text = String::from_utf8_lossy(&help.stdout);
-        assert!(text.contains("INVSTREAM_URI"), "{args:?}: {text}");
-        assert!(!text.contains(PASSWORD), "{args:?}: {text}");
+            .assert()
+            .append_context("args", format!("{args:?}"))
+            .success()
+            .stdout(contains("INVSTREAM_URI").and(contains(PASSWORD).not()));
     }
 }
 
@@ -144,7 +139,8 @@ fn invalid_offset_count_and_duration() {
     ] {
         let output = invstream(&args);
         assert_clear_error(&output, expected);
-        assert_eq!(output.status.code(), Some(2), "usage errors exit 2");
+        // Usage errors exit 2.
+        output.assert().code(2);
     }
 }
 
@@ -162,16 +158,15 @@ fn broker_older_than_3_11_is_named() {
 fn stream_with_other_arguments_than_asked() {
     let stream = TestStream::new("args");
     let created = stream.run(&["produce", "--count", "1", "--max-age", "1h"]);
-    assert!(created.status.success());
+    created.assert().success();
     let output = stream.run(&["produce", "--count", "1", "--max-age", "2h"]);
     assert_clear_error(&output, "already exists with other arguments");
+    // The same arguments are fine.
     let same = stream.run(&["produce", "--count", "2", "--max-age", "1h"]);
-    assert!(same.status.success(), "the same arguments are fine");
+    same.assert().success();
+    // No arguments: the stream is used as it is.
     let none = stream.run(&["produce", "--count", "3"]);
-    assert!(
-        none.status.success(),
-        "no arguments: the stream is used as it is"
-    );
+    none.assert().success();
 }
 
 #[test]

@@ -33,29 +33,19 @@ fn five_consumers_each_read_the_whole_stream() {
 fn a_slow_consumer_does_not_hold_back_the_others_and_resumes_later() {
     let stream = TestStream::new("slow");
     stream.produce(20_000);
-    let consumers = "stats,email,loyalty";
-    let unslowed = stream.run_json(&[
-        "consume",
-        "--offset",
-        "first",
-        "--consumers",
-        consumers,
-        "--name",
-        "svc0",
-    ]);
-    let slowed = stream.run_json(&[
-        "consume",
-        "--offset",
-        "first",
-        "--consumers",
-        consumers,
-        "--name",
-        "svc",
-        "--slow",
-        "email=2ms",
-        "--duration",
-        "4s",
-    ]);
+    // The three consumers from the first offset, stored under `name`, with `extra` flags.
+    let read_all = |name: &str, extra: &[&str]| {
+        let args = [
+            "consume",
+            "--offset",
+            "first",
+            "--consumers",
+            "stats,email,loyalty",
+        ];
+        stream.run_json(&[&args[..], &["--name", name], extra].concat())
+    };
+    let unslowed = read_all("svc0", &[]);
+    let slowed = read_all("svc", &["--slow", "email=2ms", "--duration", "4s"]);
     for name in ["stats", "loyalty"] {
         let (before, after) = (consumer(&unslowed, name), consumer(&slowed, name));
         assert_eq!(after["messages"], 20_000, "{name} read everything: {after}");

@@ -2,9 +2,13 @@
 //! `--retry-for`, a stuck broker, and TLS. Each test runs its own RabbitMQ node
 //! (`scripts/broker.sh node-up`) so stopping it disturbs no other test.
 
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::util::{assert_exactly, resident_kb, tls_dir, wait_summary, BrokerNode, TestStream};
+use crate::util::{
+    assert_exactly, binary, resident_kb, spawn_until_line, tls_dir, wait_summary, wait_until,
+    BrokerNode, StderrLog, TestStream,
+};
 
 /// Updates per second of a produce that a fault interrupts: 1,000,000 take 4 s.
 const FAULT_RUN_RATE: u64 = 250_000;
@@ -20,6 +24,30 @@ fn verify_on(node: &BrokerNode, stream: &TestStream) -> serde_json::Value {
     ])
 }
 
+/// Starts `invstream --json --stream NAME --uri NODE ARGS…` (a produce) and returns once `node`
+/// stores some of its updates, so that a fault that follows lands mid-run.
+fn spawn_stored_produce(
+    node: &BrokerNode,
+    stream: &TestStream,
+    args: &[&str],
+) -> (Child, StderrLog) {
+    let mut command = Command::new(binary());
+    command
+        .args(["--json", "--stream", &stream.name, "--uri", &node.uri()])
+        .args(args);
+    let (child, line, log) = spawn_until_line(command, "publishing");
+    let producer = line
+        .split("as producer '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("no producer name in: {line}"));
+    wait_until("the node stores some of the run's updates", || {
+        node.publisher_sequence(producer, &stream.name)
+            .is_some_and(|seq| seq > 0)
+    });
+    (child, log)
+}
+
 /// Publishes 1,000,000 updates to `node`, doing `fault` to the broker mid-way; the run must
 /// finish by itself with every update stored exactly once.
 fn produce_through(
@@ -31,26 +59,17 @@ fn produce_through(
 ) {
     let count_arg = count.to_string();
     // Paced, so the fault lands mid-run however fast this machine publishes: the run lasts
-    // count / RATE seconds, and the fault (0.7 s in, plus the seconds `rabbitmqctl stop` takes)
-    // comes well before its end.
+    // count / RATE seconds, and the fault (once the broker holds some of the run, plus the
+    // seconds `rabbitmqctl stop` takes) comes well before its end.
     let rate = FAULT_RUN_RATE.to_string();
-    let stream = TestStream::new(purpose);
-    let uri = node.uri();
-    // A stream declared a moment before the broker crashes may not survive it (the broker's
-    // own metadata is not yet on disk): declare it ahead, as a real deployment would have.
-    node.create_stream(&stream.name);
-    std::thread::sleep(Duration::from_secs(2));
-    let (child, log) = stream.spawn_watched(
-        &[
-            &[
-                "--uri", &uri, "produce", "--count", &count_arg, "--rate", &rate,
-            ],
-            extra,
-        ]
-        .concat(),
-        "publishing",
+    // Declared ahead (and reported ready), as a real deployment would have it: a stream declared
+    // a moment before the broker crashes may not survive it.
+    let stream = node.stream(purpose);
+    let (child, log) = spawn_stored_produce(
+        node,
+        &stream,
+        &[&["produce", "--count", &count_arg, "--rate", &rate], extra].concat(),
     );
-    std::thread::sleep(Duration::from_millis(700));
     fault(node);
     let output = child.wait_with_output().unwrap();
     let stderr = log.text();
@@ -65,41 +84,42 @@ fn produce_through(
     assert_exactly(&verify_on(node, &stream), count);
 }
 
+/// `rabbitmqctl stop`, then start again.
+fn restart(node: &BrokerNode) {
+    node.act("node-stop");
+    node.act("node-start");
+}
+
+/// SIGKILL, then start again.
+fn crash(node: &BrokerNode) {
+    node.act("node-kill");
+    node.act("node-start");
+}
+
 #[test]
 fn broker_restart_during_produce_loses_and_duplicates_nothing() {
     let node = BrokerNode::start("inv-restart-produce", 5620, None);
-    produce_through(&node, "restart-produce", 1_000_000, &[], |node| {
-        node.act("node-stop");
-        node.act("node-start");
-    });
+    produce_through(&node, "restart-produce", 1_000_000, &[], restart);
 }
 
 #[test]
 fn broker_crash_during_produce_loses_and_duplicates_nothing() {
     let node = BrokerNode::start("inv-crash-produce", 5621, None);
-    produce_through(&node, "crash-produce", 1_000_000, &[], |node| {
-        node.act("node-kill");
-        node.act("node-start");
-    });
+    produce_through(&node, "crash-produce", 1_000_000, &[], crash);
 }
 
 #[test]
 fn broker_restart_during_a_compressed_sub_entry_produce_loses_and_duplicates_nothing() {
     let node = BrokerNode::start("inv-restart-sub-entry", 5569, None);
     let extra = ["--sub-entry-size", "100", "--compression", "zstd"];
-    produce_through(&node, "restart-sub-entry", 1_000_000, &extra, |node| {
-        node.act("node-stop");
-        node.act("node-start");
-    });
+    produce_through(&node, "restart-sub-entry", 1_000_000, &extra, restart);
 }
 
 #[test]
 fn broker_restart_during_a_following_consume_resumes_without_gap_or_duplicate() {
     let node = BrokerNode::start("inv-restart-consume", 5564, None);
-    let stream = TestStream::new("restart-consume");
+    let stream = node.stream("restart-consume");
     let uri = node.uri();
-    node.create_stream(&stream.name);
-    std::thread::sleep(Duration::from_secs(2));
     let produce = |total: &str| {
         let summary = stream.run_json(&["--uri", &uri, "produce", "--count", total]);
         assert_eq!(summary["failed"], 0, "{summary}");
@@ -112,8 +132,7 @@ fn broker_restart_during_a_following_consume_resumes_without_gap_or_duplicate() 
         ],
         "reading stream",
     );
-    node.act("node-stop");
-    node.act("node-start");
+    restart(&node);
     // The same producer name: the second run adds the 200,000 that are missing.
     produce("300000");
     let consumed = wait_summary(consumer);
@@ -124,10 +143,8 @@ fn broker_restart_during_a_following_consume_resumes_without_gap_or_duplicate() 
 #[test]
 fn broker_restart_while_a_paced_consumer_has_a_backlog_left_resumes_without_gap_or_duplicate() {
     let node = BrokerNode::start("inv-restart-backlog", 5571, None);
-    let stream = TestStream::new("restart-backlog");
+    let stream = node.stream("restart-backlog");
     let uri = node.uri();
-    node.create_stream(&stream.name);
-    std::thread::sleep(Duration::from_secs(2));
     let produce = |count: &str| {
         let summary = stream.run_json(&["--uri", &uri, "produce", "--count", count]);
         assert_eq!(summary["failed"], 0, "{summary}");
@@ -154,8 +171,7 @@ fn broker_restart_while_a_paced_consumer_has_a_backlog_left_resumes_without_gap_
         ],
         "reading stream",
     );
-    node.act("node-stop");
-    node.act("node-start");
+    restart(&node);
     produce("2000");
     // A gap (or a resume past the end) would leave it waiting for messages that never come:
     // give it a bound, then kill it and fail.
@@ -194,23 +210,13 @@ fn broker_restart_while_a_paced_consumer_has_a_backlog_left_resumes_without_gap_
 #[test]
 fn a_broker_away_longer_than_retry_for_ends_the_run_with_a_clear_error() {
     let node = BrokerNode::start("inv-gone", 5565, None);
-    let stream = TestStream::new("gone");
+    let stream = node.stream("gone");
     let uri = node.uri();
-    node.create_stream(&stream.name);
-    std::thread::sleep(Duration::from_secs(2));
-    let (producer, log) = stream.spawn_watched(
-        &[
-            "--uri",
-            &uri,
-            "--retry-for",
-            "3s",
-            "produce",
-            "--count",
-            "50000000",
-        ],
-        "publishing",
+    let (producer, log) = spawn_stored_produce(
+        &node,
+        &stream,
+        &["--retry-for", "3s", "produce", "--count", "50000000"],
     );
-    std::thread::sleep(Duration::from_millis(500));
     node.act("node-stop");
     let output = producer.wait_with_output().unwrap();
     let stderr = log.text();
@@ -251,11 +257,10 @@ fn a_broker_away_longer_than_retry_for_ends_the_run_with_a_clear_error() {
 fn a_stuck_broker_holds_memory_flat_and_ends_the_run_at_the_confirm_timeout() {
     let node = BrokerNode::start("inv-stuck", 5566, None);
     let stream = TestStream::new("stuck");
-    let uri = node.uri();
-    let (producer, log) = stream.spawn_watched(
+    let (producer, log) = spawn_stored_produce(
+        &node,
+        &stream,
         &[
-            "--uri",
-            &uri,
             "--retry-for",
             "0s",
             "produce",
@@ -266,9 +271,7 @@ fn a_stuck_broker_holds_memory_flat_and_ends_the_run_at_the_confirm_timeout() {
             "--confirm-timeout",
             "3s",
         ],
-        "publishing",
     );
-    std::thread::sleep(Duration::from_millis(500));
     node.act("node-pause");
     let pid = producer.id();
     let paused_at = Instant::now();

@@ -7,11 +7,11 @@
 use std::fs::File;
 use std::process::{Child, Command, Output, Stdio};
 
-use crate::util::{binary, summary_of, wait_summary, TestStream};
+use assert_cmd::assert::OutputAssertExt;
+use predicates::prelude::*;
+use predicates::str::{contains, starts_with};
 
-fn verify(stream: &TestStream) -> serde_json::Value {
-    stream.run_json(&["consume", "--offset", "first", "--verify"])
-}
+use crate::util::{binary, send_signal, summary_of, wait_summary, TestStream};
 
 /// The verify report's producers, checked for no gap and no duplicate: (name, distinct).
 fn producers(verified: &serde_json::Value) -> Vec<(String, u64)> {
@@ -95,7 +95,7 @@ fn two_concurrent_default_runs_both_publish_everything() {
     }
     assert_ne!(a["producer"], b["producer"]);
 
-    let verified = verify(&stream);
+    let verified = stream.verify();
     assert_eq!(verified["messages"], 400_000, "{verified}");
     let mut found = producers(&verified);
     found.sort();
@@ -162,14 +162,7 @@ fn a_given_name_written_by_two_runs_at_once_is_reported() {
 #[test]
 fn resume_finishes_a_run_exactly_once() {
     let stream = TestStream::new("fr-resume");
-    let named = |count: &str, extra: &[&str]| {
-        let args = [
-            &["produce", "--producer-name", "r", "--count", count][..],
-            extra,
-        ]
-        .concat();
-        stream.run_json(&args)
-    };
+    let named = |count: &str, extra: &[&str]| stream.produce_as("r", count, extra);
     let first = named("1000", &[]);
     assert_eq!(first["confirmed"], 1_000, "{first}");
     assert_eq!(first["producer"], "r");
@@ -180,7 +173,7 @@ fn resume_finishes_a_run_exactly_once() {
     let again = named("2500", &["--resume"]);
     assert_eq!(again["skipped"], 2_500, "{again}");
     assert_eq!(again["messages"], 0, "{again}");
-    let verified = verify(&stream);
+    let verified = stream.verify();
     assert_eq!(verified["messages"], 2_500, "{verified}");
     assert_eq!(producers(&verified), vec![("r".to_string(), 2_500)]);
 }
@@ -201,11 +194,7 @@ fn ctrl_c_prints_the_command_that_finishes_the_run_exactly_once() {
         ],
         "publishing",
     );
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    send_signal(&child, "INT");
     let output = child.wait_with_output().unwrap();
     let stderr = log.text();
     assert_eq!(output.status.code(), Some(130), "{stderr}");
@@ -244,7 +233,7 @@ fn ctrl_c_prints_the_command_that_finishes_the_run_exactly_once() {
         100_000,
         "{finished}"
     );
-    let verified = verify(&stream);
+    let verified = stream.verify();
     assert_eq!(verified["messages"], 100_000, "{verified}");
     assert_eq!(producers(&verified), vec![("c".to_string(), 100_000)]);
 }
@@ -287,29 +276,31 @@ fn output_errors_are_one_line_and_a_closed_stdout_ends_quietly() {
         &["bench", "--count", "1000"],
     ];
     for args in commands {
-        let output = into_dev_full(&stream, args);
-        let stderr = stderr_of(&output);
-        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-        let lines: Vec<&str> = stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "{args:?}: one line: {stderr}");
-        assert!(
-            lines[0].starts_with("invstream: error: ")
-                && lines[0].contains("No space left on device"),
-            "{args:?}: {stderr}"
-        );
+        // One line (not merely one after trimming), so not util::assert_one_line_error.
+        let one_line = predicate::function(|stderr: &str| stderr.lines().count() == 1);
+        into_dev_full(&stream, args)
+            .assert()
+            .append_context("args", format!("{args:?}"))
+            .code(1)
+            .stderr(
+                one_line
+                    .and(starts_with("invstream: error: "))
+                    .and(contains("No space left on device"))
+                    .and(contains("panicked").not()),
+            );
 
-        let output = into_closed_pipe(&[&["--quiet", "--stream", &stream.name], args].concat());
-        let stderr = stderr_of(&output);
-        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-        assert!(!stderr.contains("error"), "{args:?}: {stderr}");
+        into_closed_pipe(&[&["--quiet", "--stream", &stream.name], args].concat())
+            .assert()
+            .append_context("args", format!("{args:?}"))
+            .code(0)
+            .stderr(contains("panicked").not().and(contains("error").not()));
     }
     for args in [&["--help"][..], &["produce", "--help"], &["--version"]] {
-        let output = into_closed_pipe(args);
-        let stderr = stderr_of(&output);
-        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
-        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+        into_closed_pipe(args)
+            .assert()
+            .append_context("args", format!("{args:?}"))
+            .code(0)
+            .stderr(predicates::str::is_empty());
     }
 }
 

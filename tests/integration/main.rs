@@ -18,6 +18,7 @@ mod reliability;
 mod retention;
 mod serve;
 mod serve_frames;
+mod serve_util;
 mod sub_entry;
 mod super_stream;
 mod super_stream_cluster;

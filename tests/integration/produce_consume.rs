@@ -28,60 +28,48 @@ fn produce_then_consume_from_first_reads_everything_in_order() {
     }
 }
 
+/// The keys every command's JSON summary has (README, "JSON output").
+const SUMMARY_KEYS: [&str; 8] = [
+    "command",
+    "stream",
+    "messages",
+    "bytes",
+    "elapsed_s",
+    "msg_per_s",
+    "mb_per_s",
+    "latency_us",
+];
+
+fn assert_keys(summary: &serde_json::Value, keys: &[&str]) {
+    for key in keys {
+        assert!(summary.get(key).is_some(), "summary lacks {key}: {summary}");
+    }
+}
+
 #[test]
 fn json_summaries_have_every_documented_key() {
     let stream = TestStream::new("json");
     let produced = stream.produce(2_500);
-    for key in [
-        "command",
-        "stream",
-        "messages",
-        "bytes",
-        "elapsed_s",
-        "msg_per_s",
-        "mb_per_s",
-        "confirmed",
-        "failed",
-        "latency_us",
-    ] {
-        assert!(
-            produced.get(key).is_some(),
-            "produce summary lacks {key}: {produced}"
-        );
-    }
+    assert_keys(
+        &produced,
+        &[&SUMMARY_KEYS[..], &["confirmed", "failed"]].concat(),
+    );
     assert_eq!(produced["command"], "produce");
     assert_eq!(produced["stream"], stream.name.as_str());
     assert_eq!(produced["confirmed"], 2_500);
     assert_eq!(produced["latency_us"]["count"], 2_500);
 
     let consumed = stream.run_json(&["consume", "--offset", "first"]);
-    for key in [
-        "command",
-        "stream",
+    let read_keys = [
         "offset",
-        "messages",
-        "bytes",
-        "elapsed_s",
-        "msg_per_s",
-        "mb_per_s",
         "first_offset",
         "last_offset",
         "not_inventory_updates",
-        "latency_us",
-    ] {
-        assert!(
-            consumed.get(key).is_some(),
-            "consume summary lacks {key}: {consumed}"
-        );
-    }
+    ];
+    assert_keys(&consumed, &[&SUMMARY_KEYS[..], &read_keys].concat());
     assert_eq!(consumed["offset"], "first");
     for summary in [&produced, &consumed] {
-        for key in LATENCY_KEYS {
-            assert!(
-                summary["latency_us"].get(key).is_some(),
-                "latency_us lacks {key}: {summary}"
-            );
-        }
+        assert_keys(&summary["latency_us"], &LATENCY_KEYS);
     }
 }
 
@@ -145,6 +133,9 @@ fn numeric_offset_starts_exactly_there() {
 fn timestamp_offset_starts_at_messages_stored_after_it() {
     let stream = TestStream::new("timestamp");
     stream.produce(1_000);
+    // Time itself is the subject: the broker's chunk timestamps (taken when it writes them) and
+    // the test's clock reading `between` must fall clearly apart, so these sleeps wait on no
+    // signal; there is none for "time has passed".
     std::thread::sleep(std::time::Duration::from_millis(1_500));
     let between = rfc3339_now();
     std::thread::sleep(std::time::Duration::from_millis(1_500));

@@ -2,61 +2,16 @@
 //! answered update is in the stream exactly once.
 
 use std::collections::HashSet;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::serve_util::{
+    free_port, metric_values, metrics, post, printed_seqs, start, start_through, start_watched,
+    stop,
+};
 use crate::util::{runtime, TestStream};
 
 const UPDATE: &str = r#"{"product_id":7,"sku":"SKU-7","warehouse":"AMS-1","event":"sold","quantity_delta":-1,"stock_level":3}"#;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `invstream serve` on a free port; returns it and its base URL once it listens.
-fn start(stream: &TestStream, extra: &[&str]) -> (Child, String) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let child = stream.spawn_until(
-        &[&["serve", "--listen", &listen], extra].concat(),
-        "serving stream",
-    );
-    (child, format!("http://{listen}"))
-}
-
-/// SIGTERM, then the JSON summary it prints on the way out.
-fn stop(child: Child) -> serde_json::Value {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    crate::util::wait_summary(child)
-}
-
-async fn post(
-    client: &reqwest::Client,
-    url: String,
-    body: String,
-) -> (u16, serde_json::Value, Option<String>) {
-    let response = client
-        .post(url)
-        .body(body)
-        .send()
-        .await
-        .expect("the gateway answers");
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
-    let body = response.json().await.unwrap_or(serde_json::Value::Null);
-    (status, body, retry_after)
-}
 
 #[test]
 fn routes_answer_and_errors_say_what_is_wrong() {
@@ -208,17 +163,7 @@ fn concurrent_load_stores_exactly_the_acknowledged_updates() {
     );
     assert_eq!(summary["confirmed"], accepted.len() as u64, "{summary}");
 
-    let output = stream.run(&["consume", "--offset", "first", "--print"]);
-    assert!(output.status.success());
-    let stored: Vec<u64> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line).unwrap()["update"]["seq"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let stored = printed_seqs(&stream.run(&["consume", "--offset", "first", "--print"]));
     let distinct: HashSet<u64> = stored.iter().copied().collect();
     assert_eq!(stored.len(), distinct.len(), "no duplicates");
     assert_eq!(
@@ -248,18 +193,7 @@ fn health(base: &str) -> (u16, String) {
 
 /// `invstream_reconnects_total` from `/metrics`.
 fn reconnects(base: &str) -> f64 {
-    let text = runtime().block_on(async {
-        reqwest::Client::new()
-            .get(format!("{base}/metrics"))
-            .timeout(Duration::from_secs(15))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
-    metric_values(&text)["invstream_reconnects_total"]
+    runtime().block_on(metrics(&reqwest::Client::new(), base))["invstream_reconnects_total"]
 }
 
 #[test]
@@ -358,23 +292,11 @@ fn during_a_broker_outage_no_update_is_acknowledged_unless_it_is_stored_exactly_
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
     let node = crate::util::BrokerNode::start("inv-serve-restart", 5568, None);
-    let stream = TestStream::new("serve-restart");
+    let stream = node.stream("serve-restart");
     let uri = node.uri();
-    node.create_stream(&stream.name);
-    std::thread::sleep(Duration::from_secs(2));
     // A short confirm timeout: a request that cannot reach the broker is answered (503 or 504)
     // while the node is still down, rather than held past the outage.
-    let (child, base) = start(
-        &stream,
-        &[
-            "--uri",
-            &uri,
-            "--retry-for",
-            "120s",
-            "--confirm-timeout",
-            "3s",
-        ],
-    );
+    let (child, base) = start_through(&node, &stream, "120s", "3s");
     let log = Arc::new(Mutex::new(Vec::<Answered>::new()));
     let done = Arc::new(AtomicBool::new(false));
     // Four clients, each request ten updates whose seqs (kept by the gateway) no other has.
@@ -476,21 +398,8 @@ fn during_a_broker_outage_no_update_is_acknowledged_unless_it_is_stored_exactly_
         }
     }
 
-    let output = stream.run(&["--uri", &uri, "consume", "--offset", "first", "--print"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stored: Vec<u64> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line).unwrap()["update"]["seq"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let stored =
+        printed_seqs(&stream.run(&["--uri", &uri, "consume", "--offset", "first", "--print"]));
     let distinct: HashSet<u64> = stored.iter().copied().collect();
     assert_eq!(stored.len(), distinct.len(), "an update is stored twice");
     let missing: Vec<&u64> = acknowledged.difference(&distinct).collect();
@@ -540,29 +449,12 @@ fn stored_count(stream: &TestStream) -> u64 {
     read["messages"].as_u64().unwrap()
 }
 
-/// The `/metrics` text as name → value.
-fn metric_values(text: &str) -> std::collections::HashMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            Some((name.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
-
 #[test]
 fn without_a_valid_token_nothing_is_stored_and_the_answer_is_401() {
     let stream = TestStream::new("serve-auth");
     let dir = TempDir::new(&stream);
     let tokens = dir.write("tokens", TOKENS);
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let (child, stderr) = stream.spawn_watched(
-        &["serve", "--listen", &listen, "--auth-token-file", &tokens],
-        "serving stream",
-    );
-    let base = format!("http://{listen}");
+    let (child, base, stderr) = start_watched(&stream, &["--auth-token-file", &tokens]);
     runtime().block_on(async {
         let client = reqwest::Client::new();
         let url = format!("{base}/updates");
@@ -625,11 +517,7 @@ fn without_a_valid_token_nothing_is_stored_and_the_answer_is_401() {
             .unwrap();
         assert_eq!(big.status().as_u16(), 431);
     });
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::util::send_signal(&child, "TERM");
     let output = child.wait_with_output().unwrap();
     let stderr = stderr.text();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -1015,15 +903,7 @@ fn a_super_stream_gateway_stores_each_product_in_its_partition_and_verifies_exac
         for task in tasks {
             accepted += task.await.unwrap();
         }
-        let metrics = client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        (accepted, metric_values(&metrics))
+        (accepted, metrics(&client, &base).await)
     });
     assert_eq!(accepted, 120);
     // /metrics: the partitions' totals.

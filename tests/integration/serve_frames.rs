@@ -2,40 +2,12 @@
 //! while the publisher is busy wait in one queue and go out together, each still answered only
 //! once its own updates are confirmed, each update stored once.
 
-use std::collections::HashMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::util::{runtime, BrokerNode, TestStream};
+use crate::serve_util::{metrics, printed_seqs, start_through, stop};
+use crate::util::{runtime, BrokerNode};
 
 const REQUESTS: u64 = 200;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `/metrics` as name → value.
-async fn metrics(client: &reqwest::Client, base: &str) -> HashMap<String, f64> {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("the gateway answers /metrics")
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            Some((name.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
 
 /// The broker goes away and comes back: while the gateway reconnects (holding its publisher),
 /// 200 concurrent one-update requests queue; once it is back they go out in a few shared
@@ -43,26 +15,9 @@ async fn metrics(client: &reqwest::Client, base: &str) -> HashMap<String, f64> {
 #[test]
 fn concurrent_requests_share_publish_frames_and_each_is_stored_once() {
     let node = BrokerNode::start("inv-serve-frames", 5592, None);
-    let stream = TestStream::new("serve-frames");
+    let stream = node.stream("serve-frames");
     let uri = node.uri();
-    node.create_stream(&stream.name);
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
-    let child = stream.spawn_until(
-        &[
-            "--uri",
-            &uri,
-            "--retry-for",
-            "180s",
-            "serve",
-            "--listen",
-            &listen,
-            "--confirm-timeout",
-            "180s",
-        ],
-        "serving stream",
-    );
+    let (child, base) = start_through(&node, &stream, "180s", "180s");
     let rt = runtime();
     let client = reqwest::Client::new();
     let before = rt.block_on(metrics(&client, &base));
@@ -125,25 +80,11 @@ fn concurrent_requests_share_publish_frames_and_each_is_stored_once() {
     assert_eq!(after["invstream_confirmed_total"], REQUESTS as f64);
     assert_eq!(after["invstream_queued"], 0.0);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let summary = crate::util::wait_summary(child);
+    let summary = stop(child);
     assert_eq!(summary["confirmed"], REQUESTS, "{summary}");
 
-    let output = stream.run(&["--uri", &uri, "consume", "--offset", "first", "--print"]);
-    assert!(output.status.success());
-    let mut stored: Vec<u64> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line).unwrap()["update"]["seq"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let mut stored =
+        printed_seqs(&stream.run(&["--uri", &uri, "consume", "--offset", "first", "--print"]));
     stored.sort_unstable();
     assert_eq!(stored, (0..REQUESTS).collect::<Vec<u64>>(), "each once");
 }

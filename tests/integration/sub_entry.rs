@@ -22,7 +22,7 @@ fn every_compression_round_trips() {
             codec,
         ]);
         assert_eq!(produced["confirmed"], 20_000, "{codec}: {produced}");
-        let verified = stream.run_json(&["consume", "--offset", "first", "--verify"]);
+        let verified = stream.verify();
         assert_verified(&verified, 20_000);
         assert_eq!(verified["last_offset"], 19_999, "{codec}: {verified}");
     }
@@ -50,22 +50,14 @@ fn rerunning_a_sub_entry_produce_sends_only_what_is_missing() {
     assert_eq!(second["skipped"], 1_000, "{second}");
     assert_eq!(second["confirmed"], 1_500, "{second}");
     assert_eq!(stream.run_json(&args("2500"))["messages"], 0);
-    assert_verified(
-        &stream.run_json(&["consume", "--offset", "first", "--verify"]),
-        2_500,
-    );
+    assert_verified(&stream.verify(), 2_500);
 }
 
 #[test]
 fn a_stream_mixing_simple_entries_and_compressed_batches_reads_in_order() {
     let stream = TestStream::new("sub-entry-mixed");
     let produce = |name: &str, extra: &[&str]| {
-        let args = [
-            &["produce", "--count", "3000", "--producer-name", name][..],
-            extra,
-        ]
-        .concat();
-        assert_eq!(stream.run_json(&args)["confirmed"], 3_000);
+        assert_eq!(stream.produce_as(name, "3000", extra)["confirmed"], 3_000);
     };
     produce("simple", &[]);
     produce(
@@ -73,7 +65,7 @@ fn a_stream_mixing_simple_entries_and_compressed_batches_reads_in_order() {
         &["--sub-entry-size", "100", "--compression", "gzip"],
     );
     produce("again-simple", &[]);
-    let verified = stream.run_json(&["consume", "--offset", "first", "--verify"]);
+    let verified = stream.verify();
     assert_verified(&verified, 9_000);
     assert_eq!(verified["first_offset"], 0, "{verified}");
     assert_eq!(verified["last_offset"], 8_999, "{verified}");
@@ -105,7 +97,7 @@ fn a_stream_another_client_wrote_with_sub_entries_is_read_whole() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "1100");
-    let verified = stream.run_json(&["consume", "--offset", "first", "--verify"]);
+    let verified = stream.verify();
     assert_verified(&verified, 1_100);
     assert_eq!(verified["not_inventory_updates"], 0, "{verified}");
 }

@@ -2,61 +2,7 @@
 //! an existing super stream kept as it is, and a broker too old for them. Routing, verifying
 //! across partitions and single-active groups run on the cluster (super_stream_cluster.rs).
 
-use rabbitmq_stream_client::{Client, ClientOptions};
-
-use crate::util::{invstream, require_broker, runtime, summary_of, TestStream, OLD_BROKER_PORT};
-
-/// A super stream name of the test's own; the super stream and its partitions are deleted on
-/// drop. `--stream` (the plain stream `TestStream` names) is unused.
-struct TestSuperStream {
-    stream: TestStream,
-}
-
-impl TestSuperStream {
-    fn new(purpose: &str) -> Self {
-        TestSuperStream {
-            stream: TestStream::new(&format!("ss-{purpose}")),
-        }
-    }
-
-    fn name(&self) -> &str {
-        &self.stream.name
-    }
-
-    fn partition(&self, index: usize) -> String {
-        format!("{}-{index}", self.name())
-    }
-
-    /// `invstream --json ARGS… --super-stream NAME`, its summary (panics if it failed).
-    fn run_json(&self, args: &[&str]) -> serde_json::Value {
-        self.stream
-            .run_json(&[args, &["--super-stream", self.name()]].concat())
-    }
-
-    fn produce(&self, count: u64, partitions: u32) -> serde_json::Value {
-        let summary = self.run_json(&[
-            "produce",
-            "--count",
-            &count.to_string(),
-            "--partitions",
-            &partitions.to_string(),
-        ]);
-        assert_eq!(summary["confirmed"], count, "{summary}");
-        summary
-    }
-}
-
-impl Drop for TestSuperStream {
-    fn drop(&mut self) {
-        let name = self.name().to_string();
-        runtime().block_on(async move {
-            if let Ok(client) = Client::connect(ClientOptions::default()).await {
-                let _ = client.delete_super_stream(&name).await;
-                let _ = client.close().await;
-            }
-        });
-    }
-}
+use crate::util::{invstream, require_broker, summary_of, TestSuperStream, OLD_BROKER_PORT};
 
 /// The messages of each partition (per partition summaries), in partition order.
 fn partition_counts(summary: &serde_json::Value) -> Vec<u64> {
@@ -86,16 +32,7 @@ fn product_reads_only_its_partition_and_an_existing_super_stream_is_kept() {
     assert!(read["messages"].as_u64().unwrap() > 0, "{read}");
 
     // Asked for 5 partitions of the existing 3: one line says so, and the 3 are used.
-    let output = ss.stream.run(&[
-        "--json",
-        "produce",
-        "--count",
-        "10",
-        "--partitions",
-        "5",
-        "--super-stream",
-        ss.name(),
-    ]);
+    let output = ss.run(&["produce", "--count", "10", "--partitions", "5"]);
     let summary = summary_of(&output);
     assert_eq!(partition_counts(&summary).len(), 3, "{summary}");
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -5,111 +5,22 @@
 //! test group (.config/nextest.toml), one at a time.
 
 use std::collections::HashMap;
-use std::process::Command;
 
 use invstream::routing::partition_of_product;
-use rabbitmq_stream_client::{Client, ClientOptions};
 
-use crate::cluster::{cluster, leader_of, port, require_cluster, uris_from, NodeBack};
+use crate::cluster::{cluster, leader_of, port, require_cluster, NodeBack};
 use crate::util::{
-    binary, runtime, send_signal, spawn_until_marker, summary_of, wait_summary, wait_until,
+    send_signal, spawn_until_marker, summary_of, wait_summary, wait_until, TestSuperStream,
 };
 
-/// A super stream of the test's own on the cluster; deleted, with its partitions, on drop.
-struct ClusterSuperStream {
-    name: String,
-}
-
-impl ClusterSuperStream {
-    /// A name for this test, once the cluster is checked healthy.
-    fn new(purpose: &str) -> Self {
-        require_cluster();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        ClusterSuperStream {
-            name: format!("cluster-ss-{purpose}-{}-{nanos}", std::process::id()),
-        }
-    }
-
-    fn partition(&self, index: usize) -> String {
-        format!("{}-{index}", self.name)
-    }
-
-    /// `invstream --uri (every node, `first` first) --json ARGS…`
-    fn command(&self, first: u8, args: &[&str]) -> Command {
-        let mut command = Command::new(binary());
-        command
-            .args(["--uri", &uris_from(first), "--json"])
-            .args(args);
-        command
-    }
-
-    /// `invstream … --json ARGS… --super-stream NAME` given every node, its summary.
-    fn run_json(&self, args: &[&str]) -> serde_json::Value {
-        summary_of(
-            &self
-                .command(1, &[args, &["--super-stream", &self.name]].concat())
-                .output()
-                .unwrap(),
-        )
-    }
-
-    fn produce(&self, count: u64, partitions: u32) -> serde_json::Value {
-        let summary = self.run_json(&[
-            "produce",
-            "--count",
-            &count.to_string(),
-            "--partitions",
-            &partitions.to_string(),
-        ]);
-        assert_eq!(summary["confirmed"], count, "{summary}");
-        summary
-    }
-
-    /// A protocol connection through the first node that takes one.
-    async fn client() -> Option<Client> {
-        for node in 1..=3 {
-            let options = ClientOptions::builder().port(port(node)).build();
-            if let Ok(client) = Client::connect(options).await {
-                return Some(client);
-            }
-        }
-        None
-    }
-
-    /// The offset the broker stores for consumer `name` on `partition`.
-    fn stored_offset(&self, name: &str, partition: &str) -> Option<u64> {
-        runtime().block_on(async {
-            let client = Self::client().await?;
-            let offset = client.query_offset(name.to_string(), partition).await;
-            let _ = client.close().await;
-            offset.ok()
-        })
-    }
-
-    /// The last publishing id the broker stored for `producer` on `partition`.
-    fn publisher_sequence(&self, producer: &str, partition: &str) -> Option<u64> {
-        runtime().block_on(async {
-            let client = Self::client().await?;
-            let sequence = client.query_publisher_sequence(producer, partition).await;
-            let _ = client.close().await;
-            sequence.ok()
-        })
-    }
-}
-
-impl Drop for ClusterSuperStream {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        runtime().block_on(async move {
-            if let Some(client) = Self::client().await {
-                let _ = client.delete_super_stream(&name).await;
-                let _ = client.close().await;
-            }
-        });
-    }
+/// A super stream of the test's own on the cluster (every node given, node 1 first), once the
+/// cluster is checked healthy.
+fn cluster_super_stream(purpose: &str) -> TestSuperStream {
+    require_cluster();
+    TestSuperStream::on_nodes(
+        &format!("cluster-ss-{purpose}"),
+        &[port(1), port(2), port(3)],
+    )
 }
 
 /// The messages of each partition (per partition summaries), in partition order.
@@ -151,7 +62,7 @@ fn assert_read_exactly(read: &serde_json::Value, produced: &serde_json::Value, c
 #[test]
 fn a_million_updates_route_by_product_keep_their_order_and_verify_across_partitions() {
     const COUNT: u64 = 1_000_000;
-    let ss = ClusterSuperStream::new("million");
+    let ss = cluster_super_stream("million");
     let produced = ss.produce(COUNT, 3);
     let counts = partition_counts(&produced, "confirmed");
     assert_eq!(counts.len(), 3, "{produced}");
@@ -162,8 +73,8 @@ fn a_million_updates_route_by_product_keep_their_order_and_verify_across_partiti
     for (index, count) in counts.iter().enumerate() {
         let partition = ss.partition(index);
         let output = ss
-            .command(
-                1,
+            .command_via(
+                port(1),
                 &[
                     "--stream", &partition, "consume", "--offset", "first", "--print",
                 ],
@@ -215,14 +126,14 @@ fn ranges(summary: &serde_json::Value) -> HashMap<String, (u64, u64, u64)> {
 
 #[test]
 fn single_active_instances_share_the_partitions_and_hand_over_without_gap_or_duplicate() {
-    let ss = ClusterSuperStream::new("sac");
+    let ss = cluster_super_stream("sac");
     // The super stream, with one update already there (read too: --offset first).
     let mut totals = partition_counts(&ss.produce(1, 3), "confirmed");
     let group = "orders-group";
     let instance = || {
         spawn_until_marker(
-            ss.command(
-                1,
+            ss.command_via(
+                port(1),
                 &[
                     "consume",
                     "--super-stream",
@@ -255,8 +166,8 @@ fn single_active_instances_share_the_partitions_and_hand_over_without_gap_or_dup
         (0..3)
             .map(|i| {
                 let output = ss
-                    .command(
-                        1,
+                    .command_via(
+                        port(1),
                         &["--stream", &ss.partition(i), "consume", "--offset", "first"],
                     )
                     .output()
@@ -319,12 +230,12 @@ fn single_active_instances_share_the_partitions_and_hand_over_without_gap_or_dup
 #[test]
 fn a_partition_leaders_node_killed_mid_produce_loses_and_duplicates_nothing() {
     const COUNT: u64 = 600_000;
-    let ss = ClusterSuperStream::new("kill");
+    let ss = cluster_super_stream("kill");
     let producer = format!("p-{}", ss.name);
     // Paced over 20 s: the kill lands early in it however busy the machine is.
     let (run, log) = spawn_until_marker(
-        ss.command(
-            1,
+        ss.command_via(
+            port(1),
             &[
                 "produce",
                 "--super-stream",
@@ -380,8 +291,8 @@ fn a_partition_leaders_node_killed_mid_produce_loses_and_duplicates_nothing() {
     // Read back through a survivor while the node is still down.
     let survivor = (1..=3).find(|n| *n != node).unwrap();
     let read = summary_of(
-        &ss.command(
-            survivor,
+        &ss.command_via(
+            port(survivor),
             &[
                 "consume",
                 "--super-stream",

@@ -8,69 +8,8 @@ use std::process::{Command, Stdio};
 
 use invstream::model::UpdateGenerator;
 use invstream::routing::partition_of_product;
-use rabbitmq_stream_client::{Client, ClientOptions};
 
-use crate::util::{binary, invstream, runtime, summary_of, wait_until, TestStream};
-
-/// A super stream of the test's own, deleted (with its partitions) on drop.
-struct SuperStream {
-    stream: TestStream,
-}
-
-impl SuperStream {
-    fn new(purpose: &str) -> Self {
-        SuperStream {
-            stream: TestStream::new(&format!("sso-{purpose}")),
-        }
-    }
-
-    fn name(&self) -> &str {
-        &self.stream.name
-    }
-
-    fn partition(&self, index: usize) -> String {
-        format!("{}-{index}", self.name())
-    }
-
-    /// `invstream --json ARGS… --super-stream NAME`, waited for.
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        invstream(&[&["--json"], args, &["--super-stream", self.name()]].concat())
-    }
-
-    fn run_json(&self, args: &[&str]) -> serde_json::Value {
-        summary_of(&self.run(args))
-    }
-
-    /// The last publishing id each partition holds for producer `name` (its `NAME-PARTITION`).
-    fn sequences(&self, name: &str, partitions: usize) -> Vec<u64> {
-        runtime().block_on(async {
-            let Ok(client) = Client::connect(ClientOptions::default()).await else {
-                return vec![0; partitions];
-            };
-            let mut sequences = Vec::new();
-            for index in 0..partitions {
-                let partition = self.partition(index);
-                let producer = format!("{name}-{partition}");
-                let sequence = client.query_publisher_sequence(&producer, &partition).await;
-                sequences.push(sequence.unwrap_or(0));
-            }
-            let _ = client.close().await;
-            sequences
-        })
-    }
-}
-
-impl Drop for SuperStream {
-    fn drop(&mut self) {
-        let name = self.name().to_string();
-        runtime().block_on(async move {
-            if let Ok(client) = Client::connect(ClientOptions::default()).await {
-                let _ = client.delete_super_stream(&name).await;
-                let _ = client.close().await;
-            }
-        });
-    }
-}
+use crate::util::{binary, summary_of, wait_until, TestSuperStream};
 
 /// The verdict of a `consume --verify` summary: one producer, `count` distinct seqs, no gap.
 fn assert_verifies_exactly(verify: &serde_json::Value, producer: &str, count: u64) {
@@ -87,7 +26,7 @@ fn assert_verifies_exactly(verify: &serde_json::Value, producer: &str, count: u6
 fn resume_finishes_each_partition_of_a_killed_super_stream_produce_exactly_once() {
     const COUNT: u64 = 20_000;
     const PARTITIONS: usize = 3;
-    let ss = SuperStream::new("resume");
+    let ss = TestSuperStream::new("sso-resume");
     let producer = "resumer";
     let args = [
         "--json",
@@ -164,7 +103,7 @@ fn resume_finishes_each_partition_of_a_killed_super_stream_produce_exactly_once(
 #[test]
 fn a_producer_name_is_one_per_partition_and_goes_on_after_the_highest() {
     const PARTITIONS: usize = 3;
-    let ss = SuperStream::new("name");
+    let ss = TestSuperStream::new("sso-name");
     let first = ss.run_json(&[
         "produce",
         "--partitions",
@@ -202,7 +141,7 @@ fn a_producer_name_is_one_per_partition_and_goes_on_after_the_highest() {
 #[test]
 fn print_writes_every_update_once_naming_its_partition() {
     const COUNT: u64 = 30_000;
-    let ss = SuperStream::new("print");
+    let ss = TestSuperStream::new("sso-print");
     let produced = ss.run_json(&["produce", "--partitions", "3", "--count", "30000"]);
     assert_eq!(produced["confirmed"], COUNT, "{produced}");
     let output = ss.run(&["consume", "--offset", "first", "--print"]);
@@ -238,7 +177,7 @@ fn print_writes_every_update_once_naming_its_partition() {
 #[test]
 fn consumers_each_read_every_partition() {
     const COUNT: u64 = 3_000;
-    let ss = SuperStream::new("fanout");
+    let ss = TestSuperStream::new("sso-fanout");
     let produced = ss.run_json(&["produce", "--partitions", "3", "--count", "3000"]);
     let producer = produced["producer"].as_str().unwrap().to_string();
     let read = ss.run_json(&[
