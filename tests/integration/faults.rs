@@ -6,8 +6,8 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    assert_exactly, binary, resident_kb, spawn_until_line, tls_dir, wait_summary, wait_until,
-    BrokerNode, StderrLog, TestStream,
+    assert_exactly, binary, invstream, resident_kb, spawn_until_line, summary_of, tls_dir,
+    wait_summary, wait_until, BrokerNode, StderrLog, TestStream, TestSuperStream,
 };
 
 /// Updates per second of a produce that a fault interrupts: 1,000,000 take 4 s.
@@ -332,6 +332,26 @@ fn tls_round_trip_with_a_ca_and_a_client_certificate() {
         "--verify",
     ]);
     assert_exactly(&consumed, 5_000);
+
+    // A super stream over TLS: the 3.13 check asks the broker's version over TLS too (a plain
+    // probe of a TLS port gets no answer), the partitions are created and read over it.
+    let super_stream = TestSuperStream::on_nodes("tls", &[5567]);
+    let over_tls = |args: &[&str]| {
+        let tls = ["--uri", tls_uri, "--tls-ca-cert", ca, "--json"];
+        let super_stream = ["--super-stream", super_stream.name()];
+        summary_of(&invstream(&[&tls[..], args, &super_stream].concat()))
+    };
+    let produced = over_tls(&["produce", "--count", "3000", "--partitions", "3"]);
+    assert_eq!(produced["confirmed"], 3_000, "{produced}");
+    assert_eq!(
+        produced["partitions"].as_array().map(Vec::len),
+        Some(3),
+        "{produced}"
+    );
+    assert_exactly(
+        &over_tls(&["consume", "--offset", "first", "--verify"]),
+        3_000,
+    );
 
     // A CA that did not sign the broker's certificate.
     let output = stream.run(&[
