@@ -17,6 +17,8 @@ mod produce_consume;
 mod reliability;
 mod retention;
 mod serve;
+mod serve_access;
+mod serve_broker;
 mod serve_frames;
 mod serve_util;
 mod sub_entry;

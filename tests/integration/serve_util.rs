@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use crate::util::{send_signal, wait_summary, BrokerNode, StderrLog, TestStream};
 
+/// One inventory update, a request body.
+pub const UPDATE: &str = r#"{"product_id":7,"sku":"SKU-7","warehouse":"AMS-1","event":"sold","quantity_delta":-1,"stock_level":3}"#;
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
