@@ -167,6 +167,13 @@ impl EntryEncoder {
         let body = self.append_message(update, producer, &mut message);
         // `append_message` left the product id's digits in `self.digits`.
         let filter = std::str::from_utf8(&self.digits).expect("digits are ASCII");
+        // Exactly the entry's size (id, filter value, size, message): a guessed capacity is
+        // outgrown by a long producer name, and a realloc per message cost ~10% of produce's CPU.
+        let filter_size = match version {
+            WITH_FILTER_VALUES => 2 + filter.len(),
+            _ => 0,
+        };
+        out.reserve_exact(8 + filter_size + 4 + message.len());
         append_entry(out, *publishing_id, Some(filter), &message, version);
         self.message = message;
         body
@@ -181,7 +188,9 @@ impl EntryEncoder {
         compression: CompressionType,
     ) -> std::io::Result<(SubEntryBatch, u64)> {
         let (last_id, _) = updates.last().expect("a batch is never empty");
-        let mut framed = Vec::with_capacity(updates.len() * 320);
+        // A member is ~270 bytes plus the producer name (a property of every message): room for
+        // all of them at once, so the batch is not copied as it grows.
+        let mut framed = Vec::with_capacity(updates.len() * (320 + producer.len()));
         let mut bytes = 0;
         for (_, update) in updates {
             bytes += self.append_framed(update, producer, &mut framed) as u64;
@@ -359,6 +368,34 @@ mod tests {
                     decoded.application_properties(),
                     expected.application_properties()
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn a_simple_entry_reserves_exactly_its_size_whatever_the_producer_name() {
+        let mut generator = UpdateGenerator::new(1000, 3);
+        let mut encoder = EntryEncoder::default();
+        // The default name is ~50 characters (`invstream-STREAM-<ms>-<pid>`): entries outgrew
+        // the publisher's 320-byte guess and were reallocated to 640, for every message.
+        for producer in [
+            "p",
+            "invstream-inventory_updates-1795514400250-123456",
+            &"n".repeat(200),
+        ] {
+            for version in [WITHOUT_FILTER_VALUES, WITH_FILTER_VALUES] {
+                // Two entries in one buffer: growing by doubling would leave room over.
+                let mut out = Vec::new();
+                for id in 1..=2 {
+                    let update = generator.next_update(0);
+                    encoder.append_simple_entry(&(id, update), producer, version, &mut out);
+                    assert_eq!(
+                        out.capacity(),
+                        out.len(),
+                        "producer of {}, version {version}",
+                        producer.len()
+                    );
+                }
             }
         }
     }

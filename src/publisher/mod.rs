@@ -354,7 +354,8 @@ impl Publisher {
             let entries = updates
                 .iter()
                 .map(|numbered| {
-                    let mut entry = Vec::with_capacity(320);
+                    // Sized by the encoder, to the byte.
+                    let mut entry = Vec::new();
                     bytes += self
                         .encoder
                         .append_simple_entry(numbered, producer, version, &mut entry)
