@@ -106,12 +106,26 @@ pub enum StreamError {
         stream: String,
     },
 
-    #[error("the broker refused to {action} stream '{stream}': {code}")]
+    #[error(
+        "the broker refused to {action} stream '{stream}': {code}{}",
+        refused_hint(action, code)
+    )]
     Refused {
         action: &'static str,
         stream: String,
         code: String,
     },
+}
+
+/// What a refusal may mean, where the code alone does not say: a broker under a resource alarm
+/// (its disk or memory limit reached) refuses every new publisher with `PreconditionFailed`.
+fn refused_hint(action: &str, code: &str) -> &'static str {
+    match (action, code) {
+        ("write to", "PreconditionFailed") => {
+            "; a broker under a disk or memory alarm refuses new publishers: see `rabbitmq-diagnostics alarms` and the broker's log"
+        }
+        _ => "",
+    }
 }
 
 /// Publishing itself, once connected.

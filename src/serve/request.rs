@@ -35,7 +35,9 @@ pub(super) fn error(status: StatusCode, message: impl Into<String>, details: Val
     ApiError { status, body }
 }
 /// Parses a body into (update, had its own seq) pairs; any invalid update rejects the request.
-pub(super) fn parse_updates(body: &[u8]) -> std::result::Result<Vec<(InventoryUpdate, bool)>, ApiError> {
+pub(super) fn parse_updates(
+    body: &[u8],
+) -> std::result::Result<Vec<(InventoryUpdate, bool)>, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| error(StatusCode::BAD_REQUEST, "the body is not UTF-8", json!({})))?;
     let trimmed = text.trim();

@@ -6,8 +6,9 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    assert_exactly, binary, invstream, resident_kb, spawn_until_line, summary_of, tls_dir,
-    wait_summary, wait_until, BrokerNode, StderrLog, TestStream, TestSuperStream,
+    assert_exactly, assert_one_line_error, binary, invstream, resident_kb, spawn_until_line,
+    summary_of, tls_dir, wait_summary, wait_until, BrokerNode, StderrLog, TestStream,
+    TestSuperStream,
 };
 
 /// Updates per second of a produce that a fault interrupts: 1,000,000 take 4 s.
@@ -436,4 +437,21 @@ fn a_broker_that_requires_a_client_certificate_names_the_flags_and_accepts_them(
         .concat(),
     );
     assert_exactly(&consumed, 5_000);
+}
+
+#[test]
+fn a_broker_under_a_disk_alarm_is_named_in_one_line() {
+    let node = BrokerNode::start("inv-disk-alarm", 5593, None);
+    let stream = node.stream("disk-alarm");
+    // A free-disk limit no disk meets: the node raises its disk alarm and blocks publishers.
+    let set = node.ctl("rabbitmqctl", &["set_disk_free_limit", "100000000000000"]);
+    assert!(set.status.success(), "{set:?}");
+    wait_until("the node's disk alarm", || {
+        !node
+            .ctl("rabbitmq-diagnostics", &["-q", "check_local_alarms"])
+            .status
+            .success()
+    });
+    let output = stream.run(&["--uri", &node.uri(), "produce", "--count", "10"]);
+    assert_one_line_error(&output, 1, "disk or memory alarm");
 }

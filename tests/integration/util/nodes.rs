@@ -103,14 +103,9 @@ impl BrokerNode {
 
     /// Whether `rabbitmq-streams stream_status` on this node lists a writer for stream `name`.
     fn stream_has_writer(&self, name: &str) -> bool {
-        let output = Command::new("bash")
-            .args([
-                "-c",
-                r#"source "$1"; node_env "$2" "${@:3}""#,
-                "invstream-test",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/broker.sh"),
-                &self.name,
-                "/usr/lib/rabbitmq/bin/rabbitmq-streams",
+        let output = self.ctl(
+            "rabbitmq-streams",
+            &[
                 "-q",
                 "-n",
                 &self.name,
@@ -118,10 +113,8 @@ impl BrokerNode {
                 "json",
                 "stream_status",
                 name,
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .expect("bash runs scripts/broker.sh's node_env");
+            ],
+        );
         output.status.success()
             && serde_json::from_slice::<serde_json::Value>(&output.stdout).is_ok_and(|members| {
                 members
@@ -140,6 +133,25 @@ impl BrokerNode {
             let _ = client.close().await;
             sequence.ok()
         })
+    }
+
+    /// Runs one of RabbitMQ's tools (`rabbitmqctl`, `rabbitmq-streams`, `rabbitmq-diagnostics`)
+    /// against this node, in its environment (`scripts/broker.sh`'s `node_env`).
+    pub fn ctl(&self, tool: &str, args: &[&str]) -> std::process::Output {
+        let tool = format!("/usr/lib/rabbitmq/bin/{tool}");
+        Command::new("bash")
+            .args([
+                "-c",
+                r#"source "$1"; node_env "$2" "${@:3}""#,
+                "invstream-test",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/broker.sh"),
+                &self.name,
+                &tool,
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("bash runs scripts/broker.sh's node_env")
     }
 
     /// Runs `scripts/broker.sh ACTION NAME`: node-stop, node-start, node-kill, node-pause…
