@@ -35,6 +35,10 @@ pub struct SentGroups {
 /// they do not count twice against the bound.
 pub type OnHanded<'a> = &'a mut (dyn FnMut(usize, usize) + Send);
 
+/// [`OnHanded`] across several publishers (a super stream's partitions): which publisher, which
+/// group, how many of its updates.
+pub type OnHandedBy<'a> = &'a mut (dyn FnMut(usize, usize, usize) + Send);
+
 /// A run of one group's updates inside a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Segment {

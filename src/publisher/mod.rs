@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use tokio::sync::Semaphore;
 
 pub use confirms::{BatchOutcome, BatchReceipt, PublisherStats};
-pub use frames::{GroupSent, OnHanded, SentGroups};
+pub use frames::{GroupSent, OnHanded, OnHandedBy, SentGroups};
 pub use pace::Pace;
 
 use confirms::{BatchWaiter, ConfirmTracker, Entry, NumberedEntry, Unconfirmed};

@@ -15,7 +15,7 @@ use tokio::sync::{oneshot, Notify};
 use crate::error::InvError;
 use crate::input::NumberedUpdate;
 use crate::model::InventoryUpdate;
-use crate::publisher::{BatchReceipt, GroupSent};
+use crate::publisher::{BatchReceipt, GroupSent, OnHandedBy};
 
 /// What the coalescer sends through: the gateway's publisher, or a stand-in in tests.
 pub trait GroupPublisher: Send {
@@ -26,7 +26,7 @@ pub trait GroupPublisher: Send {
         &mut self,
         groups: Vec<Vec<NumberedUpdate>>,
         stall_timeout: Duration,
-        on_handed: &mut (dyn FnMut(usize, usize, usize) + Send),
+        on_handed: OnHandedBy<'_>,
     ) -> impl Future<Output = (Vec<Handed>, Option<InvError>)> + Send;
 }
 
@@ -35,10 +35,6 @@ pub trait GroupPublisher: Send {
 pub trait Hold: Send {
     /// `count` of its updates for `publisher` went out.
     fn handed(&mut self, publisher: usize, count: u64);
-}
-
-impl Hold for () {
-    fn handed(&mut self, _: usize, _: u64) {}
 }
 
 /// What became of one request's updates when they were handed over.
@@ -287,7 +283,7 @@ mod tests {
             &mut self,
             groups: Vec<Vec<NumberedUpdate>>,
             _: Duration,
-            on_handed: &mut (dyn FnMut(usize, usize, usize) + Send),
+            on_handed: OnHandedBy<'_>,
         ) -> (Vec<Handed>, Option<InvError>) {
             for (group, updates) in groups.iter().enumerate() {
                 on_handed(0, group, updates.len());
@@ -300,6 +296,11 @@ mod tests {
             self.rounds.lock().unwrap().push(ids);
             (handed, Some(InvError::usage("broker gone")))
         }
+    }
+
+    /// A hold with nothing to give back.
+    impl Hold for () {
+        fn handed(&mut self, _: usize, _: u64) {}
     }
 
     impl Hold for Arc<()> {

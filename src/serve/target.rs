@@ -10,7 +10,7 @@ use futures::future::select_all;
 use super::coalesce::{GroupPublisher, Handed, Hold};
 use crate::error::{InvError, Result};
 use crate::input::NumberedUpdate;
-use crate::publisher::{PublishOutcome, Publisher, PublisherStats};
+use crate::publisher::{OnHandedBy, PublishOutcome, Publisher, PublisherStats};
 use crate::routing::partition_of_product;
 use crate::superstream::partitioned::{total, PartitionedPublisher};
 
@@ -74,7 +74,7 @@ impl GroupPublisher for GatewayPublisher {
         &mut self,
         groups: Vec<Vec<NumberedUpdate>>,
         stall_timeout: Duration,
-        on_handed: &mut (dyn FnMut(usize, usize, usize) + Send),
+        on_handed: OnHandedBy<'_>,
     ) -> (Vec<Handed>, Option<InvError>) {
         match self {
             GatewayPublisher::Stream(publisher) => {

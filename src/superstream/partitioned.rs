@@ -16,7 +16,8 @@ use crate::error::{InvError, Result};
 use crate::input::NumberedUpdate;
 use crate::produce::Publishing;
 use crate::publisher::{
-    BatchReceipt, EventSink, GroupSent, PublishOutcome, Publisher, PublisherOptions, PublisherStats,
+    BatchReceipt, EventSink, GroupSent, OnHandedBy, PublishOutcome, Publisher, PublisherOptions,
+    PublisherStats,
 };
 use crate::routing::partition_of_product;
 
@@ -221,7 +222,7 @@ impl PartitionedPublisher {
         &mut self,
         groups: Vec<Vec<NumberedUpdate>>,
         stall_timeout: Duration,
-        on_handed: &mut (dyn FnMut(usize, usize, usize) + Send),
+        on_handed: OnHandedBy<'_>,
     ) -> (Vec<Vec<GroupSent>>, Option<InvError>) {
         let mut fates: Vec<Vec<GroupSent>> = (0..groups.len()).map(|_| Vec::new()).collect();
         let mut first_error = None;
