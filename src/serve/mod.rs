@@ -171,7 +171,7 @@ pub async fn run(
         let admission = admission.clone();
         Box::new(move || admission.queued())
     };
-    let metrics = Arc::new(metrics::Metrics::new(publisher.stats(), queued));
+    let metrics = Arc::new(metrics::Metrics::new(stats.clone(), queued));
     let publisher = Arc::new(Mutex::new(Some(publisher)));
     let coalescer = Arc::new(Coalescer::default());
     // A missing `seq` is the publishing id - 1.
@@ -478,14 +478,8 @@ async fn settled(receipts: Vec<BatchReceipt>) -> Option<BatchOutcome> {
 /// `GET /healthz`: 200 while the gateway's own connection is up and the broker answers on its
 /// stream port (over TLS for a TLS URI); 503 while the gateway reconnects or the broker is away.
 async fn healthz(State(gateway): State<Arc<Gateway>>) -> std::result::Result<Response, ApiError> {
-    use futures::FutureExt;
     let broker = &gateway.broker;
-    // `lost()` resolves at once while a connection is lost and not yet replaced.
-    if gateway
-        .stats
-        .iter()
-        .any(|stats| stats.lost().now_or_never().is_some())
-    {
+    if gateway.stats.iter().any(PublisherStats::is_lost) {
         return Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "the gateway lost its broker connection and is reconnecting",
