@@ -10,7 +10,8 @@ use crate::reader::StartOffset;
 
 mod parse;
 pub use parse::{
-    parse_byte_size, parse_consumers, parse_duration, parse_offset, parse_slow, ConsumerNames,
+    parse_byte_size, parse_consumers, parse_duration, parse_max_age, parse_offset, parse_slow,
+    ConsumerNames,
 };
 
 /// High-throughput ingestion of inventory updates into RabbitMQ Streams.
@@ -397,7 +398,7 @@ pub struct RetentionArgs {
     pub max_segment_size_bytes: Option<u64>,
 
     /// Maximum age of messages before their segment may be dropped, e.g. 7days or 12h
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_max_age)]
     pub max_age: Option<Duration>,
 }
 
@@ -481,6 +482,63 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every flag that takes a duration (found by trying: it takes `1s` and refuses `soon`)
+    /// refuses one past the bound by name, so none reaches an `Instant` addition that overflows.
+    #[test]
+    fn every_duration_flag_is_bounded() {
+        let huge = "18446744073709551615s";
+        let mut checked = Vec::new();
+        let mut cli = Cli::command();
+        // Built, so the global flags (--retry-for) are each command's too.
+        cli.build();
+        for command in cli.get_subcommands() {
+            let name = command.get_name();
+            for arg in command.get_arguments() {
+                let (Some(flag), true) = (arg.get_long(), arg.get_action().takes_values()) else {
+                    continue;
+                };
+                let value = |v: &str| match flag {
+                    "slow" => format!("consumer={v}"),
+                    _ => v.to_string(),
+                };
+                let flag = format!("--{flag}");
+                let parse = |v: &str| {
+                    Cli::try_parse_from(["invstream", name, flag.as_str(), value(v).as_str()])
+                };
+                if parse("1s").is_err() || parse("soon").is_ok() {
+                    continue;
+                }
+                let err = parse(huge).unwrap_err();
+                assert_eq!(
+                    err.kind(),
+                    clap::error::ErrorKind::ValueValidation,
+                    "{flag}"
+                );
+                let text = err.to_string();
+                assert!(text.contains(&flag), "{name} {flag}: {text}");
+                assert!(
+                    text.contains("longer than the maximum"),
+                    "{name} {flag}: {text}"
+                );
+                checked.push(format!("{name} {flag}"));
+            }
+        }
+        for expected in [
+            "produce --confirm-timeout",
+            "produce --retry-for",
+            "produce --max-age",
+            "consume --duration",
+            "consume --slow",
+            "serve --confirm-timeout",
+            "bench --duration",
+        ] {
+            assert!(
+                checked.iter().any(|c| c == expected),
+                "{expected} in {checked:?}"
+            );
+        }
     }
 
     #[test]

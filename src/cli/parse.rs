@@ -62,9 +62,33 @@ pub fn parse_slow(s: &str) -> Result<(String, Duration), String> {
     Ok((name.trim().to_string(), parse_duration(duration)?))
 }
 
+/// The longest duration a flag takes (timeouts, `--retry-for`, `--duration`, `--slow`): one year
+/// (humantime's `1y`). Longer is a mistake, and `now + 2^64 s` overflows an `Instant` (a panic).
+pub const MAX_DURATION: Duration = Duration::from_secs(31_557_600);
+
+/// The longest `--max-age`: a hundred years, far past any retention while the seconds the
+/// broker is sent stay small.
+pub const MAX_AGE: Duration = Duration::from_secs(100 * 31_557_600);
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("'{s}' is not a duration ({e}): use e.g. 500ms, 30s, 5m, 2h, 7days"))
+    parse_duration_up_to(s, MAX_DURATION, "1year")
+}
+
+/// `--max-age`: a duration of up to [`MAX_AGE`].
+pub fn parse_max_age(s: &str) -> Result<Duration, String> {
+    parse_duration_up_to(s, MAX_AGE, "100years")
+}
+
+/// A duration of at most `max` (`max_text` as humantime writes it, for the message; clap names
+/// the flag).
+fn parse_duration_up_to(s: &str, max: Duration, max_text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("'{s}' is not a duration ({e}): use e.g. 500ms, 30s, 5m, 2h, 7days")
+    })?;
+    if duration > max {
+        return Err(format!("'{s}' is longer than the maximum, {max_text}"));
+    }
+    Ok(duration)
 }
 
 /// Parses sizes such as `500mb`, `20GB`, `1024` (bytes); units are powers of 1000 as the
@@ -142,5 +166,26 @@ mod tests {
         }
         assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn durations_are_bounded_where_they_are_parsed() {
+        assert_eq!(parse_duration("1y"), Ok(MAX_DURATION));
+        assert_eq!(
+            parse_duration("365days"),
+            Ok(Duration::from_secs(365 * 86_400))
+        );
+        for huge in ["18446744073709551615s", "1y 1s", "2years", "500000years"] {
+            let err = parse_duration(huge).unwrap_err();
+            assert!(
+                err.contains("longer than the maximum, 1year"),
+                "{huge}: {err}"
+            );
+        }
+        let err = parse_slow("email=18446744073709551615s").unwrap_err();
+        assert!(err.contains("longer than the maximum, 1year"), "{err}");
+        assert_eq!(parse_max_age("100y"), Ok(MAX_AGE));
+        let err = parse_max_age("18446744073709551615s").unwrap_err();
+        assert!(err.contains("longer than the maximum, 100years"), "{err}");
     }
 }

@@ -449,12 +449,12 @@ impl Publisher {
     /// Waits up to `timeout` for every sent message to be confirmed or rejected, reconnecting
     /// if the connection drops. Messages still unconfirmed then are counted as failed.
     pub async fn finish(&mut self, timeout: Duration) -> Result<PublishOutcome> {
-        let mut deadline = tokio::time::Instant::now() + timeout;
+        let mut deadline = pace::deadline_after(timeout);
         let sent = self.tracker.sent();
         while self.tracker.settled() < sent {
             if self.tracker.is_lost() {
                 self.recover().await?;
-                deadline = tokio::time::Instant::now() + timeout;
+                deadline = pace::deadline_after(timeout);
             }
             let notified = self.tracker.settled.notified();
             if self.tracker.settled() >= sent || self.tracker.is_lost() {

@@ -23,15 +23,46 @@ impl Pace {
 
     /// Waits until a batch of `count` may go out.
     pub async fn wait_for(&mut self, count: u64) {
-        let due = self.started + Duration::from_secs_f64(self.sent as f64 / self.per_second);
+        let since_start = Duration::try_from_secs_f64(self.sent as f64 / self.per_second)
+            .unwrap_or(Duration::MAX);
         self.sent += count;
-        tokio::time::sleep_until(due).await;
+        tokio::time::sleep_until(deadline_from(self.started, since_start)).await;
     }
 }
+
+/// `timeout` from now, for `sleep_until`.
+pub fn deadline_after(timeout: Duration) -> Instant {
+    deadline_from(Instant::now(), timeout)
+}
+
+/// `start + wait`; a wait past what an `Instant` holds (a user's `--confirm-timeout
+/// 18446744073709551615s`) is a century, forever in effect, where `Instant + Duration` panics.
+fn deadline_from(start: Instant, wait: Duration) -> Instant {
+    start
+        .checked_add(wait)
+        .or_else(|| start.checked_add(CENTURY))
+        .unwrap_or(start)
+}
+
+const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadline_past_what_an_instant_holds_is_far_not_a_panic() {
+        let now = Instant::now();
+        for huge in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
+            let deadline = deadline_from(now, huge);
+            assert!(
+                deadline >= now + Duration::from_secs(365 * 86_400),
+                "{huge:?}"
+            );
+        }
+        let second = deadline_from(now, Duration::from_secs(1));
+        assert_eq!(second, now + Duration::from_secs(1));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn batches_go_out_when_the_messages_before_them_are_due() {
