@@ -77,6 +77,10 @@ pub enum InputEvent {
     Failed(String),
 }
 
+/// The longest line read. An update is ~200 bytes; a longer line is no NDJSON (a binary file,
+/// `/dev/zero`), and reading it whole took all memory (an abort) or, without a newline, forever.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
 /// A line without its `\n` or `\r\n` (as `BufRead::lines` gives it).
 fn strip_newline(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -109,7 +113,9 @@ pub fn spawn_reader(
         let mut number = 0u64;
         loop {
             bytes.clear();
-            match reader.read_until(b'\n', &mut bytes) {
+            // Two bytes past the bound: room for a `\r\n` after a line of exactly the bound.
+            let mut bounded = (&mut reader).take(MAX_LINE_BYTES as u64 + 2);
+            match bounded.read_until(b'\n', &mut bytes) {
                 Ok(0) => break,
                 Ok(_) => number += 1,
                 Err(e) => {
@@ -119,6 +125,13 @@ pub fn spawn_reader(
                     )));
                     return;
                 }
+            }
+            if strip_newline(&bytes).len() > MAX_LINE_BYTES {
+                // Fatal, not one invalid line: skipping to its end could read forever.
+                let _ = tx.blocking_send(InputEvent::Failed(format!(
+                    "{source} line {number} is longer than 1 MiB: give one JSON update per line (NDJSON)"
+                )));
+                return;
             }
             if number <= skip_lines {
                 continue;
@@ -233,6 +246,53 @@ mod tests {
         let missing = collect(InputSource::File(dir.join("nope")), 0).await;
         assert!(matches!(&missing[..], [InputEvent::Failed(m)] if m.contains("cannot open")));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_line_past_the_bound_fails_the_input_after_the_lines_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let at_bound = format!("{}\r\n", " ".repeat(MAX_LINE_BYTES));
+        let mut text = format!("{}\n{at_bound}{}\n", line(1), line(2));
+        text.push_str(&"x".repeat(MAX_LINE_BYTES + 1));
+        text.push('\n');
+        text.push_str(&line(3));
+        let path = dir.path().join("long.ndjson");
+        std::fs::write(&path, &text).unwrap();
+        let events = collect(InputSource::File(path), 0).await;
+        let numbers: Vec<u64> = events
+            .iter()
+            .flat_map(|e| match e {
+                InputEvent::Batch(b) => b.iter().map(|(n, _)| *n).collect(),
+                _ => vec![],
+            })
+            .collect();
+        assert_eq!(
+            numbers,
+            vec![1, 3],
+            "a line of exactly 1 MiB is read: {events:?}"
+        );
+        match events.last() {
+            Some(InputEvent::Failed(m)) => {
+                assert!(
+                    m.ends_with(
+                        "line 4 is longer than 1 MiB: give one JSON update per line (NDJSON)"
+                    ),
+                    "{m}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// `/dev/zero` never ends a line: the read stops at the bound instead of taking all memory.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn an_endless_line_fails_at_the_bound() {
+        let events = collect(InputSource::File("/dev/zero".into()), 0).await;
+        assert!(
+            matches!(&events[..], [InputEvent::Failed(m)] if m.contains("line 1 is longer than 1 MiB")),
+            "{events:?}"
+        );
     }
 
     #[tokio::test]

@@ -95,7 +95,7 @@ impl TlsSettings {
 /// Fails unless `path` is a readable PEM file with a block of one of `kinds` (the client only
 /// reads PKCS#8 keys, "BEGIN PRIVATE KEY").
 fn check_pem(path: &Path, option: &str, kinds: &[&str]) -> Result<()> {
-    let bytes = std::fs::read(path)
+    let bytes = crate::files::read_bounded(path, crate::files::MAX_PEM_FILE_BYTES)
         .map_err(|e| tls_error(format!("cannot read {option} {}: {e}", path.display())))?;
     let text = String::from_utf8_lossy(&bytes);
     if kinds

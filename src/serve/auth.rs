@@ -28,7 +28,13 @@ impl std::fmt::Debug for Tokens {
 impl Tokens {
     /// Reads `--auth-token-file`: one token per line; blank lines and `#` comments are ignored.
     pub fn load(path: &Path) -> Result<Tokens> {
-        let text = std::fs::read_to_string(path).map_err(|e| InvError::Usage(format!(
+        let bytes = crate::files::read_bounded(path, crate::files::MAX_TOKEN_FILE_BYTES).and_then(
+            |bytes| {
+                String::from_utf8(bytes)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            },
+        );
+        let text = bytes.map_err(|e| InvError::Usage(format!(
                 "--auth-token-file {}: cannot read it: {e} (give a readable file with one token per line)",
                 path.display()
             )))?;

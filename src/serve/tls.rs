@@ -15,10 +15,17 @@ fn tls_error(message: String) -> InvError {
     InvError::Usage(message)
 }
 
+/// The bytes of PEM file `path` (given as `option`), of a bounded size.
+fn pem_file(path: &Path, option: &str) -> Result<Vec<u8>> {
+    crate::files::read_bounded(path, crate::files::MAX_PEM_FILE_BYTES)
+        .map_err(|e| tls_error(format!("cannot read {option} {}: {e}", path.display())))
+}
+
 /// Reads the certificate chain and its key (PEM; PKCS#8, PKCS#1 or SEC1) and builds the acceptor.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<std::result::Result<_, _>>())
+    let cert_pem = pem_file(cert, "--listen-tls-cert")?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<std::result::Result<_, _>>()
         .map_err(|e| {
             tls_error(format!(
                 "--listen-tls-cert {}: cannot read a PEM certificate from it: {e}",
@@ -31,7 +38,7 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
             cert.display()
         )));
     }
-    let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+    let private_key = PrivateKeyDer::from_pem_slice(&pem_file(key, "--listen-tls-key")?).map_err(|e| {
         tls_error(format!(
             "--listen-tls-key {}: cannot read a PEM private key from it: {e} (give the key of --listen-tls-cert, BEGIN PRIVATE KEY)",
             key.display()
