@@ -15,6 +15,8 @@ use crate::input::InputSource;
 use crate::publisher::Batching;
 use crate::reader::{ReaderSpec, StartOffset, StopRule};
 
+mod names;
+
 /// What every command shares.
 #[derive(Debug, Clone)]
 pub struct CommonSettings {
@@ -168,6 +170,7 @@ pub fn from_cli(cli: &Cli) -> Result<(CommonSettings, CommandSettings)> {
         Command::Serve(args) => CommandSettings::Serve(serve(args)?),
         Command::Bench(args) => CommandSettings::Bench(bench(args)?),
     };
+    names::check(&common, &command)?;
     Ok((common, command))
 }
 

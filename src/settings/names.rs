@@ -1,0 +1,387 @@
+//! Names the broker gets, checked before anything connects: stream names (and the streams
+//! invstream makes of them: partitions, a benchmark's stream) must fit the directory the broker
+//! keeps each stream in, producer and consumer names (and those invstream makes of them) the
+//! broker's limit on names, and none may hold a control character. Past a limit the broker
+//! refuses the name, or worse: a stream created with too long a name is never available, and a
+//! command waits for it for ever.
+
+use super::{CommandSettings, CommonSettings, PartitionLayout};
+use crate::error::{InvError, Result};
+
+/// The most bytes the broker takes in a producer's or a consumer's name (its "reference";
+/// `PreconditionFailed` past it, and the client cannot encode the offset and sequence queries).
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// The broker keeps a stream's files in a directory named `VHOST_STREAM_TIMESTAMP` (19 digits;
+/// any character not ASCII written `_`), of at most 255 characters: RabbitMQ 4.0.5 creates a
+/// stream with a longer name, which then never becomes available.
+const MAX_STREAM_DIRECTORY_CHARS: usize = 255;
+/// The directory's characters besides the virtual host's and the stream's: `_`, `_`, 19 digits.
+const STREAM_DIRECTORY_EXTRA_CHARS: usize = 21;
+
+/// The longest default producer name made from `stream`: `invstream-STREAM-MILLIS-PID`
+/// (13 digits of milliseconds, a process id of up to 7).
+fn default_producer_name_bytes(stream: &str) -> usize {
+    "invstream-".len() + stream.len() + "-1796459048455-4194304".len()
+}
+
+/// The name of the consumer group that holds a given producer name for one run (see
+/// `broker::lock`).
+const LOCK_PREFIX: &str = "invstream-producer-lock:";
+
+/// The longest stream name the broker can create in `vhost`.
+pub fn max_stream_chars(vhost: &str) -> usize {
+    MAX_STREAM_DIRECTORY_CHARS.saturating_sub(STREAM_DIRECTORY_EXTRA_CHARS + vhost.chars().count())
+}
+
+/// Checks every name `command` gives the broker.
+pub fn check(common: &CommonSettings, command: &CommandSettings) -> Result<()> {
+    let vhost = common.broker.vhost.as_str();
+    let stream = common.stream.as_str();
+    printable("--stream", stream)?;
+    check_stream("--stream", stream, stream, None, vhost)?;
+    match command {
+        CommandSettings::Produce(p) => {
+            let name = p.producer_name.as_deref();
+            if let Some(name) = name {
+                printable("--producer-name", name)?;
+            }
+            match &p.super_stream {
+                None if p.dedup => producer_names(name, stream, &[]),
+                None => Ok(()),
+                Some(s) => {
+                    printable("--super-stream", &s.name)?;
+                    for key in s.layout.iter().flat_map(PartitionLayout::binding_keys) {
+                        printable("--partition-keys", &key)?;
+                    }
+                    // A super stream that exists may have other partitions; a new one gets
+                    // these (three by default).
+                    let layout = s.layout.clone().unwrap_or(PartitionLayout::Count(3));
+                    let partitions = layout.partitions(&s.name);
+                    for partition in &partitions {
+                        check_stream(
+                            "--super-stream",
+                            &s.name,
+                            partition,
+                            Some("NAME-KEY"),
+                            vhost,
+                        )?;
+                    }
+                    match p.dedup {
+                        true => producer_names(name, &s.name, &partitions),
+                        false => Ok(()),
+                    }
+                }
+            }
+        }
+        CommandSettings::Consume(c) => {
+            if let Some(s) = &c.super_stream {
+                printable("--super-stream", s)?;
+                check_stream(
+                    "--super-stream",
+                    s,
+                    &format!("{s}-0"),
+                    Some("NAME-KEY"),
+                    vhost,
+                )?;
+            }
+            for reader in &c.readers {
+                let flag = match reader.tracking_name.as_ref() == Some(&reader.label) {
+                    true => "--name",
+                    false => "--consumers",
+                };
+                printable(flag, &reader.label)?;
+                // In the name of the reader's connection.
+                check_name(flag, &reader.label, reader.label.len(), None)?;
+                if let Some(name) = &reader.tracking_name {
+                    printable("--name", name)?;
+                    let form = (name != &reader.label).then_some("NAME-CONSUMER");
+                    check_name("--name", name, name.len(), form)?;
+                }
+            }
+            Ok(())
+        }
+        CommandSettings::Serve(s) => {
+            let name = s.producer_name.as_deref();
+            if let Some(name) = name {
+                printable("--producer-name", name)?;
+            }
+            let default = |stream: &str| format!("invstream-{stream}-serve");
+            match &s.super_stream {
+                None => match name {
+                    Some(name) => check_name("--producer-name", name, name.len(), None),
+                    None => check_name(
+                        "--stream",
+                        stream,
+                        default(stream).len(),
+                        Some("invstream-STREAM-serve"),
+                    ),
+                },
+                Some(super_stream) => {
+                    printable("--super-stream", super_stream)?;
+                    // Created with three partitions when missing.
+                    let partitions = PartitionLayout::Count(3).partitions(super_stream);
+                    for partition in &partitions {
+                        check_stream(
+                            "--super-stream",
+                            super_stream,
+                            partition,
+                            Some("NAME-KEY"),
+                            vhost,
+                        )?;
+                        match name {
+                            Some(name) => check_name(
+                                "--producer-name",
+                                name,
+                                name.len() + 1 + partition.len(),
+                                Some("NAME-PARTITION"),
+                            )?,
+                            None => check_name(
+                                "--super-stream",
+                                super_stream,
+                                default(super_stream).len() + 1 + partition.len(),
+                                Some("invstream-NAME-serve-PARTITION"),
+                            )?,
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+        CommandSettings::Bench(b) => {
+            // STREAM-bench-SECONDS, and its partitions -0 … -(N-1).
+            let bench = format!("{stream}-bench-1796459048");
+            let longest = match b.super_stream_partitions {
+                Some(n) => format!("{bench}-{}", n.saturating_sub(1)),
+                None => bench,
+            };
+            check_stream(
+                "--stream",
+                stream,
+                &longest,
+                Some("STREAM-bench-TIMESTAMP"),
+                vhost,
+            )
+        }
+    }
+}
+
+/// The producer names a produce run with deduplication gives the broker: `given` (or the default
+/// made from `stream`), one per partition (`NAME-PARTITION`) on a super stream, and a given
+/// name's lock (`invstream-producer-lock:NAME`).
+fn producer_names(given: Option<&str>, stream: &str, partitions: &[String]) -> Result<()> {
+    let (flag, value, base, form) = match given {
+        Some(name) => ("--producer-name", name, name.len(), "NAME"),
+        None => match partitions.is_empty() {
+            true => (
+                "--stream",
+                stream,
+                default_producer_name_bytes(stream),
+                "invstream-STREAM-TIME-PID",
+            ),
+            false => (
+                "--super-stream",
+                stream,
+                default_producer_name_bytes(stream),
+                "invstream-NAME-TIME-PID",
+            ),
+        },
+    };
+    let longest_partition = partitions.iter().map(String::len).max();
+    let (bytes, form) = match longest_partition {
+        None => (base, form.to_string()),
+        Some(partition) => (base + 1 + partition, format!("{form}-PARTITION")),
+    };
+    check_name(
+        flag,
+        value,
+        bytes,
+        (form != "NAME").then_some(form.as_str()),
+    )?;
+    if given.is_some() {
+        let form = format!("{LOCK_PREFIX}{form}");
+        check_name(flag, value, LOCK_PREFIX.len() + bytes, Some(&form))?;
+    }
+    Ok(())
+}
+
+/// Fails unless the name the broker gets, `bytes` long and made from `flag`'s `value` as `form`
+/// says (`None`: the value itself), fits [`MAX_NAME_BYTES`].
+fn check_name(flag: &str, value: &str, bytes: usize, form: Option<&str>) -> Result<()> {
+    if bytes <= MAX_NAME_BYTES {
+        return Ok(());
+    }
+    let made = match form {
+        Some(form) => format!(", as {form} {bytes} bytes"),
+        None => format!(" ({bytes} bytes)"),
+    };
+    Err(InvError::usage(format!(
+        "{flag} {} is too long{made}: the broker takes producer and consumer names of at most {MAX_NAME_BYTES} bytes; shorten it by {} bytes",
+        shown(value),
+        bytes - MAX_NAME_BYTES
+    )))
+}
+
+/// Fails unless the stream `stream`, made from `flag`'s `value` as `form` says (`None`: the value
+/// itself), fits the broker's directory names in `vhost`.
+fn check_stream(
+    flag: &str,
+    value: &str,
+    stream: &str,
+    form: Option<&str>,
+    vhost: &str,
+) -> Result<()> {
+    let (chars, max) = (stream.chars().count(), max_stream_chars(vhost));
+    if chars <= max {
+        return Ok(());
+    }
+    let made = match form {
+        Some(form) => format!(", as {form} {chars} characters"),
+        None => format!(" ({chars} characters)"),
+    };
+    Err(InvError::usage(format!(
+        "{flag} {} is too long{made}: the broker takes stream names of at most {max} characters in virtual host '{}'; shorten it by {} characters",
+        shown(value),
+        shown_plain(vhost),
+        chars - max
+    )))
+}
+
+/// Fails if `value` holds a control character (a newline, an escape sequence): every message
+/// that names it would print it raw.
+fn printable(flag: &str, value: &str) -> Result<()> {
+    match value.chars().find(|c| c.is_control()) {
+        None => Ok(()),
+        Some(c) => Err(InvError::usage(format!(
+            "{flag} {} holds the control character {}: use printable characters only",
+            shown(value),
+            c.escape_debug()
+        ))),
+    }
+}
+
+/// `value` for a message: quoted, control characters escaped, cut after 40 characters.
+fn shown(value: &str) -> String {
+    format!("'{}'", shown_plain(value))
+}
+
+fn shown_plain(value: &str) -> String {
+    const SHOWN_CHARS: usize = 40;
+    let mut text: String = value
+        .chars()
+        .take(SHOWN_CHARS)
+        .flat_map(char::escape_debug)
+        .collect();
+    if value.chars().count() > SHOWN_CHARS {
+        text.push('…');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn checked(args: &[&str]) -> Result<()> {
+        let all = std::iter::once("invstream").chain(args.iter().copied());
+        crate::settings::from_cli(&Cli::try_parse_from(all).expect("the arguments parse"))
+            .map(|_| ())
+    }
+
+    fn refused(args: &[&str]) -> String {
+        let message = checked(args).unwrap_err().to_string();
+        assert_eq!(message.lines().count(), 1, "{message}");
+        message
+    }
+
+    fn n(count: usize) -> String {
+        "n".repeat(count)
+    }
+
+    #[test]
+    fn stream_names_fit_the_brokers_directory_names() {
+        assert_eq!(max_stream_chars("/"), 233);
+        assert!(checked(&["--stream", &n(233), "produce", "--producer-name", "p"]).is_ok());
+        let err = refused(&["--stream", &n(234), "produce", "--producer-name", "p"]);
+        assert!(
+            err.contains("at most 233 characters in virtual host '/'; shorten it by 1 characters"),
+            "{err}"
+        );
+        // Characters, not bytes: the broker writes each one not ASCII as `_`.
+        assert!(checked(&["--stream", &"é".repeat(233), "consume"]).is_ok());
+        // A longer virtual host leaves less room.
+        let uri = "rabbitmq-stream://u:p@h:5552/shop";
+        assert!(refused(&["--uri", uri, "--stream", &n(231), "consume"]).contains("at most 230"));
+        // The streams invstream makes: a benchmark's, a super stream's partitions.
+        assert!(checked(&["--stream", &n(216), "bench"]).is_ok());
+        assert!(refused(&["--stream", &n(217), "bench"]).contains("STREAM-bench-TIMESTAMP"));
+        let partitions = ["--super-stream-partitions", "11"];
+        let err = refused(&[&["--stream", &n(214), "bench"][..], &partitions].concat());
+        assert!(err.contains("shorten it by 1 characters"), "{err}");
+        assert!(checked(&["produce", "--no-dedup", "--super-stream", &n(231)]).is_ok());
+        let partitions = ["--partitions", "11", "--no-dedup"];
+        let err = refused(&[&["produce", "--super-stream", &n(231)][..], &partitions].concat());
+        assert!(err.contains("NAME-KEY"), "{err}");
+        for command in ["consume", "serve"] {
+            assert!(refused(&[command, "--super-stream", &n(232)]).contains("--super-stream"));
+        }
+    }
+
+    #[test]
+    fn producer_and_consumer_names_fit_255_bytes_with_what_invstream_adds() {
+        // A given name is held through invstream-producer-lock:NAME.
+        assert!(checked(&["produce", "--producer-name", &n(231)]).is_ok());
+        let err = refused(&["produce", "--producer-name", &n(232)]);
+        assert!(
+            err.contains("as invstream-producer-lock:NAME 256 bytes")
+                && err.contains("shorten it by 1 bytes"),
+            "{err}"
+        );
+        assert!(checked(&["produce", "--no-dedup", "--producer-name", &n(300)]).is_ok());
+        // The default name holds the stream's.
+        assert!(checked(&["--stream", &n(223), "produce"]).is_ok());
+        assert!(refused(&["--stream", &n(224), "produce"]).contains("invstream-STREAM-TIME-PID"));
+        // On a super stream, one name per partition: NAME-SUPER-KEY.
+        let err = refused(&["produce", "--super-stream", "s", "--producer-name", &n(228)]);
+        assert!(
+            err.contains("invstream-producer-lock:NAME-PARTITION"),
+            "{err}"
+        );
+        let err = refused(&["serve", "--super-stream", "s", "--producer-name", &n(252)]);
+        assert!(err.contains("NAME-PARTITION"), "{err}");
+        assert!(refused(&["serve", "--producer-name", &n(256)]).contains("--producer-name"));
+        assert!(refused(&["--stream", &n(240), "serve"]).contains("--stream"));
+        // Consumer names, and those made of a prefix and a consumer.
+        assert!(checked(&["consume", "--name", &n(255)]).is_ok());
+        assert!(refused(&["consume", "--name", &n(256)]).contains("--name"));
+        let err = refused(&["consume", "--consumers", "a,b", "--name", &n(254)]);
+        assert!(err.contains("NAME-CONSUMER"), "{err}");
+        assert!(refused(&["consume", "--consumers", &n(256)]).contains("--consumers"));
+    }
+
+    #[test]
+    fn control_characters_are_refused_and_never_printed_raw() {
+        for args in [
+            &["--stream", "a\nb", "consume"][..],
+            &["produce", "--producer-name", "a\u{1b}[2Jb"],
+            &["consume", "--name", "a\tb"],
+            &["consume", "--consumers", "a,b\rc"],
+            &[
+                "produce",
+                "--super-stream",
+                "s",
+                "--partition-keys",
+                "a,b\u{7}",
+            ],
+        ] {
+            let err = refused(args);
+            assert!(err.contains("control character"), "{args:?}: {err}");
+            assert!(!err.chars().any(char::is_control), "{args:?}: {err:?}");
+        }
+        let long = format!("{}\n", n(100));
+        let err = refused(&["--stream", &long, "consume"]);
+        assert!(err.contains(&format!("'{}…'", n(40))), "{err}");
+    }
+}
