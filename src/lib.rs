@@ -60,6 +60,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         quiet: common.quiet,
         summary_to_stderr: matches!(&command, CommandSettings::Consume(c) if c.print),
     };
+    // A command heeds a signal once started; until then (connecting, creating its stream) the
+    // signal ends it here, at once.
+    let addr = common.broker.addr();
+    tokio::select! {
+        code = run_command(&cli, common, command, shutdown.clone(), out) => code,
+        signal = shutdown.unheeded() => {
+            out.status(&format!("stopped by {signal} while starting (the broker at {addr})"));
+            Ok(ExitCode::from(signal.exit_code()))
+        }
+    }
+}
+
+/// The command, its summary and its exit code.
+async fn run_command(
+    cli: &Cli,
+    common: settings::CommonSettings,
+    command: CommandSettings,
+    shutdown: Shutdown,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
     let addr = common.broker.addr();
     // What the command works on, for the context of its errors.
     let super_stream = match &command {

@@ -2,6 +2,9 @@
 //! engines and commands watch; the signal that set it decides the exit code (130 or 143, as
 //! shells report them).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use tokio::sync::watch;
 
 /// Exit code after SIGINT (Ctrl-C), as shells use.
@@ -14,6 +17,15 @@ pub const EXIT_TERMINATED: u8 = 143;
 pub enum Signal {
     Interrupt,
     Terminate,
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        })
+    }
 }
 
 impl Signal {
@@ -30,6 +42,9 @@ impl Signal {
 #[derive(Debug, Clone)]
 pub struct Shutdown {
     tx: watch::Sender<Option<Signal>>,
+    /// Whether anything watches the token yet: a command does once it has started (see
+    /// [`Shutdown::unheeded`]).
+    watched: Arc<AtomicBool>,
 }
 
 /// A watcher of a [`Shutdown`]: cheap to clone, one per task.
@@ -49,15 +64,18 @@ impl Shutdown {
     pub fn new() -> Self {
         Shutdown {
             tx: watch::channel(None).0,
+            watched: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// A token that SIGINT and SIGTERM set. Must be called inside the runtime.
+    /// A token that SIGINT and SIGTERM set. Must be called inside the runtime. The handlers are
+    /// in place when it returns: a signal that comes at once is not lost (or fatal).
     pub fn on_signals() -> Self {
         let shutdown = Self::new();
         let tx = shutdown.tx.clone();
+        let signals = Signals::register();
         tokio::spawn(async move {
-            let signal = wait_for_signal().await;
+            let signal = signals.wait().await;
             tx.send_replace(Some(signal));
         });
         shutdown
@@ -74,9 +92,27 @@ impl Shutdown {
         });
     }
 
+    /// A watcher; from the first one on, the command heeds the token itself.
     pub fn signal(&self) -> StopSignal {
+        self.watched.store(true, Ordering::Relaxed);
         StopSignal {
             rx: self.tx.subscribe(),
+        }
+    }
+
+    /// Resolves with the signal if the token is set before anything watches it: a command that
+    /// is still starting (connecting, creating its stream) heeds it only once started, which a
+    /// broker that accepts and never answers delays by a handshake timeout per node. Racing
+    /// start-up against this ends it at once. Never resolves once something watches.
+    pub async fn unheeded(&self) -> Signal {
+        let mut rx = self.tx.subscribe();
+        let signal = match rx.wait_for(Option::is_some).await {
+            Ok(signal) => *signal,
+            Err(_) => None,
+        };
+        match signal {
+            Some(signal) if !self.watched.load(Ordering::Relaxed) => signal,
+            _ => std::future::pending().await,
         }
     }
 
@@ -100,30 +136,59 @@ impl StopSignal {
     }
 }
 
+/// SIGINT and SIGTERM, their handlers registered (`tokio::signal::ctrl_c` registers only when
+/// first polled).
 #[cfg(unix)]
-async fn wait_for_signal() -> Signal {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => Signal::Interrupt,
-            _ = term.recv() => Signal::Terminate,
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            Signal::Interrupt
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn register() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn wait(mut self) -> Signal {
+        async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = recv(self.interrupt.as_mut()) => Signal::Interrupt,
+            _ = recv(self.terminate.as_mut()) => Signal::Terminate,
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() -> Signal {
-    let _ = tokio::signal::ctrl_c().await;
-    Signal::Interrupt
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn register() -> Self {
+        Signals
+    }
+
+    async fn wait(self) -> Signal {
+        let _ = tokio::signal::ctrl_c().await;
+        Signal::Interrupt
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn the_first_trigger_counts_and_every_watcher_sees_it() {
@@ -137,5 +202,20 @@ mod tests {
         assert_eq!(shutdown.received(), Some(Signal::Terminate));
         assert_eq!(Signal::Terminate.exit_code(), 143);
         assert_eq!(Signal::Interrupt.exit_code(), 130);
+    }
+
+    #[tokio::test]
+    async fn a_signal_before_anything_watches_is_unheeded_and_after_it_is_not() {
+        let starting = Shutdown::new();
+        starting.trigger(Signal::Interrupt);
+        let unheeded = tokio::time::timeout(Duration::from_secs(1), starting.unheeded()).await;
+        assert_eq!(unheeded.ok(), Some(Signal::Interrupt));
+
+        let started = Shutdown::new();
+        let mut watcher = started.signal();
+        started.trigger(Signal::Terminate);
+        watcher.stopped().await;
+        let unheeded = tokio::time::timeout(Duration::from_millis(50), started.unheeded()).await;
+        assert!(unheeded.is_err(), "a started command stops by itself");
     }
 }

@@ -434,7 +434,13 @@ pub async fn read<S: MessageSink>(
                             Take::Counted => {
                                 read += 1;
                                 if let Some(pause) = reader.slow {
-                                    tokio::time::sleep(pause).await;
+                                    // Cut short by the stop and the duration: a pause may be
+                                    // long (`--slow email=1h`), Ctrl-C must not wait it out.
+                                    let pause = plan.duration.map_or(pause, |d| pause.min(d.saturating_sub(started.elapsed())));
+                                    tokio::select! {
+                                        _ = stop.stopped() => {}
+                                        _ = tokio::time::sleep(pause) => {}
+                                    }
                                     sink.chunk_start();
                                     // A slow reader takes long over a chunk: heed the stop and
                                     // the duration in it.
