@@ -179,6 +179,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "64kib", value_parser = parse_byte_size)]
     pub max_header_bytes: u64,
 
+    /// How long a client may take to send a request's body; past it the request gets 408 (and
+    /// when the server stops, a body still arriving gets 2 s more, then 503)
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+
     /// Most client connections open at once; past it a connection gets a 503 and is closed
     #[arg(long, default_value_t = 1_024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,

@@ -259,6 +259,7 @@ pub async fn run(
     let limits = limits::ConnectionLimits {
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
+        body_read_timeout: args.body_read_timeout,
     };
     limits::serve(listener, app, access.tls, limits, metrics, stop).await;
     keeper.abort();
