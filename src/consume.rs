@@ -284,11 +284,12 @@ pub async fn run(
         }
         _ => None,
     };
+    let from_timestamp = timestamp_start(&env, broker, settings, stream, end_offset).await?;
     let mut subscriptions = Vec::new();
     let mut idle = Vec::new();
     for spec in readers {
         // A replay that starts past the end (or on an empty stream) has nothing to wait for.
-        if past_end(settings, end_offset, &spec) {
+        if past_end(settings, end_offset, &spec, from_timestamp) {
             idle.push((
                 spec.label.clone(),
                 ReadTally::new(settings.verify),
@@ -352,17 +353,41 @@ pub async fn run(
 }
 
 /// Whether a replay starts past the end of its stream (or the stream is empty): nothing to read.
+/// `from_timestamp`: where a replay from a timestamp starts (see [`timestamp_start`]).
 pub(crate) fn past_end(
     settings: &ConsumeSettings,
     end_offset: Option<u64>,
     spec: &reader::ReaderSpec,
+    from_timestamp: Option<u64>,
 ) -> bool {
     settings.stop_rule == StopRule::AtEnd
-        && match (end_offset, spec.start(&settings.start)) {
+        && match (end_offset, spec.start(&settings.start).or(from_timestamp)) {
             (None, _) => true,
             (Some(end), Some(start)) => start > end,
             _ => false,
         }
+}
+
+/// Where a replay from a timestamp (`--offset 2026-11-24T10:00:00Z`) up to `end_offset` starts:
+/// the first offset the broker delivers from it, or past the end when it delivers none (the
+/// timestamp is after the last message: the broker would wait for new ones, and so the read,
+/// forever). `None` for other reads.
+pub(crate) async fn timestamp_start(
+    env: &rabbitmq_stream_client::Environment,
+    broker: &crate::broker::BrokerSettings,
+    settings: &ConsumeSettings,
+    stream: &str,
+    end_offset: Option<u64>,
+) -> Result<Option<u64>> {
+    let (StartOffset::Timestamp { millis, .. }, StopRule::AtEnd, Some(end)) =
+        (&settings.start, settings.stop_rule, end_offset)
+    else {
+        return Ok(None);
+    };
+    let first = reader::first_offset_from_timestamp(env, stream, *millis)
+        .await
+        .map_err(|e| broker.consumer_error(e, stream))?;
+    Ok(Some(first.unwrap_or(end + 1)))
 }
 
 /// Subscribes a reader, waiting while the broker starts. A broker without stream filtering

@@ -18,7 +18,7 @@ use rabbitmq_stream_client::error::ConsumerCreateError;
 use rabbitmq_stream_client::types::OffsetSpecification;
 use rabbitmq_stream_client::{ChunkConsumer, Environment, FilterConfiguration};
 
-pub use offset::{offset_specification, StartOffset};
+pub use offset::{first_offset_from_timestamp, offset_specification, StartOffset};
 pub use spawn::{spawn_all, Running, Start};
 
 use crate::broker::BrokerSettings;

@@ -1,7 +1,20 @@
 //! Where a reader starts: the offset specifications as the user wrote them, and as the broker
 //! takes them.
 
+use std::time::Duration;
+
+use futures::StreamExt;
+use rabbitmq_stream_client::error::ConsumerCreateError;
 use rabbitmq_stream_client::types::OffsetSpecification;
+use rabbitmq_stream_client::Environment;
+
+/// How long a subscription at a timestamp stays silent before we believe nothing is stored from
+/// it on (the broker then waits for new messages, as at `next`); one with messages from the
+/// timestamp on gets its first chunk at once.
+const TIMESTAMP_SILENCE: Duration = Duration::from_secs(2);
+
+/// How long closing the probe's subscription may take.
+const PROBE_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The broker's offset specifications, as the user wrote them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +57,28 @@ pub fn offset_specification(offset: &StartOffset, stored: Option<u64>) -> Offset
         (StartOffset::Stored, Some(stored)) => OffsetSpecification::Offset(stored + 1),
         (StartOffset::Stored, None) => OffsetSpecification::First,
     }
+}
+
+/// The first offset of the first chunk the broker delivers from timestamp `millis` on `stream`,
+/// or `None` when it delivers nothing: nothing stored is that recent. Chunk timestamps are the
+/// broker's and the client has no request for them, so a subscription asks.
+pub async fn first_offset_from_timestamp(
+    env: &Environment,
+    stream: &str,
+    millis: i64,
+) -> std::result::Result<Option<u64>, ConsumerCreateError> {
+    let mut consumer = env
+        .consumer()
+        .offset(OffsetSpecification::Timestamp(millis))
+        .client_provided_name("invstream-timestamp-probe")
+        .build_chunked(stream)
+        .await?;
+    let first = match tokio::time::timeout(TIMESTAMP_SILENCE, consumer.next()).await {
+        Ok(Some(Ok(chunk))) => Some(chunk.first_offset()),
+        _ => None,
+    };
+    let _ = tokio::time::timeout(PROBE_CLOSE_TIMEOUT, consumer.handle().close()).await;
+    Ok(first)
 }
 
 impl StartOffset {

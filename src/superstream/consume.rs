@@ -85,6 +85,8 @@ pub async fn run(
             }
             StopRule::Follow => None,
         };
+        let from_timestamp =
+            consume::timestamp_start(&env, broker, settings, partition, end_offset).await?;
         for consumer in &settings.readers {
             let mut spec = ReaderSpec {
                 label: label(consumer, partition),
@@ -106,7 +108,7 @@ pub async fn run(
                     }
                 }
             }
-            if consume::past_end(settings, end_offset, &spec) {
+            if consume::past_end(settings, end_offset, &spec, from_timestamp) {
                 idle.push((
                     spec.label,
                     tally(settings, &products, partition, false),
