@@ -77,7 +77,8 @@ fn a_duration_past_the_bound_is_refused_by_flag_before_anything_is_stored() {
         (&["bench", "--duration", huge], "--duration"),
     ];
     for (args, flag) in cases {
-        let output = stream.run(args);
+        let args = [&["--stream", stream.name.as_str()][..], args].concat();
+        let output = run_within(&args, Duration::from_secs(30));
         assert_one_line_error(&output, 2, flag);
         assert_one_line_error(&output, 2, "longer than the maximum");
     }
