@@ -436,7 +436,8 @@ pub async fn read<S: MessageSink>(
                                 if let Some(pause) = reader.slow {
                                     // Cut short by the stop and the duration: a pause may be
                                     // long (`--slow email=1h`), Ctrl-C must not wait it out.
-                                    let pause = plan.duration.map_or(pause, |d| pause.min(d.saturating_sub(started.elapsed())));
+                                    let left = plan.duration.map(|d| d.saturating_sub(started.elapsed()));
+                                    let pause = left.map_or(pause, |left| pause.min(left));
                                     tokio::select! {
                                         _ = stop.stopped() => {}
                                         _ = tokio::time::sleep(pause) => {}
