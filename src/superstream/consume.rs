@@ -149,12 +149,19 @@ pub async fn run(
         true => format!("{} consumers reading", settings.readers.len()),
         false => "reading".to_string(),
     };
-    out.status(&format!(
-        "{who} super stream '{name}' ({} partition{}{group}) from {} ({until})",
-        partitions.len(),
-        if partitions.len() == 1 { "" } else { "s" },
-        settings.start
-    ));
+    match subscriptions.is_empty() {
+        // Every partition's replay starts past its end (as a stream's does: consume::run).
+        true => out.status(&format!(
+            "super stream '{name}' has nothing to read from offset {}",
+            settings.start
+        )),
+        false => out.status(&format!(
+            "{who} super stream '{name}' ({} partition{}{group}) from {} ({until})",
+            partitions.len(),
+            if partitions.len() == 1 { "" } else { "s" },
+            settings.start
+        )),
+    }
 
     let starts = subscriptions
         .into_iter()

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::serve_util;
 use crate::util::{
     assert_one_line_error, binary, require_broker, send_signal, unique_name, TestStream,
-    BROKER_PORT,
+    TestSuperStream, BROKER_PORT,
 };
 
 /// Waits for `child` to exit within `limit`; kills it and fails the test past it.
@@ -381,4 +381,30 @@ fn a_timestamp_after_the_last_message_has_nothing_to_read() {
         .unwrap();
     let summary = stream.run_json(&["consume", "--offset", &earlier]);
     assert_eq!(summary["messages"], 10, "{summary}");
+
+    // The same on each partition of a super stream.
+    let super_stream = TestSuperStream::new("late-timestamp");
+    super_stream.produce(30, 3);
+    let args = [
+        "--json",
+        "consume",
+        "--super-stream",
+        &super_stream.name,
+        "--offset",
+        &later,
+    ];
+    let output = run_within(&args, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "super stream '{}' has nothing to read",
+            super_stream.name
+        )),
+        "{stderr}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["messages"], 0, "{summary}");
+    let summary = super_stream.run_json(&["consume", "--offset", &earlier]);
+    assert_eq!(summary["messages"], 30, "{summary}");
 }
