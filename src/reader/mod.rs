@@ -489,7 +489,16 @@ pub async fn read<S: MessageSink>(
                 }
                 Some(Err(_)) | None => {
                     let _ = tokio::time::timeout(CLOSE_TIMEOUT, consumer.handle().close()).await;
-                    match resubscribe(plan, reader, last_delivered, &events).await {
+                    // Raced with the stop: reconnecting may go on for all of --retry-for.
+                    let resubscribed = tokio::select! {
+                        biased;
+                        _ = stop.stopped() => {
+                            tracing::debug!(reader = %reader.label, "stopping while reconnecting: shutdown signal");
+                            break;
+                        }
+                        resubscribed = resubscribe(plan, reader, last_delivered, &events) => resubscribed,
+                    };
+                    match resubscribed {
                         Ok((new_env, subscription)) => {
                             _reconnected_env = Some(new_env);
                             consumer = subscription.consumer;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::serve_util;
 use crate::util::{
-    assert_one_line_error, binary, require_broker, send_signal, unique_name, TestStream,
-    TestSuperStream, BROKER_PORT,
+    assert_one_line_error, binary, require_broker, send_signal, unique_name, BrokerNode, TcpProxy,
+    TestStream, TestSuperStream, BROKER_PORT,
 };
 
 /// Waits for `child` to exit within `limit`; kills it and fails the test past it.
@@ -269,6 +269,71 @@ fn ctrl_c_cuts_a_slow_consumers_pause_short() {
     assert!(first.contains("\"offset\":0"), "{first}");
     send_signal(&child, "INT");
     let output = wait_within(child, Duration::from_secs(5), "consume --slow after SIGINT");
+    assert!(output.status.success(), "{output:?}");
+}
+
+/// Each line `child` writes on stderr, as it comes.
+fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Waits up to 60 s for a line holding `marker`.
+fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(marker) => return,
+            Ok(_) => continue,
+            Err(e) => panic!("no line with '{marker}' on stderr within 60 s: {e}"),
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_ends_a_reader_that_is_reconnecting() {
+    // A node of its own that advertises the proxy's port, so the reader's connection (made to
+    // the stream's advertised leader) goes through the proxy, which a test can cut.
+    const NODE_PORT: u16 = 5585;
+    const PROXY_PORT: u16 = 5586;
+    let proxy = TcpProxy::on(PROXY_PORT, NODE_PORT);
+    let _node = BrokerNode::start_advertising("inv-hangs-reconnect", NODE_PORT, PROXY_PORT);
+    let uri = format!("rabbitmq-stream://guest:guest@localhost:{PROXY_PORT}/%2f");
+    let stream = unique_name("test-reconnect-stop");
+    let through_proxy = ["--uri", uri.as_str(), "--stream", stream.as_str()];
+    let produced = run_within(
+        &[&through_proxy[..], &["produce", "--count", "10"]].concat(),
+        Duration::from_secs(60),
+    );
+    assert!(produced.status.success(), "{produced:?}");
+    let follow = [
+        "--retry-for",
+        "1h",
+        "consume",
+        "--offset",
+        "first",
+        "--follow",
+    ];
+    let mut child = spawn(&[&through_proxy[..], &follow].concat());
+    let lines = stderr_lines(&mut child);
+    wait_for_line(&lines, "reading");
+    // The broker goes away: the reader reconnects, for up to an hour.
+    proxy.refuse(true);
+    proxy.sever();
+    wait_for_line(&lines, "lost the connection");
+    send_signal(&child, "INT");
+    let output = wait_within(
+        child,
+        Duration::from_secs(5),
+        "consume reconnecting after SIGINT",
+    );
     assert!(output.status.success(), "{output:?}");
 }
 
