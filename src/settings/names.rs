@@ -140,7 +140,7 @@ pub fn check(common: &CommonSettings, command: &CommandSettings) -> Result<()> {
                                 "--super-stream",
                                 super_stream,
                                 default(super_stream).len() + 1 + partition.len(),
-                                Some("invstream-NAME-serve-PARTITION"),
+                                Some("invstream-STREAM-serve-PARTITION"),
                             )?,
                         }
                     }
@@ -183,7 +183,7 @@ fn producer_names(given: Option<&str>, stream: &str, partitions: &[String]) -> R
                 "--super-stream",
                 stream,
                 default_producer_name_bytes(stream),
-                "invstream-NAME-TIME-PID",
+                "invstream-STREAM-TIME-PID",
             ),
         },
     };
@@ -215,8 +215,13 @@ fn check_name(flag: &str, value: &str, bytes: usize, form: Option<&str>) -> Resu
         Some(form) => format!(", as {form} {bytes} bytes"),
         None => format!(" ({bytes} bytes)"),
     };
+    // A default producer name (invstream-STREAM-…) is made from the stream's name.
+    let or_name = match form.is_some_and(|form| form.starts_with("invstream-STREAM")) {
+        true => ", or give --producer-name",
+        false => "",
+    };
     Err(InvError::usage(format!(
-        "{flag} {} is too long{made}: the broker takes producer and consumer names of at most {MAX_NAME_BYTES} bytes; shorten it by {} bytes",
+        "{flag} {} is too long{made}: the broker takes producer and consumer names of at most {MAX_NAME_BYTES} bytes; shorten it by {} bytes{or_name}",
         shown(value),
         bytes - MAX_NAME_BYTES
     )))
@@ -342,7 +347,12 @@ mod tests {
         assert!(checked(&["produce", "--no-dedup", "--producer-name", &n(300)]).is_ok());
         // The default name holds the stream's.
         assert!(checked(&["--stream", &n(223), "produce"]).is_ok());
-        assert!(refused(&["--stream", &n(224), "produce"]).contains("invstream-STREAM-TIME-PID"));
+        let err = refused(&["--stream", &n(224), "produce"]);
+        assert!(
+            err.contains("as invstream-STREAM-TIME-PID 256 bytes")
+                && err.ends_with("shorten it by 1 bytes, or give --producer-name"),
+            "{err}"
+        );
         // On a super stream, one name per partition: NAME-SUPER-KEY.
         let err = refused(&["produce", "--super-stream", "s", "--producer-name", &n(228)]);
         assert!(
