@@ -16,7 +16,9 @@ use crate::stats::{CommandDetails, LatencyKind, RunSummary, Totals};
 use rabbitmq_stream_client::Environment;
 
 mod drive;
+mod origin;
 pub(crate) use drive::{drive, Driven, Publishing};
+pub(crate) use origin::{check_origin, Origin};
 
 /// Where the updates of a produce run come from.
 pub(crate) enum UpdateSource {
@@ -226,6 +228,16 @@ async fn plan(
         }
         _ => 0,
     };
+    if let (true, Some(name)) = (settings.dedup, &settings.producer_name) {
+        check_origin(
+            broker,
+            name,
+            stream,
+            Origin::of(&settings.source),
+            stored_before,
+        )
+        .await?;
+    }
     let plan = match &settings.source {
         UpdateSourceSettings::Generated {
             count,
@@ -299,15 +311,26 @@ pub async fn run(
 ) -> Result<RunSummary> {
     let (broker, stream) = (&common.broker, common.stream.as_str());
     let env = connect_and_ensure_stream(broker, stream, &settings.retention, out).await?;
-    let plan = plan(broker, stream, settings, out).await?;
-    // A given name is held by one run at a time (a default name is this run's alone).
-    let name_lock = match (settings.dedup, settings.producer_name.is_some()) {
-        (true, true) => Some(
+    // A given name is held by one run at a time (a default name is this run's alone). It is
+    // taken before the broker is asked what the name holds: a run that read the name's last id
+    // and then waited for the holder to finish would re-send ids the holder stored, and the
+    // broker confirms those duplicates while dropping them.
+    let name_lock = match (settings.dedup, &settings.producer_name) {
+        (true, Some(name)) => Some(
             broker
-                .lock_producer_name(&env, stream, &plan.producer_name)
+                .while_starting(|| broker.lock_producer_name(&env, stream, name))
                 .await?,
         ),
         _ => None,
+    };
+    let plan = match plan(broker, stream, settings, out).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            if let Some(lock) = name_lock {
+                lock.release().await;
+            }
+            return Err(e);
+        }
     };
     let options = PublisherOptions {
         batch_size: settings.publish.batch_size,

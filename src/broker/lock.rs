@@ -34,7 +34,37 @@ impl NameLock {
     }
 }
 
+/// Releases every name in `locks` (at the end of a run, or when a later name could not be had).
+pub async fn release_all(locks: Vec<NameLock>) {
+    futures::future::join_all(locks.into_iter().map(NameLock::release)).await;
+}
+
 impl BrokerSettings {
+    /// Takes every (producer name, stream) in `names` for this process, in order, or none: a
+    /// name already held releases those taken before it and fails with
+    /// `PublishError::NameInUse`. Take the names before asking what they hold.
+    pub async fn lock_producer_names(
+        &self,
+        env: &Environment,
+        names: &[(String, String)],
+    ) -> Result<Vec<NameLock>> {
+        let mut locks = Vec::with_capacity(names.len());
+        for (name, stream) in names {
+            // Just after the stream is declared it may not be available yet.
+            let lock = self
+                .while_starting(|| self.lock_producer_name(env, stream, name))
+                .await;
+            match lock {
+                Ok(lock) => locks.push(lock),
+                Err(e) => {
+                    release_all(locks).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(locks)
+    }
+
     /// Takes `name` on `stream` for this process, or fails with `PublishError::NameInUse`.
     pub async fn lock_producer_name(
         &self,

@@ -127,8 +127,9 @@ fn check_certificates(bytes: &[u8], path: &Path, option: &str, kinds: &[&str]) -
     for cert in CertificateDer::pem_slice_iter(bytes) {
         let cert = cert.map_err(|e| {
             tls_error(format!(
-                "{option} {} is not valid PEM ({e}): use the certificate in PEM form (openssl x509 -in FILE -out FILE.pem)",
-                path.display()
+                "{option} {} is not valid PEM ({}): use the certificate in PEM form (openssl x509 -in FILE -out FILE.pem)",
+                path.display(),
+                super::pem_text::describe(&e)
             ))
         })?;
         if option == "--tls-ca-cert" {
@@ -209,6 +210,11 @@ impl BrokerSettings {
             None => String::new(),
             Some(p) => decode(p)?,
         };
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid(
+                "a query string or fragment (?… or #…) is not read by invstream: leave it out (TLS files are --tls-ca-cert, --tls-cert and --tls-key)",
+            ));
+        }
         let path = url.path().strip_prefix('/').unwrap_or(url.path());
         if path.contains('/') {
             return Err(invalid(

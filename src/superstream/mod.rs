@@ -168,16 +168,18 @@ async fn ensure_with(
     let partitions = partitions_with(client, name)
         .await?
         .ok_or_else(|| missing(broker, name))?;
+    // A layout asked for and not had is refused: routing by another partition count would put
+    // a product's updates where its readers do not look.
     if let Some(layout) = layout {
         if layout.partitions(name) != partitions {
-            out.status(&format!(
-                "super stream '{name}' already exists with partitions {}: using them as they are (not {})",
+            return Err(InvError::usage(format!(
+                "super stream '{name}' already exists with partitions {}, not as {} asks: leave that flag out to use it as it is, or pick another --super-stream",
                 partitions.join(", "),
                 match layout {
                     PartitionLayout::Count(n) => format!("--partitions {n}"),
                     PartitionLayout::Keys(keys) => format!("--partition-keys {}", keys.join(",")),
                 }
-            ));
+            )));
         }
     }
     Ok(SuperStream {

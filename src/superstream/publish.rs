@@ -3,11 +3,11 @@
 //! a [`PartitionedPublisher`] and drives it with the produce loop, then renders one summary with
 //! a line per partition.
 
-use futures::future::join_all;
 use rabbitmq_stream_client::Environment;
 
 use super::partitioned::{partition_producer, total, PartitionedPublisher};
 use super::SuperStream;
+use crate::broker::lock::release_all;
 use crate::broker::BrokerSettings;
 use crate::error::{InvError, Result};
 use crate::produce::{self, Driven};
@@ -124,23 +124,32 @@ pub async fn run(
     let mut locks = Vec::new();
     let mut stored = Vec::new();
     if given {
-        for partition in &super_stream.partitions {
-            let producer = partition_producer(&producer_name, partition);
-            let lock = broker.lock_producer_name(&env, partition, &producer).await;
-            match lock {
-                Ok(lock) => locks.push(lock),
-                Err(e) => {
-                    release(locks).await;
-                    return Err(e);
-                }
-            }
+        let names: Vec<(String, String)> = super_stream
+            .partitions
+            .iter()
+            .map(|partition| {
+                (
+                    partition_producer(&producer_name, partition),
+                    partition.clone(),
+                )
+            })
+            .collect();
+        locks = broker.lock_producer_names(&env, &names).await?;
+        for (producer, partition) in &names {
             let last = broker
-                .while_starting(|| broker.last_publishing_id(&producer, partition))
+                .while_starting(|| broker.last_publishing_id(producer, partition))
                 .await;
+            let origin = produce::Origin::of(&settings.source);
+            let last = match last {
+                Ok(last) => produce::check_origin(broker, producer, partition, origin, last)
+                    .await
+                    .map(|()| last),
+                Err(e) => Err(e),
+            };
             match last {
                 Ok(last) => stored.push(last),
                 Err(e) => {
-                    release(locks).await;
+                    release_all(locks).await;
                     return Err(e);
                 }
             }
@@ -158,12 +167,8 @@ pub async fn run(
         out,
     )
     .await;
-    release(locks).await;
+    release_all(locks).await;
     summary
-}
-
-async fn release(locks: Vec<crate::broker::lock::NameLock>) {
-    join_all(locks.into_iter().map(|lock| lock.release())).await;
 }
 
 /// The publishing part of a super-stream produce run, once the name is held.

@@ -4,6 +4,7 @@
 //! and for `cluster` a 3-node cluster (`scripts/cluster.sh up`, which scripts/test.sh runs too).
 //! A test that cannot reach it fails with a message saying so; none is skipped.
 
+mod adversarial_data;
 mod bench;
 mod cluster;
 mod edge_inputs;
