@@ -166,6 +166,10 @@ pub async fn connect_and_ensure_stream(
         .await?;
     if created {
         out.status(&format!("created stream '{stream}'"));
+    } else if let Some(owner) = crate::superstream::owner_of_partition(broker, stream).await {
+        return Err(InvError::usage(format!(
+            "stream '{stream}' is a partition of super stream '{owner}': publish with --super-stream {owner}, so each update goes to its product's partition"
+        )));
     }
     Ok(env)
 }
