@@ -151,6 +151,7 @@ fn run_serve(line: &[String]) -> Result<Output, String> {
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break false,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 return Err("neither served nor ended".to_string());
             }
         }
