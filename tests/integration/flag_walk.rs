@@ -124,9 +124,10 @@ fn finish(child: Child) -> Result<Output, String> {
 }
 
 /// `serve` runs until stopped: once it says it serves, SIGTERM must end it with exit 0.
-fn run_serve(line: &[String]) -> Result<Output, String> {
+fn run_serve(line: &[String], dir: &std::path::Path) -> Result<Output, String> {
     let mut child = Command::new(binary())
         .args(line)
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -204,16 +205,19 @@ fn every_flag_with_edge_values_ends_in_exit_0_or_one_line_error() {
         cases.len()
     );
 
+    // Files the values name (`--plot 0`, `--hdr-log …`) are written here, not in the repository.
+    let work = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
     let mut runs = 0;
     for (command, flag, global) in &cases {
         for value in edge_values() {
             let line = command_line(&uri, stream, command, flag, &value, *global);
             let outcome = match command.as_str() {
-                "serve" => run_serve(&line),
+                "serve" => run_serve(&line, work.path()),
                 _ => finish(
                     Command::new(binary())
                         .args(&line)
+                        .current_dir(work.path())
                         .stdin(Stdio::null())
                         .stdout(Stdio::piped())
                         .stderr(Stdio::piped())
