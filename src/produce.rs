@@ -345,16 +345,22 @@ pub async fn run(
         batching: settings.publish.batching,
     };
     let events = move |event| out.publisher_event(&event);
-    let summary = match Publisher::open(&env, broker, stream, options, std::sync::Arc::new(events))
-        .await
-    {
-        Ok(publisher) => publish(broker, stream, settings, shutdown, out, publisher, plan).await,
-        Err(e) => Err(e),
-    };
-    if let Some(lock) = name_lock {
-        lock.release().await;
+    match Publisher::open(&env, broker, stream, options, std::sync::Arc::new(events)).await {
+        Ok(mut publisher) => {
+            // Held by the publisher from now on (taken again if its connection is lost), and
+            // released when it closes.
+            if let Some(lock) = name_lock {
+                publisher.hold_name(lock);
+            }
+            publish(broker, stream, settings, shutdown, out, publisher, plan).await
+        }
+        Err(e) => {
+            if let Some(lock) = name_lock {
+                lock.release().await;
+            }
+            Err(e)
+        }
     }
-    summary
 }
 
 /// The publishing part of a produce run, once the publisher is open.
@@ -399,16 +405,28 @@ async fn publish(
         finish_with.as_deref(),
     )
     .await;
+    // Checked while the name is still held: once released, a run that takes it may publish.
+    let checked = match (&drive, settings.dedup && settings.producer_name.is_some()) {
+        (Ok(driven), true) => {
+            check_no_one_else_published(
+                broker,
+                stream,
+                &producer_name,
+                stored_before,
+                &driven.outcome,
+                out,
+            )
+            .await
+        }
+        _ => Ok(()),
+    };
     publisher.close().await;
     let Driven {
         outcome,
         interrupted,
         invalid_lines,
     } = drive?;
-    if settings.dedup && settings.producer_name.is_some() {
-        check_no_one_else_published(broker, stream, &producer_name, stored_before, &outcome, out)
-            .await?;
-    }
+    checked?;
     if let (Some(command), true) = (&finish_with, interrupted || outcome.failed > 0) {
         out.status(&format!("to send the rest exactly once, run: {command}"));
     }

@@ -150,7 +150,7 @@ pub async fn run(
     // The gateway's name is held for as long as it serves, taken before the broker is asked
     // what it holds: two gateways numbering updates under one name would each be confirmed for
     // updates the broker dropped as the other's duplicates.
-    let locks = broker.lock_producer_names(&env, &names).await?;
+    let mut locks = Some(broker.lock_producer_names(&env, &names).await?);
     let served = async {
         for (producer, partition) in &names {
             let stored = broker
@@ -167,7 +167,7 @@ pub async fn run(
         batching: settings.publish.batching,
     };
     let events = Arc::new(move |event| out.publisher_event(&event));
-    let publisher = match &super_stream {
+    let mut publisher = match &super_stream {
         None => GatewayPublisher::Stream(Box::new(
             Publisher::open(&env, broker, stream, options, events).await?,
         )),
@@ -175,6 +175,8 @@ pub async fn run(
             PartitionedPublisher::open(&env, broker, super_stream, options, false, events).await?,
         ),
     };
+    // The publishers hold the names from now on (taken again if lost), until they close.
+    publisher.hold_names(locks.take().unwrap_or_default());
     let (stats, admission) = (publisher.stats(), publisher.admission());
     let queued = {
         let admission = admission.clone();
@@ -298,7 +300,9 @@ pub async fn run(
     Ok(summary)
     }
     .await;
-    release_all(locks).await;
+    if let Some(locks) = locks {
+        release_all(locks).await;
+    }
     served
 }
 

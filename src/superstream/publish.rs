@@ -7,7 +7,7 @@ use rabbitmq_stream_client::Environment;
 
 use super::partitioned::{partition_producer, total, PartitionedPublisher};
 use super::SuperStream;
-use crate::broker::lock::release_all;
+use crate::broker::lock::{release_all, NameLock};
 use crate::broker::BrokerSettings;
 use crate::error::{InvError, Result};
 use crate::produce::{self, Driven};
@@ -155,20 +155,18 @@ pub async fn run(
             }
         }
     }
-    let summary = publish(
+    publish(
         &env,
         broker,
         settings,
         asked,
         &super_stream,
         &producer_name,
-        &stored,
+        (&stored, locks),
         shutdown,
         out,
     )
-    .await;
-    release_all(locks).await;
-    summary
+    .await
 }
 
 /// The publishing part of a super-stream produce run, once the name is held.
@@ -180,12 +178,18 @@ async fn publish(
     asked: &SuperStreamSettings,
     super_stream: &SuperStream,
     producer_name: &str,
-    stored: &[u64],
+    (stored, locks): (&[u64], Vec<NameLock>),
     shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
     let name = &super_stream.name;
-    let plan = plan(settings, stored, producer_name, name, out)?;
+    let plan = match plan(settings, stored, producer_name, name, out) {
+        Ok(plan) => plan,
+        Err(e) => {
+            release_all(locks).await;
+            return Err(e);
+        }
+    };
     let mut source = produce::update_source(settings, plan.after, plan.to_send.unwrap_or(0));
     let options = PublisherOptions {
         batch_size: settings.publish.batch_size,
@@ -196,7 +200,7 @@ async fn publish(
         batching: settings.publish.batching,
     };
     let events = move |event| out.publisher_event(&event);
-    let mut publisher = PartitionedPublisher::open(
+    let opened = PartitionedPublisher::open(
         env,
         broker,
         super_stream,
@@ -204,7 +208,16 @@ async fn publish(
         asked.by_warehouse(),
         std::sync::Arc::new(events),
     )
-    .await?;
+    .await;
+    let mut publisher = match opened {
+        Ok(publisher) => publisher,
+        Err(e) => {
+            release_all(locks).await;
+            return Err(e);
+        }
+    };
+    // Each partition's publisher holds its name from now on, and releases it on close.
+    publisher.hold_names(locks);
     if let Some(stored) = plan.resume_after {
         publisher.resume_after(stored);
     }

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::serve_util::{free_port, post, UPDATE};
 use crate::util::{
-    assert_one_line_error, binary, runtime, send_signal, summary_of, wait_summary, TestStream,
+    assert_one_line_error, binary, runtime, send_signal, summary_of, wait_summary, BrokerNode,
+    TcpProxy, TestStream,
 };
 
 /// Waits for `child` up to `limit`; kills it and fails the test past that (a hang is a failure,
@@ -294,4 +295,81 @@ fn input_resume_under_a_name_that_published_generated_updates_is_refused() {
         (Some(20), Some(0))
     );
     assert_eq!(stored(&stream), 70);
+}
+
+/// A gateway whose name lock was lost with its connection (a broker restart) takes the name
+/// again before it sends another update: when another gateway took it meanwhile, the first one
+/// stops instead of numbering updates the broker would confirm and drop as the other's.
+#[test]
+fn a_gateway_that_lost_its_name_to_another_stops_instead_of_acknowledging() {
+    let node = BrokerNode::start("inv-lock-retake", 5595, None);
+    // The first gateway reaches the node through a proxy that can refuse its reconnects.
+    let proxy = TcpProxy::on(0, node.port);
+    let stream = node.stream("adv-lock-retake");
+    let through_proxy = format!("rabbitmq-stream://guest:guest@localhost:{}/%2f", proxy.port);
+    let first_listen = format!("127.0.0.1:{}", free_port());
+    let (first, first_log) = stream.spawn_watched(
+        &[
+            "--uri",
+            &through_proxy,
+            "--retry-for",
+            "120s",
+            "serve",
+            "--listen",
+            &first_listen,
+        ],
+        "serving stream",
+    );
+    let client = reqwest::Client::new();
+    let rt = runtime();
+    let post_many = |listen: &str, count: usize| -> Vec<u16> {
+        rt.block_on(async {
+            let mut statuses = Vec::new();
+            for _ in 0..count {
+                let answer = client
+                    .post(format!("http://{listen}/updates"))
+                    .body(UPDATE)
+                    .timeout(Duration::from_secs(30))
+                    .send()
+                    .await;
+                statuses.push(answer.map_or(0, |r| r.status().as_u16()));
+            }
+            statuses
+        })
+    };
+    let accepted = |statuses: &[u16]| statuses.iter().filter(|s| (200..300).contains(*s)).count();
+    let mut acknowledged = accepted(&post_many(&first_listen, 20));
+    assert_eq!(acknowledged, 20);
+
+    // A restart drops every connection of the first gateway; the proxy keeps it away.
+    proxy.refuse(true);
+    node.act("node-stop");
+    node.act("node-start");
+    let second_listen = format!("127.0.0.1:{}", free_port());
+    let (second, _second_log) = stream.spawn_watched(
+        &["--uri", &node.uri(), "serve", "--listen", &second_listen],
+        "serving stream",
+    );
+    acknowledged += accepted(&post_many(&second_listen, 20));
+
+    // The first gateway comes back: its name is held by the second now.
+    proxy.refuse(false);
+    acknowledged += accepted(&post_many(&first_listen, 5));
+    let first = output_within(first, Duration::from_secs(90), "the first gateway");
+    let first_stderr = first_log.text();
+    assert_eq!(first.status.code(), Some(1), "{first_stderr}");
+    assert!(
+        first_stderr.contains("another invstream run is publishing as producer"),
+        "{first_stderr}"
+    );
+    acknowledged += accepted(&post_many(&second_listen, 20));
+    send_signal(&second, "TERM");
+    wait_summary(second);
+
+    let uri = node.uri();
+    let read = [
+        "--uri", &uri, "--json", "consume", "--offset", "first", "--verify",
+    ];
+    let verified = summary_of(&stream.run(&read));
+    crate::util::assert_exactly(&verified, acknowledged as u64);
 }
