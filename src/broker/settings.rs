@@ -468,7 +468,10 @@ mod tests {
         let key = dir.path().join("client.key");
         std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
         let (ca, key) = (ca.to_str().unwrap(), key.to_str().unwrap());
-        for uri in ["rabbitmq-stream+tls://u:p@h/%2f", "rabbitmq-stream://u:p@h/%2f"] {
+        for uri in [
+            "rabbitmq-stream+tls://u:p@h/%2f",
+            "rabbitmq-stream://u:p@h/%2f",
+        ] {
             for mask in 0..16u8 {
                 let mut args = vec!["--uri", uri];
                 if mask & 1 != 0 {
