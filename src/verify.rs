@@ -167,8 +167,7 @@ impl SeqCheck {
     /// that is not loss: a producer is checked from the highest such start of any part.
     pub fn report_parts(parts: &[(&SeqCheck, bool)]) -> VerifyReport {
         let mut starts: BTreeMap<&str, u64> = BTreeMap::new();
-        for (check, whole) in parts.iter().filter(|(_, whole)| !whole) {
-            let _ = whole;
+        for (check, _) in parts.iter().filter(|(_, whole)| !whole) {
             for (producer, set) in &check.producers {
                 if let Some(min) = set.min {
                     let start = starts.entry(producer.as_str()).or_insert(min);
