@@ -15,11 +15,11 @@ use rabbitmq_stream_client::Environment;
 
 use crate::broker::{BrokerSettings, Retention};
 use crate::entry::MessageView;
-use crate::error::Result;
+use crate::error::{Result, StreamError};
 use crate::input::NumberedUpdate;
 use crate::model::{now_us, BurstClock, InventoryUpdate, UpdateGenerator};
 use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
-use crate::produce::{connect_and_ensure_stream, generated_batch};
+use crate::produce::generated_batch;
 use crate::publisher::{Pace, PublishOutcome, Publisher, PublisherOptions, PublisherStats};
 use crate::reader::{self, MessageSink, ReadPlan, ReaderSpec, StartOffset, Take};
 use crate::report::{bench_second_line, thousands, Output};
@@ -64,15 +64,22 @@ pub async fn run(
     out: Output,
 ) -> Result<RunSummary> {
     let (broker, stream) = (&common.broker, common.stream.as_str());
-    let bench_stream = format!(
-        "{stream}-bench-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    );
+    let bench_stream = bench_stream_name(stream);
     let Some(partitions) = settings.super_stream_partitions else {
-        let env =
-            connect_and_ensure_stream(broker, &bench_stream, &Retention::default(), out).await?;
+        let env = broker.connect().await?;
+        let arguments = Retention::default().arguments();
+        let created = broker
+            .while_starting(|| broker.ensure_stream(&bench_stream, arguments.clone()))
+            .await?;
+        // Its consumers count everything in the stream as this run's: a stream someone else
+        // writes to would count their messages too.
+        if !created {
+            return Err(StreamError::BenchStreamTaken {
+                stream: bench_stream,
+            }
+            .into());
+        }
+        out.status(&format!("created stream '{bench_stream}'"));
         let target = Target::Stream(bench_stream.clone());
         let outcome = bench(&env, broker, &target, settings, shutdown, out).await;
         if !settings.keep_stream {
@@ -101,6 +108,15 @@ pub async fn run(
         }
     }
     outcome
+}
+
+/// A stream name for one bench run: `STREAM-bench-` and the time in milliseconds and the process
+/// id, so two runs started at once (on one machine) never share a stream.
+fn bench_stream_name(stream: &str) -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{stream}-bench-{millis}-{}", std::process::id())
 }
 
 /// What a benchmark runs on: a stream of its own, or a super stream of its own.
@@ -450,6 +466,8 @@ async fn publish(mut publisher: BenchPublisher, plan: ProducerPlan) -> Result<Pu
         if size == 0 {
             break;
         }
+        // Paced, at most 10 ms of messages at once.
+        let size = pace.as_ref().map_or(size, |p| size.min(p.most_at_once()));
         if let Some(pace) = &mut pace {
             pace.wait_for(size).await;
         }

@@ -9,6 +9,7 @@ use crate::broker::DEFAULT_URI;
 use crate::reader::StartOffset;
 
 mod parse;
+pub mod usage_error;
 pub use parse::{
     parse_byte_size, parse_consumers, parse_duration, parse_max_age, parse_offset, parse_slow,
     ConsumerNames,
@@ -443,7 +444,7 @@ pub struct ConsumeArgs {
     pub name: Option<String>,
 
     /// With --name: store the offset at least every this many messages
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 10_000, requires = "name", value_parser = clap::value_parser!(u64).range(1..))]
     pub store_every: u64,
 
     /// With --name: only one consumer of that name reads at a time; when it stops, another takes

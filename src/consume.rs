@@ -173,12 +173,14 @@ impl ReadTally {
         summary.verify = self
             .seq_check
             .as_ref()
-            // From seq 0 only when reading started at the stream's first offset, 0: a stream that
-            // retention truncated starts later, with each producer's seq part way.
-            .map(|check| {
-                check.report(*offset == StartOffset::First && self.first_delivered == Some(0))
-            });
+            .map(|check| SeqCheck::report_parts(&[(check, self.read_whole(offset))]));
         summary
+    }
+
+    /// Whether this reader read its stream whole, from offset 0: only then does it hold each
+    /// producer's seqs from 0 (a stream that retention truncated starts later, part way).
+    pub(crate) fn read_whole(&self, start: &StartOffset) -> bool {
+        *start == StartOffset::First && self.first_delivered == Some(0)
     }
 
     pub(crate) fn merge(&mut self, other: &ReadTally) {

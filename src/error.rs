@@ -99,6 +99,9 @@ pub enum StreamError {
     #[error("stream '{stream}' already exists with other arguments than asked (max length/segment/age): drop those options to use it as it is, or pick another --stream")]
     ArgumentsMismatch { stream: String },
 
+    #[error("stream '{stream}' already exists, and a benchmark runs on a stream of its own (another bench made this one at the same instant): run it again")]
+    BenchStreamTaken { stream: String },
+
     #[error("user '{user}' is not allowed to {action} stream '{stream}': grant the permission (rabbitmqctl set_permissions) or use another user")]
     AccessRefused {
         user: String,

@@ -176,6 +176,13 @@ pub fn spawn_reader(
                 }
             }
         }
+        if number < skip_lines {
+            // The name's last id is past this input's end: it published something else.
+            let _ = tx.blocking_send(InputEvent::Failed(format!(
+                "{source} ends at line {number}, but the producer already stored up to line {skip_lines}: that name published other updates; give this input a --producer-name of its own"
+            )));
+            return;
+        }
         if !batch.is_empty() {
             let _ = tx.blocking_send(InputEvent::Batch(batch));
         }
@@ -234,6 +241,14 @@ mod tests {
 
         let resumed = collect(InputSource::File(path.clone()), 4).await;
         assert_eq!(resumed.len(), 1, "{resumed:?}");
+        // A name that holds more than the file has lines published something else.
+        let past_the_end = collect(InputSource::File(path.clone()), 6).await;
+        assert!(
+            matches!(&past_the_end[..], [InputEvent::Failed(m)] if m.contains("ends at line 5") && m.contains("up to line 6")),
+            "{past_the_end:?}"
+        );
+        let at_the_end = collect(InputSource::File(path.clone()), 5).await;
+        assert!(at_the_end.is_empty(), "{at_the_end:?}");
 
         let gz = dir.join("updates.ndjson.gz");
         let mut encoder =

@@ -65,10 +65,8 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             // One line, not clap's usage block: scripts and logs read errors line by line.
-            let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            say(&format!("invstream: error: {first} (see invstream --help)"));
+            let line = invstream::cli::usage_error::one_line(&e);
+            say(&format!("invstream: error: {line} (see invstream --help)"));
             return ExitCode::from(EXIT_USAGE);
         }
     };

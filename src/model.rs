@@ -253,6 +253,24 @@ fn append_json_string(buf: &mut Vec<u8>, value: &str) {
     }
 }
 
+/// Why a line or array element that is not a JSON object is not an update.
+const NOT_AN_OBJECT: &str = "not a JSON object: an update is {\"product_id\": …, \"sku\": …, \"warehouse\": …, \"event\": …, \"quantity_delta\": …, \"stock_level\": …}";
+
+/// serde's message in the user's words: no Rust type names, and a number out of range says the
+/// range.
+fn plain_serde_message(message: &str) -> String {
+    message
+        .replace("struct InputUpdate", "an inventory update object")
+        .replace(
+            "expected u64",
+            "expected a whole number from 0 to 18446744073709551615",
+        )
+        .replace(
+            "expected i64",
+            "expected a whole number from -9223372036854775808 to 9223372036854775807",
+        )
+}
+
 /// An update as users hand it over (a line of NDJSON): `seq`, `status` and `produced_at_us`
 /// may be left out and are then filled in. Unknown fields are rejected rather than dropped.
 #[derive(Debug, Deserialize)]
@@ -273,9 +291,13 @@ impl InventoryUpdate {
     /// Parses and checks one line of user input. `default_seq` is used when the line has no
     /// `seq`; `now_us` when it has no `produced_at_us`. The error says what is wrong.
     pub fn from_input(line: &str, default_seq: u64, now_us: u64) -> Result<Self, String> {
+        // serde reads a struct from an array by position too: an update must be an object.
+        if line.trim_start().starts_with('[') {
+            return Err(NOT_AN_OBJECT.to_string());
+        }
         let input: InputUpdate = serde_json::from_str(line).map_err(|e| {
             // serde_json counts lines within this one line: the column is what helps.
-            let message = e.to_string();
+            let message = plain_serde_message(&e.to_string());
             match message.rfind(" at line 1 column ") {
                 Some(at) => format!("{} (column {})", &message[..at], &message[at + 18..]),
                 None => message,
@@ -291,7 +313,11 @@ impl InventoryUpdate {
         default_seq: u64,
         now_us: u64,
     ) -> Result<(Self, bool), String> {
-        let input: InputUpdate = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        if !value.is_object() {
+            return Err(NOT_AN_OBJECT.to_string());
+        }
+        let input: InputUpdate =
+            serde_json::from_value(value).map_err(|e| plain_serde_message(&e.to_string()))?;
         let had_seq = input.seq.is_some();
         Self::complete(input, default_seq, now_us).map(|update| (update, had_seq))
     }
@@ -363,6 +389,27 @@ impl BurstClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_errors_speak_json_not_rust_and_arrays_are_not_updates() {
+        let array = r#"[1, "S", "W", "sold", -1, 3]"#;
+        let e = InventoryUpdate::from_input(array, 0, 1).unwrap_err();
+        assert!(e.starts_with("not a JSON object"), "{e}");
+        let e = InventoryUpdate::from_input_value(serde_json::json!([1, "S"]), 0, 1).unwrap_err();
+        assert!(e.starts_with("not a JSON object"), "{e}");
+        let e = InventoryUpdate::from_input(r#""just a string""#, 0, 1).unwrap_err();
+        assert!(e.contains("expected an inventory update object"), "{e}");
+        let huge = r#"{"product_id":123456789012345678901,"sku":"S","warehouse":"W","event":"sold","quantity_delta":-1,"stock_level":3}"#;
+        let e = InventoryUpdate::from_input(huge, 0, 1).unwrap_err();
+        assert!(e.contains("18446744073709551615"), "{e}");
+        let e = InventoryUpdate::from_input_value(serde_json::json!({"product_id": 1}), 0, 1)
+            .unwrap_err();
+        assert!(!e.contains("InputUpdate") && !e.contains("struct"), "{e}");
+        for text in ["{}", r#"{"product_id":"x"}"#] {
+            let e = InventoryUpdate::from_input(text, 0, 1).unwrap_err();
+            assert!(!e.contains("InputUpdate") && !e.contains("u64"), "{e}");
+        }
+    }
 
     #[test]
     fn a_burst_clock_reads_the_clock_once_per_burst_and_after_refresh() {

@@ -16,7 +16,9 @@ use crate::stats::{CommandDetails, LatencyKind, RunSummary, Totals};
 use rabbitmq_stream_client::Environment;
 
 mod drive;
+mod origin;
 pub(crate) use drive::{drive, Driven, Publishing};
+pub(crate) use origin::{check_origin, Origin};
 
 /// Where the updates of a produce run come from.
 pub(crate) enum UpdateSource {
@@ -164,6 +166,10 @@ pub async fn connect_and_ensure_stream(
         .await?;
     if created {
         out.status(&format!("created stream '{stream}'"));
+    } else if let Some(owner) = crate::superstream::owner_of_partition(broker, stream).await {
+        return Err(InvError::usage(format!(
+            "stream '{stream}' is a partition of super stream '{owner}': publish with --super-stream {owner}, so each update goes to its product's partition"
+        )));
     }
     Ok(env)
 }
@@ -226,6 +232,16 @@ async fn plan(
         }
         _ => 0,
     };
+    if let (true, Some(name)) = (settings.dedup, &settings.producer_name) {
+        check_origin(
+            broker,
+            name,
+            stream,
+            Origin::of(&settings.source),
+            stored_before,
+        )
+        .await?;
+    }
     let plan = match &settings.source {
         UpdateSourceSettings::Generated {
             count,
@@ -299,15 +315,26 @@ pub async fn run(
 ) -> Result<RunSummary> {
     let (broker, stream) = (&common.broker, common.stream.as_str());
     let env = connect_and_ensure_stream(broker, stream, &settings.retention, out).await?;
-    let plan = plan(broker, stream, settings, out).await?;
-    // A given name is held by one run at a time (a default name is this run's alone).
-    let name_lock = match (settings.dedup, settings.producer_name.is_some()) {
-        (true, true) => Some(
+    // A given name is held by one run at a time (a default name is this run's alone). It is
+    // taken before the broker is asked what the name holds: a run that read the name's last id
+    // and then waited for the holder to finish would re-send ids the holder stored, and the
+    // broker confirms those duplicates while dropping them.
+    let name_lock = match (settings.dedup, &settings.producer_name) {
+        (true, Some(name)) => Some(
             broker
-                .lock_producer_name(&env, stream, &plan.producer_name)
+                .while_starting(|| broker.lock_producer_name(&env, stream, name))
                 .await?,
         ),
         _ => None,
+    };
+    let plan = match plan(broker, stream, settings, out).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            if let Some(lock) = name_lock {
+                lock.release().await;
+            }
+            return Err(e);
+        }
     };
     let options = PublisherOptions {
         batch_size: settings.publish.batch_size,
@@ -318,16 +345,22 @@ pub async fn run(
         batching: settings.publish.batching,
     };
     let events = move |event| out.publisher_event(&event);
-    let summary = match Publisher::open(&env, broker, stream, options, std::sync::Arc::new(events))
-        .await
-    {
-        Ok(publisher) => publish(broker, stream, settings, shutdown, out, publisher, plan).await,
-        Err(e) => Err(e),
-    };
-    if let Some(lock) = name_lock {
-        lock.release().await;
+    match Publisher::open(&env, broker, stream, options, std::sync::Arc::new(events)).await {
+        Ok(mut publisher) => {
+            // Held by the publisher from now on (taken again if its connection is lost), and
+            // released when it closes.
+            if let Some(lock) = name_lock {
+                publisher.hold_name(lock);
+            }
+            publish(broker, stream, settings, shutdown, out, publisher, plan).await
+        }
+        Err(e) => {
+            if let Some(lock) = name_lock {
+                lock.release().await;
+            }
+            Err(e)
+        }
     }
-    summary
 }
 
 /// The publishing part of a produce run, once the publisher is open.
@@ -372,16 +405,28 @@ async fn publish(
         finish_with.as_deref(),
     )
     .await;
+    // Checked while the name is still held: once released, a run that takes it may publish.
+    let checked = match (&drive, settings.dedup && settings.producer_name.is_some()) {
+        (Ok(driven), true) => {
+            check_no_one_else_published(
+                broker,
+                stream,
+                &producer_name,
+                stored_before,
+                &driven.outcome,
+                out,
+            )
+            .await
+        }
+        _ => Ok(()),
+    };
     publisher.close().await;
     let Driven {
         outcome,
         interrupted,
         invalid_lines,
     } = drive?;
-    if settings.dedup && settings.producer_name.is_some() {
-        check_no_one_else_published(broker, stream, &producer_name, stored_before, &outcome, out)
-            .await?;
-    }
+    checked?;
     if let (Some(command), true) = (&finish_with, interrupted || outcome.failed > 0) {
         out.status(&format!("to send the rest exactly once, run: {command}"));
     }

@@ -15,6 +15,7 @@ use crate::input::InputSource;
 use crate::publisher::Batching;
 use crate::reader::{ReaderSpec, StartOffset, StopRule};
 
+mod checks;
 mod names;
 
 /// What every command shares.
@@ -217,33 +218,45 @@ fn publish(
     })
 }
 
-fn retention(args: &RetentionArgs) -> Retention {
-    Retention {
+fn retention(args: &RetentionArgs) -> Result<Retention> {
+    checks::retention(args.max_segment_size_bytes, args.max_age)?;
+    Ok(Retention {
         max_length_bytes: args.max_length_bytes,
         max_segment_size_bytes: args.max_segment_size_bytes,
         max_age: args.max_age,
-    }
+    })
 }
 
 /// `--input FILE` must be a file that can be opened, found before anything connects (or creates
-/// the stream).
+/// the stream). Only a regular file is opened to check: opening a named pipe (or a device) would
+/// take the writer's data, and the reader opens it once, later.
 fn check_input(source: &InputSource) -> Result<()> {
     let InputSource::File(path) = source else {
         return Ok(());
     };
     let path_text = path.display();
-    match std::fs::File::open(path).and_then(|file| file.metadata()) {
-        Err(e) => Err(InvError::Input(format!(
-            "cannot read --input {path_text}: {e}"
-        ))),
-        Ok(meta) if meta.is_dir() => Err(InvError::Input(format!(
+    let cannot_read =
+        |e: std::io::Error| InvError::Input(format!("cannot read --input {path_text}: {e}"));
+    let meta = std::fs::metadata(path).map_err(cannot_read)?;
+    if meta.is_dir() {
+        return Err(InvError::Input(format!(
             "--input {path_text} is a directory: give an NDJSON file (.gz too) or - for stdin"
-        ))),
-        Ok(_) => Ok(()),
+        )));
     }
+    if meta.is_file() {
+        std::fs::File::open(path).map_err(cannot_read)?;
+    }
+    Ok(())
 }
 
 fn produce(args: &ProduceArgs) -> Result<ProduceSettings> {
+    checks::positive(
+        "--confirm-timeout",
+        Some(args.confirm_timeout),
+        "count every update failed before its confirm could come",
+    )?;
+    checks::filter_values_without_sub_entries(args.filter_values, args.batching.sub_entry_size)?;
+    checks::stream_or_super_stream(args.super_stream.as_deref())?;
     let source = match &args.input {
         Some(input) => {
             let source = InputSource::parse(input);
@@ -272,7 +285,7 @@ fn produce(args: &ProduceArgs) -> Result<ProduceSettings> {
             args.filter_values,
             &args.batching,
         )?,
-        retention: retention(&args.retention),
+        retention: retention(&args.retention)?,
         super_stream: super_stream(args)?,
     })
 }
@@ -301,6 +314,9 @@ fn super_stream(args: &ProduceArgs) -> Result<Option<SuperStreamSettings>> {
 }
 
 fn consume(args: &ConsumeArgs) -> Result<ConsumeSettings> {
+    checks::positive("--duration", args.duration, "end before reading anything")?;
+    checks::verify_reads_everything(args.verify, &args.product)?;
+    checks::stream_or_super_stream(args.super_stream.as_deref())?;
     let labels = match (&args.consumers, &args.name) {
         (Some(labels), _) => labels.0.clone(),
         (None, Some(name)) => vec![name.clone()],
@@ -349,6 +365,12 @@ fn consume(args: &ConsumeArgs) -> Result<ConsumeSettings> {
 }
 
 fn serve(args: &ServeArgs) -> Result<ServeSettings> {
+    checks::positive(
+        "--confirm-timeout",
+        Some(args.confirm_timeout),
+        "answer 504 before any confirm could come",
+    )?;
+    checks::stream_or_super_stream(args.super_stream.as_deref())?;
     Ok(ServeSettings {
         publish: publish(
             args.batch_size,
@@ -358,11 +380,23 @@ fn serve(args: &ServeArgs) -> Result<ServeSettings> {
         )?,
         producer_name: args.producer_name.clone(),
         super_stream: args.super_stream.clone(),
-        retention: retention(&args.retention),
+        retention: retention(&args.retention)?,
     })
 }
 
 fn bench(args: &BenchArgs) -> Result<BenchSettings> {
+    checks::positive(
+        "--duration",
+        args.duration,
+        "end before publishing anything",
+    )?;
+    checks::filter_values_without_sub_entries(args.filter_values, args.batching.sub_entry_size)?;
+    if let Some(plot) = &args.plot {
+        checks::output_file("--plot", plot, Some("svg"))?;
+    }
+    if let Some(log) = &args.hdr_log {
+        checks::output_file("--hdr-log", log, None)?;
+    }
     Ok(BenchSettings {
         producers: args.producers,
         consumers: args.consumers,

@@ -64,6 +64,25 @@ impl SeqSet {
         self.max = self.max.max(seq);
     }
 
+    /// How many distinct seqs below `seq` were seen (those a later start leaves out).
+    fn count_below(&self, seq: u64) -> u64 {
+        let (last_word, bit) = (seq / 64, seq % 64);
+        let dense = self
+            .dense
+            .iter()
+            .enumerate()
+            .map(|(index, bits)| (self.base + index as u64, *bits));
+        let sparse = self.sparse.iter().map(|(word, bits)| (*word, *bits));
+        dense
+            .chain(sparse)
+            .map(|(word, bits)| match word.cmp(&last_word) {
+                std::cmp::Ordering::Less => u64::from(bits.count_ones()),
+                std::cmp::Ordering::Equal => u64::from((bits & ((1u64 << bit) - 1)).count_ones()),
+                std::cmp::Ordering::Greater => 0,
+            })
+            .sum()
+    }
+
     fn contains(&self, seq: u64) -> bool {
         let word = seq / 64;
         let bits = word
@@ -137,11 +156,47 @@ impl SeqCheck {
     /// With `from_zero` (a read from the start of a stream that retention has not truncated)
     /// every seq from 0 must be there; otherwise from the lowest one seen.
     pub fn report(&self, from_zero: bool) -> VerifyReport {
+        Self::report_parts(&[(self, from_zero)])
+    }
+
+    /// The one rule for where each producer's seqs must start, for a stream or for a super
+    /// stream's partitions read together (`parts`: each part's check, and whether it was read
+    /// whole, from offset 0). A part read whole holds a producer's updates from seq 0. A part
+    /// that starts later (retention removed its head, or the read began later) holds them only
+    /// from the lowest seq seen there, and every seq below that may be missing for a reason
+    /// that is not loss: a producer is checked from the highest such start of any part.
+    pub fn report_parts(parts: &[(&SeqCheck, bool)]) -> VerifyReport {
+        let mut starts: BTreeMap<&str, u64> = BTreeMap::new();
+        for (check, _) in parts.iter().filter(|(_, whole)| !whole) {
+            for (producer, set) in &check.producers {
+                if let Some(min) = set.min {
+                    let start = starts.entry(producer.as_str()).or_insert(min);
+                    *start = (*start).max(min);
+                }
+            }
+        }
+        let merged;
+        let all = match parts {
+            [(one, _)] => *one,
+            _ => {
+                let mut all = SeqCheck::default();
+                for (check, _) in parts {
+                    all.merge(check);
+                }
+                merged = all;
+                &merged
+            }
+        };
+        all.report_from(&starts)
+    }
+
+    /// Every producer checked from its seq in `starts` (0 when it has none there).
+    fn report_from(&self, starts: &BTreeMap<&str, u64>) -> VerifyReport {
         let producers: Vec<ProducerCheck> = self
             .producers
             .iter()
             .map(|(producer, set)| {
-                let first_seq = if from_zero { 0 } else { set.min.unwrap_or(0) };
+                let first_seq = starts.get(producer.as_str()).copied().unwrap_or(0);
                 // Up to 2^64 seqs: as u128, so a seq near u64::MAX does not overflow.
                 let expected = u128::from(set.max - first_seq) + 1;
                 let first_gaps = (first_seq..=set.max)
@@ -152,7 +207,10 @@ impl SeqCheck {
                     producer: producer.clone(),
                     distinct: set.distinct,
                     duplicates: set.duplicates,
-                    gaps: u64::try_from(expected - u128::from(set.distinct)).unwrap_or(u64::MAX),
+                    gaps: u64::try_from(
+                        expected - u128::from(set.distinct - set.count_below(first_seq)),
+                    )
+                    .unwrap_or(u64::MAX),
                     first_seq,
                     last_seq: set.max,
                     first_gaps,
@@ -169,6 +227,31 @@ impl SeqCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_truncated_part_moves_the_start_only_to_what_it_can_still_hold() {
+        // Seqs 0..100 spread over two parts by parity; the odd part lost its head (seqs < 51).
+        let (mut even, mut odd) = (SeqCheck::default(), SeqCheck::default());
+        for seq in (0..100).filter(|s| s % 2 == 0) {
+            even.record("p", seq);
+        }
+        for seq in (51..100).filter(|s| s % 2 == 1) {
+            odd.record("p", seq);
+        }
+        let report = SeqCheck::report_parts(&[(&even, true), (&odd, false)]);
+        assert!(report.ok, "{report:?}");
+        assert_eq!(report.producers[0].first_seq, 51);
+        // Read as if whole, the missing head counts as gaps.
+        let whole = SeqCheck::report_parts(&[(&even, true), (&odd, true)]);
+        assert_eq!(whole.producers[0].gaps, 25);
+        // A real gap after the start is still one.
+        let mut lossy = SeqCheck::default();
+        for seq in (51..100).filter(|s| s % 2 == 1 && *s != 77) {
+            lossy.record("p", seq);
+        }
+        let report = SeqCheck::report_parts(&[(&even, true), (&lossy, false)]);
+        assert_eq!(report.producers[0].first_gaps, [77]);
+    }
 
     #[test]
     fn complete_sequences_pass_in_any_order() {

@@ -26,15 +26,60 @@ const NO_MESSAGE_HAS_THIS: &str = "invstream-producer-lock";
 /// The name this process holds; release it when the run is over.
 pub struct NameLock {
     consumer: ChunkConsumer,
+    stream: String,
+    name: String,
 }
 
 impl NameLock {
     pub async fn release(self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.consumer.handle().close()).await;
     }
+
+    /// The lock's connection went away (a broker restart, a cut connection): the broker no
+    /// longer holds the name for us, and another run may take it.
+    pub fn is_lost(&self) -> bool {
+        self.consumer.is_closed()
+    }
+}
+
+/// Releases every name in `locks` (at the end of a run, or when a later name could not be had).
+pub async fn release_all(locks: Vec<NameLock>) {
+    futures::future::join_all(locks.into_iter().map(NameLock::release)).await;
 }
 
 impl BrokerSettings {
+    /// Takes every (producer name, stream) in `names` for this process, in order, or none: a
+    /// name already held releases those taken before it and fails with
+    /// `PublishError::NameInUse`. Take the names before asking what they hold.
+    pub async fn lock_producer_names(
+        &self,
+        env: &Environment,
+        names: &[(String, String)],
+    ) -> Result<Vec<NameLock>> {
+        let mut locks = Vec::with_capacity(names.len());
+        for (name, stream) in names {
+            // Just after the stream is declared it may not be available yet.
+            let lock = self
+                .while_starting(|| self.lock_producer_name(env, stream, name))
+                .await;
+            match lock {
+                Ok(lock) => locks.push(lock),
+                Err(e) => {
+                    release_all(locks).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(locks)
+    }
+
+    /// Takes a lost lock's name again (waiting while the stream is not available yet), or
+    /// fails with `PublishError::NameInUse` when another run took it meanwhile.
+    pub async fn retake(&self, env: &Environment, lost: &NameLock) -> Result<NameLock> {
+        self.while_starting(|| self.lock_producer_name(env, &lost.stream, &lost.name))
+            .await
+    }
+
     /// Takes `name` on `stream` for this process, or fails with `PublishError::NameInUse`.
     pub async fn lock_producer_name(
         &self,
@@ -80,7 +125,11 @@ impl BrokerSettings {
         match tokio::time::timeout(ACTIVATION_WAIT, activated.recv()).await {
             Ok(Some(())) => {
                 tracing::debug!(name, stream, "holding the producer name");
-                Ok(NameLock { consumer })
+                Ok(NameLock {
+                    consumer,
+                    stream: stream.to_string(),
+                    name: name.to_string(),
+                })
             }
             _ => {
                 let _ = consumer.handle().close().await;

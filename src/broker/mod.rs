@@ -7,6 +7,7 @@ pub mod admin;
 pub mod connection;
 pub mod errors;
 pub mod lock;
+pub mod pem_text;
 pub mod settings;
 pub mod version;
 

@@ -68,6 +68,9 @@ impl TlsSettings {
             check_pem(cert, "--tls-cert", &["CERTIFICATE"])?;
             check_pem(key, "--tls-key", &["PRIVATE KEY"])?;
         }
+        if args.cert.is_some() && args.ca_cert.is_none() {
+            return Err(tls_error("--tls-cert and --tls-key need --tls-ca-cert: the client presents its certificate only to a broker whose certificate it checks (drop --tls-insecure and give the CA that signed the broker's certificate)"));
+        }
         if args.ca_cert.is_none() && !args.insecure {
             return Err(tls_error("a rabbitmq-stream+tls:// URI needs --tls-ca-cert FILE (the CA that signed the broker's certificate; for a public CA, /etc/ssl/certs/ca-certificates.crt), or --tls-insecure to skip the check"));
         }
@@ -88,7 +91,7 @@ impl TlsSettings {
         }
         builder
             .build()
-            .expect("from_args requires a CA for client certificates")
+            .expect("`checked` refuses client certificates without a CA, the builder's one error")
     }
 }
 
@@ -127,8 +130,9 @@ fn check_certificates(bytes: &[u8], path: &Path, option: &str, kinds: &[&str]) -
     for cert in CertificateDer::pem_slice_iter(bytes) {
         let cert = cert.map_err(|e| {
             tls_error(format!(
-                "{option} {} is not valid PEM ({e}): use the certificate in PEM form (openssl x509 -in FILE -out FILE.pem)",
-                path.display()
+                "{option} {} is not valid PEM ({}): use the certificate in PEM form (openssl x509 -in FILE -out FILE.pem)",
+                path.display(),
+                super::pem_text::describe(&e)
             ))
         })?;
         if option == "--tls-ca-cert" {
@@ -209,6 +213,11 @@ impl BrokerSettings {
             None => String::new(),
             Some(p) => decode(p)?,
         };
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid(
+                "a query string or fragment (?… or #…) is not read by invstream: leave it out (TLS files are --tls-ca-cert, --tls-cert and --tls-key)",
+            ));
+        }
         let path = url.path().strip_prefix('/').unwrap_or(url.path());
         if path.contains('/') {
             return Err(invalid(
@@ -444,6 +453,61 @@ mod tests {
         .to_string();
         assert!(err.contains("same user, password, vhost"), "{err}");
         assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    /// Every combination of the TLS flags (each alone and together, with a TLS URI and a
+    /// plain one) is accepted, with a configuration the client can build, or refused in one
+    /// line: none reaches the client's builder with what it cannot take (it panicked for
+    /// --tls-insecure with a client certificate).
+    #[test]
+    fn every_combination_of_tls_flags_is_accepted_or_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, certified.cert.pem()).unwrap();
+        let key = dir.path().join("client.key");
+        std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+        let (ca, key) = (ca.to_str().unwrap(), key.to_str().unwrap());
+        for uri in [
+            "rabbitmq-stream+tls://u:p@h/%2f",
+            "rabbitmq-stream://u:p@h/%2f",
+        ] {
+            for mask in 0..16u8 {
+                let mut args = vec!["--uri", uri];
+                if mask & 1 != 0 {
+                    args.push("--tls-insecure");
+                }
+                if mask & 2 != 0 {
+                    args.extend(["--tls-ca-cert", ca]);
+                }
+                if mask & 4 != 0 {
+                    args.extend(["--tls-cert", ca]);
+                }
+                if mask & 8 != 0 {
+                    args.extend(["--tls-key", key]);
+                }
+                match settings(&args) {
+                    Ok(s) => {
+                        let _ = s.tls_configuration();
+                    }
+                    Err(e) => {
+                        let e = e.to_string();
+                        assert!(!e.contains('\n') && e.len() > 20, "{args:?}: {e}");
+                    }
+                }
+            }
+        }
+        let insecure_with_cert = settings(&[
+            "--uri",
+            "rabbitmq-stream+tls://u:p@h/%2f",
+            "--tls-insecure",
+            "--tls-cert",
+            ca,
+            "--tls-key",
+            key,
+        ]);
+        let e = insecure_with_cert.unwrap_err().to_string();
+        assert!(e.contains("need --tls-ca-cert"), "{e}");
     }
 
     #[test]

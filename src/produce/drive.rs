@@ -90,6 +90,8 @@ pub(crate) async fn drive<P: Publishing>(
     let mut invalid_lines = 0;
     let mut failure = None;
     let mut pace = settings.rate.map(|rate| Pace::new(rate as f64));
+    // Valid updates the source gave: an input of only invalid lines is an error, not "0 sent".
+    let mut read = 0u64;
     let confirm_timeout = settings.confirm_timeout;
 
     loop {
@@ -102,32 +104,52 @@ pub(crate) async fn drive<P: Publishing>(
             batch = source.next_batch(&mut invalid_lines, out) => batch,
         };
         let batch = match batch {
-            Ok(Some(batch)) => batch,
+            Ok(Some(batch)) => {
+                read += batch.len() as u64;
+                batch
+            }
             Ok(None) => break,
             Err(e) => {
                 failure = Some(e);
                 break;
             }
         };
-        tokio::select! {
-            biased;
-            _ = stop.stopped() => {
-                interrupted = true;
+        // Paced, a batch goes out in pieces of at most 10 ms of messages.
+        let piece = pace
+            .as_ref()
+            .map_or(usize::MAX, |p| p.most_at_once() as usize);
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let batch = match rest.len() > piece {
+                true => {
+                    let tail = rest.split_off(piece);
+                    std::mem::replace(&mut rest, tail)
+                }
+                false => std::mem::take(&mut rest),
+            };
+            tokio::select! {
+                biased;
+                _ = stop.stopped() => {
+                    interrupted = true;
+                    break;
+                }
+                _ = async {
+                    if let Some(pace) = &mut pace {
+                        pace.wait_for(batch.len() as u64).await;
+                    }
+                    publisher.wait_for_room(batch.len() as u64, confirm_timeout).await
+                } => {}
+            }
+            // Not raced with the stop: a send cut short would leave its batch half handed over.
+            if let Err(e) = publisher.send_batch(batch, confirm_timeout).await {
+                failure = Some(e);
                 break;
             }
-            _ = async {
-                if let Some(pace) = &mut pace {
-                    pace.wait_for(batch.len() as u64).await;
-                }
-                publisher.wait_for_room(batch.len() as u64, confirm_timeout).await
-            } => {}
+            progress.set_position(confirmed());
         }
-        // Not raced with the stop: a send cut short would leave its batch half handed over.
-        if let Err(e) = publisher.send_batch(batch, confirm_timeout).await {
-            failure = Some(e);
+        if interrupted || failure.is_some() {
             break;
         }
-        progress.set_position(confirmed());
     }
     if let Some(failure) = failure {
         progress.finish_and_clear();
@@ -138,6 +160,12 @@ pub(crate) async fn drive<P: Publishing>(
     }
     if invalid_lines > INVALID_LINES_SHOWN {
         out.status(&format!("{invalid_lines} invalid lines in all"));
+    }
+    if read == 0 && invalid_lines > 0 && !interrupted {
+        progress.finish_and_clear();
+        return Err(InvError::Input(format!(
+            "no valid update in the input: all {invalid_lines} lines read were invalid (the first are shown above); see the README's input format"
+        )));
     }
 
     let wait_for_confirms = match interrupted {

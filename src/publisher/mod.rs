@@ -28,6 +28,7 @@ pub use pace::Pace;
 use confirms::{BatchWaiter, ConfirmTracker, Entry, NumberedEntry, Unconfirmed};
 use producer::{AnyProducer, ProducerRecipe, CLOSE_TIMEOUT};
 
+use crate::broker::lock::NameLock;
 use crate::broker::BrokerSettings;
 use crate::entry::{EntryEncoder, WITHOUT_FILTER_VALUES, WITH_FILTER_VALUES};
 use crate::error::{ConnectError, InvError, PublishError, Result};
@@ -131,6 +132,11 @@ pub struct Publisher {
     started: Instant,
     /// Writes entries without a `Message` per update.
     encoder: EntryEncoder,
+    /// The producer name, held through the broker while this publisher sends (a given name):
+    /// taken again whenever its connection is lost, or the run stops.
+    name_lock: Option<NameLock>,
+    /// The name's lock was lost and another run holds the name now.
+    name_taken: bool,
 }
 
 impl Publisher {
@@ -181,7 +187,45 @@ impl Publisher {
             bytes: 0,
             started: Instant::now(),
             encoder: EntryEncoder::default(),
+            name_lock: None,
+            name_taken: false,
         })
+    }
+
+    /// Holds `lock` (this publisher's producer name) until `close`, taking it again before
+    /// sending whenever its connection was lost.
+    pub fn hold_name(&mut self, lock: NameLock) {
+        self.name_lock = Some(lock);
+    }
+
+    /// Takes the name again if its lock was lost: another run that took it meanwhile would
+    /// number updates under it too, and the broker would confirm ours while dropping them as
+    /// duplicates of theirs (or theirs as ours).
+    async fn keep_name(&mut self) -> Result<()> {
+        if self.name_taken {
+            return Err(PublishError::NameInUse {
+                name: self.recipe.producer_name.clone(),
+                stream: self.recipe.stream.clone(),
+            }
+            .into());
+        }
+        let Some(lock) = self.name_lock.as_ref().filter(|lock| lock.is_lost()) else {
+            return Ok(());
+        };
+        tracing::info!(producer = %self.recipe.producer_name, "the producer name's lock was lost; taking it again");
+        let retaken = self.recipe.broker.retake(&self.recipe.env, lock).await;
+        match retaken {
+            Ok(lock) => {
+                self.name_lock = Some(lock);
+                Ok(())
+            }
+            Err(e) => {
+                // Nothing more may go out under the name, through any later reconnect either.
+                self.name_taken = true;
+                self.tracker.mark_lost();
+                Err(e)
+            }
+        }
     }
 
     /// What to tell the user when reconnecting gives up, e.g. how to finish the run.
@@ -269,6 +313,7 @@ impl Publisher {
         if self.tracker.is_lost() {
             self.recover().await.map_err(before)?;
         }
+        self.keep_name().await.map_err(before)?;
         // Per segment, so a sub-entry batch never holds updates of two waiters.
         let mut built = Vec::with_capacity(segments.len());
         let mut bytes = 0;
@@ -475,6 +520,9 @@ impl Publisher {
         self.tracker.connection.fetch_add(1, Ordering::Relaxed);
         if let Some(producer) = self.producer.take() {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, producer.close()).await;
+        }
+        if let Some(lock) = self.name_lock.take() {
+            lock.release().await;
         }
     }
 

@@ -1,4 +1,5 @@
-//! Pacing (`--rate`): spaces batches so a run publishes at most so many messages a second.
+//! Pacing (`--rate`): spaces messages so a run publishes at most so many a second, from the
+//! first second on: a batch larger than 10 ms of messages goes out in pieces.
 
 use std::time::Duration;
 
@@ -21,7 +22,14 @@ impl Pace {
         }
     }
 
-    /// Waits until a batch of `count` may go out.
+    /// The most messages that may go out together: 10 ms of them at this rate (at least one),
+    /// so a batch of 1,000 at `--rate 2` is not sent in one burst.
+    pub fn most_at_once(&self) -> u64 {
+        ((self.per_second / 100.0) as u64).max(1)
+    }
+
+    /// Waits until a batch of `count` may go out (`count` at most [`Pace::most_at_once`] for
+    /// per-message pacing: the batch goes when its first message is due).
     pub async fn wait_for(&mut self, count: u64) {
         let since_start = Duration::try_from_secs_f64(self.sent as f64 / self.per_second)
             .unwrap_or(Duration::MAX);
@@ -62,6 +70,20 @@ mod tests {
         }
         let second = deadline_from(now, Duration::from_secs(1));
         assert_eq!(second, now + Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ten_messages_at_two_a_second_take_four_and_a_half_seconds() {
+        let mut pace = Pace::new(2.0);
+        assert_eq!(pace.most_at_once(), 1);
+        let start = tokio::time::Instant::now();
+        let mut sent_at = Vec::new();
+        for _ in 0..10 {
+            pace.wait_for(pace.most_at_once()).await;
+            sent_at.push(start.elapsed().as_millis());
+        }
+        assert_eq!(sent_at, (0..10).map(|i| i * 500).collect::<Vec<u128>>());
+        assert_eq!(Pace::new(100_000.0).most_at_once(), 1_000);
     }
 
     #[tokio::test(start_paused = true)]

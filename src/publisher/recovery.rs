@@ -56,6 +56,8 @@ impl Publisher {
             self.filtering = filtering;
             self.tracker.lost.store(false, Ordering::Relaxed);
             self.tracker.reconnects.fetch_add(1, Ordering::Relaxed);
+            // The name first: what the broker stored under it is ours only while we hold it.
+            self.keep_name().await?;
             if self.recipe.dedup {
                 self.settle_stored().await;
             }

@@ -18,8 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
@@ -27,6 +28,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
+use crate::broker::lock::release_all;
 use crate::broker::{BrokerSettings, VersionProbe};
 use crate::cli::ServeArgs;
 use crate::error::{InvError, Result};
@@ -39,7 +41,7 @@ use crate::shutdown::Shutdown;
 use crate::stats::RunSummary;
 use crate::superstream::partitioned::{partition_producer, PartitionedPublisher};
 use coalesce::{Coalescer, HandOff, Waited};
-use request::{error, parse_updates, ApiError};
+use request::{error, parse_updates, readable_body, ApiError};
 use target::{Admission, GatewayPublisher};
 
 /// The smallest and largest `--max-header-bytes` (hyper reads no less than 8 KiB at once).
@@ -58,6 +60,8 @@ struct Gateway {
     /// Which requests fit under the in-flight bound, queued ones counted.
     admission: Admission,
     max_in_flight: u64,
+    /// `--max-body-bytes`, named in the 413 answer.
+    max_body_bytes: u64,
     confirm_timeout: Duration,
     metrics: Arc<metrics::Metrics>,
 }
@@ -143,12 +147,17 @@ pub async fn run(
             .map(|p| (partition_producer(&producer_name, p), p.clone()))
             .collect(),
     };
-    for (producer, partition) in &names {
-        let stored = broker
-            .while_starting(|| broker.last_publishing_id(producer, partition))
-            .await?;
-        last_id = last_id.max(stored);
-    }
+    // The gateway's name is held for as long as it serves, taken before the broker is asked
+    // what it holds: two gateways numbering updates under one name would each be confirmed for
+    // updates the broker dropped as the other's duplicates.
+    let mut locks = Some(broker.lock_producer_names(&env, &names).await?);
+    let served = async {
+        for (producer, partition) in &names {
+            let stored = broker
+                .while_starting(|| broker.last_publishing_id(producer, partition))
+                .await?;
+            last_id = last_id.max(stored);
+        }
     let options = PublisherOptions {
         batch_size: settings.publish.batch_size,
         max_in_flight: settings.publish.max_in_flight,
@@ -158,7 +167,7 @@ pub async fn run(
         batching: settings.publish.batching,
     };
     let events = Arc::new(move |event| out.publisher_event(&event));
-    let publisher = match &super_stream {
+    let mut publisher = match &super_stream {
         None => GatewayPublisher::Stream(Box::new(
             Publisher::open(&env, broker, stream, options, events).await?,
         )),
@@ -166,6 +175,8 @@ pub async fn run(
             PartitionedPublisher::open(&env, broker, super_stream, options, false, events).await?,
         ),
     };
+    // The publishers hold the names from now on (taken again if lost), until they close.
+    publisher.hold_names(locks.take().unwrap_or_default());
     let (stats, admission) = (publisher.stats(), publisher.admission());
     let queued = {
         let admission = admission.clone();
@@ -189,6 +200,7 @@ pub async fn run(
         coalescer,
         admission,
         max_in_flight: args.max_in_flight,
+        max_body_bytes: args.max_body_bytes,
         confirm_timeout: args.confirm_timeout,
     });
     let mut protected = Router::new()
@@ -287,6 +299,12 @@ pub async fn run(
     summary.command = "serve";
     summary.interrupted = shutdown.received().is_some();
     Ok(summary)
+    }
+    .await;
+    if let Some(locks) = locks {
+        release_all(locks).await;
+    }
+    served
 }
 
 /// Waits for the publisher's connection to drop, then reconnects it (holding the publisher, so
@@ -312,8 +330,10 @@ async fn keep_connected(gateway: Arc<Gateway>, gave_up: tokio::sync::oneshot::Se
 /// `POST /updates`: one JSON update, a JSON array of them, or NDJSON.
 async fn post_updates(
     State(gateway): State<Arc<Gateway>>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
 ) -> std::result::Result<Response, ApiError> {
+    let body = readable_body(body, &headers, gateway.max_body_bytes)?;
     gateway.publish(parse_updates(&body)?).await
 }
 
@@ -329,8 +349,10 @@ struct Notification {
 /// `adjusted` update with the lowest stock level of that status.
 async fn send_notification(
     State(gateway): State<Arc<Gateway>>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
 ) -> std::result::Result<Response, ApiError> {
+    let body = readable_body(body, &headers, gateway.max_body_bytes)?;
     let notification: Notification = match serde_json::from_slice(&body) {
         Ok(n) => n,
         Err(e) => {
@@ -342,17 +364,23 @@ async fn send_notification(
         }
     };
     let product_id = match &notification.product_id {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+        Value::Number(n) => n.as_u64().ok_or(n.to_string()),
+        Value::String(s) => s.trim().parse().map_err(|_| s.trim().to_string()),
+        other => Err(other.to_string()),
     };
-    let Some(product_id) = product_id else {
-        return Err(error(
+    let product_id = product_id.map_err(|given| {
+        let reason = match given.parse::<f64>() {
+            Ok(n) if n.fract() == 0.0 && n > u64::MAX as f64 => {
+                "larger than the largest product id, 18446744073709551615"
+            }
+            _ => "not a whole number from 0 to 18446744073709551615",
+        };
+        error(
             StatusCode::BAD_REQUEST,
             "invalid field",
-            json!({ "field": "product_id", "reason": "not a non-negative integer" }),
-        ));
-    };
+            json!({ "field": "product_id", "reason": reason }),
+        )
+    })?;
     let Some(status) = StockStatus::parse_loose(&notification.status) else {
         return Err(error(
             StatusCode::BAD_REQUEST,

@@ -1,7 +1,9 @@
 //! What the gateway reads and answers besides updates stored: a request body parsed into
 //! checked updates (one JSON update, a JSON array, or NDJSON), and the JSON error answers.
 
-use axum::http::{header, StatusCode};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -34,10 +36,46 @@ pub(super) fn error(status: StatusCode, message: impl Into<String>, details: Val
     }
     ApiError { status, body }
 }
+/// The request's body, or the answer that says why there is none: a body over
+/// `--max-body-bytes` (413, naming the limit), or one in an encoding the gateway does not decode.
+pub(super) fn readable_body(
+    body: std::result::Result<Bytes, BytesRejection>,
+    headers: &HeaderMap,
+    max_body_bytes: u64,
+) -> std::result::Result<Bytes, ApiError> {
+    if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
+        let encoding = encoding.to_str().unwrap_or("?").trim();
+        if !encoding.eq_ignore_ascii_case("identity") {
+            return Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Encoding {encoding} is not supported: send the body uncompressed"),
+                json!({}),
+            ));
+        }
+    }
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than {max_body_bytes} bytes (--max-body-bytes): send fewer updates per request"
+            ),
+            json!({ "max_body_bytes": max_body_bytes }),
+        ),
+        status => error(status, rejection.body_text(), json!({})),
+    })
+}
+
 /// Parses a body into (update, had its own seq) pairs; any invalid update rejects the request.
 pub(super) fn parse_updates(
     body: &[u8],
 ) -> std::result::Result<Vec<(InventoryUpdate, bool)>, ApiError> {
+    if body.starts_with(&[0x1f, 0x8b]) {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body is gzip-compressed: send it uncompressed (JSON or NDJSON)",
+            json!({}),
+        ));
+    }
     let text = std::str::from_utf8(body)
         .map_err(|_| error(StatusCode::BAD_REQUEST, "the body is not UTF-8", json!({})))?;
     let trimmed = text.trim();

@@ -43,6 +43,18 @@ impl GatewayPublisher {
         }))
     }
 
+    /// Each publisher holds its producer name's lock (`locks` in partition order).
+    pub fn hold_names(&mut self, mut locks: Vec<crate::broker::lock::NameLock>) {
+        match self {
+            GatewayPublisher::Stream(publisher) => {
+                if let Some(lock) = locks.pop() {
+                    publisher.hold_name(lock);
+                }
+            }
+            GatewayPublisher::SuperStream(publisher) => publisher.hold_names(locks),
+        }
+    }
+
     /// Replaces whichever connections were lost.
     pub async fn recover(&mut self) -> Result<()> {
         match self {

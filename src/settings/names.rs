@@ -47,7 +47,7 @@ pub fn check(common: &CommonSettings, command: &CommandSettings) -> Result<()> {
                 printable("--producer-name", name)?;
             }
             match &p.super_stream {
-                None if p.dedup => producer_names(name, stream, &[]),
+                None if p.dedup => produce_names(name, stream, &[]),
                 None => Ok(()),
                 Some(s) => {
                     printable("--super-stream", &s.name)?;
@@ -68,7 +68,7 @@ pub fn check(common: &CommonSettings, command: &CommandSettings) -> Result<()> {
                         )?;
                     }
                     match p.dedup {
-                        true => producer_names(name, &s.name, &partitions),
+                        true => produce_names(name, &s.name, &partitions),
                         false => Ok(()),
                     }
                 }
@@ -106,51 +106,44 @@ pub fn check(common: &CommonSettings, command: &CommandSettings) -> Result<()> {
             if let Some(name) = name {
                 printable("--producer-name", name)?;
             }
-            let default = |stream: &str| format!("invstream-{stream}-serve");
-            match &s.super_stream {
-                None => match name {
-                    Some(name) => check_name("--producer-name", name, name.len(), None),
-                    None => check_name(
-                        "--stream",
-                        stream,
-                        default(stream).len(),
-                        Some("invstream-STREAM-serve"),
-                    ),
-                },
+            let (flag, target) = match &s.super_stream {
+                Some(super_stream) => ("--super-stream", super_stream.as_str()),
+                None => ("--stream", stream),
+            };
+            // Created with three partitions when missing.
+            let partitions = match &s.super_stream {
                 Some(super_stream) => {
                     printable("--super-stream", super_stream)?;
-                    // Created with three partitions when missing.
-                    let partitions = PartitionLayout::Count(3).partitions(super_stream);
-                    for partition in &partitions {
-                        check_stream(
-                            "--super-stream",
-                            super_stream,
-                            partition,
-                            Some("NAME-KEY"),
-                            vhost,
-                        )?;
-                        match name {
-                            Some(name) => check_name(
-                                "--producer-name",
-                                name,
-                                name.len() + 1 + partition.len(),
-                                Some("NAME-PARTITION"),
-                            )?,
-                            None => check_name(
-                                "--super-stream",
-                                super_stream,
-                                default(super_stream).len() + 1 + partition.len(),
-                                Some("invstream-STREAM-serve-PARTITION"),
-                            )?,
-                        }
-                    }
-                    Ok(())
+                    PartitionLayout::Count(3).partitions(super_stream)
                 }
+                None => Vec::new(),
+            };
+            for partition in &partitions {
+                check_stream(flag, target, partition, Some("NAME-KEY"), vhost)?;
+            }
+            // The gateway holds its name (each partition's) for as long as it serves.
+            match name {
+                Some(name) => producer_name(
+                    "--producer-name",
+                    name,
+                    name.len(),
+                    "NAME",
+                    &partitions,
+                    true,
+                ),
+                None => producer_name(
+                    flag,
+                    target,
+                    format!("invstream-{target}-serve").len(),
+                    "invstream-STREAM-serve",
+                    &partitions,
+                    true,
+                ),
             }
         }
         CommandSettings::Bench(b) => {
-            // STREAM-bench-SECONDS, and its partitions -0 … -(N-1).
-            let bench = format!("{stream}-bench-1796459048");
+            // STREAM-bench-MILLIS-PID, and its partitions -0 … -(N-1).
+            let bench = format!("{stream}-bench-1796459048455-4194304");
             let longest = match b.super_stream_partitions {
                 Some(n) => format!("{bench}-{}", n.saturating_sub(1)),
                 None => bench,
@@ -159,38 +152,54 @@ pub fn check(common: &CommonSettings, command: &CommandSettings) -> Result<()> {
                 "--stream",
                 stream,
                 &longest,
-                Some("STREAM-bench-TIMESTAMP"),
+                Some("STREAM-bench-MILLIS-PID"),
                 vhost,
             )
         }
     }
 }
 
-/// The producer names a produce run with deduplication gives the broker: `given` (or the default
-/// made from `stream`), one per partition (`NAME-PARTITION`) on a super stream, and a given
-/// name's lock (`invstream-producer-lock:NAME`).
-fn producer_names(given: Option<&str>, stream: &str, partitions: &[String]) -> Result<()> {
-    let (flag, value, base, form) = match given {
-        Some(name) => ("--producer-name", name, name.len(), "NAME"),
-        None => match partitions.is_empty() {
-            true => (
-                "--stream",
-                stream,
-                default_producer_name_bytes(stream),
-                "invstream-STREAM-TIME-PID",
-            ),
-            false => (
-                "--super-stream",
-                stream,
-                default_producer_name_bytes(stream),
-                "invstream-STREAM-TIME-PID",
-            ),
-        },
-    };
+/// The producer names a produce run with deduplication gives the broker: `given` (held
+/// through its lock for the run), or the default made from `stream` (this run's alone).
+fn produce_names(given: Option<&str>, stream: &str, partitions: &[String]) -> Result<()> {
+    match given {
+        Some(name) => producer_name(
+            "--producer-name",
+            name,
+            name.len(),
+            "NAME",
+            partitions,
+            true,
+        ),
+        None => producer_name(
+            match partitions.is_empty() {
+                true => "--stream",
+                false => "--super-stream",
+            },
+            stream,
+            default_producer_name_bytes(stream),
+            "invstream-STREAM-TIME-PID",
+            partitions,
+            false,
+        ),
+    }
+}
+
+/// A producer name made from `flag`'s `value`, `bytes` long as `form` says (`NAME`: the value
+/// itself): on a super stream one per partition (`FORM-PARTITION`), and when `locked` the lock's
+/// consumer name too (`invstream-producer-lock:FORM`, see `broker::lock`).
+fn producer_name(
+    flag: &str,
+    value: &str,
+    bytes: usize,
+    form: &str,
+    partitions: &[String],
+    locked: bool,
+) -> Result<()> {
     let longest_partition = partitions.iter().map(String::len).max();
     let (bytes, form) = match longest_partition {
-        None => (base, form.to_string()),
-        Some(partition) => (base + 1 + partition, format!("{form}-PARTITION")),
+        None => (bytes, form.to_string()),
+        Some(partition) => (bytes + 1 + partition, format!("{form}-PARTITION")),
     };
     check_name(
         flag,
@@ -198,9 +207,9 @@ fn producer_names(given: Option<&str>, stream: &str, partitions: &[String]) -> R
         bytes,
         (form != "NAME").then_some(form.as_str()),
     )?;
-    if given.is_some() {
-        let form = format!("{LOCK_PREFIX}{form}");
-        check_name(flag, value, LOCK_PREFIX.len() + bytes, Some(&form))?;
+    if locked {
+        let lock = format!("{LOCK_PREFIX}{form}");
+        check_name(flag, value, LOCK_PREFIX.len() + bytes, Some(&lock))?;
     }
     Ok(())
 }
@@ -216,7 +225,7 @@ fn check_name(flag: &str, value: &str, bytes: usize, form: Option<&str>) -> Resu
         None => format!(" ({bytes} bytes)"),
     };
     // A default producer name (invstream-STREAM-…) is made from the stream's name.
-    let or_name = match form.is_some_and(|form| form.starts_with("invstream-STREAM")) {
+    let or_name = match form.is_some_and(|form| form.contains("invstream-STREAM")) {
         true => ", or give --producer-name",
         false => "",
     };
@@ -320,10 +329,10 @@ mod tests {
         let uri = "rabbitmq-stream://u:p@h:5552/shop";
         assert!(refused(&["--uri", uri, "--stream", &n(231), "consume"]).contains("at most 230"));
         // The streams invstream makes: a benchmark's, a super stream's partitions.
-        assert!(checked(&["--stream", &n(216), "bench"]).is_ok());
-        assert!(refused(&["--stream", &n(217), "bench"]).contains("STREAM-bench-TIMESTAMP"));
+        assert!(checked(&["--stream", &n(205), "bench"]).is_ok());
+        assert!(refused(&["--stream", &n(206), "bench"]).contains("STREAM-bench-MILLIS-PID"));
         let partitions = ["--super-stream-partitions", "11"];
-        let err = refused(&[&["--stream", &n(214), "bench"][..], &partitions].concat());
+        let err = refused(&[&["--stream", &n(203), "bench"][..], &partitions].concat());
         assert!(err.contains("shorten it by 1 characters"), "{err}");
         assert!(checked(&["produce", "--no-dedup", "--super-stream", &n(231)]).is_ok());
         let partitions = ["--partitions", "11", "--no-dedup"];
@@ -361,7 +370,20 @@ mod tests {
         );
         let err = refused(&["serve", "--super-stream", "s", "--producer-name", &n(252)]);
         assert!(err.contains("NAME-PARTITION"), "{err}");
-        assert!(refused(&["serve", "--producer-name", &n(256)]).contains("--producer-name"));
+        // The gateway holds its name, the default one too.
+        assert!(checked(&["serve", "--producer-name", &n(231)]).is_ok());
+        let err = refused(&["serve", "--producer-name", &n(232)]);
+        assert!(
+            err.contains("as invstream-producer-lock:NAME 256 bytes"),
+            "{err}"
+        );
+        assert!(checked(&["--stream", &n(215), "serve"]).is_ok());
+        let err = refused(&["--stream", &n(216), "serve"]);
+        assert!(
+            err.contains("as invstream-producer-lock:invstream-STREAM-serve 256 bytes")
+                && err.ends_with(", or give --producer-name"),
+            "{err}"
+        );
         assert!(refused(&["--stream", &n(240), "serve"]).contains("--stream"));
         // Consumer names, and those made of a prefix and a consumer.
         assert!(checked(&["consume", "--name", &n(255)]).is_ok());

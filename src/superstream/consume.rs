@@ -227,19 +227,24 @@ fn aggregate(
     results: Vec<(String, ReadTally, Duration)>,
 ) -> RunSummary {
     let mut total = ReadTally::new(false);
-    let mut check = settings.verify.then(SeqCheck::default);
     let mut elapsed = Duration::ZERO;
     let mut partitions = Vec::new();
     for (partition, tally, partition_elapsed) in &results {
         total.merge(tally);
-        if let (Some(check), Some(theirs)) = (&mut check, &tally.seq_check) {
-            check.merge(theirs);
-        }
         elapsed = elapsed.max(*partition_elapsed);
         partitions.push(tally.summary(partition, &settings.start, *partition_elapsed));
     }
     let mut summary = total.summary(name, &settings.start, elapsed);
-    summary.verify = check.map(|check| check.report(settings.start == StartOffset::First));
+    // The partitions' checks together, under the one start rule (a truncated partition holds
+    // each producer's seqs only from some point on).
+    let parts: Vec<(&SeqCheck, bool)> = results
+        .iter()
+        .filter_map(|(_, tally, _)| {
+            let check = tally.seq_check.as_ref()?;
+            Some((check, tally.read_whole(&settings.start)))
+        })
+        .collect();
+    summary.verify = settings.verify.then(|| SeqCheck::report_parts(&parts));
     summary.partitions = partitions;
     summary
 }

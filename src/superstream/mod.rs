@@ -87,6 +87,33 @@ async fn partitions_with(client: &Client, name: &str) -> Result<Option<Vec<Strin
     Ok((response.is_ok() && !response.streams.is_empty()).then_some(response.streams))
 }
 
+/// The super stream that `stream` is a partition of, if any: its name is `stream` up to one of
+/// its dashes (`orders-0`, `orders-AMS-1`). Publishing straight into a partition bypasses the
+/// routing its readers rely on. Asked only of brokers with super streams; a broker that cannot
+/// answer is taken as saying no (this check only warns a user off).
+pub async fn owner_of_partition(broker: &BrokerSettings, stream: &str) -> Option<String> {
+    if !stream.contains('-') {
+        return None;
+    }
+    match VersionProbe::new(broker).ok()?.version().await {
+        Some(version) if version_at_least(&version, 3, 13) => {}
+        _ => return None,
+    }
+    let client = client(broker).await.ok()?;
+    let mut owner = None;
+    for (at, _) in stream.match_indices('-') {
+        let candidate = &stream[..at];
+        if let Ok(Some(partitions)) = partitions_with(&client, candidate).await {
+            if partitions.iter().any(|p| p == stream) {
+                owner = Some(candidate.to_string());
+                break;
+            }
+        }
+    }
+    let _ = client.close().await;
+    owner
+}
+
 /// The partitions of an existing super stream; fails, saying how to create it, when it is
 /// missing.
 pub async fn existing(broker: &BrokerSettings, name: &str) -> Result<SuperStream> {
@@ -168,16 +195,18 @@ async fn ensure_with(
     let partitions = partitions_with(client, name)
         .await?
         .ok_or_else(|| missing(broker, name))?;
+    // A layout asked for and not had is refused: routing by another partition count would put
+    // a product's updates where its readers do not look.
     if let Some(layout) = layout {
         if layout.partitions(name) != partitions {
-            out.status(&format!(
-                "super stream '{name}' already exists with partitions {}: using them as they are (not {})",
+            return Err(InvError::usage(format!(
+                "super stream '{name}' already exists with partitions {}, not as {} asks: leave that flag out to use it as it is, or pick another --super-stream",
                 partitions.join(", "),
                 match layout {
                     PartitionLayout::Count(n) => format!("--partitions {n}"),
                     PartitionLayout::Keys(keys) => format!("--partition-keys {}", keys.join(",")),
                 }
-            ));
+            )));
         }
     }
     Ok(SuperStream {

@@ -94,6 +94,14 @@ impl PartitionedPublisher {
         })
     }
 
+    /// Each partition's publisher holds its own producer name's lock (`locks` in partition
+    /// order, as `lock_producer_names` took them).
+    pub fn hold_names(&mut self, locks: Vec<crate::broker::lock::NameLock>) {
+        for (publisher, lock) in self.publishers.iter_mut().zip(locks) {
+            publisher.hold_name(lock);
+        }
+    }
+
     /// Passes over the updates each partition already holds: `stored[i]` is the last publishing
     /// id partition `i` holds for its producer name.
     pub fn resume_after(&mut self, stored: Vec<u64>) {

@@ -3,11 +3,11 @@
 //! a [`PartitionedPublisher`] and drives it with the produce loop, then renders one summary with
 //! a line per partition.
 
-use futures::future::join_all;
 use rabbitmq_stream_client::Environment;
 
 use super::partitioned::{partition_producer, total, PartitionedPublisher};
 use super::SuperStream;
+use crate::broker::lock::{release_all, NameLock};
 use crate::broker::BrokerSettings;
 use crate::error::{InvError, Result};
 use crate::produce::{self, Driven};
@@ -124,46 +124,49 @@ pub async fn run(
     let mut locks = Vec::new();
     let mut stored = Vec::new();
     if given {
-        for partition in &super_stream.partitions {
-            let producer = partition_producer(&producer_name, partition);
-            let lock = broker.lock_producer_name(&env, partition, &producer).await;
-            match lock {
-                Ok(lock) => locks.push(lock),
-                Err(e) => {
-                    release(locks).await;
-                    return Err(e);
-                }
-            }
+        let names: Vec<(String, String)> = super_stream
+            .partitions
+            .iter()
+            .map(|partition| {
+                (
+                    partition_producer(&producer_name, partition),
+                    partition.clone(),
+                )
+            })
+            .collect();
+        locks = broker.lock_producer_names(&env, &names).await?;
+        for (producer, partition) in &names {
             let last = broker
-                .while_starting(|| broker.last_publishing_id(&producer, partition))
+                .while_starting(|| broker.last_publishing_id(producer, partition))
                 .await;
+            let origin = produce::Origin::of(&settings.source);
+            let last = match last {
+                Ok(last) => produce::check_origin(broker, producer, partition, origin, last)
+                    .await
+                    .map(|()| last),
+                Err(e) => Err(e),
+            };
             match last {
                 Ok(last) => stored.push(last),
                 Err(e) => {
-                    release(locks).await;
+                    release_all(locks).await;
                     return Err(e);
                 }
             }
         }
     }
-    let summary = publish(
+    publish(
         &env,
         broker,
         settings,
         asked,
         &super_stream,
         &producer_name,
-        &stored,
+        (&stored, locks),
         shutdown,
         out,
     )
-    .await;
-    release(locks).await;
-    summary
-}
-
-async fn release(locks: Vec<crate::broker::lock::NameLock>) {
-    join_all(locks.into_iter().map(|lock| lock.release())).await;
+    .await
 }
 
 /// The publishing part of a super-stream produce run, once the name is held.
@@ -175,12 +178,18 @@ async fn publish(
     asked: &SuperStreamSettings,
     super_stream: &SuperStream,
     producer_name: &str,
-    stored: &[u64],
+    (stored, locks): (&[u64], Vec<NameLock>),
     shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
     let name = &super_stream.name;
-    let plan = plan(settings, stored, producer_name, name, out)?;
+    let plan = match plan(settings, stored, producer_name, name, out) {
+        Ok(plan) => plan,
+        Err(e) => {
+            release_all(locks).await;
+            return Err(e);
+        }
+    };
     let mut source = produce::update_source(settings, plan.after, plan.to_send.unwrap_or(0));
     let options = PublisherOptions {
         batch_size: settings.publish.batch_size,
@@ -191,7 +200,7 @@ async fn publish(
         batching: settings.publish.batching,
     };
     let events = move |event| out.publisher_event(&event);
-    let mut publisher = PartitionedPublisher::open(
+    let opened = PartitionedPublisher::open(
         env,
         broker,
         super_stream,
@@ -199,7 +208,16 @@ async fn publish(
         asked.by_warehouse(),
         std::sync::Arc::new(events),
     )
-    .await?;
+    .await;
+    let mut publisher = match opened {
+        Ok(publisher) => publisher,
+        Err(e) => {
+            release_all(locks).await;
+            return Err(e);
+        }
+    };
+    // Each partition's publisher holds its name from now on, and releases it on close.
+    publisher.hold_names(locks);
     if let Some(stored) = plan.resume_after {
         publisher.resume_after(stored);
     }

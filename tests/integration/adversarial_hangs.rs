@@ -179,7 +179,10 @@ fn names_the_broker_cannot_take_are_refused_before_anything_connects() {
             &["consume", "--consumers", "a,b", "--name", &long(254)],
             "NAME-CONSUMER",
         ),
-        (&["--stream", &long(217), "bench"], "STREAM-bench-TIMESTAMP"),
+        (
+            &["--stream", &long(217), "bench"],
+            "STREAM-bench-MILLIS-PID",
+        ),
         (&["produce", "--super-stream", &long(232)], "NAME-KEY"),
         (&["--stream", "a\u{1b}[2Jb", "consume"], "control character"),
     ];

@@ -4,7 +4,9 @@
 //! and for `cluster` a 3-node cluster (`scripts/cluster.sh up`, which scripts/test.sh runs too).
 //! A test that cannot reach it fails with a message saying so; none is skipped.
 
+mod adversarial_data;
 mod adversarial_hangs;
+mod adversarial_inputs;
 mod bench;
 mod cluster;
 mod edge_inputs;
@@ -12,6 +14,7 @@ mod errors;
 mod fan_out;
 mod faults;
 mod first_run;
+mod flag_walk;
 mod ingest;
 mod interrupts;
 mod produce_consume;

@@ -135,3 +135,38 @@ fn verify_on_a_truncated_stream_checks_each_producer_from_the_first_seq_read() {
         "{stderr}"
     );
 }
+
+/// `--verify` on a super stream whose partitions retention truncated: each partition holds its
+/// producers' updates only from some seq on, and the one start rule checks each producer from
+/// the highest such start, so the removed heads are not reported as gaps (they were, when the
+/// super-stream path checked from seq 0 whenever --offset first was asked).
+#[test]
+fn super_stream_verify_on_truncated_partitions_reports_no_false_gaps() {
+    let ss = crate::util::TestSuperStream::new("truncated");
+    let retention = [
+        "--max-length-bytes",
+        "3mb",
+        "--max-segment-size-bytes",
+        "1mb",
+    ];
+    let args = [
+        &["produce", "--count", "120000", "--producer-name", "late"][..],
+        &["--partitions", "3"],
+        &retention,
+    ]
+    .concat();
+    let produced = ss.run_json(&args);
+    assert_eq!(produced["confirmed"], 120_000, "{produced}");
+    wait_until("retention removes every partition's first segments", || {
+        let read = ss.run_json(&["consume", "--offset", "first", "--count", "3"]);
+        read["partitions"]
+            .as_array()
+            .is_some_and(|p| p.iter().all(|p| p["first_offset"].as_u64() > Some(0)))
+    });
+    let verified = ss.run_json(&["consume", "--offset", "first", "--verify"]);
+    assert_eq!(verified["verify"]["ok"], true, "{verified}");
+    let producer = &verified["verify"]["producers"][0];
+    assert_eq!(producer["gaps"], 0, "{verified}");
+    assert!(producer["first_seq"].as_u64() > Some(0), "{verified}");
+    assert_eq!(producer["last_seq"], 119_999, "{verified}");
+}

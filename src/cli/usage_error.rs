@@ -1,0 +1,116 @@
+//! clap's errors as one line: scripts and logs read errors line by line, and clap's own
+//! rendering puts what matters (the conflicting flags, the missing ones, "did you mean",
+//! the `--` tip for a negative number) on the lines after the first. A value that came from an
+//! environment variable is named as such, not as a flag the user never typed.
+
+use clap::error::{ContextKind, ContextValue, Error, ErrorKind};
+use clap::CommandFactory;
+
+use super::Cli;
+
+/// `e` in one line, without clap's `error: ` prefix and usage block.
+pub fn one_line(e: &Error) -> String {
+    let rendered = e.render().to_string();
+    let mut line = String::new();
+    let mut tips = Vec::new();
+    let mut listed = Vec::new();
+    for text in rendered.lines().map(str::trim) {
+        if text.starts_with("Usage:") || text.starts_with("For more information") {
+            break;
+        }
+        if text.is_empty() {
+            continue;
+        }
+        if line.is_empty() {
+            line = text.strip_prefix("error: ").unwrap_or(text).to_string();
+        } else if let Some(tip) = text.strip_prefix("tip: ") {
+            tips.push(tip.to_string());
+        } else {
+            listed.push(text.to_string());
+        }
+    }
+    if line.is_empty() {
+        line = "invalid arguments".to_string();
+    }
+    if !listed.is_empty() {
+        let sep = if line.ends_with(':') { " " } else { ": " };
+        line = format!("{line}{sep}{}", listed.join(", "));
+    }
+    if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) {
+        if e.kind() == ErrorKind::UnknownArgument && is_negative_number(arg) && tips.is_empty() {
+            tips.push(format!(
+                "a value that starts with '-' goes after '=': --FLAG={arg}"
+            ));
+        }
+    }
+    for tip in tips {
+        line = format!("{line}; {tip}");
+    }
+    if let Some(from_env) = value_from_environment(e) {
+        line = format!("{line} (the value comes from the environment variable {from_env})");
+    }
+    line
+}
+
+fn is_negative_number(arg: &str) -> bool {
+    arg.strip_prefix('-')
+        .is_some_and(|n| !n.is_empty() && n.parse::<f64>().is_ok())
+}
+
+/// The environment variable behind the flag `e` is about, when the flag was not on the command
+/// line but its variable is set.
+fn value_from_environment(e: &Error) -> Option<String> {
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.strip_prefix("--")?.split([' ', '=']).next()?;
+    let command = Cli::command();
+    let env = std::iter::once(&command)
+        .chain(command.get_subcommands())
+        .flat_map(|c| c.get_arguments())
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?
+        .to_string_lossy()
+        .into_owned();
+    let typed =
+        std::env::args().any(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")));
+    (!typed && std::env::var_os(&env).is_some()).then_some(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn error_of(args: &[&str]) -> String {
+        let e = Cli::try_parse_from([&["invstream"], args].concat()).unwrap_err();
+        one_line(&e)
+    }
+
+    #[test]
+    fn conflicts_name_every_flag_in_the_one_line() {
+        let line = error_of(&["consume", "--follow", "--count", "5", "--duration", "1s"]);
+        assert!(
+            line.contains("--follow") && line.contains("--count"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+        assert!(!line.trim_end().ends_with(':'), "{line}");
+    }
+
+    #[test]
+    fn a_missing_required_flag_is_named() {
+        let line = error_of(&["produce", "--resume"]);
+        assert!(line.contains("--producer-name"), "{line}");
+        assert!(!line.trim_end().ends_with(':'), "{line}");
+    }
+
+    #[test]
+    fn a_misspelt_flag_gets_did_you_mean_and_a_negative_number_the_dash_dash_tip() {
+        let line = error_of(&["produce", "--cont", "5"]);
+        assert!(line.contains("'--count'"), "{line}");
+        let line = error_of(&["produce", "--count", "-5"]);
+        assert!(line.contains("-5") && line.contains("--"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
+}
