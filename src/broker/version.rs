@@ -130,9 +130,9 @@ fn tls_client_config(settings: &TlsSettings) -> Result<ClientConfig> {
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
         (Some(ca), false) => {
             let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(ca)
-                .map_err(|e| failed(format!("cannot read --tls-ca-cert {}: {e}", ca.display())))?
-            {
+            let pem = crate::files::read_bounded(ca, crate::files::MAX_PEM_FILE_BYTES)
+                .map_err(|e| failed(format!("cannot read --tls-ca-cert {}: {e}", ca.display())))?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| {
                     failed(format!("--tls-ca-cert {} is not PEM: {e}", ca.display()))
                 })?;
@@ -146,10 +146,14 @@ fn tls_client_config(settings: &TlsSettings) -> Result<ClientConfig> {
     match &settings.client_cert {
         None => Ok(builder.with_no_client_auth()),
         Some((cert, key)) => {
-            let certs = CertificateDer::pem_file_iter(cert)
-                .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+            let pem = |path: &std::path::Path, option: &str| {
+                crate::files::read_bounded(path, crate::files::MAX_PEM_FILE_BYTES)
+                    .map_err(|e| failed(format!("cannot read {option} {}: {e}", path.display())))
+            };
+            let certs = CertificateDer::pem_slice_iter(&pem(cert, "--tls-cert")?)
+                .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| failed(format!("--tls-cert {}: {e}", cert.display())))?;
-            let key = PrivateKeyDer::from_pem_file(key)
+            let key = PrivateKeyDer::from_pem_slice(&pem(key, "--tls-key")?)
                 .map_err(|e| failed(format!("--tls-key {}: {e}", key.display())))?;
             builder
                 .with_client_auth_cert(certs, key)
