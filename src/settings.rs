@@ -370,6 +370,11 @@ fn serve(args: &ServeArgs) -> Result<ServeSettings> {
         Some(args.confirm_timeout),
         "answer 504 before any confirm could come",
     )?;
+    checks::positive(
+        "--body-read-timeout",
+        Some(args.body_read_timeout),
+        "answer 408 to every request whose body does not come at once",
+    )?;
     checks::stream_or_super_stream(args.super_stream.as_deref())?;
     Ok(ServeSettings {
         publish: publish(
@@ -553,5 +558,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("need a rabbitmq-stream+tls:// URI"), "{err}");
+    }
+
+    #[test]
+    fn a_body_read_timeout_of_zero_is_refused() {
+        let err = settings(&["serve", "--body-read-timeout", "0s"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--body-read-timeout 0s would"), "{err}");
+        assert!(settings(&["serve", "--body-read-timeout", "1s"]).is_ok());
     }
 }
