@@ -16,9 +16,7 @@ use crate::stats::{CommandDetails, LatencyKind, RunSummary, Totals};
 use rabbitmq_stream_client::Environment;
 
 mod drive;
-mod origin;
 pub(crate) use drive::{drive, Driven, Publishing};
-pub(crate) use origin::{check_origin, Origin};
 
 /// Where the updates of a produce run come from.
 pub(crate) enum UpdateSource {
@@ -232,16 +230,6 @@ async fn plan(
         }
         _ => 0,
     };
-    if let (true, Some(name)) = (settings.dedup, &settings.producer_name) {
-        check_origin(
-            broker,
-            name,
-            stream,
-            Origin::of(&settings.source),
-            stored_before,
-        )
-        .await?;
-    }
     let plan = match &settings.source {
         UpdateSourceSettings::Generated {
             count,
@@ -352,6 +340,7 @@ pub async fn run(
             if let Some(lock) = name_lock {
                 publisher.hold_name(lock);
             }
+            publisher.stop_on(shutdown.signal());
             publish(broker, stream, settings, shutdown, out, publisher, plan).await
         }
         Err(e) => {

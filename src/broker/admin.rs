@@ -137,14 +137,6 @@ impl BrokerSettings {
         }
     }
 
-    /// Stores `offset` for `reference` on `stream` (the broker's offset tracking; no reply).
-    pub async fn store_offset(&self, reference: &str, stream: &str, offset: u64) -> Result<()> {
-        let client = self.connect_client().await?;
-        let result = client.store_offset(reference, stream, offset).await;
-        let _ = client.close().await;
-        result.map_err(|e| self.client_error(e, "storing an offset"))
-    }
-
     /// The last publishing id the broker stored for producer `name` on `stream` (0 for none).
     pub async fn last_publishing_id(&self, name: &str, stream: &str) -> Result<u64> {
         let client = self.connect_client().await?;

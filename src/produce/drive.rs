@@ -141,8 +141,12 @@ pub(crate) async fn drive<P: Publishing>(
                 } => {}
             }
             // Not raced with the stop: a send cut short would leave its batch half handed over.
+            // A send that failed because the stop came while reconnecting is an interruption.
             if let Err(e) = publisher.send_batch(batch, confirm_timeout).await {
-                failure = Some(e);
+                match stop.is_stopped() {
+                    true => interrupted = true,
+                    false => failure = Some(e),
+                }
                 break;
             }
             progress.set_position(confirmed());
@@ -153,7 +157,7 @@ pub(crate) async fn drive<P: Publishing>(
     }
     if let Some(failure) = failure {
         progress.finish_and_clear();
-        if let (Some(command), false) = (finish_with, is_give_up(&failure)) {
+        if let (Some(command), true) = (finish_with, resuming_helps(&failure)) {
             out.status(&format!("to send the rest exactly once, run: {command}"));
         }
         return Err(failure);
@@ -193,10 +197,12 @@ pub(crate) async fn drive<P: Publishing>(
     })
 }
 
-/// Whether an error already carries the command that finishes the run.
-fn is_give_up(error: &InvError) -> bool {
-    matches!(
+/// Whether the command that finishes the run is worth printing after `error`: not when the
+/// error already carries it (reconnecting gave up), nor when the input itself is at fault (the
+/// same command would stop at the same line).
+fn resuming_helps(error: &InvError) -> bool {
+    !matches!(
         error,
-        InvError::Connect(crate::error::ConnectError::RetryWindowEnded { .. })
+        InvError::Connect(crate::error::ConnectError::RetryWindowEnded { .. }) | InvError::Input(_)
     )
 }

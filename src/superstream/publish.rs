@@ -139,13 +139,6 @@ pub async fn run(
             let last = broker
                 .while_starting(|| broker.last_publishing_id(producer, partition))
                 .await;
-            let origin = produce::Origin::of(&settings.source);
-            let last = match last {
-                Ok(last) => produce::check_origin(broker, producer, partition, origin, last)
-                    .await
-                    .map(|()| last),
-                Err(e) => Err(e),
-            };
             match last {
                 Ok(last) => stored.push(last),
                 Err(e) => {
@@ -218,6 +211,7 @@ async fn publish(
     };
     // Each partition's publisher holds its name from now on, and releases it on close.
     publisher.hold_names(locks);
+    publisher.stop_on(&shutdown.signal());
     if let Some(stored) = plan.resume_after {
         publisher.resume_after(stored);
     }
