@@ -80,6 +80,8 @@ pub async fn run(
             .into());
         }
         out.status(&format!("created stream '{bench_stream}'"));
+        // From here bench heeds a stop itself, so its stream is deleted on the way out.
+        let _heeded = shutdown.signal();
         let target = Target::Stream(bench_stream.clone());
         let outcome = bench(&env, broker, &target, settings, shutdown, out).await;
         if !settings.keep_stream {
@@ -98,6 +100,7 @@ pub async fn run(
         out,
     )
     .await?;
+    let _heeded = shutdown.signal();
     let target = Target::SuperStream(super_stream);
     let outcome = bench(&env, broker, &target, settings, shutdown, out).await;
     if !settings.keep_stream {

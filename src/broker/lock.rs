@@ -73,11 +73,19 @@ impl BrokerSettings {
         Ok(locks)
     }
 
-    /// Takes a lost lock's name again (waiting while the stream is not available yet), or
-    /// fails with `PublishError::NameInUse` when another run took it meanwhile.
-    pub async fn retake(&self, env: &Environment, lost: &NameLock) -> Result<NameLock> {
-        self.while_starting(|| self.lock_producer_name(env, &lost.stream, &lost.name))
-            .await
+    /// Takes a lost lock's name again, or fails with `PublishError::NameInUse` when another
+    /// run took it meanwhile. Retried within `--retry-for` from `lost_at`, like the reconnect it
+    /// follows: on a cluster the stream's metadata may still name a node that just died.
+    pub async fn retake(
+        &self,
+        env: &Environment,
+        lost: &NameLock,
+        lost_at: std::time::Instant,
+    ) -> Result<NameLock> {
+        self.with_retries(lost_at, "taking the producer name again", "", || {
+            self.lock_producer_name(env, &lost.stream, &lost.name)
+        })
+        .await
     }
 
     /// Takes `name` on `stream` for this process, or fails with `PublishError::NameInUse`.
@@ -95,6 +103,10 @@ impl BrokerSettings {
             env.consumer()
                 .offset(OffsetSpecification::Next)
                 .client_provided_name("invstream-producer-lock")
+                // On the leader, found as the producer finds it: a random replica may be a node
+                // that just died and is still listed (taking the name again after a failover
+                // then tried it for all of --retry-for).
+                .prefer_replica(false)
                 .name(&group)
                 .enable_single_active_consumer(true)
                 .consumer_update(move |active, _context| {

@@ -33,6 +33,7 @@ use crate::broker::BrokerSettings;
 use crate::entry::{EntryEncoder, WITHOUT_FILTER_VALUES, WITH_FILTER_VALUES};
 use crate::error::{ConnectError, InvError, PublishError, Result};
 use crate::input::NumberedUpdate;
+use crate::shutdown::StopSignal;
 use crate::stats::LatencyHistogram;
 
 /// Sub-entry batching: many messages in one stream entry, and their compression.
@@ -137,6 +138,8 @@ pub struct Publisher {
     name_lock: Option<NameLock>,
     /// The name's lock was lost and another run holds the name now.
     name_taken: bool,
+    /// The run's stop (Ctrl-C, SIGTERM): reconnecting gives up at once when it comes.
+    stop: Option<StopSignal>,
 }
 
 impl Publisher {
@@ -189,7 +192,18 @@ impl Publisher {
             encoder: EntryEncoder::default(),
             name_lock: None,
             name_taken: false,
+            stop: None,
         })
+    }
+
+    /// Gives up reconnecting when `stop` comes: a broker away would otherwise hold a run
+    /// that was asked to stop for all of `--retry-for`.
+    pub fn stop_on(&mut self, stop: StopSignal) {
+        self.stop = Some(stop);
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stop.as_ref().is_some_and(StopSignal::is_stopped)
     }
 
     /// Holds `lock` (this publisher's producer name) until `close`, taking it again before
@@ -213,7 +227,11 @@ impl Publisher {
             return Ok(());
         };
         tracing::info!(producer = %self.recipe.producer_name, "the producer name's lock was lost; taking it again");
-        let retaken = self.recipe.broker.retake(&self.recipe.env, lock).await;
+        let retaken = self
+            .recipe
+            .broker
+            .retake(&self.recipe.env, lock, Instant::now())
+            .await;
         match retaken {
             Ok(lock) => {
                 self.name_lock = Some(lock);
@@ -498,8 +516,12 @@ impl Publisher {
         let sent = self.tracker.sent();
         while self.tracker.settled() < sent {
             if self.tracker.is_lost() {
-                self.recover().await?;
-                deadline = pace::deadline_after(timeout);
+                match self.recover().await {
+                    Ok(()) => deadline = pace::deadline_after(timeout),
+                    // Stopped while reconnecting: what is unconfirmed counts as failed.
+                    Err(_) if self.is_stopped() => break,
+                    Err(e) => return Err(e),
+                }
             }
             let notified = self.tracker.settled.notified();
             if self.tracker.settled() >= sent || self.tracker.is_lost() {

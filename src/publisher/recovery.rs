@@ -42,14 +42,32 @@ impl Publisher {
             // connects anew through whichever node answers, which locates the stream's leader
             // now (on a cluster it may have moved off the node we lost).
             let (recipe, tracker) = (&self.recipe, &self.tracker);
-            let (env, (producer, filtering)) = recipe
+            let reconnect = recipe
                 .broker
                 .with_retries(lost_at, "publishing", &advice, || async {
                     let env = recipe.broker.connect().await?;
                     let built = recipe.build_on(&env, tracker).await?;
                     Ok((env, built))
-                })
-                .await?;
+                });
+            // Raced with the run's stop: reconnecting may go on for all of --retry-for.
+            let mut stop = self.stop.clone();
+            let stopped = async {
+                match stop.as_mut() {
+                    Some(stop) => stop.stopped().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let (env, (producer, filtering)) = tokio::select! {
+                biased;
+                _ = stopped => {
+                    return Err(ConnectError::Lost {
+                        addr: self.recipe.broker.addr(),
+                        during: "publishing (stopped while reconnecting)",
+                    }
+                    .into())
+                }
+                reconnected = reconnect => reconnected?,
+            };
             tracing::info!(stream = %self.recipe.stream, after_ms = lost_at.elapsed().as_millis() as u64, "producer open again");
             self.recipe.env = env;
             self.producer = Some(producer);

@@ -94,6 +94,13 @@ impl PartitionedPublisher {
         })
     }
 
+    /// Every partition's publisher gives up reconnecting when `stop` comes.
+    pub fn stop_on(&mut self, stop: &crate::shutdown::StopSignal) {
+        for publisher in &mut self.publishers {
+            publisher.stop_on(stop.clone());
+        }
+    }
+
     /// Each partition's publisher holds its own producer name's lock (`locks` in partition
     /// order, as `lock_producer_names` took them).
     pub fn hold_names(&mut self, locks: Vec<crate::broker::lock::NameLock>) {

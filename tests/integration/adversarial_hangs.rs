@@ -340,6 +340,49 @@ fn ctrl_c_ends_a_reader_that_is_reconnecting() {
     assert!(output.status.success(), "{output:?}");
 }
 
+/// Ctrl-C while produce reconnects (the broker away, `--retry-for 1h`) ends the run at once
+/// with 130 and its summary, instead of after the whole retry window.
+#[test]
+fn ctrl_c_ends_a_produce_that_is_reconnecting() {
+    // As above: the node advertises the proxy's port, so the producer's connection goes
+    // through the proxy, which the test cuts.
+    const NODE_PORT: u16 = 5597;
+    const PROXY_PORT: u16 = 5598;
+    let proxy = TcpProxy::on(PROXY_PORT, NODE_PORT);
+    let _node = BrokerNode::start_advertising("inv-hangs-produce-stop", NODE_PORT, PROXY_PORT);
+    let uri = format!("rabbitmq-stream://guest:guest@localhost:{PROXY_PORT}/%2f");
+    let stream = unique_name("test-produce-reconnect-stop");
+    let args = [
+        "--json",
+        "--uri",
+        uri.as_str(),
+        "--stream",
+        stream.as_str(),
+        "--retry-for",
+        "1h",
+        "produce",
+        "--count",
+        "100000",
+        "--rate",
+        "200",
+    ];
+    let mut child = spawn(&args);
+    let lines = stderr_lines(&mut child);
+    wait_for_line(&lines, "publishing");
+    proxy.refuse(true);
+    proxy.sever();
+    wait_for_line(&lines, "lost the connection");
+    send_signal(&child, "INT");
+    let output = wait_within(
+        child,
+        Duration::from_secs(10),
+        "produce reconnecting after SIGINT",
+    );
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("a summary");
+    assert_eq!(summary["interrupted"], true, "{summary}");
+}
+
 /// A POST whose head says `length` bytes and which sends `sent` of them, once the server asked
 /// for the body (`Expect: 100-continue`): the request is then in the handler, reading.
 fn post_half_a_body(base: &str) -> TcpStream {
