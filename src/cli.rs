@@ -146,13 +146,13 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub batching: SubEntryArgs,
 
-    /// Bench a super stream of its own (STREAM-bench-TIMESTAMP) with N partitions instead of a
+    /// Bench a super stream of its own (STREAM-bench-MILLIS-PID) with N partitions instead of a
     /// stream: producers route each update by product id, each consumer reads every partition
     /// (RabbitMQ 3.13+)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub super_stream_partitions: Option<u32>,
 
-    /// Keep the benchmark's stream (STREAM-bench-TIMESTAMP) instead of deleting it
+    /// Keep the benchmark's stream (STREAM-bench-MILLIS-PID) instead of deleting it
     #[arg(long)]
     pub keep_stream: bool,
 

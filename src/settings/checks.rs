@@ -102,8 +102,12 @@ pub fn output_file(flag: &str, path: &Path, extension: Option<&str>) -> Result<(
         _ => Path::new("."),
     };
     if !parent.is_dir() {
+        let what = match parent.exists() {
+            true => "is not a directory",
+            false => "does not exist: create it first",
+        };
         return Err(InvError::usage(format!(
-            "{flag} {shown}: directory {} does not exist: create it first",
+            "{flag} {shown}: {} {what}",
             parent.display()
         )));
     }

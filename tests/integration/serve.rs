@@ -172,12 +172,14 @@ fn concurrent_load_stores_exactly_the_acknowledged_updates() {
 fn a_super_stream_gateway_stores_each_product_in_its_partition_and_verifies_exactly() {
     use invstream::routing::partition_of_product;
     const PRODUCTS: u64 = 12;
-    let stream = TestStream::new("serve-ss");
     let super_stream = TestSuperStream::new("serve");
     let name = super_stream.name().to_string();
     let listen = format!("127.0.0.1:{}", free_port());
-    let child = stream.spawn_until(
-        &["serve", "--listen", &listen, "--super-stream", &name],
+    let (child, _log) = crate::util::spawn_until_marker(
+        super_stream.command_via(
+            crate::util::BROKER_PORT,
+            &["serve", "--listen", &listen, "--super-stream", &name],
+        ),
         "serving super stream",
     );
     let base = format!("http://{listen}");
@@ -214,14 +216,7 @@ fn a_super_stream_gateway_stores_each_product_in_its_partition_and_verifies_exac
     assert_eq!(summary["confirmed"], 120, "{summary}");
 
     // Read back across the partitions: exactly what was acknowledged, no gap, no duplicate.
-    let read = stream.run_json(&[
-        "consume",
-        "--super-stream",
-        &name,
-        "--offset",
-        "first",
-        "--verify",
-    ]);
+    let read = super_stream.run_json(&["consume", "--offset", "first", "--verify"]);
     assert_eq!(read["messages"], 120, "{read}");
     let verify = &read["verify"];
     assert_eq!(verify["ok"], true, "{verify}");
