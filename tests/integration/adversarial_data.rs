@@ -3,42 +3,14 @@
 //! an offset, then counts what the broker stored against what the runs said they confirmed.
 
 use std::io::Write;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::serve_util::{free_port, post, UPDATE};
 use crate::util::{
-    assert_one_line_error, binary, runtime, send_signal, summary_of, wait_summary, BrokerNode,
+    assert_one_line_error, runtime, send_signal, summary_of, wait_summary, wait_within, BrokerNode,
     TcpProxy, TestStream,
 };
-
-/// Waits for `child` up to `limit`; kills it and fails the test past that (a hang is a failure,
-/// never a suite that does not end).
-fn output_within(child: Child, limit: Duration, what: &str) -> Output {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(output) => output.expect("invstream finishes"),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("{what} still ran after {limit:?}: killed");
-        }
-    }
-}
-
-fn spawn(stream: &TestStream, args: &[&str]) -> Child {
-    Command::new(binary())
-        .args(["--json", "--stream", &stream.name])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the invstream binary starts")
-}
 
 /// Every update the stream holds, read to its end.
 fn stored(stream: &TestStream) -> u64 {
@@ -60,13 +32,13 @@ fn two_runs_under_one_name(purpose: &str, offset: Duration) {
         "--rate",
         "10000",
     ];
-    let first = spawn(&stream, &args);
+    let first = stream.start(&args);
     std::thread::sleep(offset);
-    let second = spawn(&stream, &args);
+    let second = stream.start(&args);
     let limit = Duration::from_secs(60);
     let outputs = [
-        output_within(first, limit, "the first run"),
-        output_within(second, limit, "the second run"),
+        wait_within(first, limit, "the first run"),
+        wait_within(second, limit, "the second run"),
     ];
     let mut confirmed = 0;
     for output in &outputs {
@@ -112,8 +84,8 @@ fn two_gateways_on_one_stream_never_both_serve() {
         format!("127.0.0.1:{}", free_port()),
     );
     let gateways = [
-        spawn(&stream, &["serve", "--listen", &a]),
-        spawn(&stream, &["serve", "--listen", &b]),
+        stream.start(&["serve", "--listen", &a]),
+        stream.start(&["serve", "--listen", &b]),
     ];
     // The one that serves answers /healthz; the other exits.
     let client = reqwest::Client::new();
@@ -189,9 +161,9 @@ fn two_benches_started_together_each_read_only_their_own() {
         "--consumers",
         "1",
     ];
-    let benches = [spawn(&stream, &args), spawn(&stream, &args)];
+    let benches = [stream.start(&args), stream.start(&args)];
     let limit = Duration::from_secs(120);
-    let summaries = benches.map(|b| summary_of(&output_within(b, limit, "a bench")));
+    let summaries = benches.map(|b| summary_of(&wait_within(b, limit, "a bench")));
     for summary in &summaries {
         assert_eq!(summary["confirmed"], 20_000, "{summary}");
         assert_eq!(summary["consumed"], 20_000, "{summary}");
@@ -208,16 +180,13 @@ fn a_named_pipe_as_input_is_read_once_and_published_whole() {
     let fifo = dir.path().join("updates.pipe");
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success());
-    let producer = spawn(
-        &stream,
-        &[
-            "produce",
-            "--input",
-            fifo.to_str().unwrap(),
-            "--batch-size",
-            "10",
-        ],
-    );
+    let producer = stream.start(&[
+        "produce",
+        "--input",
+        fifo.to_str().unwrap(),
+        "--batch-size",
+        "10",
+    ]);
     // Opening for writing waits for the reader, as a shell's `cmd > pipe` does.
     let writer = {
         let fifo = fifo.clone();
@@ -232,7 +201,7 @@ fn a_named_pipe_as_input_is_read_once_and_published_whole() {
             }
         })
     };
-    let output = output_within(producer, Duration::from_secs(30), "produce --input PIPE");
+    let output = wait_within(producer, Duration::from_secs(30), "produce --input PIPE");
     writer.join().unwrap();
     let summary = summary_of(&output);
     assert_eq!(summary["confirmed"], 100, "{summary}");
@@ -342,7 +311,7 @@ fn a_gateway_that_lost_its_name_to_another_stops_instead_of_acknowledging() {
     // The first gateway comes back: its name is held by the second now.
     proxy.refuse(false);
     acknowledged += accepted(&post_many(&first_listen, 5));
-    let first = output_within(first, Duration::from_secs(90), "the first gateway");
+    let first = wait_within(first, Duration::from_secs(90), "the first gateway");
     let first_stderr = first_log.text();
     assert_eq!(first.status.code(), Some(1), "{first_stderr}");
     assert!(

@@ -6,48 +6,18 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 use crate::serve_util;
 use crate::util::{
-    assert_one_line_error, binary, require_broker, send_signal, unique_name, BrokerNode, TcpProxy,
-    TestStream, TestSuperStream, BROKER_PORT,
+    assert_one_line_error, require_broker, send_signal, spawn_piped, unique_name, wait_within,
+    BrokerNode, TcpProxy, TestStream, TestSuperStream, BROKER_PORT,
 };
-
-/// Waits for `child` to exit within `limit`; kills it and fails the test past it.
-fn wait_within(mut child: Child, limit: Duration, what: &str) -> Output {
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait().expect("the child's status") {
-            Some(_) => return child.wait_with_output().expect("the child's output"),
-            None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let output = child.wait_with_output().expect("the child's output");
-                panic!(
-                    "{what}: still running after {limit:?}, killed; stderr:\n{}",
-                    String::from_utf8_lossy(&output.stderr)
-                );
-            }
-            None => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-}
-
-/// `invstream ARGS…` with stdout and stderr piped, not waited for.
-fn spawn(args: &[&str]) -> Child {
-    Command::new(binary())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the invstream binary starts")
-}
 
 /// `invstream ARGS…`, which must end within `limit`.
 fn run_within(args: &[&str], limit: Duration) -> Output {
-    wait_within(spawn(args), limit, &format!("invstream {args:?}"))
+    wait_within(spawn_piped(args), limit, &format!("invstream {args:?}"))
 }
 
 #[test]
@@ -237,7 +207,7 @@ fn a_signal_during_the_handshake_ends_the_command_at_once() {
     for (signal, code) in [("INT", 130), ("TERM", 143)] {
         let (listener, port) = silent_listener();
         let uri = format!("rabbitmq-stream://guest:guest@127.0.0.1:{port}/%2f");
-        let child = spawn(&["--uri", &uri, "produce", "--count", "1"]);
+        let child = spawn_piped(&["--uri", &uri, "produce", "--count", "1"]);
         // Ready: it connected and waits for the broker's answer.
         let _held = accept_within(&listener);
         send_signal(&child, signal);
@@ -255,7 +225,7 @@ fn a_signal_during_the_handshake_ends_the_command_at_once() {
 fn ctrl_c_cuts_a_slow_consumers_pause_short() {
     let stream = TestStream::new("slow-pause");
     stream.produce(5);
-    let mut child = spawn(&[
+    let mut child = spawn_piped(&[
         "--stream",
         &stream.name,
         "consume",
@@ -324,7 +294,7 @@ fn ctrl_c_ends_a_reader_that_is_reconnecting() {
         "first",
         "--follow",
     ];
-    let mut child = spawn(&[&through_proxy[..], &follow].concat());
+    let mut child = spawn_piped(&[&through_proxy[..], &follow].concat());
     let lines = stderr_lines(&mut child);
     wait_for_line(&lines, "reading");
     // The broker goes away: the reader reconnects, for up to an hour.
@@ -366,7 +336,7 @@ fn ctrl_c_ends_a_produce_that_is_reconnecting() {
         "--rate",
         "200",
     ];
-    let mut child = spawn(&args);
+    let mut child = spawn_piped(&args);
     let lines = stderr_lines(&mut child);
     wait_for_line(&lines, "publishing");
     proxy.refuse(true);

@@ -5,7 +5,7 @@
 //! without filter values.
 
 use std::fs::File;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use assert_cmd::assert::OutputAssertExt;
 use predicates::prelude::*;
@@ -28,18 +28,6 @@ fn producers(verified: &serde_json::Value) -> Vec<(String, u64)> {
             )
         })
         .collect()
-}
-
-/// `invstream --json --stream NAME ARGS…`, started and not waited for.
-fn start(stream: &TestStream, args: &[&str]) -> Child {
-    Command::new(binary())
-        .args(["--json", "--stream", &stream.name])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the invstream binary starts")
 }
 
 fn stderr_of(output: &Output) -> String {
@@ -87,7 +75,7 @@ fn two_concurrent_default_runs_both_publish_everything() {
     let stream = TestStream::new("fr-concurrent");
     // Paced (2 s each), so the two runs overlap however fast this machine publishes.
     let args = ["produce", "--count", "200000", "--rate", "100000"];
-    let (a, b) = (start(&stream, &args), start(&stream, &args));
+    let (a, b) = (stream.start(&args), stream.start(&args));
     let (a, b) = (wait_summary(a), wait_summary(b));
     for run in [&a, &b] {
         assert_eq!(run["confirmed"], 200_000, "{run}");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::CommandFactory;
 
-use crate::util::{binary, send_signal, BrokerNode};
+use crate::util::{binary, send_signal, wait_or_kill, BrokerNode};
 
 /// The values every flag is tried with.
 fn edge_values() -> Vec<String> {
@@ -109,18 +109,7 @@ fn judge(output: &Output) -> Option<String> {
 
 /// Waits up to `BOUND` for a run; `Err` (after killing it) when it is still running.
 fn finish(child: Child) -> Result<Output, String> {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(BOUND) {
-        Ok(output) => Ok(output.expect("waited")),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            Err(format!("still running after {BOUND:?}: killed"))
-        }
-    }
+    wait_or_kill(child, BOUND).ok_or_else(|| format!("still running after {BOUND:?}: killed"))
 }
 
 /// `serve` runs until stopped: once it says it serves, SIGTERM must end it with exit 0.

@@ -58,6 +58,12 @@ impl TestStream {
         invstream(&[&["--stream", &self.name], args].concat())
     }
 
+    /// `invstream --json --stream NAME ARGS…`, started (pipes for stdout and stderr) and not
+    /// waited for.
+    pub fn start(&self, args: &[&str]) -> Child {
+        spawn_piped(&[&["--json", "--stream", &self.name], args].concat())
+    }
+
     /// Runs the command with `--json` and returns its summary; panics (with stderr) if it failed.
     pub fn run_json(&self, args: &[&str]) -> serde_json::Value {
         let output = self.run(&[&["--json"], args].concat());
@@ -267,6 +273,39 @@ pub struct StoredMessage {
     pub offset: u64,
     pub update: serde_json::Value,
     pub content_type: Option<String>,
+}
+
+/// `invstream ARGS…` with stdout and stderr piped, started and not waited for.
+pub fn spawn_piped(args: &[&str]) -> Child {
+    Command::new(binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the invstream binary starts")
+}
+
+/// Waits up to `limit` for `child` (its pipes drained meanwhile); `None`, after killing it,
+/// when it still runs: a hang is a result, never a suite that does not end.
+pub fn wait_or_kill(child: Child, limit: Duration) -> Option<Output> {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => Some(output.expect("invstream finishes")),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            None
+        }
+    }
+}
+
+/// As [`wait_or_kill`], failing the test (naming `what`) when `child` still runs after `limit`.
+pub fn wait_within(child: Child, limit: Duration, what: &str) -> Output {
+    wait_or_kill(child, limit).unwrap_or_else(|| panic!("{what} still ran after {limit:?}: killed"))
 }
 
 /// `invstream ARGS…`, waited for.
