@@ -44,23 +44,20 @@ fn a_slow_consumer_does_not_hold_back_the_others_and_resumes_later() {
         ];
         stream.run_json(&[&args[..], &["--name", name], extra].concat())
     };
-    let unslowed = read_all("svc0", &[]);
+    // Within the same 4 s window, the others read all 20,000 while the slow one (2 ms a
+    // message, so at most ~2,000) did not: had it held them back, they would stop where it did.
     let slowed = read_all("svc", &["--slow", "email=2ms", "--duration", "4s"]);
-    for name in ["stats", "loyalty"] {
-        let (before, after) = (consumer(&unslowed, name), consumer(&slowed, name));
-        assert_eq!(after["messages"], 20_000, "{name} read everything: {after}");
-        let ratio = after["msg_per_s"].as_f64().unwrap() / before["msg_per_s"].as_f64().unwrap();
-        assert!(
-            ratio > 0.25,
-            "{name} slowed down by the slow consumer: {ratio:.2} ({before} vs {after})"
-        );
-    }
     let email = consumer(&slowed, "email");
     let email_read = email["messages"].as_u64().unwrap();
     assert!(
-        email_read > 0 && email_read < 20_000,
+        email_read > 0 && email_read < 10_000,
         "email was slow: {email}"
     );
+    for name in ["stats", "loyalty"] {
+        let other = consumer(&slowed, name);
+        assert_eq!(other["messages"], 20_000, "{name} read everything: {other}");
+        assert_eq!(other["last_offset"], 19_999, "{name}: {other}");
+    }
 
     // The slow one carries on later from where it stopped, and nothing is read twice.
     let resumed = stream.run_json(&[
