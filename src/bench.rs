@@ -16,11 +16,12 @@ use rabbitmq_stream_client::Environment;
 use crate::broker::{BrokerSettings, Retention};
 use crate::entry::MessageView;
 use crate::error::{Result, StreamError};
-use crate::input::NumberedUpdate;
 use crate::model::{now_us, BurstClock, InventoryUpdate, UpdateGenerator};
 use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
 use crate::produce::generated_batch;
-use crate::publisher::{Pace, PublishOutcome, Publisher, PublisherOptions, PublisherStats};
+use crate::publisher::{
+    Pace, PartitionedPublisher, PublishOutcome, PublisherOptions, PublisherStats,
+};
 use crate::reader::{self, MessageSink, ReadPlan, ReaderSpec, StartOffset, Take};
 use crate::report::{bench_second_line, thousands, Output};
 use crate::settings::{BenchSettings, CommonSettings};
@@ -28,11 +29,19 @@ use crate::shutdown::{Shutdown, Signal};
 use crate::stats::{
     BenchSecond, CommandDetails, LatencyHistogram, LatencyKind, RunSummary, Totals,
 };
-use crate::superstream::partitioned::{self, PartitionedPublisher};
-use crate::superstream::{self, PartitionLayout, SuperStream};
+use crate::superstream::{self, PartitionLayout};
+use crate::target::Target;
 
 /// After the producers finish, consumers get this long to read what is left.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a benchmark producer waits for a confirm (a stall) or for its last confirms before
+/// it gives up: a broker that confirms nothing for this long is no benchmark.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After the user's stop, the confirms of what was sent get this long, so the numbers count
+/// what was stored without keeping the user waiting.
+const CONFIRM_WAIT_AFTER_STOP: Duration = Duration::from_secs(5);
 
 /// How often the reporter checks whether the run is over between its once-a-second lines.
 const FINISH_POLL: Duration = Duration::from_millis(50);
@@ -82,7 +91,7 @@ pub async fn run(
         out.status(&format!("created stream '{bench_stream}'"));
         // From here bench heeds a stop itself, so its stream is deleted on the way out.
         let _heeded = shutdown.signal();
-        let target = Target::Stream(bench_stream.clone());
+        let target = Target::stream(&bench_stream);
         let outcome = bench(&env, broker, &target, settings, shutdown, out).await;
         if !settings.keep_stream {
             if let Err(e) = broker.delete_stream(&bench_stream).await {
@@ -101,7 +110,7 @@ pub async fn run(
     )
     .await?;
     let _heeded = shutdown.signal();
-    let target = Target::SuperStream(super_stream);
+    let target = Target::super_stream(super_stream);
     let outcome = bench(&env, broker, &target, settings, shutdown, out).await;
     if !settings.keep_stream {
         if let Err(e) = superstream::delete(broker, &bench_stream).await {
@@ -122,101 +131,6 @@ fn bench_stream_name(stream: &str) -> String {
     format!("{stream}-bench-{millis}-{}", std::process::id())
 }
 
-/// What a benchmark runs on: a stream of its own, or a super stream of its own.
-enum Target {
-    Stream(String),
-    SuperStream(SuperStream),
-}
-
-impl Target {
-    fn name(&self) -> &str {
-        match self {
-            Target::Stream(name) => name,
-            Target::SuperStream(super_stream) => &super_stream.name,
-        }
-    }
-
-    /// The streams a consumer reads: the stream, or every partition.
-    fn streams(&self) -> Vec<String> {
-        match self {
-            Target::Stream(name) => vec![name.clone()],
-            Target::SuperStream(super_stream) => super_stream.partitions.clone(),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Target::Stream(name) => format!("stream '{name}'"),
-            Target::SuperStream(super_stream) => format!(
-                "super stream '{}' ({} partitions, routed by product id)",
-                super_stream.name,
-                super_stream.partitions.len()
-            ),
-        }
-    }
-}
-
-/// A benchmark producer: one publisher, or one per partition behind the hash router.
-enum BenchPublisher {
-    Plain(Box<Publisher>),
-    Partitioned(PartitionedPublisher),
-}
-
-impl BenchPublisher {
-    async fn open(
-        env: &Environment,
-        broker: &BrokerSettings,
-        target: &Target,
-        options: PublisherOptions,
-        out: Output,
-    ) -> Result<Self> {
-        let events = Arc::new(move |event| out.publisher_event(&event));
-        Ok(match target {
-            Target::Stream(stream) => BenchPublisher::Plain(Box::new(
-                Publisher::open(env, broker, stream, options, events).await?,
-            )),
-            Target::SuperStream(super_stream) => BenchPublisher::Partitioned(
-                PartitionedPublisher::open(env, broker, super_stream, options, false, events)
-                    .await?,
-            ),
-        })
-    }
-
-    /// The counters of its publishers.
-    fn stats(&self) -> Vec<PublisherStats> {
-        match self {
-            BenchPublisher::Plain(publisher) => vec![publisher.stats()],
-            BenchPublisher::Partitioned(publisher) => publisher.stats(),
-        }
-    }
-
-    async fn send(&mut self, batch: Vec<NumberedUpdate>, stall_timeout: Duration) -> Result<()> {
-        match self {
-            BenchPublisher::Plain(publisher) => {
-                publisher.send(&batch, stall_timeout).await.map(|_| ())
-            }
-            BenchPublisher::Partitioned(publisher) => publisher.send(batch, stall_timeout).await,
-        }
-    }
-
-    /// Waits for the confirms; the partitions' outcomes as one.
-    async fn finish(&mut self, timeout: Duration) -> Result<PublishOutcome> {
-        match self {
-            BenchPublisher::Plain(publisher) => publisher.finish(timeout).await,
-            BenchPublisher::Partitioned(publisher) => {
-                Ok(partitioned::total(&publisher.finish(timeout).await?))
-            }
-        }
-    }
-
-    async fn close(self) {
-        match self {
-            BenchPublisher::Plain(publisher) => (*publisher).close().await,
-            BenchPublisher::Partitioned(publisher) => publisher.close().await,
-        }
-    }
-}
-
 async fn bench(
     env: &Environment,
     broker: &BrokerSettings,
@@ -225,14 +139,15 @@ async fn bench(
     shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
-    let stream = target.name();
+    let stream = target.name.as_str();
     let consumer_stats = Arc::new(ConsumerStats::default());
     // The readers stop when the run is over, or at the user's signal.
     let readers_stop = Shutdown::new();
     // One plan per stream a consumer reads (each partition of a super stream).
     let plans: Vec<Arc<ReadPlan>> = target
-        .streams()
-        .into_iter()
+        .partitions
+        .iter()
+        .cloned()
         .map(|stream| {
             Arc::new(ReadPlan {
                 stream,
@@ -252,9 +167,9 @@ async fn bench(
     let events: reader::ReaderEvents = Arc::new(move |event| out.reader_event(&event));
     let mut starts = Vec::new();
     for (index, plan) in (0..args.consumers).flat_map(|i| plans.iter().map(move |p| (i, p))) {
-        let label = match target {
-            Target::Stream(_) => format!("bench-consumer-{index}"),
-            Target::SuperStream(_) => format!("bench-consumer-{index}-{}", plan.stream),
+        let label = match target.is_super_stream {
+            false => format!("bench-consumer-{index}"),
+            true => format!("bench-consumer-{index}-{}", plan.stream),
         };
         let spec = ReaderSpec {
             label,
@@ -290,16 +205,28 @@ async fn bench(
             dedup: false,
             batching: args.publish.batching,
         };
-        publishers.push(BenchPublisher::open(env, broker, target, options, out).await?);
+        let events = Arc::new(move |event| out.publisher_event(&event));
+        publishers
+            .push(PartitionedPublisher::open(env, broker, target, options, false, events).await?);
     }
-    let stats: Vec<_> = publishers.iter().flat_map(BenchPublisher::stats).collect();
+    let stats: Vec<_> = publishers
+        .iter()
+        .flat_map(PartitionedPublisher::stats)
+        .collect();
     let started = Instant::now();
     let deadline = args.duration.map(|d| started + d);
     let per_producer_rate = args
         .rate
         .map(|r| (r as f64 / args.producers as f64).max(1.0));
+    let routed = match target.is_super_stream {
+        true => format!(
+            " ({} partitions, routed by product id)",
+            target.partitions.len()
+        ),
+        false => String::new(),
+    };
     out.status(&format!(
-        "bench on {}: {} producers, {} consumers, {}",
+        "bench on {}{routed}: {} producers, {} consumers, {}",
         target.describe(),
         args.producers,
         args.consumers,
@@ -452,7 +379,10 @@ struct ProducerPlan {
 }
 
 /// Publishes generated updates until the count or the deadline, paced by the rate.
-async fn publish(mut publisher: BenchPublisher, plan: ProducerPlan) -> Result<PublishOutcome> {
+async fn publish(
+    mut publisher: PartitionedPublisher,
+    plan: ProducerPlan,
+) -> Result<PublishOutcome> {
     let mut generator = UpdateGenerator::new(1_000, plan.seed);
     let mut pace = plan.rate.map(Pace::new);
     let mut sent = 0u64;
@@ -478,17 +408,20 @@ async fn publish(mut publisher: BenchPublisher, plan: ProducerPlan) -> Result<Pu
         for (_, update) in &mut batch {
             update.sku.extend(std::iter::repeat_n('-', plan.pad));
         }
-        if let Err(e) = publisher.send(batch, Duration::from_secs(30)).await {
+        if let Err(e) = publisher.send(batch, CONFIRM_TIMEOUT).await {
             failure = Some(e);
             break;
         }
         sent += size;
     }
     let confirm_wait = match plan.stop.is_stopped() {
-        true => Duration::from_secs(5),
-        false => Duration::from_secs(30),
+        true => CONFIRM_WAIT_AFTER_STOP,
+        false => CONFIRM_TIMEOUT,
     };
-    let outcome = publisher.finish(confirm_wait).await;
+    let outcome = publisher
+        .finish(confirm_wait)
+        .await
+        .map(|outcomes| PublishOutcome::sum(&outcomes));
     publisher.close().await;
     match failure {
         Some(e) => Err(e),

@@ -139,7 +139,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub filter_values: bool,
 
-    /// The default now (kept so older scripts still run)
+    /// Accepted and without effect: filter values are off unless --filter-values, and the
+    /// commands recorded in docs/BENCHMARKS.md still pass this flag
     #[arg(long, hide = true, conflicts_with = "filter_values")]
     pub no_filter_values: bool,
 
@@ -238,7 +239,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub super_stream: Option<String>,
 
-    /// The default now (kept so older scripts still run)
+    /// Accepted and without effect: filter values are off unless --filter-values, and the
+    /// commands recorded in docs/BENCHMARKS.md still pass this flag
     #[arg(long, hide = true, conflicts_with = "filter_values")]
     pub no_filter_values: bool,
 
@@ -309,7 +311,8 @@ pub struct ProduceArgs {
     #[arg(long)]
     pub filter_values: bool,
 
-    /// The default now (kept so older scripts still run)
+    /// Accepted and without effect: filter values are off unless --filter-values, and the
+    /// commands recorded in docs/BENCHMARKS.md still pass this flag
     #[arg(long, hide = true, conflicts_with = "filter_values")]
     pub no_filter_values: bool,
 

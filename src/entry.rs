@@ -8,7 +8,7 @@
 use rabbitmq_stream_client::types::{CompressionType, Message, SimpleValue, SubEntryBatch};
 use rabbitmq_stream_protocol::commands::publish::append_entry;
 
-use crate::input::NumberedUpdate;
+use crate::model::NumberedUpdate;
 use crate::model::{InventoryUpdate, CONTENT_TYPE};
 
 /// Builds the stream message for an update: JSON body, content type, and the application

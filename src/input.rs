@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use tokio::sync::mpsc;
 
-use crate::model::{now_us, InventoryUpdate};
+use crate::model::{now_us, InventoryUpdate, NumberedUpdate};
 
 /// Where updates come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,17 +23,6 @@ impl InputSource {
         match text {
             "-" => InputSource::Stdin,
             path => InputSource::File(PathBuf::from(path)),
-        }
-    }
-
-    /// A short name for default producer names: the file's name, or `stdin`.
-    pub fn label(&self) -> String {
-        match self {
-            InputSource::Stdin => "stdin".to_string(),
-            InputSource::File(path) => path
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "input".to_string()),
         }
     }
 
@@ -60,10 +49,6 @@ impl std::fmt::Display for InputSource {
         }
     }
 }
-
-/// A valid update and its 1-based line number, which is also its publishing id: re-reading
-/// the same file after a crash gives every line the same id, so the broker drops what it has.
-pub type NumberedUpdate = (u64, InventoryUpdate);
 
 /// What the reading thread hands over, in file order.
 #[derive(Debug)]

@@ -33,13 +33,14 @@ pub mod settings;
 pub mod shutdown;
 pub mod stats;
 pub mod superstream;
+pub mod target;
 pub mod verify;
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::{Cli, Command};
+use crate::cli::Cli;
 use crate::report::Output;
 use crate::settings::CommandSettings;
 use crate::shutdown::Shutdown;
@@ -64,7 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // signal ends it here, at once.
     let addr = common.broker.addr();
     tokio::select! {
-        code = run_command(&cli, common, command, shutdown.clone(), out) => code,
+        code = run_command(common, command, shutdown.clone(), out) => code,
         signal = shutdown.unheeded() => {
             out.status(&format!("stopped by {signal} while starting (the broker at {addr})"));
             Ok(ExitCode::from(signal.exit_code()))
@@ -74,7 +75,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The command, its summary and its exit code.
 async fn run_command(
-    cli: &Cli,
     common: settings::CommonSettings,
     command: CommandSettings,
     shutdown: Shutdown,
@@ -92,28 +92,21 @@ async fn run_command(
         Some(name) => format!("super stream '{name}'"),
         None => format!("stream '{}'", common.stream),
     };
-    let summary = match (&command, &cli.command) {
-        (CommandSettings::Produce(settings), _) => match &settings.super_stream {
-            Some(asked) => {
-                superstream::publish::run(&common, settings, asked, &shutdown, out).await
-            }
-            None => produce::run(&common, settings, &shutdown, out).await,
-        }
-        .with_context(|| format!("produce to {stream} at {addr}"))?,
-        (CommandSettings::Consume(settings), _) => match &settings.super_stream {
+    let summary = match &command {
+        CommandSettings::Produce(settings) => produce::run(&common, settings, &shutdown, out)
+            .await
+            .with_context(|| format!("produce to {stream} at {addr}"))?,
+        CommandSettings::Consume(settings) => match &settings.super_stream {
             Some(name) => superstream::consume::run(&common, settings, name, &shutdown, out).await,
             None => consume::run(&common, settings, &shutdown, out).await,
         }
         .with_context(|| format!("consume from {stream} at {addr}"))?,
-        (CommandSettings::Serve(settings), Command::Serve(args)) => {
-            serve::run(&common, settings, args, &shutdown, out)
-                .await
-                .with_context(|| format!("serve {stream} at {addr}"))?
-        }
-        (CommandSettings::Bench(settings), _) => bench::run(&common, settings, &shutdown, out)
+        CommandSettings::Serve(settings) => serve::run(&common, settings, &shutdown, out)
+            .await
+            .with_context(|| format!("serve {stream} at {addr}"))?,
+        CommandSettings::Bench(settings) => bench::run(&common, settings, &shutdown, out)
             .await
             .with_context(|| format!("bench at {addr}"))?,
-        (CommandSettings::Serve(_), _) => unreachable!("settings follow the command"),
     };
     if let Err(e) = out.summary(&summary) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -13,6 +13,11 @@ pub const LOW_STOCK_THRESHOLD: u64 = 10;
 /// The MIME type every update is published with, so any consumer knows how to read the body.
 pub const CONTENT_TYPE: &str = "application/json";
 
+/// An update and its publishing id, the unit every engine works in: the id is the update's
+/// `seq + 1` when generated and its 1-based line number when read from input, so a re-run that
+/// makes or reads the same updates gives them the same ids and the broker drops what it has.
+pub type NumberedUpdate = (u64, InventoryUpdate);
+
 /// One change to one product's stock, as it travels through the stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InventoryUpdate {

@@ -3,20 +3,22 @@
 //! updates under a producer name of its own unless `--producer-name` is given; `--resume`
 //! finishes an interrupted run exactly once, and a run that stops early says how.
 
-use crate::broker::{BrokerSettings, Retention};
-use crate::error::{InvError, Result};
-use crate::input::{spawn_reader, InputEvent, NumberedUpdate};
-use crate::model::{now_us, UpdateGenerator};
-use crate::publisher::{PublishOutcome, Publisher, PublisherOptions};
+use rabbitmq_stream_client::Environment;
 
+use crate::broker::lock::{release_all, NameLock};
+use crate::broker::BrokerSettings;
+use crate::error::{InvError, Result};
+use crate::input::{spawn_reader, InputEvent};
+use crate::model::{now_us, NumberedUpdate, UpdateGenerator};
+use crate::publisher::{PartitionedPublisher, PublishOutcome, PublisherOptions};
 use crate::report::Output;
 use crate::settings::{CommonSettings, ProduceSettings, UpdateSourceSettings};
 use crate::shutdown::Shutdown;
-use crate::stats::{CommandDetails, LatencyKind, RunSummary, Totals};
-use rabbitmq_stream_client::Environment;
+use crate::stats::RunSummary;
+use crate::target::{connect_and_ensure, Asked, Target};
 
 mod drive;
-pub(crate) use drive::{drive, Driven, Publishing};
+use drive::{drive, Driven};
 
 /// Where the updates of a produce run come from.
 pub(crate) enum UpdateSource {
@@ -150,28 +152,6 @@ fn shell_quote(arg: &str) -> String {
     }
 }
 
-/// Connects and creates the stream if it is missing: the start of every command that publishes.
-pub async fn connect_and_ensure_stream(
-    broker: &BrokerSettings,
-    stream: &str,
-    retention: &Retention,
-    out: Output,
-) -> Result<Environment> {
-    let env = broker.connect().await?;
-    let arguments = retention.arguments();
-    let created = broker
-        .while_starting(|| broker.ensure_stream(stream, arguments.clone()))
-        .await?;
-    if created {
-        out.status(&format!("created stream '{stream}'"));
-    } else if let Some(owner) = crate::superstream::owner_of_partition(broker, stream).await {
-        return Err(InvError::usage(format!(
-            "stream '{stream}' is a partition of super stream '{owner}': publish with --super-stream {owner}, so each update goes to its product's partition"
-        )));
-    }
-    Ok(env)
-}
-
 /// The updates of a run that goes on after the `after` the broker holds for the name: generated
 /// ones continue `seq` after them (`to_send` of them), input resumes after line `after`.
 pub(crate) fn update_source(settings: &ProduceSettings, after: u64, to_send: u64) -> UpdateSource {
@@ -196,292 +176,346 @@ pub(crate) fn update_source(settings: &ProduceSettings, after: u64, to_send: u64
     }
 }
 
-/// What a run is about to send, worked out from what the broker holds for the name.
-struct RunPlan {
-    producer_name: String,
-    source: UpdateSource,
-    /// Updates not sent because the broker holds them (`--resume`).
+/// What a produce run sends, worked out from what each partition holds for the producer name
+/// (a stream is the one-partition case).
+struct Plan {
+    /// Updates (or input lines) up to this publishing id are not generated (read) at all.
+    after: u64,
+    /// Of those, the ones this run counts as skipped: all of them when resuming, none when a
+    /// new run goes on after the name's highest id.
     skipped: u64,
-    /// Updates to send, when known (generated).
+    /// Generated updates to make from there.
     to_send: Option<u64>,
-    /// The name's total after this run, for the resume command (generated).
+    /// The name's total after this run (generated), for the resume command.
     total: Option<u64>,
-    /// The highest publishing id the broker held for the name before this run.
-    stored_before: u64,
+    /// `--resume` where partitions hold different amounts: the last id each one holds, passed
+    /// over per partition.
+    resume_after: Option<Vec<u64>>,
 }
 
-async fn plan(
-    broker: &BrokerSettings,
-    stream: &str,
+/// The partitions of one name hold different amounts when a run stops. A new run goes on after
+/// the highest id; `--resume` starts after the lowest and passes over, per partition, what that
+/// partition already holds. `stored` is empty for a name of this run's own.
+fn plan(
     settings: &ProduceSettings,
+    stored: &[u64],
+    producer_name: &str,
+    target: &Target,
     out: Output,
-) -> Result<RunPlan> {
-    let batch_size = settings.publish.batch_size;
-    let producer_name = match (&settings.producer_name, &settings.source) {
-        (Some(name), _) => name.clone(),
-        (None, _) => unique_producer_name(stream),
+) -> Result<Plan> {
+    let lowest = stored.iter().copied().min().unwrap_or(0);
+    let highest = stored.iter().copied().max().unwrap_or(0);
+    let holds = format!(
+        "producer '{producer_name}' already stored up to publishing id {highest} in {}",
+        target.describe()
+    );
+    let each = match target.is_super_stream {
+        true => " (each partition after its own last id)",
+        false => "",
     };
-    // A new name holds nothing yet; a given one may.
-    let stored_before = match (settings.dedup, settings.producer_name.is_some()) {
-        (true, true) => {
-            broker
-                .while_starting(|| broker.last_publishing_id(&producer_name, stream))
-                .await?
+    let resume_after = (settings.resume && lowest < highest).then(|| stored.to_vec());
+    match &settings.source {
+        UpdateSourceSettings::Generated { count, .. } if settings.resume => {
+            let after = lowest.min(*count);
+            if highest > 0 {
+                out.status(&format!("{holds}: sending the rest of {count}{each}"));
+            }
+            Ok(Plan {
+                after,
+                skipped: after,
+                to_send: Some(count - after),
+                total: Some(*count),
+                resume_after,
+            })
         }
-        _ => 0,
-    };
-    let plan = match &settings.source {
-        UpdateSourceSettings::Generated {
-            count,
-            products,
-            seed,
-        } => {
-            let mut generator = UpdateGenerator::new(*products, *seed);
-            // seq continues after what the name holds (the same seed regenerates the same
-            // updates, so a resumed run sends exactly the missing ones).
-            for _ in 0..stored_before {
-                generator.next_update(0);
-            }
-            let (skipped, to_send, total) = match settings.resume {
-                true => {
-                    let skipped = stored_before.min(*count);
-                    (skipped, count - skipped, *count)
-                }
-                false => (0, *count, stored_before + count),
-            };
-            if settings.resume && skipped > 0 {
-                out.status(&format!(
-                    "producer '{producer_name}' already stored {stored_before} updates in '{stream}': sending {to_send} more"
-                ));
-            }
-            RunPlan {
-                source: UpdateSource::Generated {
-                    generator,
-                    remaining: to_send,
-                    batch_size,
-                },
-                skipped,
-                to_send: Some(to_send),
-                total: Some(total),
-                producer_name,
-                stored_before,
-            }
-        }
-        UpdateSourceSettings::Input { source, strict } => {
-            if stored_before > 0 && !settings.resume {
+        UpdateSourceSettings::Generated { count, .. } => Ok(Plan {
+            after: highest,
+            skipped: 0,
+            to_send: Some(*count),
+            total: Some(highest + count),
+            resume_after: None,
+        }),
+        UpdateSourceSettings::Input { source, .. } => {
+            if highest > 0 && !settings.resume {
                 return Err(InvError::usage(format!(
-                    "producer '{producer_name}' already stored {stored_before} lines in '{stream}': add --resume to go on after line {stored_before}, or leave out --producer-name to publish {source} again as new updates"
+                    "{holds}: add --resume to go on after the lines it holds, or leave out --producer-name to publish {source} again as new updates"
                 )));
             }
-            if stored_before > 0 {
-                out.status(&format!(
-                    "producer '{producer_name}' already stored {stored_before} lines in '{stream}': resuming {source} after line {stored_before}"
-                ));
+            if highest > 0 {
+                out.status(&format!("{holds}: resuming {source}{each}"));
             }
-            RunPlan {
-                source: UpdateSource::Input {
-                    events: spawn_reader(source.clone(), stored_before, batch_size as usize),
-                    strict: *strict,
-                },
-                skipped: stored_before,
+            Ok(Plan {
+                after: lowest,
+                skipped: lowest,
                 to_send: None,
                 total: None,
-                producer_name,
-                stored_before,
-            }
+                resume_after,
+            })
         }
-    };
-    Ok(plan)
+    }
 }
 
-/// `invstream produce`.
+/// `invstream produce`, to a stream or a super stream.
 pub async fn run(
     common: &CommonSettings,
     settings: &ProduceSettings,
     shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
-    let (broker, stream) = (&common.broker, common.stream.as_str());
-    let env = connect_and_ensure_stream(broker, stream, &settings.retention, out).await?;
-    // A given name is held by one run at a time (a default name is this run's alone). It is
-    // taken before the broker is asked what the name holds: a run that read the name's last id
-    // and then waited for the holder to finish would re-send ids the holder stored, and the
-    // broker confirms those duplicates while dropping them.
-    let name_lock = match (settings.dedup, &settings.producer_name) {
-        (true, Some(name)) => Some(
-            broker
-                .while_starting(|| broker.lock_producer_name(&env, stream, name))
-                .await?,
-        ),
-        _ => None,
+    let broker = &common.broker;
+    let asked = match &settings.super_stream {
+        Some(asked) => Asked::SuperStream {
+            name: &asked.name,
+            layout: asked.layout.as_ref(),
+        },
+        None => Asked::Stream(&common.stream),
     };
-    let plan = match plan(broker, stream, settings, out).await {
-        Ok(plan) => plan,
+    let (env, target) = connect_and_ensure(broker, asked, &settings.retention, out).await?;
+    let producer_name = settings
+        .producer_name
+        .clone()
+        .unwrap_or_else(|| unique_producer_name(&target.name));
+    let (locks, stored) = hold_given_name(&env, broker, settings, &target, &producer_name).await?;
+    let opened = match plan(settings, &stored, &producer_name, &target, out) {
+        Ok(plan) => open(&env, broker, settings, &target, &producer_name, out)
+            .await
+            .map(|publisher| (plan, publisher)),
+        Err(e) => Err(e),
+    };
+    let (plan, mut publisher) = match opened {
+        Ok(opened) => opened,
         Err(e) => {
-            if let Some(lock) = name_lock {
-                lock.release().await;
-            }
+            release_all(locks).await;
             return Err(e);
         }
     };
+    // Each partition's publisher holds its name from now on (taken again if its connection is
+    // lost), and releases it when it closes.
+    publisher.hold_names(locks);
+    publisher.stop_on(&shutdown.signal());
+    let run = Run {
+        broker,
+        settings,
+        target: &target,
+        producer_name: &producer_name,
+        stored: &stored,
+        shutdown,
+        out,
+    };
+    run.publish(publisher, plan).await
+}
+
+/// A given name is held by one run at a time (a default name is this run's alone), partition by
+/// partition. It is taken before the broker is asked what the name holds: a run that read the
+/// name's last id and then waited for the holder to finish would re-send ids the holder stored,
+/// and the broker confirms those duplicates while dropping them. The locks, and the last id each
+/// partition holds (none for a name of this run's own).
+async fn hold_given_name(
+    env: &Environment,
+    broker: &BrokerSettings,
+    settings: &ProduceSettings,
+    target: &Target,
+    producer_name: &str,
+) -> Result<(Vec<NameLock>, Vec<u64>)> {
+    if !(settings.dedup && settings.producer_name.is_some()) {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let names = target.producer_names(producer_name);
+    let locks = broker.lock_producer_names(env, &names).await?;
+    let mut stored = Vec::with_capacity(names.len());
+    for (producer, partition) in &names {
+        let last = broker
+            .while_starting(|| broker.last_publishing_id(producer, partition))
+            .await;
+        match last {
+            Ok(last) => stored.push(last),
+            Err(e) => {
+                release_all(locks).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok((locks, stored))
+}
+
+/// Opens the run's publisher: one per partition, routed as the super stream was asked.
+async fn open(
+    env: &Environment,
+    broker: &BrokerSettings,
+    settings: &ProduceSettings,
+    target: &Target,
+    producer_name: &str,
+    out: Output,
+) -> Result<PartitionedPublisher> {
     let options = PublisherOptions {
         batch_size: settings.publish.batch_size,
         max_in_flight: settings.publish.max_in_flight,
         filter_values: settings.publish.filter_values,
-        producer_name: plan.producer_name.clone(),
+        producer_name: producer_name.to_string(),
         dedup: settings.dedup,
         batching: settings.publish.batching,
     };
+    let by_warehouse = settings
+        .super_stream
+        .as_ref()
+        .is_some_and(|asked| asked.by_warehouse());
     let events = move |event| out.publisher_event(&event);
-    match Publisher::open(&env, broker, stream, options, std::sync::Arc::new(events)).await {
-        Ok(mut publisher) => {
-            // Held by the publisher from now on (taken again if its connection is lost), and
-            // released when it closes.
-            if let Some(lock) = name_lock {
-                publisher.hold_name(lock);
-            }
-            publisher.stop_on(shutdown.signal());
-            publish(broker, stream, settings, shutdown, out, publisher, plan).await
-        }
-        Err(e) => {
-            if let Some(lock) = name_lock {
-                lock.release().await;
-            }
-            Err(e)
-        }
-    }
-}
-
-/// The publishing part of a produce run, once the publisher is open.
-async fn publish(
-    broker: &BrokerSettings,
-    stream: &str,
-    settings: &ProduceSettings,
-    shutdown: &Shutdown,
-    out: Output,
-    mut publisher: Publisher,
-    plan: RunPlan,
-) -> Result<RunSummary> {
-    let RunPlan {
-        producer_name,
-        mut source,
-        skipped,
-        to_send,
-        total,
-        stored_before,
-    } = plan;
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let finish_with = settings
-        .dedup
-        .then(|| format!("invstream {}", resume_command(&argv, &producer_name, total)));
-    if let Some(command) = &finish_with {
-        publisher.set_give_up_advice(format!(": to send the rest exactly once, run: {command}"));
-    }
-    let what = match &settings.source {
-        UpdateSourceSettings::Generated { .. } => format!("{} updates", to_send.unwrap_or(0)),
-        UpdateSourceSettings::Input { source, .. } => format!("the updates in {source}"),
-    };
-    out.status(&format!(
-        "publishing {what} to stream '{stream}' as producer '{producer_name}'"
-    ));
-    let drive = drive(
-        &mut publisher,
-        &mut source,
-        settings,
-        shutdown,
-        out,
-        to_send,
-        finish_with.as_deref(),
+    PartitionedPublisher::open(
+        env,
+        broker,
+        target,
+        options,
+        by_warehouse,
+        std::sync::Arc::new(events),
     )
-    .await;
-    // Checked while the name is still held: once released, a run that takes it may publish.
-    let checked = match (&drive, settings.dedup && settings.producer_name.is_some()) {
-        (Ok(driven), true) => {
-            check_no_one_else_published(
-                broker,
-                stream,
-                &producer_name,
-                stored_before,
-                &driven.outcome,
-                out,
-            )
-            .await
-        }
-        _ => Ok(()),
-    };
-    publisher.close().await;
-    let Driven {
-        outcome,
-        interrupted,
-        invalid_lines,
-    } = drive?;
-    checked?;
-    if let (Some(command), true) = (&finish_with, interrupted || outcome.failed > 0) {
-        out.status(&format!("to send the rest exactly once, run: {command}"));
-    }
-    let mut summary = summary(stream, &producer_name, outcome, skipped, invalid_lines);
-    summary.interrupted = interrupted;
-    Ok(summary)
+    .await
 }
 
-/// Two runs publishing under one given name at once drop each other's updates as duplicates
-/// (the broker confirms them all the same). Afterwards the broker's last id for the name tells:
-/// it must be exactly this run's last one.
-async fn check_no_one_else_published(
-    broker: &BrokerSettings,
-    stream: &str,
-    name: &str,
-    stored_before: u64,
-    outcome: &PublishOutcome,
+/// What one produce run works with once its publisher is open.
+struct Run<'a> {
+    broker: &'a BrokerSettings,
+    settings: &'a ProduceSettings,
+    target: &'a Target,
+    producer_name: &'a str,
+    /// What each partition held for a given name before this run.
+    stored: &'a [u64],
+    shutdown: &'a Shutdown,
     out: Output,
-) -> Result<()> {
-    if outcome.confirmed == 0 || outcome.failed > 0 {
-        return Ok(());
-    }
-    let last = broker.last_publishing_id(name, stream).await?;
-    let ours = stored_before + outcome.confirmed;
-    if last > ours {
-        out.status(&format!(
-            "the broker's last publishing id for '{name}' is {last}, this run's was {ours}: another run published under the same name meanwhile"
-        ));
-        return Err(crate::error::PublishError::NameInUse {
-            name: name.to_string(),
-            stream: stream.to_string(),
-        }
-        .into());
-    }
-    Ok(())
 }
 
-/// The run's summary from what the publisher achieved.
-pub fn summary(
-    stream: &str,
-    producer: &str,
-    outcome: PublishOutcome,
-    skipped: u64,
-    invalid_lines: u64,
-) -> RunSummary {
-    let mut summary = RunSummary::new(
-        "produce",
-        stream,
-        Totals {
-            messages: outcome.sent,
-            bytes: outcome.bytes,
-            elapsed: outcome.elapsed,
-        },
-        LatencyKind::PublishToConfirm,
-        &outcome.latency,
-        CommandDetails::Produce {
-            producer: producer.to_string(),
-            max_stall_s: (outcome.max_stall.as_secs_f64() * 1000.0).round() / 1000.0,
-            confirmed: outcome.confirmed,
-            failed: outcome.failed,
+impl Run<'_> {
+    /// Drives the publisher through the updates the plan names, then closes it and sums up.
+    async fn publish(&self, mut publisher: PartitionedPublisher, plan: Plan) -> Result<RunSummary> {
+        let (settings, out) = (self.settings, self.out);
+        let mut source = update_source(settings, plan.after, plan.to_send.unwrap_or(0));
+        if let Some(stored) = plan.resume_after {
+            publisher.resume_after(stored);
+        }
+        let argv: Vec<String> = std::env::args().skip(1).collect();
+        let finish_with = settings.dedup.then(|| {
+            format!(
+                "invstream {}",
+                resume_command(&argv, self.producer_name, plan.total)
+            )
+        });
+        if let Some(command) = &finish_with {
+            publisher
+                .set_give_up_advice(format!(": to send the rest exactly once, run: {command}"));
+        }
+        out.status(&self.publishing_line(&plan.to_send, &publisher));
+        let drive = drive(
+            &mut publisher,
+            &mut source,
+            settings,
+            self.shutdown,
+            out,
+            plan.to_send,
+            finish_with.as_deref(),
+        )
+        .await;
+        // Checked while the name is still held: once released, a run that takes it may publish.
+        let checked = match (&drive, settings.dedup && settings.producer_name.is_some()) {
+            (Ok(driven), true) => {
+                self.check_no_one_else_published(&publisher, &driven.outcome)
+                    .await
+            }
+            _ => Ok(()),
+        };
+        let passed_over = publisher.passed_over();
+        publisher.close().await;
+        let Driven {
+            outcome: outcomes,
+            interrupted,
+            invalid_lines,
+        } = drive?;
+        checked?;
+        let total = PublishOutcome::sum(&outcomes);
+        if let (Some(command), true) = (&finish_with, interrupted || total.failed > 0) {
+            out.status(&format!("to send the rest exactly once, run: {command}"));
+        }
+        let skipped = plan.skipped + passed_over;
+        let mut summary = RunSummary::published(
+            &self.target.name,
+            self.producer_name,
+            total,
             skipped,
             invalid_lines,
-        },
-    );
-    summary.reconnects = outcome.reconnects;
-    summary
+        );
+        summary.interrupted = interrupted;
+        if self.target.is_super_stream {
+            summary.partitions = self.partition_summaries(outcomes);
+        }
+        Ok(summary)
+    }
+
+    /// "publishing N updates to stream 'S' as producer 'P'" (with the partitions and the routing
+    /// on a super stream).
+    fn publishing_line(&self, to_send: &Option<u64>, publisher: &PartitionedPublisher) -> String {
+        let what = match &self.settings.source {
+            UpdateSourceSettings::Generated { .. } => format!("{} updates", to_send.unwrap_or(0)),
+            UpdateSourceSettings::Input { source, .. } => format!("the updates in {source}"),
+        };
+        let partitions = match self.target.is_super_stream {
+            true => format!(
+                " ({} partitions: {}, routed by {})",
+                self.target.partitions.len(),
+                self.target.partitions.join(", "),
+                match publisher.routes_by_product() {
+                    true => "product id",
+                    false => "warehouse",
+                }
+            ),
+            false => String::new(),
+        };
+        format!(
+            "publishing {what} to {}{partitions} as producer '{}'",
+            self.target.describe(),
+            self.producer_name
+        )
+    }
+
+    fn partition_summaries(&self, outcomes: Vec<PublishOutcome>) -> Vec<RunSummary> {
+        self.target
+            .producer_names(self.producer_name)
+            .into_iter()
+            .zip(outcomes)
+            .map(|((producer, partition), outcome)| {
+                RunSummary::published(&partition, &producer, outcome, 0, 0)
+            })
+            .collect()
+    }
+
+    /// Two runs publishing under one given name at once drop each other's updates as duplicates
+    /// (the broker confirms them all the same). Afterwards the broker's last id for the name on
+    /// each partition tells: it must be exactly the last one this run handed to it.
+    async fn check_no_one_else_published(
+        &self,
+        publisher: &PartitionedPublisher,
+        outcomes: &[PublishOutcome],
+    ) -> Result<()> {
+        if outcomes.iter().any(|outcome| outcome.failed > 0) {
+            return Ok(());
+        }
+        let names = self.target.producer_names(self.producer_name);
+        for (index, (producer, partition)) in names.iter().enumerate() {
+            let ours = publisher.last_sent()[index];
+            if outcomes[index].confirmed == 0 || ours == 0 {
+                continue;
+            }
+            let last = self.broker.last_publishing_id(producer, partition).await?;
+            if last > ours.max(self.stored.get(index).copied().unwrap_or(0)) {
+                self.out.status(&format!(
+                    "the broker's last publishing id for '{producer}' is {last}, this run's was {ours}: another run published under the same name meanwhile"
+                ));
+                return Err(crate::error::PublishError::NameInUse {
+                    name: producer.clone(),
+                    stream: partition.clone(),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

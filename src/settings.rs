@@ -100,7 +100,29 @@ pub struct ServeSettings {
     /// `--super-stream`: publish to its partitions instead of the stream.
     pub super_stream: Option<String>,
     pub retention: Retention,
+    pub listen: std::net::SocketAddr,
+    /// How long a request waits for its updates' confirms before 504.
+    pub confirm_timeout: Duration,
+    pub limits: ServeLimits,
+    /// `--auth-token-file`: one bearer token per line (read when serving starts).
+    pub tokens_file: Option<std::path::PathBuf>,
+    /// `/metrics` without a token.
+    pub public_metrics: bool,
+    /// `--listen-tls-cert` and `--listen-tls-key`: serve HTTPS.
+    pub listen_tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
+
+/// What the gateway bounds, so no client can hold its memory or its connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    pub max_body_bytes: u64,
+    pub max_header_bytes: u64,
+    pub body_read_timeout: Duration,
+    pub max_connections: u64,
+}
+
+/// The smallest and largest `--max-header-bytes` (hyper reads no less than 8 KiB at once).
+const HEADER_BYTES_RANGE: std::ops::RangeInclusive<u64> = 8 * 1024..=16 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct BenchSettings {
@@ -376,6 +398,18 @@ fn serve(args: &ServeArgs) -> Result<ServeSettings> {
         "answer 408 to every request whose body does not come at once",
     )?;
     checks::stream_or_super_stream(args.super_stream.as_deref())?;
+    if !HEADER_BYTES_RANGE.contains(&args.max_header_bytes) {
+        return Err(InvError::Usage(format!(
+            "--max-header-bytes {} is out of range: use 8kib to 16mib",
+            args.max_header_bytes
+        )));
+    }
+    if args.auth_token_file.is_none() && !args.allow_anonymous && !args.listen.ip().is_loopback() {
+        return Err(InvError::Usage(format!(
+            "refusing to serve {} without authentication: other machines can reach it, so add --auth-token-file FILE (one token per line, e.g. openssl rand -hex 32 > FILE), listen on 127.0.0.1, or add --allow-anonymous to insist",
+            args.listen
+        )));
+    }
     Ok(ServeSettings {
         publish: publish(
             args.batch_size,
@@ -386,6 +420,20 @@ fn serve(args: &ServeArgs) -> Result<ServeSettings> {
         producer_name: args.producer_name.clone(),
         super_stream: args.super_stream.clone(),
         retention: retention(&args.retention)?,
+        listen: args.listen,
+        confirm_timeout: args.confirm_timeout,
+        limits: ServeLimits {
+            max_body_bytes: args.max_body_bytes,
+            max_header_bytes: args.max_header_bytes,
+            body_read_timeout: args.body_read_timeout,
+            max_connections: args.max_connections,
+        },
+        tokens_file: args.auth_token_file.clone(),
+        public_metrics: args.public_metrics,
+        listen_tls: args
+            .listen_tls_cert
+            .clone()
+            .zip(args.listen_tls_key.clone()),
     })
 }
 

@@ -207,6 +207,40 @@ pub struct BenchSecond {
     pub end_to_end_p99_us: u64,
 }
 
+/// What a publisher achieved (one partition's, or their sum).
+#[derive(Debug, Clone, Default)]
+pub struct PublishOutcome {
+    pub sent: u64,
+    pub bytes: u64,
+    pub confirmed: u64,
+    /// Rejected by the broker, or never confirmed before the timeout.
+    pub failed: u64,
+    pub reconnects: u64,
+    /// From opening the publisher to the last confirm (or the give-up).
+    pub elapsed: Duration,
+    pub latency: LatencyHistogram,
+    /// The longest time between two confirms: how long publishing stalled at worst.
+    pub max_stall: Duration,
+}
+
+impl PublishOutcome {
+    /// The partitions' outcomes as one: counts add up, times are the longest.
+    pub fn sum(outcomes: &[PublishOutcome]) -> PublishOutcome {
+        let mut total = PublishOutcome::default();
+        for outcome in outcomes {
+            total.sent += outcome.sent;
+            total.bytes += outcome.bytes;
+            total.confirmed += outcome.confirmed;
+            total.failed += outcome.failed;
+            total.reconnects += outcome.reconnects;
+            total.elapsed = total.elapsed.max(outcome.elapsed);
+            total.latency.merge(&outcome.latency);
+            total.max_stall = total.max_stall.max(outcome.max_stall);
+        }
+        total
+    }
+}
+
 /// How much a run moved and how long it took; the summary derives its rates from these.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Totals {
@@ -217,6 +251,38 @@ pub struct Totals {
 }
 
 impl RunSummary {
+    /// The summary of what `producer` published to `stream`: `skipped` updates the broker
+    /// already held, `invalid_lines` of input not sent.
+    pub fn published(
+        stream: &str,
+        producer: &str,
+        outcome: PublishOutcome,
+        skipped: u64,
+        invalid_lines: u64,
+    ) -> Self {
+        let mut summary = RunSummary::new(
+            "produce",
+            stream,
+            Totals {
+                messages: outcome.sent,
+                bytes: outcome.bytes,
+                elapsed: outcome.elapsed,
+            },
+            LatencyKind::PublishToConfirm,
+            &outcome.latency,
+            CommandDetails::Produce {
+                producer: producer.to_string(),
+                max_stall_s: (outcome.max_stall.as_secs_f64() * 1000.0).round() / 1000.0,
+                confirmed: outcome.confirmed,
+                failed: outcome.failed,
+                skipped,
+                invalid_lines,
+            },
+        );
+        summary.reconnects = outcome.reconnects;
+        summary
+    }
+
     pub fn new(
         command: &'static str,
         stream: &str,
@@ -326,5 +392,24 @@ mod tests {
         assert_eq!(json["latency_us"]["count"], 0);
         assert_eq!(json["latency_kind"], "publish_to_confirm");
         assert_eq!(json["producer"], "p");
+    }
+
+    #[test]
+    fn publish_outcomes_add_up() {
+        let one = PublishOutcome {
+            sent: 3,
+            bytes: 30,
+            confirmed: 2,
+            failed: 1,
+            reconnects: 1,
+            elapsed: Duration::from_secs(2),
+            latency: Default::default(),
+            max_stall: Duration::from_millis(300),
+        };
+        let sum = PublishOutcome::sum(&[one.clone(), one]);
+        assert_eq!((sum.sent, sum.bytes, sum.confirmed), (6, 60, 4));
+        assert_eq!((sum.failed, sum.reconnects), (2, 2));
+        assert_eq!(sum.max_stall, Duration::from_millis(300));
+        assert_eq!(sum.elapsed, Duration::from_secs(2));
     }
 }

@@ -1,71 +1,19 @@
-//! The produce loop that plain and super-stream `produce` share: batches from the update source,
-//! paced, admitted under the in-flight bound, handed to whatever publishes them (one stream's
-//! `Publisher` or a super stream's `PartitionedPublisher`), then the confirms awaited.
+//! The produce loop: batches from the update source, paced, admitted under the in-flight bound,
+//! handed to the publisher (one per partition of the target), then the confirms awaited.
 
 use std::time::Duration;
 
 use super::{UpdateSource, INVALID_LINES_SHOWN};
 use crate::error::{InvError, Result};
-use crate::input::NumberedUpdate;
-use crate::publisher::{Pace, PublishOutcome, Publisher};
+use crate::publisher::{Pace, PartitionedPublisher, PublishOutcome};
 use crate::report::Output;
 use crate::settings::ProduceSettings;
 use crate::shutdown::Shutdown;
 
-/// What the produce loop drives: one stream's `Publisher`, or a super stream's
-/// `PartitionedPublisher` (one per partition). Called once per batch, never per message.
-pub(crate) trait Publishing {
-    /// What the publishing achieved: one outcome, or one per partition.
-    type Outcome;
-    /// Waits until `count` more messages fit under the in-flight bound, a connection is lost,
-    /// or `timeout` passes (may be cancelled).
-    async fn wait_for_room(&self, count: u64, timeout: Duration);
-    /// Hands the batch over (run it to completion).
-    async fn send_batch(
-        &mut self,
-        batch: Vec<NumberedUpdate>,
-        stall_timeout: Duration,
-    ) -> Result<()>;
-    /// Reads the progress (confirmed messages) while the publisher works.
-    fn progress_counter(&self) -> Box<dyn Fn() -> u64>;
-    /// Waits up to `timeout` for the confirms of everything sent.
-    async fn finish(&mut self, timeout: Duration) -> Result<Self::Outcome>;
-    /// What was confirmed so far.
-    fn outcome(&self) -> Self::Outcome;
-}
-
-impl Publishing for Publisher {
-    type Outcome = PublishOutcome;
-
-    async fn wait_for_room(&self, count: u64, timeout: Duration) {
-        Publisher::wait_for_room(self, count, timeout).await
-    }
-
-    async fn send_batch(
-        &mut self,
-        batch: Vec<NumberedUpdate>,
-        stall_timeout: Duration,
-    ) -> Result<()> {
-        self.send(&batch, stall_timeout).await.map(|_| ())
-    }
-
-    fn progress_counter(&self) -> Box<dyn Fn() -> u64> {
-        let stats = self.stats();
-        Box::new(move || stats.confirmed())
-    }
-
-    async fn finish(&mut self, timeout: Duration) -> Result<PublishOutcome> {
-        Publisher::finish(self, timeout).await
-    }
-
-    fn outcome(&self) -> PublishOutcome {
-        Publisher::outcome(self)
-    }
-}
-
 /// How a drive ended (the publisher still open: the caller closes it).
-pub(crate) struct Driven<O> {
-    pub outcome: O,
+pub(super) struct Driven {
+    /// Each partition's.
+    pub outcome: Vec<PublishOutcome>,
     pub interrupted: bool,
     pub invalid_lines: u64,
 }
@@ -74,15 +22,15 @@ pub(crate) struct Driven<O> {
 /// paces it (`--rate`), waits for room under the in-flight bound and hands it to the publisher;
 /// then waits for the confirms (briefly after a stop). A failure says how to finish the run
 /// (`finish_with`) unless the error already does.
-pub(crate) async fn drive<P: Publishing>(
-    publisher: &mut P,
+pub(super) async fn drive(
+    publisher: &mut PartitionedPublisher,
     source: &mut UpdateSource,
     settings: &ProduceSettings,
     shutdown: &Shutdown,
     out: Output,
     to_send: Option<u64>,
     finish_with: Option<&str>,
-) -> Result<Driven<P::Outcome>> {
+) -> Result<Driven> {
     let progress = out.progress(to_send, "produce");
     let confirmed = publisher.progress_counter();
     let mut stop = shutdown.signal();
@@ -142,7 +90,7 @@ pub(crate) async fn drive<P: Publishing>(
             }
             // Not raced with the stop: a send cut short would leave its batch half handed over.
             // A send that failed because the stop came while reconnecting is an interruption.
-            if let Err(e) = publisher.send_batch(batch, confirm_timeout).await {
+            if let Err(e) = publisher.send(batch, confirm_timeout).await {
                 match stop.is_stopped() {
                     true => interrupted = true,
                     false => failure = Some(e),
@@ -186,7 +134,7 @@ pub(crate) async fn drive<P: Publishing>(
         } => unreachable!("the progress loop never ends"),
         _ = async { if interrupted { std::future::pending().await } else { stop.stopped().await } } => {
             interrupted = true;
-            Ok(publisher.outcome())
+            Ok(publisher.outcomes())
         }
     };
     progress.finish_and_clear();

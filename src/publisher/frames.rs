@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::confirms::{BatchOutcome, BatchReceipt, BatchWaiter};
 use super::{FrameFailed, Publisher};
 use crate::error::InvError;
-use crate::input::NumberedUpdate;
+use crate::model::NumberedUpdate;
 
 /// What became of one group of [`Publisher::send_groups`].
 pub enum GroupSent {

@@ -8,6 +8,7 @@
 mod confirms;
 mod frames;
 mod pace;
+mod partitioned;
 mod producer;
 mod recovery;
 
@@ -24,6 +25,10 @@ use tokio::sync::Semaphore;
 pub use confirms::{BatchOutcome, BatchReceipt, PublisherStats};
 pub use frames::{GroupSent, OnHanded, OnHandedBy, SentGroups};
 pub use pace::Pace;
+pub use partitioned::PartitionedPublisher;
+
+/// What a publisher achieved (a statistic: it lives with the others).
+pub use crate::stats::PublishOutcome;
 
 use confirms::{BatchWaiter, ConfirmTracker, Entry, NumberedEntry, Unconfirmed};
 use producer::{AnyProducer, ProducerRecipe, CLOSE_TIMEOUT};
@@ -32,9 +37,8 @@ use crate::broker::lock::NameLock;
 use crate::broker::BrokerSettings;
 use crate::entry::{EntryEncoder, WITHOUT_FILTER_VALUES, WITH_FILTER_VALUES};
 use crate::error::{ConnectError, InvError, PublishError, Result};
-use crate::input::NumberedUpdate;
+use crate::model::NumberedUpdate;
 use crate::shutdown::StopSignal;
-use crate::stats::LatencyHistogram;
 
 /// Sub-entry batching: many messages in one stream entry, and their compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,27 +93,6 @@ pub enum PublisherEvent {
 /// Where a publisher's events go.
 pub type EventSink = Arc<dyn Fn(PublisherEvent) + Send + Sync>;
 
-/// An event sink that drops everything.
-pub fn no_events() -> EventSink {
-    Arc::new(|_| {})
-}
-
-/// What a publisher achieved.
-#[derive(Debug, Clone)]
-pub struct PublishOutcome {
-    pub sent: u64,
-    pub bytes: u64,
-    pub confirmed: u64,
-    /// Rejected by the broker, or never confirmed before the timeout.
-    pub failed: u64,
-    pub reconnects: u64,
-    /// From opening the publisher to the last confirm (or the give-up).
-    pub elapsed: Duration,
-    pub latency: LatencyHistogram,
-    /// The longest time between two confirms: how long publishing stalled at worst.
-    pub max_stall: Duration,
-}
-
 /// Why a frame did not go out, and whether its entries were registered and handed to the
 /// client first (then they may be stored).
 struct FrameFailed {
@@ -145,7 +128,7 @@ pub struct Publisher {
 impl Publisher {
     /// Opens a producer. With `filter_values` it tags every message with its product id as the
     /// stream filter value (RabbitMQ 3.13+), so consumers of a few products get only the chunks
-    /// holding them; on an older broker it publishes without, and `filtering()` says false.
+    /// holding them; on an older broker it publishes without.
     pub async fn open(
         env: &Environment,
         broker: &BrokerSettings,
@@ -251,18 +234,8 @@ impl Publisher {
         self.recipe_advice = advice;
     }
 
-    /// Whether messages carry filter values (the broker supports stream filtering).
-    pub fn filtering(&self) -> bool {
-        self.filtering
-    }
-
     pub fn confirmed(&self) -> u64 {
         self.tracker.confirmed.load(Ordering::Relaxed)
-    }
-
-    /// Whether `count` more messages fit under the in-flight bound right now.
-    pub fn has_room(&self, count: u64) -> bool {
-        self.in_flight.available_permits() as u64 >= count
     }
 
     /// Whether the connection is lost and not replaced yet (`recover` replaces it).

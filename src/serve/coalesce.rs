@@ -13,8 +13,8 @@ use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
 
 use crate::error::InvError;
-use crate::input::NumberedUpdate;
 use crate::model::InventoryUpdate;
+use crate::model::NumberedUpdate;
 use crate::publisher::{BatchReceipt, GroupSent, OnHandedBy};
 
 /// What the coalescer sends through: the gateway's publisher, or a stand-in in tests.

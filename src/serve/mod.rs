@@ -5,12 +5,12 @@
 //! Who gets in: [`auth`] (bearer tokens), [`tls`] (HTTPS), [`limits`] (connections, header
 //! size, slow clients); [`metrics`] renders `/metrics`.
 
+mod admission;
 mod auth;
 mod coalesce;
 mod limits;
 mod metrics;
 mod request;
-mod target;
 mod tls;
 
 use std::net::SocketAddr;
@@ -28,28 +28,26 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use crate::broker::lock::release_all;
+use crate::broker::lock::{release_all, NameLock};
 use crate::broker::{BrokerSettings, VersionProbe};
-use crate::cli::ServeArgs;
 use crate::error::{InvError, Result};
 use crate::model::{now_us, InventoryEvent, InventoryUpdate, StockStatus};
-use crate::produce::connect_and_ensure_stream;
-use crate::publisher::{BatchOutcome, BatchReceipt, Publisher, PublisherOptions, PublisherStats};
+use crate::publisher::{
+    BatchOutcome, BatchReceipt, PartitionedPublisher, PublishOutcome, PublisherOptions,
+    PublisherStats,
+};
 use crate::report::Output;
 use crate::settings::{CommonSettings, ServeSettings};
 use crate::shutdown::Shutdown;
 use crate::stats::RunSummary;
-use crate::superstream::partitioned::{partition_producer, PartitionedPublisher};
+use crate::target::{connect_and_ensure, Asked, Target};
+use admission::Admission;
 use coalesce::{Coalescer, HandOff, Waited};
 use request::{error, parse_updates, readable_body, ApiError};
-use target::{Admission, GatewayPublisher};
-
-/// The smallest and largest `--max-header-bytes` (hyper reads no less than 8 KiB at once).
-const HEADER_BYTES_RANGE: std::ops::RangeInclusive<u64> = 8 * 1024..=16 * 1024 * 1024;
 
 struct Gateway {
     /// `None` once the server shuts down and the publisher is closed.
-    publisher: Arc<Mutex<Option<GatewayPublisher>>>,
+    publisher: Arc<Mutex<Option<PartitionedPublisher>>>,
     /// Every publisher's counters (one per partition of a super stream).
     stats: Vec<PublisherStats>,
     broker: BrokerSettings,
@@ -66,33 +64,21 @@ struct Gateway {
     metrics: Arc<metrics::Metrics>,
 }
 
-/// Who may connect, and how: read and checked before anything listens or connects.
+/// Who may connect, and how: read before anything listens or connects.
 struct Access {
     tokens: Option<Arc<auth::Tokens>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Access {
-    fn from_args(args: &ServeArgs) -> Result<Access> {
-        if !HEADER_BYTES_RANGE.contains(&args.max_header_bytes) {
-            return Err(InvError::Usage(format!(
-                "--max-header-bytes {} is out of range: use 8kib to 16mib",
-                args.max_header_bytes
-            )));
-        }
-        let tokens = match &args.auth_token_file {
+    fn read(settings: &ServeSettings) -> Result<Access> {
+        let tokens = match &settings.tokens_file {
             Some(path) => Some(Arc::new(auth::Tokens::load(path)?)),
             None => None,
         };
-        if tokens.is_none() && !args.allow_anonymous && !args.listen.ip().is_loopback() {
-            return Err(InvError::Usage(format!(
-                    "refusing to serve {} without authentication: other machines can reach it, so add --auth-token-file FILE (one token per line, e.g. openssl rand -hex 32 > FILE), listen on 127.0.0.1, or add --allow-anonymous to insist",
-                    args.listen
-                )));
-        }
-        let tls = match (&args.listen_tls_cert, &args.listen_tls_key) {
-            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
-            _ => None,
+        let tls = match &settings.listen_tls {
+            Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+            None => None,
         };
         Ok(Access { tokens, tls })
     }
@@ -103,111 +89,239 @@ impl Access {
 pub async fn run(
     common: &CommonSettings,
     settings: &ServeSettings,
-    args: &ServeArgs,
     shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
-    let (broker, stream) = (&common.broker, common.stream.as_str());
-    let access = Access::from_args(args)?;
+    let broker = &common.broker;
+    let access = Access::read(settings)?;
     let probe = VersionProbe::new(broker)?;
     // Listen first: nothing can fail between opening the publisher and closing it.
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| {
             InvError::usage(format!(
                 "cannot listen on {}: {e} (pick another --listen address)",
-                args.listen
+                settings.listen
             ))
         })?;
-    let (env, super_stream) = match &settings.super_stream {
-        None => (
-            connect_and_ensure_stream(broker, stream, &settings.retention, out).await?,
-            None,
-        ),
-        Some(name) => {
-            let env = crate::superstream::connect(broker).await?;
-            let arguments = settings.retention.arguments();
-            let super_stream =
-                crate::superstream::ensure(broker, name, None, arguments, out).await?;
-            (env, Some(super_stream))
-        }
+    let asked = match &settings.super_stream {
+        Some(name) => Asked::SuperStream { name, layout: None },
+        None => Asked::Stream(&common.stream),
     };
-    let stream = super_stream.as_ref().map_or(stream, |s| s.name.as_str());
+    let (env, target) = connect_and_ensure(broker, asked, &settings.retention, out).await?;
     let producer_name = settings
         .producer_name
         .clone()
-        .unwrap_or_else(|| format!("invstream-{stream}-serve"));
-    // Publishing ids go on after the highest one stored (in any partition).
-    let mut last_id = 0;
-    let names: Vec<(String, String)> = match &super_stream {
-        None => vec![(producer_name.clone(), stream.to_string())],
-        Some(s) => s
-            .partitions
-            .iter()
-            .map(|p| (partition_producer(&producer_name, p), p.clone()))
-            .collect(),
-    };
+        .unwrap_or_else(|| format!("invstream-{}-serve", target.name));
     // The gateway's name is held for as long as it serves, taken before the broker is asked
     // what it holds: two gateways numbering updates under one name would each be confirmed for
     // updates the broker dropped as the other's duplicates.
-    let mut locks = Some(broker.lock_producer_names(&env, &names).await?);
-    let served = async {
-        for (producer, partition) in &names {
-            let stored = broker
-                .while_starting(|| broker.last_publishing_id(producer, partition))
-                .await?;
-            last_id = last_id.max(stored);
-        }
+    let locks = broker
+        .lock_producer_names(&env, &target.producer_names(&producer_name))
+        .await?;
+    let (publisher, last_id) =
+        match open(&env, broker, settings, &target, &producer_name, out).await {
+            Ok(opened) => opened,
+            Err(e) => {
+                release_all(locks).await;
+                return Err(e);
+            }
+        };
+    let served = Served {
+        target: &target,
+        producer_name: &producer_name,
+        settings,
+        shutdown,
+        out,
+    };
+    served
+        .serve(listener, access, probe, broker, (publisher, locks), last_id)
+        .await
+}
+
+/// Opens the gateway's publisher, and finds the highest publishing id its name holds (in any
+/// partition): a request's updates are numbered after it.
+async fn open(
+    env: &rabbitmq_stream_client::Environment,
+    broker: &BrokerSettings,
+    settings: &ServeSettings,
+    target: &Target,
+    producer_name: &str,
+    out: Output,
+) -> Result<(PartitionedPublisher, u64)> {
+    let mut last_id = 0;
+    for (producer, partition) in target.producer_names(producer_name) {
+        let stored = broker
+            .while_starting(|| broker.last_publishing_id(&producer, &partition))
+            .await?;
+        last_id = last_id.max(stored);
+    }
     let options = PublisherOptions {
         batch_size: settings.publish.batch_size,
         max_in_flight: settings.publish.max_in_flight,
         filter_values: settings.publish.filter_values,
-        producer_name: producer_name.clone(),
+        producer_name: producer_name.to_string(),
         dedup: true,
         batching: settings.publish.batching,
     };
     let events = Arc::new(move |event| out.publisher_event(&event));
-    let mut publisher = match &super_stream {
-        None => GatewayPublisher::Stream(Box::new(
-            Publisher::open(&env, broker, stream, options, events).await?,
-        )),
-        Some(super_stream) => GatewayPublisher::SuperStream(
-            PartitionedPublisher::open(&env, broker, super_stream, options, false, events).await?,
-        ),
-    };
-    // The publishers hold the names from now on (taken again if lost), until they close.
-    publisher.hold_names(locks.take().unwrap_or_default());
-    let (stats, admission) = (publisher.stats(), publisher.admission());
-    let queued = {
-        let admission = admission.clone();
-        Box::new(move || admission.queued())
-    };
-    let metrics = Arc::new(metrics::Metrics::new(stats.clone(), queued));
-    let publisher = Arc::new(Mutex::new(Some(publisher)));
-    let coalescer = Arc::new(Coalescer::default());
-    // A missing `seq` is the publishing id - 1.
-    let sender = tokio::spawn(coalescer.clone().run(
-        publisher.clone(),
-        last_id + 1,
-        args.confirm_timeout,
-    ));
-    let gateway = Arc::new(Gateway {
-        stats,
-        metrics: metrics.clone(),
-        publisher,
-        broker: broker.clone(),
-        probe,
-        coalescer,
-        admission,
-        max_in_flight: args.max_in_flight,
-        max_body_bytes: args.max_body_bytes,
-        confirm_timeout: args.confirm_timeout,
-    });
+    let publisher = PartitionedPublisher::open(env, broker, target, options, false, events).await?;
+    Ok((publisher, last_id))
+}
+
+/// One serving gateway, from its open publisher to its summary.
+struct Served<'a> {
+    target: &'a Target,
+    producer_name: &'a str,
+    settings: &'a ServeSettings,
+    shutdown: &'a Shutdown,
+    out: Output,
+}
+
+impl Served<'_> {
+    /// Serves until the stop (or until the broker stays away past `--retry-for`), then
+    /// finishes what is in flight and sums up.
+    async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        access: Access,
+        probe: VersionProbe,
+        broker: &BrokerSettings,
+        (mut publisher, locks): (PartitionedPublisher, Vec<NameLock>),
+        last_id: u64,
+    ) -> Result<RunSummary> {
+        let settings = self.settings;
+        // The publishers hold the names from now on (taken again if lost), until they close.
+        publisher.hold_names(locks);
+        let (stats, admission) = (publisher.stats(), Admission::of(&publisher));
+        let queued = {
+            let admission = admission.clone();
+            Box::new(move || admission.queued())
+        };
+        let metrics = Arc::new(metrics::Metrics::new(stats.clone(), queued));
+        let publisher = Arc::new(Mutex::new(Some(publisher)));
+        let coalescer = Arc::new(Coalescer::default());
+        // A missing `seq` is the publishing id - 1.
+        let sender = tokio::spawn(coalescer.clone().run(
+            publisher.clone(),
+            last_id + 1,
+            settings.confirm_timeout,
+        ));
+        let gateway = Arc::new(Gateway {
+            stats,
+            metrics: metrics.clone(),
+            publisher,
+            broker: broker.clone(),
+            probe,
+            coalescer,
+            admission,
+            max_in_flight: settings.publish.max_in_flight,
+            max_body_bytes: settings.limits.max_body_bytes,
+            confirm_timeout: settings.confirm_timeout,
+        });
+        let app = routes(gateway.clone(), settings, &access, metrics.clone());
+        let local: SocketAddr = listener.local_addr().unwrap_or(settings.listen);
+        self.out.status(&self.serving_line(local, &access));
+        let gave_up = self
+            .until_stopped(listener, app, access, metrics, &gateway)
+            .await;
+        sender.abort();
+        // Taken out (not dropped): the client's producer must be closed, never just dropped.
+        let taken = gateway.publisher.lock().await.take();
+        let Some(mut publisher) = taken else {
+            return Err(InvError::Output(
+                "the publisher was already closed".to_string(),
+            ));
+        };
+        if let Some(error) = gave_up {
+            publisher.close().await;
+            return Err(error);
+        }
+        self.out.status("stopping: in-flight requests finished");
+        let outcome = publisher.finish(settings.confirm_timeout).await;
+        publisher.close().await;
+        let outcome = PublishOutcome::sum(&outcome?);
+        let mut summary =
+            RunSummary::published(&self.target.name, self.producer_name, outcome, 0, 0);
+        summary.command = "serve";
+        summary.interrupted = self.shutdown.received().is_some();
+        Ok(summary)
+    }
+
+    /// Serves until the stop, reconnecting as soon as the connection drops (not at the next
+    /// request). The error when the broker stayed away past `--retry-for`.
+    async fn until_stopped(
+        &self,
+        listener: tokio::net::TcpListener,
+        app: Router,
+        access: Access,
+        metrics: Arc<metrics::Metrics>,
+        gateway: &Arc<Gateway>,
+    ) -> Option<InvError> {
+        let (gave_up_tx, gave_up_rx) = tokio::sync::oneshot::channel();
+        let keeper = tokio::spawn(keep_connected(gateway.clone(), gave_up_tx));
+        let gave_up = Arc::new(std::sync::Mutex::new(None));
+        let stop = {
+            let gave_up = gave_up.clone();
+            let mut signal = self.shutdown.signal();
+            async move {
+                tokio::select! {
+                    _ = signal.stopped() => {}
+                    Ok(error) = gave_up_rx => {
+                        *gave_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+                    }
+                }
+            }
+        };
+        let bounds = self.settings.limits;
+        let limits = limits::ConnectionLimits {
+            max_connections: usize::try_from(bounds.max_connections).unwrap_or(usize::MAX),
+            max_header_bytes: usize::try_from(bounds.max_header_bytes).unwrap_or(usize::MAX),
+            body_read_timeout: bounds.body_read_timeout,
+        };
+        limits::serve(listener, app, access.tls, limits, metrics, stop).await;
+        keeper.abort();
+        let gave_up = gave_up.lock().unwrap_or_else(|p| p.into_inner()).take();
+        gave_up
+    }
+
+    fn serving_line(&self, local: SocketAddr, access: &Access) -> String {
+        let scheme = match access.tls {
+            Some(_) => "https",
+            None => "http",
+        };
+        let who = match access.tokens {
+            Some(_) => "bearer token required",
+            None => "no authentication",
+        };
+        let what = match self.target.is_super_stream {
+            true => format!(
+                "{} ({} partitions, routed by product id)",
+                self.target.describe(),
+                self.target.partitions.len()
+            ),
+            false => self.target.describe(),
+        };
+        format!(
+            "serving {what} on {scheme}://{local} (POST /updates, POST /send_notification, GET /healthz, GET /metrics; {who}); Ctrl-C to stop"
+        )
+    }
+}
+
+/// The gateway's routes: the protected ones behind the token check (when tokens are asked
+/// for), `/healthz` open, `/metrics` open with `--public-metrics`; every one under the body and
+/// header bounds.
+fn routes(
+    gateway: Arc<Gateway>,
+    settings: &ServeSettings,
+    access: &Access,
+    metrics: Arc<metrics::Metrics>,
+) -> Router {
     let mut protected = Router::new()
         .route("/updates", post(post_updates))
         .route("/send_notification", post(send_notification));
     let mut open = Router::new().route("/healthz", get(healthz));
-    if args.public_metrics {
+    if settings.public_metrics {
         open = open.route("/metrics", get(get_metrics));
     } else {
         protected = protected.route("/metrics", get(get_metrics));
@@ -217,101 +331,28 @@ pub async fn run(
         protected = protected.route_layer(middleware::from_fn_with_state(
             auth::Auth {
                 tokens: tokens.clone(),
-                metrics: metrics.clone(),
+                metrics,
             },
             auth::require_token,
         ));
     }
-    let app = protected
+    protected
         .merge(open)
-        .layer(DefaultBodyLimit::max(args.max_body_bytes as usize))
+        .layer(DefaultBodyLimit::max(
+            usize::try_from(settings.limits.max_body_bytes).unwrap_or(usize::MAX),
+        ))
         .layer(middleware::from_fn_with_state(
-            usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
+            usize::try_from(settings.limits.max_header_bytes).unwrap_or(usize::MAX),
             limits::cap_headers,
         ))
-        .with_state(gateway.clone());
-    let local: SocketAddr = listener.local_addr().unwrap_or(args.listen);
-    let scheme = if access.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let who = if access.tokens.is_some() {
-        "bearer token required"
-    } else {
-        "no authentication"
-    };
-    let what = match &super_stream {
-        None => format!("stream '{stream}'"),
-        Some(s) => format!(
-            "super stream '{stream}' ({} partitions, routed by product id)",
-            s.partitions.len()
-        ),
-    };
-    out.status(&format!(
-        "serving {what} on {scheme}://{local} (POST /updates, POST /send_notification, GET /healthz, GET /metrics; {who}); Ctrl-C to stop"
-    ));
-    // Reconnects as soon as the connection drops, not at the next request; if the broker stays
-    // away past --retry-for, the server stops with that error.
-    let (gave_up_tx, gave_up_rx) = tokio::sync::oneshot::channel();
-    let keeper = tokio::spawn(keep_connected(gateway.clone(), gave_up_tx));
-    let gave_up = Arc::new(std::sync::Mutex::new(None));
-    let stop = {
-        let gave_up = gave_up.clone();
-        let mut signal = shutdown.signal();
-        async move {
-            tokio::select! {
-                _ = signal.stopped() => {}
-                Ok(error) = gave_up_rx => {
-                    *gave_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
-                }
-            }
-        }
-    };
-    let limits = limits::ConnectionLimits {
-        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
-        max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
-        body_read_timeout: args.body_read_timeout,
-    };
-    limits::serve(listener, app, access.tls, limits, metrics, stop).await;
-    keeper.abort();
-    let gave_up = gave_up.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(error) = gave_up {
-        if let Some(publisher) = gateway.publisher.lock().await.take() {
-            publisher.close().await;
-        }
-        sender.abort();
-        return Err(error);
-    }
-    out.status("stopping: in-flight requests finished");
-    // Taken out (not dropped): the client's producer must be closed, never just dropped.
-    let taken = gateway.publisher.lock().await.take();
-    sender.abort();
-    let Some(mut publisher) = taken else {
-        return Err(InvError::Output(
-            "the publisher was already closed".to_string(),
-        ));
-    };
-    let outcome = publisher.finish(args.confirm_timeout).await;
-    publisher.close().await;
-    let outcome = outcome?;
-    let mut summary = crate::produce::summary(stream, &producer_name, outcome, 0, 0);
-    summary.command = "serve";
-    summary.interrupted = shutdown.received().is_some();
-    Ok(summary)
-    }
-    .await;
-    if let Some(locks) = locks {
-        release_all(locks).await;
-    }
-    served
+        .with_state(gateway)
 }
 
 /// Waits for the publisher's connection to drop, then reconnects it (holding the publisher, so
 /// requests wait meanwhile). Sends the error if the broker stays away past `--retry-for`.
 async fn keep_connected(gateway: Arc<Gateway>, gave_up: tokio::sync::oneshot::Sender<InvError>) {
     loop {
-        target::any_lost(&gateway.stats).await;
+        admission::any_lost(&gateway.stats).await;
         let mut publisher = gateway.publisher.lock().await;
         let Some(publisher) = publisher.as_mut() else {
             return;

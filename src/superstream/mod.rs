@@ -1,13 +1,10 @@
 //! Super streams (RabbitMQ 3.13+): one logical stream made of partition streams. This module is
 //! their administration, in the broker module's style: creating one over the protocol, finding
-//! its partitions, asking where a routing key goes. [`partitioned`] is the publisher made of one
-//! `Publisher` per partition and [`publish`] the `produce` command that drives it; [`consume`]
-//! reads every partition with one reader each. The engines are the plain ones: a partition is an
-//! ordinary stream to them.
+//! its partitions, asking where a routing key goes, the 3.13 check. The commands and engines
+//! work on a [`crate::target::Target`], of which a super stream's partitions are one kind; to
+//! the engines a partition is an ordinary stream.
 
 pub mod consume;
-pub mod partitioned;
-pub mod publish;
 
 pub use crate::settings::PartitionLayout;
 use std::collections::HashMap;

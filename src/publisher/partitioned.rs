@@ -1,8 +1,8 @@
-//! The super-stream publisher: one `Publisher` per partition behind a router. A batch is split
-//! by partition and each part handed to its partition's publisher, so every update of a product
-//! (hash routing) lands in one partition, in order. Each publisher has its own producer name,
-//! `NAME-PARTITION`, which the broker deduplicates under on that partition. `produce`, `serve`
-//! and `bench` drive it like one stream's `Publisher`.
+//! The publisher every command drives: one `Publisher` per partition of its target behind a
+//! router (a stream is the one-partition case, where nothing is routed). A batch is split by
+//! partition and each part handed to its partition's publisher, so every update of a product
+//! (hash routing) lands in one partition, in order. On a super stream each publisher has its own
+//! producer name, `NAME-PARTITION`, which the broker deduplicates under on that partition.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,19 +10,23 @@ use std::time::Duration;
 use futures::future::join_all;
 use rabbitmq_stream_client::{Client, Environment};
 
-use super::SuperStream;
-use crate::broker::BrokerSettings;
-use crate::error::{InvError, Result};
-use crate::input::NumberedUpdate;
-use crate::produce::Publishing;
-use crate::publisher::{
+use super::{
     BatchReceipt, EventSink, GroupSent, OnHandedBy, PublishOutcome, Publisher, PublisherOptions,
     PublisherStats,
 };
+use crate::broker::lock::NameLock;
+use crate::broker::BrokerSettings;
+use crate::error::{InvError, Result};
+use crate::model::NumberedUpdate;
 use crate::routing::partition_of_product;
+use crate::shutdown::StopSignal;
+use crate::superstream;
+use crate::target::Target;
 
 /// How updates find their partition.
 enum Router {
+    /// A stream: its one publisher takes everything.
+    Single,
     /// By a hash of the product id, as the Java client's `HashRoutingStrategy`.
     Hash,
     /// By the warehouse, asking the broker once per warehouse (`route`).
@@ -43,36 +47,35 @@ pub struct PartitionedPublisher {
     resume_after: Option<Vec<u64>>,
     /// Updates passed over for `resume_after`.
     passed_over: u64,
-}
-
-/// The producer name a partition's publisher uses.
-pub fn partition_producer(name: &str, partition: &str) -> String {
-    format!("{name}-{partition}")
+    /// The highest publishing id handed to each partition's publisher by this run.
+    last_sent: Vec<u64>,
 }
 
 impl PartitionedPublisher {
-    /// Opens a publisher on each partition of `super_stream`, named `options.producer_name`
-    /// followed by `-PARTITION`; with `by_warehouse`, routes by the broker's `route` answers.
+    /// Opens a publisher on each partition of `target`, named as [`Target::producer_name`]
+    /// says; on a super stream, routes by product id, or with `by_warehouse` by the broker's
+    /// `route` answers.
     pub async fn open(
         env: &Environment,
         broker: &BrokerSettings,
-        super_stream: &SuperStream,
+        target: &Target,
         options: PublisherOptions,
         by_warehouse: bool,
         events: EventSink,
     ) -> Result<Self> {
-        let router = match by_warehouse {
-            false => Router::Hash,
-            true => Router::Keys {
-                super_stream: super_stream.name.clone(),
-                client: Box::new(super::routing_client(broker).await?),
+        let router = match (target.is_super_stream, by_warehouse) {
+            (false, _) => Router::Single,
+            (true, false) => Router::Hash,
+            (true, true) => Router::Keys {
+                super_stream: target.name.clone(),
+                client: Box::new(superstream::routing_client(broker).await?),
                 routes: HashMap::new(),
             },
         };
         let mut publishers = Vec::new();
-        for partition in &super_stream.partitions {
+        for partition in &target.partitions {
             let options = PublisherOptions {
-                producer_name: partition_producer(&options.producer_name, partition),
+                producer_name: target.producer_name(&options.producer_name, partition),
                 ..options.clone()
             };
             match Publisher::open(env, broker, partition, options, events.clone()).await {
@@ -86,7 +89,8 @@ impl PartitionedPublisher {
             }
         }
         Ok(PartitionedPublisher {
-            partitions: super_stream.partitions.clone(),
+            last_sent: vec![0; target.partitions.len()],
+            partitions: target.partitions.clone(),
             publishers,
             router,
             resume_after: None,
@@ -95,7 +99,7 @@ impl PartitionedPublisher {
     }
 
     /// Every partition's publisher gives up reconnecting when `stop` comes.
-    pub fn stop_on(&mut self, stop: &crate::shutdown::StopSignal) {
+    pub fn stop_on(&mut self, stop: &StopSignal) {
         for publisher in &mut self.publishers {
             publisher.stop_on(stop.clone());
         }
@@ -103,7 +107,7 @@ impl PartitionedPublisher {
 
     /// Each partition's publisher holds its own producer name's lock (`locks` in partition
     /// order, as `lock_producer_names` took them).
-    pub fn hold_names(&mut self, locks: Vec<crate::broker::lock::NameLock>) {
+    pub fn hold_names(&mut self, locks: Vec<NameLock>) {
         for (publisher, lock) in self.publishers.iter_mut().zip(locks) {
             publisher.hold_name(lock);
         }
@@ -122,6 +126,17 @@ impl PartitionedPublisher {
 
     pub fn partitions(&self) -> &[String] {
         &self.partitions
+    }
+
+    /// The highest publishing id this run handed to each partition (0 where none).
+    pub fn last_sent(&self) -> &[u64] {
+        &self.last_sent
+    }
+
+    /// Reads the confirmed messages, all partitions together, while the publishers work.
+    pub fn progress_counter(&self) -> impl Fn() -> u64 {
+        let stats = self.stats();
+        move || stats.iter().map(PublisherStats::confirmed).sum()
     }
 
     /// Each partition's counters, readable while the publishers work.
@@ -156,6 +171,7 @@ impl PartitionedPublisher {
     async fn route(&mut self, batch: &[NumberedUpdate]) -> Result<Vec<usize>> {
         let count = self.partitions.len() as u32;
         match &mut self.router {
+            Router::Single => Ok(vec![0; batch.len()]),
             Router::Hash => Ok(batch
                 .iter()
                 .map(|(_, update)| partition_of_product(update.product_id, count) as usize)
@@ -171,7 +187,8 @@ impl PartitionedPublisher {
                         indexes.push(*index);
                         continue;
                     }
-                    let partition = super::route(client, super_stream, &update.warehouse).await?;
+                    let partition =
+                        superstream::route(client, super_stream, &update.warehouse).await?;
                     let index = partition
                         .and_then(|p| self.partitions.iter().position(|known| *known == p))
                         .ok_or_else(|| {
@@ -209,6 +226,15 @@ impl PartitionedPublisher {
         batch: Vec<NumberedUpdate>,
         stall_timeout: Duration,
     ) -> Result<Vec<BatchReceipt>> {
+        // A stream's batch goes out as it is (nothing to route, split or pass over).
+        if let (Router::Single, None) = (&self.router, &self.resume_after) {
+            let Some(&(last, _)) = batch.last() else {
+                return Ok(Vec::new());
+            };
+            let receipt = self.publishers[0].send(&batch, stall_timeout).await?;
+            self.last_sent[0] = last;
+            return Ok(vec![receipt]);
+        }
         let indexes = self.route(&batch).await?;
         let mut parts: Vec<Vec<NumberedUpdate>> = vec![Vec::new(); self.partitions.len()];
         for (update, index) in batch.into_iter().zip(indexes) {
@@ -221,9 +247,10 @@ impl PartitionedPublisher {
             parts[index].push(update);
         }
         let mut receipts = Vec::new();
-        for (publisher, part) in self.publishers.iter_mut().zip(parts) {
-            if !part.is_empty() {
+        for (index, (publisher, part)) in self.publishers.iter_mut().zip(parts).enumerate() {
+            if let Some(&(last, _)) = part.last() {
                 receipts.push(publisher.send(&part, stall_timeout).await?);
+                self.last_sent[index] = last;
             }
         }
         Ok(receipts)
@@ -290,29 +317,6 @@ impl PartitionedPublisher {
         matches!(self.router, Router::Hash)
     }
 
-    /// Whether updates of `products` (one entry per update) fit under the in-flight bound of
-    /// the partitions they go to right now (with key routing, where finding those takes the
-    /// broker: whether they fit in every partition).
-    pub fn has_room_for(&self, products: &[u64]) -> bool {
-        let count = self.partitions.len() as u32;
-        match self.router {
-            Router::Hash => {
-                let mut parts = vec![0u64; self.partitions.len()];
-                for product in products {
-                    parts[partition_of_product(*product, count) as usize] += 1;
-                }
-                self.publishers
-                    .iter()
-                    .zip(parts)
-                    .all(|(publisher, part)| publisher.has_room(part))
-            }
-            Router::Keys { .. } => self
-                .publishers
-                .iter()
-                .all(|publisher| publisher.has_room(products.len() as u64)),
-        }
-    }
-
     /// Replaces the lost connections of any partition's publisher (see `Publisher::recover`).
     pub async fn recover(&mut self) -> Result<()> {
         for publisher in &mut self.publishers {
@@ -346,83 +350,5 @@ impl PartitionedPublisher {
         if let Router::Keys { client, .. } = self.router {
             let _ = client.close().await;
         }
-    }
-}
-
-impl Publishing for PartitionedPublisher {
-    type Outcome = Vec<PublishOutcome>;
-
-    async fn wait_for_room(&self, count: u64, timeout: Duration) {
-        PartitionedPublisher::wait_for_room(self, count, timeout).await
-    }
-
-    async fn send_batch(
-        &mut self,
-        batch: Vec<NumberedUpdate>,
-        stall_timeout: Duration,
-    ) -> Result<()> {
-        self.send(batch, stall_timeout).await
-    }
-
-    fn progress_counter(&self) -> Box<dyn Fn() -> u64> {
-        let stats = self.stats();
-        Box::new(move || stats.iter().map(PublisherStats::confirmed).sum())
-    }
-
-    async fn finish(&mut self, timeout: Duration) -> Result<Vec<PublishOutcome>> {
-        PartitionedPublisher::finish(self, timeout).await
-    }
-
-    fn outcome(&self) -> Vec<PublishOutcome> {
-        self.outcomes()
-    }
-}
-
-/// The partitions' outcomes as one.
-pub fn total(outcomes: &[PublishOutcome]) -> PublishOutcome {
-    let mut total = PublishOutcome {
-        sent: 0,
-        bytes: 0,
-        confirmed: 0,
-        failed: 0,
-        reconnects: 0,
-        elapsed: Duration::ZERO,
-        latency: Default::default(),
-        max_stall: Duration::ZERO,
-    };
-    for outcome in outcomes {
-        total.sent += outcome.sent;
-        total.bytes += outcome.bytes;
-        total.confirmed += outcome.confirmed;
-        total.failed += outcome.failed;
-        total.reconnects += outcome.reconnects;
-        total.elapsed = total.elapsed.max(outcome.elapsed);
-        total.latency.merge(&outcome.latency);
-        total.max_stall = total.max_stall.max(outcome.max_stall);
-    }
-    total
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outcomes_add_up() {
-        let one = PublishOutcome {
-            sent: 3,
-            bytes: 30,
-            confirmed: 2,
-            failed: 1,
-            reconnects: 1,
-            elapsed: Duration::from_secs(2),
-            latency: Default::default(),
-            max_stall: Duration::from_millis(300),
-        };
-        let sum = total(&[one.clone(), one]);
-        assert_eq!((sum.sent, sum.bytes, sum.confirmed), (6, 60, 4));
-        assert_eq!((sum.failed, sum.reconnects), (2, 2));
-        assert_eq!(sum.max_stall, Duration::from_millis(300));
-        assert_eq!(sum.elapsed, Duration::from_secs(2));
     }
 }

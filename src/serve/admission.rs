@@ -1,6 +1,5 @@
-//! Where the gateway publishes: its stream through one `Publisher`, or a super stream's
-//! partitions through the `PartitionedPublisher` (each update routed by its product id); and
-//! which requests it admits while earlier ones wait for confirms.
+//! Which requests the gateway admits while earlier ones wait for confirms, and how its
+//! publisher (one per partition of its target) takes the coalescer's groups.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,106 +7,21 @@ use std::time::Duration;
 use futures::future::select_all;
 
 use super::coalesce::{GroupPublisher, Handed, Hold};
-use crate::error::{InvError, Result};
-use crate::input::NumberedUpdate;
-use crate::publisher::{OnHandedBy, PublishOutcome, Publisher, PublisherStats};
+use crate::error::InvError;
+use crate::model::NumberedUpdate;
+use crate::publisher::{OnHandedBy, PartitionedPublisher, PublisherStats};
 use crate::routing::partition_of_product;
-use crate::superstream::partitioned::{total, PartitionedPublisher};
 
-pub enum GatewayPublisher {
-    Stream(Box<Publisher>),
-    SuperStream(PartitionedPublisher),
-}
-
-impl GatewayPublisher {
-    /// Every publisher's counters (one per partition of a super stream).
-    pub fn stats(&self) -> Vec<PublisherStats> {
-        match self {
-            GatewayPublisher::Stream(publisher) => vec![publisher.stats()],
-            GatewayPublisher::SuperStream(publisher) => publisher.stats(),
-        }
-    }
-
-    /// Admits requests against this publisher's in-flight bounds (see [`Admission`]).
-    pub fn admission(&self) -> Admission {
-        let stats = self.stats();
-        let routing = match self {
-            GatewayPublisher::Stream(_) => Routing::One,
-            GatewayPublisher::SuperStream(p) if p.routes_by_product() => Routing::ByProduct,
-            GatewayPublisher::SuperStream(_) => Routing::Unknown,
-        };
-        Admission(Arc::new(AdmissionState {
-            queued: Mutex::new(vec![0; stats.len()]),
-            stats,
-            routing,
-        }))
-    }
-
-    /// Each publisher holds its producer name's lock (`locks` in partition order).
-    pub fn hold_names(&mut self, mut locks: Vec<crate::broker::lock::NameLock>) {
-        match self {
-            GatewayPublisher::Stream(publisher) => {
-                if let Some(lock) = locks.pop() {
-                    publisher.hold_name(lock);
-                }
-            }
-            GatewayPublisher::SuperStream(publisher) => publisher.hold_names(locks),
-        }
-    }
-
-    /// Replaces whichever connections were lost.
-    pub async fn recover(&mut self) -> Result<()> {
-        match self {
-            GatewayPublisher::Stream(publisher) => publisher.recover().await,
-            GatewayPublisher::SuperStream(publisher) => publisher.recover().await,
-        }
-    }
-
-    /// Waits for the confirms; every publisher's outcome as one.
-    pub async fn finish(&mut self, timeout: Duration) -> Result<PublishOutcome> {
-        match self {
-            GatewayPublisher::Stream(publisher) => publisher.finish(timeout).await,
-            GatewayPublisher::SuperStream(publisher) => {
-                Ok(total(&publisher.finish(timeout).await?))
-            }
-        }
-    }
-
-    pub async fn close(self) {
-        match self {
-            GatewayPublisher::Stream(publisher) => (*publisher).close().await,
-            GatewayPublisher::SuperStream(publisher) => publisher.close().await,
-        }
-    }
-}
-
-impl GroupPublisher for GatewayPublisher {
+impl GroupPublisher for PartitionedPublisher {
     async fn send_groups(
         &mut self,
         groups: Vec<Vec<NumberedUpdate>>,
         stall_timeout: Duration,
         on_handed: OnHandedBy<'_>,
     ) -> (Vec<Handed>, Option<InvError>) {
-        match self {
-            GatewayPublisher::Stream(publisher) => {
-                let mut handed = |group, count| on_handed(0, group, count);
-                let sent = publisher
-                    .send_groups(&groups, stall_timeout, &mut handed)
-                    .await;
-                let handed = sent
-                    .groups
-                    .into_iter()
-                    .map(|fate| Handed::from_parts(vec![fate]))
-                    .collect();
-                (handed, sent.error)
-            }
-            GatewayPublisher::SuperStream(publisher) => {
-                let (fates, error) = publisher
-                    .send_groups(groups, stall_timeout, on_handed)
-                    .await;
-                (fates.into_iter().map(Handed::from_parts).collect(), error)
-            }
-        }
+        let (fates, error) =
+            PartitionedPublisher::send_groups(self, groups, stall_timeout, on_handed).await;
+        (fates.into_iter().map(Handed::from_parts).collect(), error)
     }
 }
 
@@ -143,6 +57,21 @@ pub struct Admitted {
 }
 
 impl Admission {
+    /// Admits requests against `publisher`'s in-flight bounds.
+    pub fn of(publisher: &PartitionedPublisher) -> Admission {
+        let stats = publisher.stats();
+        let routing = match (stats.len(), publisher.routes_by_product()) {
+            (1, _) => Routing::One,
+            (_, true) => Routing::ByProduct,
+            (_, false) => Routing::Unknown,
+        };
+        Admission(Arc::new(AdmissionState {
+            queued: Mutex::new(vec![0; stats.len()]),
+            stats,
+            routing,
+        }))
+    }
+
     /// Reserves room for updates of `products` (one entry per update), or `None` if they do not
     /// fit now.
     pub fn try_admit(&self, products: &[u64]) -> Option<Admitted> {
