@@ -7,8 +7,7 @@
 //! is a `PartitionedPublisher` (hash routing by product), each consumer one reader per partition;
 //! the lines and the summary are the partitions' totals.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rabbitmq_stream_client::Environment;
@@ -16,19 +15,16 @@ use rabbitmq_stream_client::Environment;
 use crate::broker::{BrokerSettings, Retention};
 use crate::entry::MessageView;
 use crate::error::{Result, StreamError};
+use crate::feed::{self, ConsumerCounters, FeedSender, Recorder, SampleView, Sampler};
 use crate::model::{now_us, BurstClock, InventoryUpdate, UpdateGenerator};
 use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
 use crate::produce::generated_batch;
-use crate::publisher::{
-    Pace, PartitionedPublisher, PublishOutcome, PublisherOptions, PublisherStats,
-};
+use crate::publisher::{Pace, PartitionedPublisher, PublishOutcome, PublisherOptions};
 use crate::reader::{self, MessageSink, ReadPlan, ReaderSpec, StartOffset, Take};
-use crate::report::{bench_second_line, thousands, Output};
+use crate::report::{thousands, Output, SecondLines};
 use crate::settings::{BenchSettings, CommonSettings};
 use crate::shutdown::{Shutdown, Signal};
-use crate::stats::{
-    BenchSecond, CommandDetails, LatencyHistogram, LatencyKind, RunSummary, Totals,
-};
+use crate::stats::{CommandDetails, LatencyHistogram, LatencyKind, RunSummary, Totals};
 use crate::superstream::{self, PartitionLayout};
 use crate::target::Target;
 
@@ -48,22 +44,6 @@ const FINISH_POLL: Duration = Duration::from_millis(50);
 
 /// A consumer folds its latencies into the shared histograms every this many messages.
 const CONSUMER_FLUSH: u64 = 512;
-
-/// What the consumers share with the reporter.
-#[derive(Default)]
-struct ConsumerStats {
-    consumed: AtomicU64,
-    end_to_end: Mutex<LatencyHistogram>,
-}
-
-impl ConsumerStats {
-    fn end_to_end(&self) -> LatencyHistogram {
-        self.end_to_end
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
 
 /// `invstream bench`.
 pub async fn run(
@@ -140,7 +120,7 @@ async fn bench(
     out: Output,
 ) -> Result<RunSummary> {
     let stream = target.name.as_str();
-    let consumer_stats = Arc::new(ConsumerStats::default());
+    let consumer_stats = Arc::new(ConsumerCounters::default());
     // The readers stop when the run is over, or at the user's signal.
     let readers_stop = Shutdown::new();
     // One plan per stream a consumer reads (each partition of a super stream).
@@ -252,45 +232,23 @@ async fn bench(
         producers.push(tokio::spawn(publish(publisher, plan)));
     }
 
-    // One line per second until the producers are done and the consumers caught up.
-    let mut timeline = Vec::new();
-    let mut intervals = Vec::new();
+    // The feed's samples go to the per-second lines and to the recorder (the timeline, the
+    // plot and the HDR log), until the producers are done and the consumers caught up.
     let started_at = std::time::SystemTime::now();
-    let mut previous = Sample::default();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.tick().await;
-    let mut producers_done_at = None;
-    loop {
-        // A sample each second, and a last one as soon as the run is over (over its real,
-        // shorter span: a run ending 0.3 s into a second must not look like a slow second).
-        let on_tick = tokio::select! {
-            _ = tick.tick() => true,
-            _ = tokio::time::sleep(FINISH_POLL) => false,
-        };
-        let interrupted = shutdown.received().is_some();
-        let all_published = producers.iter().all(|p| p.is_finished());
-        if all_published && producers_done_at.is_none() {
-            producers_done_at = Some(Instant::now());
-        }
-        let confirmed: u64 = stats.iter().map(|s| s.confirmed()).sum();
-        let caught_up =
-            consumer_stats.consumed.load(Ordering::Relaxed) >= confirmed * args.consumers;
-        let drained = producers_done_at
-            .is_some_and(|t| caught_up || interrupted || t.elapsed() > DRAIN_TIMEOUT);
-        let over = all_published && drained;
-        if !on_tick && !over {
-            continue;
-        }
-        let sample = Sample::take(&stats, &consumer_stats, started.elapsed());
-        let (second, confirm, end_to_end) = sample.since(&previous);
-        out.status(&bench_second_line(&second));
-        timeline.push(second);
-        intervals.push((previous.at, sample.at - previous.at, confirm, end_to_end));
-        previous = sample;
-        if over {
-            break;
-        }
-    }
+    let sampler = Sampler::new(stats, target.partitions.len(), consumer_stats.clone());
+    let (feed, samples) = feed::channel();
+    let (mut lines, mut recorder) = (SecondLines(out), Recorder::default());
+    let watch = RunWatch {
+        producers: &producers,
+        consumers: args.consumers,
+        shutdown,
+        started,
+    };
+    let mut views: [&mut dyn SampleView; 2] = [&mut lines, &mut recorder];
+    tokio::join!(
+        watch.sample_until_over(sampler, feed),
+        feed::show(samples, &mut views),
+    );
     // Consumers are done when they caught up, at the latest at this sample.
     let consume_elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
     readers_stop.trigger(Signal::Interrupt);
@@ -310,19 +268,23 @@ async fn bench(
     for (_, mut outcome) in consumers.join(|_| {}).await {
         outcome.sink.flush();
     }
-    let consumed = consumer_stats.consumed.load(Ordering::Relaxed);
+    let consumed = consumer_stats.consumed();
+    let timeline = recorder.timeline();
     let end_to_end = consumer_stats.end_to_end();
     if let Some(path) = &args.hdr_log {
-        let logged: Vec<LoggedInterval> = intervals
+        let logged: Vec<LoggedInterval> = recorder
+            .samples
             .iter()
-            .flat_map(|(start, length, confirm, end_to_end)| {
-                [("confirm", confirm), ("end_to_end", end_to_end)].map(|(tag, histogram)| {
-                    LoggedInterval {
-                        start: *start,
-                        length: *length,
-                        tag,
-                        histogram,
-                    }
+            .flat_map(|sample| {
+                [
+                    ("confirm", &sample.confirm),
+                    ("end_to_end", &sample.end_to_end),
+                ]
+                .map(|(tag, histogram)| LoggedInterval {
+                    start: sample.start,
+                    length: sample.length,
+                    tag,
+                    histogram,
                 })
             })
             .collect();
@@ -362,6 +324,49 @@ async fn bench(
     );
     summary.interrupted = shutdown.received().is_some();
     Ok(summary)
+}
+
+/// What tells a benchmark run is over: its producers, its consumers' count, the user's stop.
+struct RunWatch<'a> {
+    producers: &'a [tokio::task::JoinHandle<Result<PublishOutcome>>],
+    consumers: u64,
+    shutdown: &'a Shutdown,
+    started: Instant,
+}
+
+impl RunWatch<'_> {
+    /// Feeds a sample each second, and a last one as soon as the run is over (over its real,
+    /// shorter span: a run ending 0.3 s into a second must not look like a slow second). The
+    /// run is over when the producers are done and the consumers read everything confirmed
+    /// (or the user stopped, or they had `DRAIN_TIMEOUT` to catch up); the feed ends with it.
+    async fn sample_until_over(&self, mut sampler: Sampler, feed: FeedSender) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        let mut producers_done_at = None;
+        loop {
+            let on_tick = tokio::select! {
+                _ = tick.tick() => true,
+                _ = tokio::time::sleep(FINISH_POLL) => false,
+            };
+            let interrupted = self.shutdown.received().is_some();
+            let all_published = self.producers.iter().all(|p| p.is_finished());
+            if all_published && producers_done_at.is_none() {
+                producers_done_at = Some(Instant::now());
+            }
+            let caught_up = sampler.consumed() >= sampler.confirmed() * self.consumers;
+            let drained = producers_done_at
+                .is_some_and(|t: Instant| caught_up || interrupted || t.elapsed() > DRAIN_TIMEOUT);
+            let over = all_published && drained;
+            if !on_tick && !over {
+                continue;
+            }
+            // A view that went away does not stop the run.
+            let _ = feed.send(sampler.sample(self.started.elapsed(), over));
+            if over {
+                return;
+            }
+        }
+    }
 }
 
 /// What one producer publishes.
@@ -432,7 +437,7 @@ async fn publish(
 /// A benchmark consumer: parses every update and times it end to end, folding counts and
 /// latencies into the shared stats every `CONSUMER_FLUSH` messages (and when quiet).
 struct BenchSink {
-    stats: Arc<ConsumerStats>,
+    stats: Arc<ConsumerCounters>,
     local: LatencyHistogram,
     unflushed: u64,
     clock: BurstClock,
@@ -443,14 +448,7 @@ impl BenchSink {
         if self.unflushed == 0 {
             return;
         }
-        self.stats
-            .consumed
-            .fetch_add(self.unflushed, Ordering::Relaxed);
-        self.stats
-            .end_to_end
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .merge(&self.local);
+        self.stats.fold(self.unflushed, &self.local);
         self.local = LatencyHistogram::new();
         self.unflushed = 0;
     }
@@ -493,54 +491,4 @@ fn padding(message_size: Option<u64>) -> usize {
         .next_update(now_us())
         .encode_into(&mut body);
     (size as usize).saturating_sub(body.len())
-}
-
-/// Cumulative counters at one instant.
-#[derive(Default)]
-struct Sample {
-    sent: u64,
-    confirmed: u64,
-    consumed: u64,
-    confirm_latency: LatencyHistogram,
-    end_to_end: LatencyHistogram,
-    at: Duration,
-}
-
-impl Sample {
-    fn take(producers: &[PublisherStats], consumers: &ConsumerStats, at: Duration) -> Self {
-        let mut confirm_latency = LatencyHistogram::new();
-        for stats in producers {
-            confirm_latency.merge(&stats.latency());
-        }
-        Sample {
-            sent: producers.iter().map(|s| s.sent()).sum(),
-            confirmed: producers.iter().map(|s| s.confirmed()).sum(),
-            consumed: consumers.consumed.load(Ordering::Relaxed),
-            confirm_latency,
-            end_to_end: consumers.end_to_end(),
-            at,
-        }
-    }
-
-    /// The second between `previous` and this sample, with its confirm and end-to-end
-    /// latencies.
-    fn since(&self, previous: &Sample) -> (BenchSecond, LatencyHistogram, LatencyHistogram) {
-        let at = self.at;
-        let span = (at - previous.at.min(at)).as_secs_f64().max(f64::EPSILON);
-        let rate = |now: u64, before: u64| (now.saturating_sub(before) as f64 / span).round();
-        let confirm_interval = self.confirm_latency.since(&previous.confirm_latency);
-        let end_to_end_interval = self.end_to_end.since(&previous.end_to_end);
-        let (confirm, end_to_end) = (confirm_interval.summary(), end_to_end_interval.summary());
-        let second = BenchSecond {
-            second: (at.as_secs_f64() * 10.0).round() / 10.0,
-            published_per_s: rate(self.sent, previous.sent),
-            confirmed_per_s: rate(self.confirmed, previous.confirmed),
-            consumed_per_s: rate(self.consumed, previous.consumed),
-            confirm_p50_us: confirm.p50,
-            confirm_p99_us: confirm.p99,
-            end_to_end_p50_us: end_to_end.p50,
-            end_to_end_p99_us: end_to_end.p99,
-        };
-        (second, confirm_interval, end_to_end_interval)
-    }
 }

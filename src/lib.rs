@@ -19,6 +19,7 @@ pub mod cli;
 pub mod consume;
 pub mod entry;
 pub mod error;
+pub mod feed;
 pub mod files;
 pub mod input;
 pub mod model;

@@ -156,6 +156,15 @@ pub fn reader_event_line(event: &ReaderEvent) -> String {
 }
 
 /// One second of a benchmark, as a line on stderr.
+/// The feed's view that prints a line per sample (bench's per-second lines, on stderr).
+pub struct SecondLines(pub Output);
+
+impl crate::feed::SampleView for SecondLines {
+    fn on_sample(&mut self, sample: &crate::feed::IntervalSample) {
+        self.0.status(&bench_second_line(&sample.second));
+    }
+}
+
 pub fn bench_second_line(s: &BenchSecond) -> String {
     let ms = |us: u64| format!("{:.1}", us as f64 / 1000.0);
     format!(
