@@ -6,31 +6,13 @@
 /// The seed the Java client (`HashRoutingStrategy`) and the Rust client use.
 const SEED: u32 = 104_729;
 
-/// MurmurHash3 x86 32-bit.
+/// MurmurHash3 x86 32-bit, from the `murmur3` crate the official Rust client uses too. (It
+/// costs ~4.5 ns an update more than a hand-written copy did, 20.3 against 15.8 ns with the
+/// decimal formatting: docs/BENCHMARKS.md, "Routing".)
 pub fn murmur3_32(key: &[u8], seed: u32) -> u32 {
-    const C1: u32 = 0xcc9e_2d51;
-    const C2: u32 = 0x1b87_3593;
-    let mut h = seed;
-    let mut blocks = key.chunks_exact(4);
-    for block in &mut blocks {
-        let k = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
-        h ^= k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-        h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
-    }
-    let tail = blocks.remainder();
-    if !tail.is_empty() {
-        let mut k = 0u32;
-        for (i, byte) in tail.iter().enumerate() {
-            k |= u32::from(*byte) << (8 * i);
-        }
-        h ^= k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-    }
-    h ^= key.len() as u32;
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85eb_ca6b);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xc2b2_ae35);
-    h ^ (h >> 16)
+    // The crate reads the key through `io::Read`; reading from memory cannot fail.
+    murmur3::murmur3_32(&mut std::io::Cursor::new(key), seed)
+        .expect("reading a byte slice never fails")
 }
 
 /// The partition (0-based, in the super stream's partition order) a routing key goes to.
