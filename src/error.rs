@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use rabbitmq_stream_client::types::ResponseCode;
+
 /// Everything that can stop an invstream command.
 #[derive(Debug, thiserror::Error)]
 pub enum InvError {
@@ -110,21 +112,28 @@ pub enum StreamError {
     },
 
     #[error(
-        "the broker refused to {action} stream '{stream}': {code}{}",
+        "the broker refused to {action} stream '{stream}': {code:?}{}",
         refused_hint(action, code)
     )]
     Refused {
         action: &'static str,
         stream: String,
-        code: String,
+        code: ResponseCode,
+    },
+
+    /// A request that names no one stream (creating a super stream, a publish frame).
+    #[error("the broker refused a request while {during}: {code:?}")]
+    RequestRefused {
+        during: &'static str,
+        code: ResponseCode,
     },
 }
 
 /// What a refusal may mean, where the code alone does not say: a broker under a resource alarm
 /// (its disk or memory limit reached) refuses every new publisher with `PreconditionFailed`.
-fn refused_hint(action: &str, code: &str) -> &'static str {
+fn refused_hint(action: &str, code: &ResponseCode) -> &'static str {
     match (action, code) {
-        ("write to", "PreconditionFailed") => {
+        ("write to", ResponseCode::PreconditionFailed) => {
             "; a broker under a disk or memory alarm refuses new publishers: see `rabbitmq-diagnostics alarms` and the broker's log"
         }
         _ => "",
@@ -148,8 +157,13 @@ pub enum ReadError {
     NoStoredOffset { name: String, stream: String },
 }
 
-/// Response codes that mean "not yet": a restarting broker, a stream between leaders.
-const TRANSIENT_CODES: [&str; 2] = ["InternalError", "StreamNotAvailable"];
+/// Whether a response code means "not yet": a restarting broker, a stream between leaders.
+fn is_transient_code(code: &ResponseCode) -> bool {
+    matches!(
+        code,
+        ResponseCode::InternalError | ResponseCode::StreamNotAvailable
+    )
+}
 
 impl InvError {
     /// Whether trying again later may succeed: the broker is away or restarting, not refusing
@@ -167,7 +181,9 @@ impl InvError {
             // the stream, or does not know it yet.
             InvError::Stream(e) => match e {
                 StreamError::Missing { .. } | StreamError::NotAvailable { .. } => true,
-                StreamError::Refused { code, .. } => TRANSIENT_CODES.contains(&code.as_str()),
+                StreamError::Refused { code, .. } | StreamError::RequestRefused { code, .. } => {
+                    is_transient_code(code)
+                }
                 _ => false,
             },
             _ => false,
@@ -179,7 +195,9 @@ impl InvError {
     pub fn is_broker_starting(&self) -> bool {
         match self {
             InvError::Stream(StreamError::NotAvailable { .. }) => true,
-            InvError::Stream(StreamError::Refused { code, .. }) => code == "InternalError",
+            InvError::Stream(
+                StreamError::Refused { code, .. } | StreamError::RequestRefused { code, .. },
+            ) => *code == ResponseCode::InternalError,
             _ => false,
         }
     }
@@ -208,15 +226,24 @@ mod tests {
             message: "odd".into(),
         });
         assert!(!client.is_transient());
-        let refused = |code: &str| {
+        let refused = |code: ResponseCode| {
             InvError::from(StreamError::Refused {
                 action: "read",
                 stream: "s".into(),
-                code: code.into(),
+                code,
             })
         };
-        assert!(refused("InternalError").is_transient());
-        assert!(!refused("PreconditionFailed").is_transient());
+        assert!(refused(ResponseCode::InternalError).is_transient());
+        assert!(!refused(ResponseCode::PreconditionFailed).is_transient());
+        let during = InvError::from(StreamError::RequestRefused {
+            during: "publishing",
+            code: ResponseCode::StreamNotAvailable,
+        });
+        assert!(during.is_transient());
+        assert_eq!(
+            during.to_string(),
+            "the broker refused a request while publishing: StreamNotAvailable"
+        );
         assert!(!InvError::Output("disk full".into()).is_transient());
         assert!(!InvError::from(ConnectError::AuthenticationFailed {
             user: "u".into(),

@@ -135,7 +135,7 @@ impl BrokerSettings {
             code => StreamError::Refused {
                 action,
                 stream: stream.to_string(),
-                code: format!("{code:?}"),
+                code: code.clone(),
             }
             .into(),
         }
@@ -154,12 +154,7 @@ impl BrokerSettings {
                 during,
             }
             .into(),
-            ClientError::RequestError(code) => StreamError::Refused {
-                action: during,
-                stream: String::new(),
-                code: format!("{code:?}"),
-            }
-            .into(),
+            ClientError::RequestError(code) => StreamError::RequestRefused { during, code }.into(),
             other => ConnectError::Client {
                 message: format!("{during}: {other}"),
             }
