@@ -95,17 +95,26 @@ impl BrokerSettings {
     /// The error for a TLS alert saying the broker wants a client certificate (none given) or
     /// does not accept the one given; `None` for any other failure.
     fn client_certificate_refused(&self, error: &std::io::Error) -> Option<InvError> {
-        let text = error.to_string();
-        let alert = |name: &str| text.contains("alert") && text.contains(name);
+        use rustls::AlertDescription as Alert;
+        let Some(rustls::Error::AlertReceived(alert)) = rustls_error(error) else {
+            return None;
+        };
         let tls = self.tls.as_ref()?;
-        let message = match &tls.client_cert {
+        let message = match (&tls.client_cert, alert) {
             // TLS 1.3 says CertificateRequired; TLS 1.2 only HandshakeFailure.
-            None if alert("CertificateRequired") || alert("HandshakeFailure") => format!(
+            (None, Alert::CertificateRequired | Alert::HandshakeFailure) => format!(
                 "the broker at {} requires a client certificate: add --tls-cert FILE --tls-key FILE (PEM, the key in PKCS#8), a certificate signed by a CA the broker trusts",
                 self.addr()
             ),
-            Some((cert, _)) if ["BadCertificate", "UnknownCA", "CertificateUnknown", "DecryptError", "CertificateExpired"].iter().any(|a| alert(a)) => format!(
-                "the broker at {} refused the client certificate --tls-cert {} ({text}): use one signed by a CA the broker trusts, with its key in --tls-key",
+            (
+                Some((cert, _)),
+                Alert::BadCertificate
+                | Alert::UnknownCA
+                | Alert::CertificateUnknown
+                | Alert::DecryptError
+                | Alert::CertificateExpired,
+            ) => format!(
+                "the broker at {} refused the client certificate --tls-cert {} ({error}): use one signed by a CA the broker trusts, with its key in --tls-key",
                 self.addr(),
                 cert.display()
             ),
@@ -191,10 +200,13 @@ impl BrokerSettings {
     }
 }
 
-/// Whether an I/O error comes from TLS (certificates, protocol) rather than from the network.
+/// The TLS error inside an I/O error, where tokio-rustls put it.
+fn rustls_error(error: &std::io::Error) -> Option<&rustls::Error> {
+    error.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+/// Whether an I/O error comes from TLS (certificates, protocol) rather than from the network:
+/// tokio-rustls reports every TLS failure as `InvalidData` around a `rustls::Error`.
 fn is_tls_failure(error: &std::io::Error) -> bool {
-    let text = error.to_string().to_ascii_lowercase();
-    error.kind() == std::io::ErrorKind::InvalidData
-        || text.contains("tls")
-        || text.contains("certificate")
+    rustls_error(error).is_some() || error.kind() == std::io::ErrorKind::InvalidData
 }
