@@ -24,9 +24,9 @@
 //!
 //! `cargo run --release --example naive_baseline -- produce|ceiling|consume STREAM [COUNT]`
 //! prints one JSON object: {"mode", "messages", "elapsed_s", "msg_per_s", "wall_s"}.
-//! `delete STREAM`
-//! deletes a stream (scripts/bench-compare.sh cleans up with it: gigabytes of streams left on
-//! disk slow every later run down).
+//! `delete STREAM` / `delete-super SUPER_STREAM`
+//! deletes a stream, or a super stream and its partitions (scripts/bench-compare.sh cleans up
+//! with it: gigabytes of streams left on disk slow every later run down).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 async fn run(process_start: Instant) -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: naive_baseline produce|ceiling|consume|delete STREAM [COUNT]";
+    let usage = "usage: naive_baseline produce|ceiling|consume|delete|delete-super STREAM [COUNT]";
     let mode = args.get(1).ok_or(usage)?.clone();
     let stream = args.get(2).ok_or(usage)?.clone();
     let count: u64 = args
@@ -58,6 +58,10 @@ async fn run(process_start: Instant) -> Result<(), Box<dyn std::error::Error>> {
     let environment = Environment::builder().build().await?;
     if mode == "delete" {
         environment.delete_stream(&stream).await?;
+        return Ok(());
+    }
+    if mode == "delete-super" {
+        environment.delete_super_stream(&stream).await?;
         return Ok(());
     }
 

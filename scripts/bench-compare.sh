@@ -83,7 +83,7 @@ run() {
 
 # inv current|before NAME STREAM ARGS…: one invstream run (NAME is prefixed "before-" for the
 # before binary); in ARGS, +filter and -filter stand for that binary's flag for "with filter
-# values" and "without".
+# values" and "without", and @stream for STREAM.
 inv() {
     local who=$1 name=$2 stream=$3 bin=$INVSTREAM with=$CUR_WITH without=$CUR_WITHOUT arg; shift 3
     if [ "$who" = before ]; then
@@ -94,10 +94,15 @@ inv() {
         case $arg in
             +filter) [ -z "$with" ] || args+=("$with") ;;
             -filter) [ -z "$without" ] || args+=("$without") ;;
+            @stream) args+=("$stream") ;;
             *) args+=("$arg") ;;
         esac
     done
-    run "$name" "$stream" -- "$bin" --quiet --json --stream "$stream" "${args[@]}"
+    case " ${args[*]} " in
+        # A super stream is named by its command's --super-stream (--stream beside it is refused).
+        *" --super-stream "*) run "$name" "$stream" -- "$bin" --quiet --json "${args[@]}" ;;
+        *) run "$name" "$stream" -- "$bin" --quiet --json --stream "$stream" "${args[@]}" ;;
+    esac
 }
 
 # ab NAME STREAM BEFORE_STREAM ARGS…: the invstream row on STREAM and, with INVSTREAM_BEFORE,
@@ -133,11 +138,19 @@ for round in $(seq 1 "$ROUNDS"); do
     # The baseline consumer on invstream's messages, which carry properties (content type,
     # product_id, event) that the client decodes for every message: the like-for-like comparison.
     run baseline-consume-same "$inv" -- "$BASELINE" consume "$inv" "$COUNT"
+    # A super stream of 3 partitions (hash routing by product id), written and read whole.
+    ab invstream-produce-super3 "$inv-ss" "$bef-ss" produce --super-stream @stream --partitions 3 --count "$COUNT" -filter
+    ab invstream-consume-super3 "$inv-ss" "$inv-ss" consume --super-stream @stream --offset first
     # Streams left on disk (gigabytes per round) slow every later run down: delete them.
     streams=("$base-ceiling" "$base" "$inv" "$inv-nf" "$inv-se" "$inv-sez")
     [ -z "$BEFORE" ] || streams+=("$bef" "$bef-nf" "$bef-se" "$bef-sez")
     for stream in "${streams[@]}"; do
         "$BASELINE" delete "$stream" || echo "bench-compare: could not delete stream $stream" >&2
+    done
+    supers=("$inv-ss")
+    [ -z "$BEFORE" ] || supers+=("$bef-ss")
+    for super in "${supers[@]}"; do
+        "$BASELINE" delete-super "$super" || echo "bench-compare: could not delete super stream $super" >&2
     done
 done
 
@@ -179,6 +192,8 @@ labels = {
     "invstream-produce-subentry": "invstream produce --sub-entry-size 100",
     "invstream-produce-subentry-zstd": "invstream produce --sub-entry-size 100 --compression zstd",
     "invstream-consume-subentry": "invstream consume (sub-entry stream)",
+    "invstream-produce-super3": "invstream produce, super stream of 3 partitions (no filter values)",
+    "invstream-consume-super3": "invstream consume, super stream of 3 partitions",
 }
 order = [("ceiling-produce", "baseline-produce"), ("baseline-produce", "baseline-produce"), ("invstream-produce", "baseline-produce"),
          ("invstream-produce-nofilter", "baseline-produce"),
@@ -186,7 +201,8 @@ order = [("ceiling-produce", "baseline-produce"), ("baseline-produce", "baseline
          ("invstream-produce-subentry-zstd", "baseline-produce"),
          ("baseline-consume", "baseline-consume"), ("baseline-consume-same", "baseline-consume"),
          ("invstream-consume", "baseline-consume"),
-         ("invstream-consume-subentry", "baseline-consume")]
+         ("invstream-consume-subentry", "baseline-consume"),
+         ("invstream-produce-super3", "baseline-produce"), ("invstream-consume-super3", "baseline-consume")]
 for name, base_name in list(order):
     if "before-" + name in rows:
         labels["before-" + name] = "before: " + labels[name]

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::broker::DEFAULT_URI;
 use crate::reader::StartOffset;
@@ -28,6 +29,30 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses `args` (the program name first), noting which flags were typed rather than
+    /// defaulted: settings need to know where a value came from.
+    pub fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.global.stream_typed = typed(&matches, "stream");
+        Ok(cli)
+    }
+}
+
+/// Whether global flag `id` was given on the command line, before or after the subcommand.
+fn typed(matches: &ArgMatches, id: &str) -> bool {
+    let on_command_line = |m: &ArgMatches| m.value_source(id) == Some(ValueSource::CommandLine);
+    on_command_line(matches)
+        || matches
+            .subcommand()
+            .is_some_and(|(_, sub)| on_command_line(sub))
+}
+
 /// Options every command shares.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Connection and output (every command)")]
@@ -48,6 +73,11 @@ pub struct GlobalArgs {
         value_parser = clap::builder::NonEmptyStringValueParser::new()
     )]
     pub stream: String,
+
+    /// Whether `--stream` was typed on the command line (not the default or INVSTREAM_STREAM):
+    /// a typed one beside `--super-stream` names two targets.
+    #[arg(skip)]
+    pub stream_typed: bool,
 
     /// Print one JSON summary object on stdout instead of the human report
     #[arg(long, global = true)]

@@ -20,11 +20,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// A reader's chunks come and go every few milliseconds; mimalloc 3 keeps freed memory for 1 s
 /// before returning it, so a fast replay held more of them resident the longer it ran (32 MB for
 /// 100,000 updates, 62–81 MB for 10,000,000); after 10 ms (mimalloc 2's delay) it stays flat
-/// (30 vs 39–43 MB). At 0 ms produce would pay ~40% more CPU, so only `consume` asks for it. The
-/// client reuses its chunk and read buffers (vendor patches 0025, 0026): while each chunk had new
-/// ones, purging made every chunk fault its pages back in (~10–25% more CPU for 1,000,000 updates
-/// than 4d48da4, where a purge deadline scheduled under the 1 s default held this process-wide
-/// option off for the first second).
+/// (30 vs 39–43 MB). At 0 ms produce would pay ~40% more CPU, so only `consume` asks for it. Soon
+/// purging is cheap because the client reuses its chunk and read buffers (vendor patches 0025,
+/// 0026): with new buffers per chunk, every chunk would fault its pages back in.
 fn return_freed_memory_soon() {
     // SAFETY: sets one of mimalloc's options; any value is valid for this one, at any time.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10) }
@@ -50,7 +48,7 @@ fn say(line: &str) {
 }
 
 fn main() -> ExitCode {
-    let cli = match invstream::cli::Cli::try_parse() {
+    let cli = match invstream::cli::Cli::try_parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         // --help and --version print to stdout and succeed.
         Err(e) if !e.use_stderr() => match e.print() {

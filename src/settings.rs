@@ -193,6 +193,13 @@ pub fn from_cli(cli: &Cli) -> Result<(CommonSettings, CommandSettings)> {
         Command::Serve(args) => CommandSettings::Serve(serve(args)?),
         Command::Bench(args) => CommandSettings::Bench(bench(args)?),
     };
+    let super_stream = match &command {
+        CommandSettings::Produce(p) => p.super_stream.as_ref().map(|s| s.name.as_str()),
+        CommandSettings::Consume(c) => c.super_stream.as_deref(),
+        CommandSettings::Serve(s) => s.super_stream.as_deref(),
+        CommandSettings::Bench(_) => None,
+    };
+    checks::stream_or_super_stream(super_stream, cli.global.stream_typed)?;
     names::check(&common, &command)?;
     Ok((common, command))
 }
@@ -278,7 +285,6 @@ fn produce(args: &ProduceArgs) -> Result<ProduceSettings> {
         "count every update failed before its confirm could come",
     )?;
     checks::filter_values_without_sub_entries(args.filter_values, args.batching.sub_entry_size)?;
-    checks::stream_or_super_stream(args.super_stream.as_deref())?;
     let source = match &args.input {
         Some(input) => {
             let source = InputSource::parse(input);
@@ -338,7 +344,6 @@ fn super_stream(args: &ProduceArgs) -> Result<Option<SuperStreamSettings>> {
 fn consume(args: &ConsumeArgs) -> Result<ConsumeSettings> {
     checks::positive("--duration", args.duration, "end before reading anything")?;
     checks::verify_reads_everything(args.verify, &args.product)?;
-    checks::stream_or_super_stream(args.super_stream.as_deref())?;
     let labels = match (&args.consumers, &args.name) {
         (Some(labels), _) => labels.0.clone(),
         (None, Some(name)) => vec![name.clone()],
@@ -397,7 +402,6 @@ fn serve(args: &ServeArgs) -> Result<ServeSettings> {
         Some(args.body_read_timeout),
         "answer 408 to every request whose body does not come at once",
     )?;
-    checks::stream_or_super_stream(args.super_stream.as_deref())?;
     if !HEADER_BYTES_RANGE.contains(&args.max_header_bytes) {
         return Err(InvError::Usage(format!(
             "--max-header-bytes {} is out of range: use 8kib to 16mib",
@@ -476,9 +480,28 @@ mod tests {
     use clap::Parser;
 
     fn settings(args: &[&str]) -> Result<(CommonSettings, CommandSettings)> {
-        let cli = Cli::try_parse_from(std::iter::once("invstream").chain(args.iter().copied()))
+        let cli = Cli::try_parse_args(std::iter::once("invstream").chain(args.iter().copied()))
             .expect("the arguments parse");
         from_cli(&cli)
+    }
+
+    #[test]
+    fn a_typed_stream_beside_a_super_stream_is_refused_wherever_it_is_typed() {
+        for args in [
+            &["--stream", "s", "produce", "--super-stream", "ss"][..],
+            &["produce", "--super-stream", "ss", "--stream=s"],
+            &["consume", "--stream", "s", "--super-stream", "ss"],
+            &["serve", "--super-stream", "ss", "--stream", "s"],
+        ] {
+            let error = settings(args).unwrap_err().to_string();
+            assert!(
+                error.contains("name two different targets"),
+                "{args:?}: {error}"
+            );
+        }
+        // The default stream is not typed: the super stream alone is the target.
+        assert!(settings(&["produce", "--super-stream", "ss"]).is_ok());
+        assert!(settings(&["--stream", "s", "produce"]).is_ok());
     }
 
     fn produce_settings(args: &[&str]) -> Result<ProduceSettings> {

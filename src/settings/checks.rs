@@ -69,9 +69,8 @@ pub fn verify_reads_everything(verify: bool, products: &[u64]) -> Result<()> {
 
 /// `--super-stream` names where to publish or read; a `--stream` typed beside it would be
 /// ignored without a word.
-pub fn stream_or_super_stream(super_stream: Option<&str>) -> Result<()> {
-    let typed = std::env::args().any(|a| a == "--stream" || a.starts_with("--stream="));
-    match (super_stream, typed) {
+pub fn stream_or_super_stream(super_stream: Option<&str>, stream_typed: bool) -> Result<()> {
+    match (super_stream, stream_typed) {
         (Some(name), true) => Err(InvError::usage(format!(
             "--stream and --super-stream {name} name two different targets: give one of them"
         ))),
