@@ -477,7 +477,6 @@ fn bench(args: &BenchArgs) -> Result<BenchSettings> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     fn settings(args: &[&str]) -> Result<(CommonSettings, CommandSettings)> {
         let cli = Cli::try_parse_args(std::iter::once("invstream").chain(args.iter().copied()))
