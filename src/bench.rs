@@ -90,7 +90,7 @@ pub async fn run(
     )
     .await?;
     let _heeded = shutdown.signal();
-    let target = Target::super_stream(super_stream);
+    let target = Target::super_stream(&super_stream.name, super_stream.partitions);
     let outcome = bench(&env, broker, &target, settings, shutdown, out).await;
     if !settings.keep_stream {
         if let Err(e) = superstream::delete(broker, &bench_stream).await {

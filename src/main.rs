@@ -4,7 +4,6 @@
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-
 /// Millions of small messages are built and freed per second: mimalloc does that with a
 /// fraction of the system allocator's cost (see docs/BENCHMARKS.md).
 #[global_allocator]

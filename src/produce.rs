@@ -15,7 +15,8 @@ use crate::report::Output;
 use crate::settings::{CommonSettings, ProduceSettings, UpdateSourceSettings};
 use crate::shutdown::Shutdown;
 use crate::stats::RunSummary;
-use crate::target::{connect_and_ensure, Asked, Target};
+use crate::superstream::{connect_and_ensure, Asked};
+use crate::target::Target;
 
 mod drive;
 use drive::{drive, Driven};

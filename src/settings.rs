@@ -14,6 +14,7 @@ use crate::error::{InvError, Result};
 use crate::input::InputSource;
 use crate::publisher::Batching;
 use crate::reader::{ReaderSpec, StartOffset, StopRule};
+use crate::target::PartitionLayout;
 
 mod checks;
 mod names;
@@ -138,35 +139,6 @@ pub struct BenchSettings {
     pub keep_stream: bool,
     pub hdr_log: Option<std::path::PathBuf>,
     pub plot: Option<std::path::PathBuf>,
-}
-
-/// How a new super stream is laid out, as asked on the command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PartitionLayout {
-    /// `--partitions N`: partitions `NAME-0` … `NAME-(N-1)`, binding keys `0` … `N-1`; updates
-    /// are routed by a hash of their product id.
-    Count(u32),
-    /// `--partition-keys a,b`: partitions `NAME-a`, `NAME-b`, binding keys `a`, `b`; updates are
-    /// routed by their warehouse, which the broker maps to a partition.
-    Keys(Vec<String>),
-}
-
-impl PartitionLayout {
-    /// The binding keys of the partitions, in order.
-    pub fn binding_keys(&self) -> Vec<String> {
-        match self {
-            PartitionLayout::Count(n) => (0..*n).map(|i| i.to_string()).collect(),
-            PartitionLayout::Keys(keys) => keys.clone(),
-        }
-    }
-
-    /// The partition stream names for super stream `name`, in order.
-    pub fn partitions(&self, name: &str) -> Vec<String> {
-        self.binding_keys()
-            .iter()
-            .map(|key| format!("{name}-{key}"))
-            .collect()
-    }
 }
 
 /// A super stream as a produce run asks for it.

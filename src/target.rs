@@ -1,25 +1,6 @@
 //! What a command works on: one stream, or a super stream's partitions. A stream is the
 //! one-partition case, so publishing, planning and summaries are written once for both.
 
-use rabbitmq_stream_client::Environment;
-
-use crate::broker::{BrokerSettings, Retention};
-use crate::error::{InvError, Result};
-use crate::report::Output;
-use crate::settings::PartitionLayout;
-use crate::superstream::{self, SuperStream};
-
-/// What a command asked to publish to, before the broker was asked.
-#[derive(Debug, Clone, Copy)]
-pub enum Asked<'a> {
-    Stream(&'a str),
-    /// A super stream, created as `layout` asks when missing (three hash partitions for `None`).
-    SuperStream {
-        name: &'a str,
-        layout: Option<&'a PartitionLayout>,
-    },
-}
-
 /// A stream, or a super stream with its partitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -41,10 +22,11 @@ impl Target {
         }
     }
 
-    pub fn super_stream(super_stream: SuperStream) -> Self {
+    /// Super stream `name` with `partitions` in the broker's order.
+    pub fn super_stream(name: &str, partitions: Vec<String>) -> Self {
         Target {
-            name: super_stream.name,
-            partitions: super_stream.partitions,
+            name: name.to_string(),
+            partitions,
             is_super_stream: true,
         }
     }
@@ -76,36 +58,32 @@ impl Target {
     }
 }
 
-/// Connects and creates the target (with `retention`) if it is missing: the start of every
-/// command that publishes. A stream that is a partition of a super stream is refused: updates
-/// published to it would miss the routing its readers rely on.
-pub async fn connect_and_ensure(
-    broker: &BrokerSettings,
-    asked: Asked<'_>,
-    retention: &Retention,
-    out: Output,
-) -> Result<(Environment, Target)> {
-    let arguments = retention.arguments();
-    match asked {
-        Asked::Stream(stream) => {
-            let env = broker.connect().await?;
-            let created = broker
-                .while_starting(|| broker.ensure_stream(stream, arguments.clone()))
-                .await?;
-            if created {
-                out.status(&format!("created stream '{stream}'"));
-            } else if let Some(owner) = superstream::owner_of_partition(broker, stream).await {
-                return Err(InvError::usage(format!(
-                    "stream '{stream}' is a partition of super stream '{owner}': publish with --super-stream {owner}, so each update goes to its product's partition"
-                )));
-            }
-            Ok((env, Target::stream(stream)))
+/// How a new super stream is laid out, as asked on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionLayout {
+    /// `--partitions N`: partitions `NAME-0` … `NAME-(N-1)`, binding keys `0` … `N-1`; updates
+    /// are routed by a hash of their product id.
+    Count(u32),
+    /// `--partition-keys a,b`: partitions `NAME-a`, `NAME-b`, binding keys `a`, `b`; updates are
+    /// routed by their warehouse, which the broker maps to a partition.
+    Keys(Vec<String>),
+}
+
+impl PartitionLayout {
+    /// The binding keys of the partitions, in order.
+    pub fn binding_keys(&self) -> Vec<String> {
+        match self {
+            PartitionLayout::Count(n) => (0..*n).map(|i| i.to_string()).collect(),
+            PartitionLayout::Keys(keys) => keys.clone(),
         }
-        Asked::SuperStream { name, layout } => {
-            let env = superstream::connect(broker).await?;
-            let super_stream = superstream::ensure(broker, name, layout, arguments, out).await?;
-            Ok((env, Target::super_stream(super_stream)))
-        }
+    }
+
+    /// The partition stream names for super stream `name`, in order.
+    pub fn partitions(&self, name: &str) -> Vec<String> {
+        self.binding_keys()
+            .iter()
+            .map(|key| format!("{name}-{key}"))
+            .collect()
     }
 }
 
@@ -126,10 +104,7 @@ mod tests {
             stream.producer_names("p"),
             [("p".to_string(), "s".to_string())]
         );
-        let super_stream = Target::super_stream(SuperStream {
-            name: "ss".into(),
-            partitions: vec!["ss-0".into(), "ss-1".into()],
-        });
+        let super_stream = Target::super_stream("ss", vec!["ss-0".into(), "ss-1".into()]);
         assert_eq!(super_stream.producer_name("p", "ss-1"), "p-ss-1");
         assert_eq!(super_stream.describe(), "super stream 'ss'");
     }

@@ -7,8 +7,10 @@ use std::time::Duration;
 use rabbitmq_stream_client::error::ClientError;
 use rabbitmq_stream_client::types::{OffsetSpecification, ResponseCode, ResponseKind};
 
+use rabbitmq_stream_client::Client;
+
 use super::BrokerSettings;
-use crate::error::{Result, StreamError};
+use crate::error::{ConnectError, InvError, Result, StreamError};
 
 /// How long an empty stream stays silent before we believe it is empty (see `stream_end_offset`).
 const LAST_CHUNK_WAIT: Duration = Duration::from_secs(2);
@@ -168,4 +170,19 @@ impl BrokerSettings {
             Err(e) => Err(self.client_error(e, "deleting the stream")),
         }
     }
+}
+
+/// Asks the broker which partition of `super_stream` a routing key goes to (the first, if it is
+/// bound to several); `None` when no partition is bound to it. `client`: a connection of the
+/// router's own (`BrokerSettings::connect_client`), held for the run.
+pub async fn route(client: &Client, super_stream: &str, key: &str) -> Result<Option<String>> {
+    let response = client
+        .route(key.to_string(), super_stream.to_string())
+        .await
+        .map_err(|e| {
+            InvError::from(ConnectError::Client {
+                message: format!("asking super stream '{super_stream}' where '{key}' goes: {e}"),
+            })
+        })?;
+    Ok(response.streams.into_iter().next())
 }

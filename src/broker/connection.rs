@@ -123,9 +123,9 @@ impl BrokerSettings {
         }
     }
 
-    /// A single protocol connection through the first node that answers, for the few requests
-    /// the `Environment` does not offer.
-    pub(super) async fn connect_client(&self) -> Result<Client> {
+    /// A protocol connection of our own through the first node that answers (handshake
+    /// failures explained like `connect`'s), for requests the `Environment` does not offer.
+    pub async fn connect_client(&self) -> Result<Client> {
         let mut first_failure = None;
         for node in self.each_node() {
             match node.connect_client_node().await {

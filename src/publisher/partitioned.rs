@@ -20,7 +20,6 @@ use crate::error::{InvError, Result};
 use crate::model::NumberedUpdate;
 use crate::routing::partition_of_product;
 use crate::shutdown::StopSignal;
-use crate::superstream;
 use crate::target::Target;
 
 /// How updates find their partition.
@@ -68,7 +67,7 @@ impl PartitionedPublisher {
             (true, false) => Router::Hash,
             (true, true) => Router::Keys {
                 super_stream: target.name.clone(),
-                client: Box::new(superstream::routing_client(broker).await?),
+                client: Box::new(broker.connect_client().await?),
                 routes: HashMap::new(),
             },
         };
@@ -188,7 +187,8 @@ impl PartitionedPublisher {
                         continue;
                     }
                     let partition =
-                        superstream::route(client, super_stream, &update.warehouse).await?;
+                        crate::broker::admin::route(client, super_stream, &update.warehouse)
+                            .await?;
                     let index = partition
                         .and_then(|p| self.partitions.iter().position(|known| *known == p))
                         .ok_or_else(|| {

@@ -6,15 +6,16 @@
 
 pub mod consume;
 
-pub use crate::settings::PartitionLayout;
+pub use crate::target::PartitionLayout;
 use std::collections::HashMap;
 
 use rabbitmq_stream_client::types::ResponseCode;
 use rabbitmq_stream_client::{Client, Environment};
 
-use crate::broker::{version_at_least, BrokerSettings, VersionProbe};
+use crate::broker::{version_at_least, BrokerSettings, Retention, VersionProbe};
 use crate::error::{ConnectError, InvError, Result};
 use crate::report::Output;
+use crate::target::Target;
 
 /// Partitions of a super stream created without `--partitions`.
 pub const DEFAULT_PARTITIONS: u32 = 3;
@@ -54,24 +55,10 @@ fn too_old(broker: &BrokerSettings, version: &str) -> InvError {
     .into()
 }
 
-/// A protocol connection of our own, for the requests the `Environment` does not offer. The
-/// caller has connected the `Environment` first, so handshake failures are already explained.
+/// A protocol connection of our own, for the requests the `Environment` does not offer,
+/// through the first node that answers (as the `Environment` connects).
 async fn client(broker: &BrokerSettings) -> Result<Client> {
-    match tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        Client::connect(broker.client_options()),
-    )
-    .await
-    {
-        Ok(Ok(client)) => Ok(client),
-        Ok(Err(e)) => Err(broker.client_error(e, "connecting for the super stream")),
-        Err(_) => Err(ConnectError::Timeout {
-            addr: broker.addr(),
-            during: "complete the handshake",
-            timeout: std::time::Duration::from_secs(10),
-        }
-        .into()),
-    }
+    broker.connect_client().await
 }
 
 /// The partitions of super stream `name`, or `None` if there is no such super stream.
@@ -212,23 +199,51 @@ async fn ensure_with(
     })
 }
 
-/// Asks the broker which partition of `super_stream` a routing key goes to (the first, if it is
-/// bound to several); `None` when no partition is bound to it.
-pub async fn route(client: &Client, super_stream: &str, key: &str) -> Result<Option<String>> {
-    let response = client
-        .route(key.to_string(), super_stream.to_string())
-        .await
-        .map_err(|e| {
-            InvError::from(ConnectError::Client {
-                message: format!("asking super stream '{super_stream}' where '{key}' goes: {e}"),
-            })
-        })?;
-    Ok(response.streams.into_iter().next())
+/// What a command asked to publish to, before the broker was asked.
+#[derive(Debug, Clone, Copy)]
+pub enum Asked<'a> {
+    Stream(&'a str),
+    /// A super stream, created as `layout` asks when missing (three hash partitions for `None`).
+    SuperStream {
+        name: &'a str,
+        layout: Option<&'a PartitionLayout>,
+    },
 }
 
-/// A connection for [`route`] requests, held by a key router for the run.
-pub async fn routing_client(broker: &BrokerSettings) -> Result<Client> {
-    client(broker).await
+/// Connects and creates the target (with `retention`) if it is missing: the start of every
+/// command that publishes. A stream that is a partition of a super stream is refused: updates
+/// published to it would miss the routing its readers rely on.
+pub async fn connect_and_ensure(
+    broker: &BrokerSettings,
+    asked: Asked<'_>,
+    retention: &Retention,
+    out: Output,
+) -> Result<(Environment, Target)> {
+    let arguments = retention.arguments();
+    match asked {
+        Asked::Stream(stream) => {
+            let env = broker.connect().await?;
+            let created = broker
+                .while_starting(|| broker.ensure_stream(stream, arguments.clone()))
+                .await?;
+            if created {
+                out.status(&format!("created stream '{stream}'"));
+            } else if let Some(owner) = owner_of_partition(broker, stream).await {
+                return Err(InvError::usage(format!(
+                    "stream '{stream}' is a partition of super stream '{owner}': publish with --super-stream {owner}, so each update goes to its product's partition"
+                )));
+            }
+            Ok((env, Target::stream(stream)))
+        }
+        Asked::SuperStream { name, layout } => {
+            let env = connect(broker).await?;
+            let super_stream = ensure(broker, name, layout, arguments, out).await?;
+            Ok((
+                env,
+                Target::super_stream(&super_stream.name, super_stream.partitions),
+            ))
+        }
+    }
 }
 
 /// Deletes super stream `name` and its partitions (a benchmark's own, when it ends).
