@@ -10,41 +10,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::SuperStream;
+use super::partitions_holding;
 use crate::consume::{self, ReadTally};
 use crate::error::{ReadError, Result};
 use crate::reader::{self, ReadPlan, ReaderSpec, StartOffset, StopRule};
 use crate::report::{MessagePrinter, Output};
-use crate::routing::partition_of_product;
 use crate::settings::{CommonSettings, ConsumeSettings};
 use crate::shutdown::Shutdown;
 use crate::stats::RunSummary;
 use crate::verify::SeqCheck;
-
-/// The partitions that hold `products`: by hash routing when the partitions are the hash
-/// layout (`NAME-0` … `NAME-(N-1)`), every partition otherwise (a key-routed super stream).
-pub fn partitions_holding(super_stream: &SuperStream, products: &[u64]) -> Vec<String> {
-    let count = super_stream.partitions.len() as u32;
-    let hash_layout = super_stream
-        .partitions
-        .iter()
-        .enumerate()
-        .all(|(i, p)| *p == format!("{}-{i}", super_stream.name));
-    if products.is_empty() || !hash_layout {
-        return super_stream.partitions.clone();
-    }
-    let wanted: HashSet<usize> = products
-        .iter()
-        .map(|p| partition_of_product(*p, count) as usize)
-        .collect();
-    super_stream
-        .partitions
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| wanted.contains(i))
-        .map(|(_, p)| p.clone())
-        .collect()
-}
 
 /// `invstream consume --super-stream NAME`.
 pub async fn run(
@@ -288,27 +262,4 @@ fn fan_out_summary(
         .collect();
     summary.consumers = consumers;
     summary
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn super_stream(partitions: &[&str]) -> SuperStream {
-        SuperStream {
-            name: "s".into(),
-            partitions: partitions.iter().map(|p| p.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn products_pick_their_partition_in_the_hash_layout_only() {
-        let hashed = super_stream(&["s-0", "s-1", "s-2"]);
-        // routing.rs pins product 1 to partition 2 and 42 to partition 0 of three.
-        assert_eq!(partitions_holding(&hashed, &[1]), ["s-2"]);
-        assert_eq!(partitions_holding(&hashed, &[42, 1]), ["s-0", "s-2"]);
-        assert_eq!(partitions_holding(&hashed, &[]).len(), 3);
-        let keyed = super_stream(&["s-AMS-1", "s-BER-2"]);
-        assert_eq!(partitions_holding(&keyed, &[1]).len(), 2);
-    }
 }

@@ -1,6 +1,7 @@
 //! Super streams (RabbitMQ 3.13+): one logical stream made of partition streams. This module is
 //! their administration, in the broker module's style: creating one over the protocol, finding
-//! its partitions, asking where a routing key goes. [`partitioned`] is the publisher made of one
+//! its partitions, asking where a routing key goes, which partitions hold some products
+//! ([`partitions_holding`]). [`partitioned`] is the publisher made of one
 //! `Publisher` per partition and [`publish`] the `produce` command that drives it; [`consume`]
 //! reads every partition with one reader each. The engines are the plain ones: a partition is an
 //! ordinary stream to them.
@@ -10,7 +11,7 @@ pub mod partitioned;
 pub mod publish;
 
 pub use crate::settings::PartitionLayout;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rabbitmq_stream_client::types::ResponseCode;
 use rabbitmq_stream_client::{Client, Environment};
@@ -18,6 +19,7 @@ use rabbitmq_stream_client::{Client, Environment};
 use crate::broker::{version_at_least, BrokerSettings, VersionProbe};
 use crate::error::{ConnectError, InvError, Result};
 use crate::report::Output;
+use crate::routing::partition_of_product;
 
 /// Partitions of a super stream created without `--partitions`.
 pub const DEFAULT_PARTITIONS: u32 = 3;
@@ -234,6 +236,31 @@ pub async fn routing_client(broker: &BrokerSettings) -> Result<Client> {
     client(broker).await
 }
 
+/// The partitions that hold `products`: by hash routing when the partitions are the hash
+/// layout (`NAME-0` … `NAME-(N-1)`), every partition otherwise (a key-routed super stream).
+pub fn partitions_holding(super_stream: &SuperStream, products: &[u64]) -> Vec<String> {
+    let count = super_stream.partitions.len() as u32;
+    let hash_layout = super_stream
+        .partitions
+        .iter()
+        .enumerate()
+        .all(|(i, p)| *p == format!("{}-{i}", super_stream.name));
+    if products.is_empty() || !hash_layout {
+        return super_stream.partitions.clone();
+    }
+    let wanted: HashSet<usize> = products
+        .iter()
+        .map(|p| partition_of_product(*p, count) as usize)
+        .collect();
+    super_stream
+        .partitions
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| wanted.contains(i))
+        .map(|(_, p)| p.clone())
+        .collect()
+}
+
 /// Deletes super stream `name` and its partitions (a benchmark's own, when it ends).
 pub async fn delete(broker: &BrokerSettings, name: &str) -> Result<()> {
     let client = client(broker).await?;
@@ -259,5 +286,23 @@ mod tests {
         let keys = PartitionLayout::Keys(vec!["AMS-1".into(), "BER-2".into()]);
         assert_eq!(keys.binding_keys(), ["AMS-1", "BER-2"]);
         assert_eq!(keys.partitions("orders"), ["orders-AMS-1", "orders-BER-2"]);
+    }
+
+    fn super_stream(partitions: &[&str]) -> SuperStream {
+        SuperStream {
+            name: "s".into(),
+            partitions: partitions.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn products_pick_their_partition_in_the_hash_layout_only() {
+        let hashed = super_stream(&["s-0", "s-1", "s-2"]);
+        // routing.rs pins product 1 to partition 2 and 42 to partition 0 of three.
+        assert_eq!(partitions_holding(&hashed, &[1]), ["s-2"]);
+        assert_eq!(partitions_holding(&hashed, &[42, 1]), ["s-0", "s-2"]);
+        assert_eq!(partitions_holding(&hashed, &[]).len(), 3);
+        let keyed = super_stream(&["s-AMS-1", "s-BER-2"]);
+        assert_eq!(partitions_holding(&keyed, &[1]).len(), 2);
     }
 }
