@@ -100,11 +100,9 @@ async fn run_command(
             None => produce::run(&common, settings, &shutdown, out).await,
         }
         .with_context(|| format!("produce to {stream} at {addr}"))?,
-        (CommandSettings::Consume(settings), _) => match &settings.super_stream {
-            Some(name) => superstream::consume::run(&common, settings, name, &shutdown, out).await,
-            None => consume::run(&common, settings, &shutdown, out).await,
-        }
-        .with_context(|| format!("consume from {stream} at {addr}"))?,
+        (CommandSettings::Consume(settings), _) => consume::run(&common, settings, &shutdown, out)
+            .await
+            .with_context(|| format!("consume from {stream} at {addr}"))?,
         (CommandSettings::Serve(settings), Command::Serve(args)) => {
             serve::run(&common, settings, args, &shutdown, out)
                 .await

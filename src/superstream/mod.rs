@@ -1,12 +1,11 @@
 //! Super streams (RabbitMQ 3.13+): one logical stream made of partition streams. This module is
 //! their administration, in the broker module's style: creating one over the protocol, finding
-//! its partitions, asking where a routing key goes, which partitions hold some products
-//! ([`partitions_holding`]). [`partitioned`] is the publisher made of one
-//! `Publisher` per partition and [`publish`] the `produce` command that drives it; [`consume`]
-//! reads every partition with one reader each. The engines are the plain ones: a partition is an
-//! ordinary stream to them.
+//! its partitions, asking where a routing key goes, which partitions hold some products.
+//! [`partitioned`] is the publisher made of one `Publisher` per partition and [`publish`] the
+//! `produce` command that drives it; `consume` reads a super stream as the list of its
+//! partitions ([`partitions_holding`]), the way it reads a stream as its one partition. The
+//! engines are the plain ones: a partition is an ordinary stream to them.
 
-pub mod consume;
 pub mod partitioned;
 pub mod publish;
 
