@@ -97,11 +97,9 @@ async fn run_command(
         CommandSettings::Produce(settings) => produce::run(&common, settings, &shutdown, out)
             .await
             .with_context(|| format!("produce to {stream} at {addr}"))?,
-        CommandSettings::Consume(settings) => match &settings.super_stream {
-            Some(name) => superstream::consume::run(&common, settings, name, &shutdown, out).await,
-            None => consume::run(&common, settings, &shutdown, out).await,
-        }
-        .with_context(|| format!("consume from {stream} at {addr}"))?,
+        CommandSettings::Consume(settings) => consume::run(&common, settings, &shutdown, out)
+            .await
+            .with_context(|| format!("consume from {stream} at {addr}"))?,
         CommandSettings::Serve(settings) => serve::run(&common, settings, &shutdown, out)
             .await
             .with_context(|| format!("serve {stream} at {addr}"))?,

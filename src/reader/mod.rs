@@ -90,7 +90,8 @@ pub trait MessageSink: Send {
     fn chunk_end(&mut self) {}
 }
 
-/// What every reader of one run shares.
+/// What every reader of one stream in a run shares (each partition of a super stream has its
+/// own).
 #[derive(Debug, Clone)]
 pub struct ReadPlan {
     pub stream: String,

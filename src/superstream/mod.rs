@@ -1,13 +1,12 @@
 //! Super streams (RabbitMQ 3.13+): one logical stream made of partition streams. This module is
 //! their administration, in the broker module's style: creating one over the protocol, finding
-//! its partitions, asking where a routing key goes, the 3.13 check. The commands and engines
-//! work on a [`crate::target::Target`], of which a super stream's partitions are one kind; to
-//! the engines a partition is an ordinary stream.
-
-pub mod consume;
+//! its partitions, asking which partitions hold some products, the 3.13 check, and opening a
+//! command's target (a stream or a super stream). The commands and engines work on a
+//! `target::Target`, of which a super stream's partitions are one kind; to the engines a
+//! partition is an ordinary stream.
 
 pub use crate::target::PartitionLayout;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rabbitmq_stream_client::types::ResponseCode;
 use rabbitmq_stream_client::{Client, Environment};
@@ -15,6 +14,7 @@ use rabbitmq_stream_client::{Client, Environment};
 use crate::broker::{version_at_least, BrokerSettings, Retention, VersionProbe};
 use crate::error::{ConnectError, InvError, Result};
 use crate::report::Output;
+use crate::routing::partition_of_product;
 use crate::target::Target;
 
 /// Partitions of a super stream created without `--partitions`.
@@ -246,6 +246,31 @@ pub async fn connect_and_ensure(
     }
 }
 
+/// The partitions that hold `products`: by hash routing when the partitions are the hash
+/// layout (`NAME-0` … `NAME-(N-1)`), every partition otherwise (a key-routed super stream).
+pub fn partitions_holding(super_stream: &SuperStream, products: &[u64]) -> Vec<String> {
+    let count = super_stream.partitions.len() as u32;
+    let hash_layout = super_stream
+        .partitions
+        .iter()
+        .enumerate()
+        .all(|(i, p)| *p == format!("{}-{i}", super_stream.name));
+    if products.is_empty() || !hash_layout {
+        return super_stream.partitions.clone();
+    }
+    let wanted: HashSet<usize> = products
+        .iter()
+        .map(|p| partition_of_product(*p, count) as usize)
+        .collect();
+    super_stream
+        .partitions
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| wanted.contains(i))
+        .map(|(_, p)| p.clone())
+        .collect()
+}
+
 /// Deletes super stream `name` and its partitions (a benchmark's own, when it ends).
 pub async fn delete(broker: &BrokerSettings, name: &str) -> Result<()> {
     let client = client(broker).await?;
@@ -271,5 +296,23 @@ mod tests {
         let keys = PartitionLayout::Keys(vec!["AMS-1".into(), "BER-2".into()]);
         assert_eq!(keys.binding_keys(), ["AMS-1", "BER-2"]);
         assert_eq!(keys.partitions("orders"), ["orders-AMS-1", "orders-BER-2"]);
+    }
+
+    fn super_stream(partitions: &[&str]) -> SuperStream {
+        SuperStream {
+            name: "s".into(),
+            partitions: partitions.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn products_pick_their_partition_in_the_hash_layout_only() {
+        let hashed = super_stream(&["s-0", "s-1", "s-2"]);
+        // routing.rs pins product 1 to partition 2 and 42 to partition 0 of three.
+        assert_eq!(partitions_holding(&hashed, &[1]), ["s-2"]);
+        assert_eq!(partitions_holding(&hashed, &[42, 1]), ["s-0", "s-2"]);
+        assert_eq!(partitions_holding(&hashed, &[]).len(), 3);
+        let keyed = super_stream(&["s-AMS-1", "s-BER-2"]);
+        assert_eq!(partitions_holding(&keyed, &[1]).len(), 2);
     }
 }

@@ -1,5 +1,6 @@
 //! Super streams (RabbitMQ 3.13+) on the single test broker: `--product` reading one partition,
-//! an existing super stream kept as it is, and a broker too old for them. Routing, verifying
+//! an existing super stream kept as it is, a partition that starts past offset 0 said so, and a
+//! broker too old for them. Routing, verifying
 //! across partitions and single-active groups run on the cluster (super_stream_cluster.rs).
 
 use crate::util::{invstream, require_broker, TestSuperStream, OLD_BROKER_PORT};
@@ -35,6 +36,40 @@ fn product_reads_only_its_partition_and_an_existing_super_stream_is_kept() {
     // product's updates where its readers do not look), nothing published.
     let output = ss.run(&["produce", "--count", "10", "--partitions", "5"]);
     crate::util::assert_one_line_error(&output, 1, "not as --partitions 5 asks");
+}
+
+/// `--offset first` on a super stream says, per partition, where a partition's messages start
+/// when that is past offset 0, as a stream's read does (the super-stream path never told its
+/// readers where they asked to start, so it said nothing). Here an offset-tracking entry,
+/// stored on a partition while it was empty, holds that partition's offset 0.
+#[test]
+fn reading_from_first_says_which_partition_starts_past_offset_0() {
+    let ss = TestSuperStream::new("asked");
+    let counts = partition_counts(&ss.produce(1, 3));
+    let empty = counts
+        .iter()
+        .position(|c| *c == 0)
+        .expect("two partitions are empty");
+    let partition = ss.partition(empty);
+    ss.store_offset("bookmark", &partition, 0);
+    ss.produce(3_000, 3);
+
+    let output = ss.run(&["consume", "--offset", "first"]);
+    let read = crate::util::summary_of(&output);
+    assert_eq!(read["messages"], 3_001, "{read}");
+    assert_eq!(read["partitions"][empty]["first_offset"], 1, "{read}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let notes: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.contains("no messages at offsets"))
+        .collect();
+    assert_eq!(
+        notes,
+        [format!(
+            "invstream: partition '{partition}': no messages at offsets 0…0 (removed by retention, or offset-tracking entries): reading from offset 1"
+        )],
+        "{stderr}"
+    );
 }
 
 #[test]

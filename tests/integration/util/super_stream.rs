@@ -114,6 +114,23 @@ impl TestSuperStream {
         })
     }
 
+    /// Stores `offset` for consumer `name` on `partition`, as a named reader would, and waits
+    /// until the broker holds it (the request has no answer). The broker writes it into the
+    /// partition as an offset-tracking entry, which takes an offset of its own.
+    pub fn store_offset(&self, name: &str, partition: &str, offset: u64) {
+        runtime().block_on(async {
+            let client = self.client().await.expect("a connection to the broker");
+            client
+                .store_offset(name, partition, offset)
+                .await
+                .expect("the broker takes the offset");
+            let _ = client.close().await;
+        });
+        super::wait_until("the broker stores the offset", || {
+            self.stored_offset(name, partition) == Some(offset)
+        });
+    }
+
     /// The offset the broker stores for consumer `name` on `partition`.
     pub fn stored_offset(&self, name: &str, partition: &str) -> Option<u64> {
         runtime().block_on(async {
