@@ -302,7 +302,7 @@ async fn bench(
         out.status(&format!("wrote {}", path.display()));
     }
     let mut summary = RunSummary::new(
-        "bench",
+        crate::stats::CommandName::Bench,
         stream,
         Totals {
             messages: sent,

@@ -126,17 +126,18 @@ fn exit_code(summary: &RunSummary, shutdown: &Shutdown) -> ExitCode {
     if verify_failed {
         return ExitCode::FAILURE;
     }
+    // A run cut short by a signal says so, whatever it left unconfirmed (its summary counts
+    // those as failed and the resume command was printed); a server (serve) stopping on one
+    // is its normal end.
+    if let (true, Some(signal)) = (summary.command.publishes_a_run(), shutdown.received()) {
+        return ExitCode::from(signal.exit_code());
+    }
     match summary.details {
         CommandDetails::Produce { failed, .. } | CommandDetails::Bench { failed, .. }
             if failed > 0 =>
         {
             ExitCode::FAILURE
         }
-        // A run cut short by a signal says so; a server (serve) stopping on one is its normal end.
-        _ if matches!(summary.command, "produce" | "bench") => match shutdown.received() {
-            Some(signal) => ExitCode::from(signal.exit_code()),
-            None => ExitCode::SUCCESS,
-        },
         _ => ExitCode::SUCCESS,
     }
 }

@@ -14,7 +14,7 @@ use crate::publisher::{PartitionedPublisher, PublishOutcome, PublisherOptions};
 use crate::report::Output;
 use crate::settings::{CommonSettings, ProduceSettings, UpdateSourceSettings};
 use crate::shutdown::Shutdown;
-use crate::stats::RunSummary;
+use crate::stats::{CommandName, RunSummary};
 use crate::superstream::{connect_and_ensure, Asked};
 use crate::target::Target;
 
@@ -436,6 +436,7 @@ impl Run<'_> {
         }
         let skipped = plan.skipped + passed_over;
         let mut summary = RunSummary::published(
+            CommandName::Produce,
             &self.target.name,
             self.producer_name,
             total,
@@ -481,7 +482,7 @@ impl Run<'_> {
             .into_iter()
             .zip(outcomes)
             .map(|((producer, partition), outcome)| {
-                RunSummary::published(&partition, &producer, outcome, 0, 0)
+                RunSummary::published(CommandName::Produce, &partition, &producer, outcome, 0, 0)
             })
             .collect()
     }

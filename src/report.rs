@@ -468,7 +468,7 @@ mod tests {
         let mut latency = LatencyHistogram::new();
         latency.record_us(1_500);
         RunSummary::new(
-            "consume",
+            crate::stats::CommandName::Consume,
             "inventory_updates",
             Totals {
                 messages: 100_000,

@@ -109,7 +109,7 @@ pub struct LatencySummary {
 /// documented contract: keys are only ever added.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
-    pub command: &'static str,
+    pub command: CommandName,
     pub stream: String,
     /// Which consumer this is, in the per-consumer summaries of a fan-out.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -138,6 +138,39 @@ pub struct RunSummary {
     /// A super stream's partitions: each one's own summary (this one is their total).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub partitions: Vec<RunSummary>,
+}
+
+/// Which command a summary is of (`"command"` in `--json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandName {
+    Produce,
+    Consume,
+    Serve,
+    Bench,
+}
+
+impl CommandName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandName::Produce => "produce",
+            CommandName::Consume => "consume",
+            CommandName::Serve => "serve",
+            CommandName::Bench => "bench",
+        }
+    }
+
+    /// Whether it publishes a set of messages and ends (a signal then cuts it short), unlike
+    /// consume and serve, for which a signal is the normal end.
+    pub fn publishes_a_run(self) -> bool {
+        matches!(self, CommandName::Produce | CommandName::Bench)
+    }
+}
+
+impl std::fmt::Display for CommandName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What a run's latencies measure.
@@ -251,9 +284,10 @@ pub struct Totals {
 }
 
 impl RunSummary {
-    /// The summary of what `producer` published to `stream`: `skipped` updates the broker
-    /// already held, `invalid_lines` of input not sent.
+    /// The summary of what `producer` published to `stream` (`command`: produce or serve):
+    /// `skipped` updates the broker already held, `invalid_lines` of input not sent.
     pub fn published(
+        command: CommandName,
         stream: &str,
         producer: &str,
         outcome: PublishOutcome,
@@ -261,7 +295,7 @@ impl RunSummary {
         invalid_lines: u64,
     ) -> Self {
         let mut summary = RunSummary::new(
-            "produce",
+            command,
             stream,
             Totals {
                 messages: outcome.sent,
@@ -284,7 +318,7 @@ impl RunSummary {
     }
 
     pub fn new(
-        command: &'static str,
+        command: CommandName,
         stream: &str,
         totals: Totals,
         latency_kind: LatencyKind,
@@ -367,7 +401,7 @@ mod tests {
     #[test]
     fn rates_come_from_counts_and_time() {
         let s = RunSummary::new(
-            "produce",
+            CommandName::Produce,
             "s",
             Totals {
                 messages: 1_000,

@@ -181,7 +181,7 @@ impl ReadTally {
         elapsed: Duration,
     ) -> RunSummary {
         let mut summary = RunSummary::new(
-            "consume",
+            crate::stats::CommandName::Consume,
             stream,
             Totals {
                 messages: self.messages,

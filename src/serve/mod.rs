@@ -39,7 +39,7 @@ use crate::publisher::{
 use crate::report::Output;
 use crate::settings::{CommonSettings, ServeSettings};
 use crate::shutdown::Shutdown;
-use crate::stats::RunSummary;
+use crate::stats::{CommandName, RunSummary};
 use crate::superstream::{connect_and_ensure, Asked};
 use crate::target::Target;
 use admission::Admission;
@@ -242,9 +242,14 @@ impl Served<'_> {
         let outcome = publisher.finish(settings.confirm_timeout).await;
         publisher.close().await;
         let outcome = PublishOutcome::sum(&outcome?);
-        let mut summary =
-            RunSummary::published(&self.target.name, self.producer_name, outcome, 0, 0);
-        summary.command = "serve";
+        let mut summary = RunSummary::published(
+            CommandName::Serve,
+            &self.target.name,
+            self.producer_name,
+            outcome,
+            0,
+            0,
+        );
         summary.interrupted = self.shutdown.received().is_some();
         Ok(summary)
     }
