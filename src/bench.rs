@@ -20,11 +20,13 @@ use crate::model::{now_us, BurstClock, InventoryUpdate, UpdateGenerator};
 use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
 use crate::produce::generated_batch;
 use crate::publisher::{Pace, PartitionedPublisher, PublishOutcome, PublisherOptions};
-use crate::reader::{self, MessageSink, ReadPlan, ReaderSpec, StartOffset, Take};
+use crate::reader::{self, MessageSink, ReadPlan, ReaderSpec, Take};
 use crate::report::{thousands, Output, SecondLines};
 use crate::settings::{BenchSettings, CommonSettings};
 use crate::shutdown::{Shutdown, Signal};
-use crate::stats::{CommandDetails, LatencyHistogram, LatencyKind, RunSummary, Totals};
+use crate::stats::{
+    BenchSecond, CommandDetails, CommandName, LatencyHistogram, LatencyKind, RunSummary, Totals,
+};
 use crate::superstream::{self, PartitionLayout};
 use crate::target::Target;
 
@@ -111,6 +113,24 @@ fn bench_stream_name(stream: &str) -> String {
     format!("{stream}-bench-{millis}-{}", std::process::id())
 }
 
+/// One benchmark run on its target, once the target exists.
+struct Bench<'a> {
+    env: &'a Environment,
+    broker: &'a BrokerSettings,
+    target: &'a Target,
+    args: &'a BenchSettings,
+    out: Output,
+}
+
+/// What the producers achieved, together, and what the consumers read.
+struct Results {
+    published: PublishOutcome,
+    consumed: u64,
+    /// From the start to the sample at which the consumers caught up.
+    consume_elapsed: f64,
+    end_to_end: LatencyHistogram,
+}
+
 async fn bench(
     env: &Environment,
     broker: &BrokerSettings,
@@ -119,123 +139,30 @@ async fn bench(
     shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
-    let stream = target.name.as_str();
-    let consumer_stats = Arc::new(ConsumerCounters::default());
+    let bench = Bench {
+        env,
+        broker,
+        target,
+        args,
+        out,
+    };
+    let counters = Arc::new(ConsumerCounters::default());
     // The readers stop when the run is over, or at the user's signal.
     let readers_stop = Shutdown::new();
-    // One plan per stream a consumer reads (each partition of a super stream).
-    let plans: Vec<Arc<ReadPlan>> = target
-        .partitions
-        .iter()
-        .cloned()
-        .map(|stream| {
-            Arc::new(ReadPlan {
-                stream,
-                start: StartOffset::First,
-                count: None,
-                duration: None,
-                end_offset: None,
-                filter_products: None,
-                single_active: false,
-                prefer_replica: true,
-                store_every: u64::MAX,
-                broker: broker.clone(),
-                super_stream: None,
-            })
-        })
-        .collect();
-    let events: reader::ReaderEvents = Arc::new(move |event| out.reader_event(&event));
-    let mut starts = Vec::new();
-    for (index, plan) in (0..args.consumers).flat_map(|i| plans.iter().map(move |p| (i, p))) {
-        let label = match target.is_super_stream {
-            false => format!("bench-consumer-{index}"),
-            true => format!("bench-consumer-{index}-{}", plan.stream),
-        };
-        let spec = ReaderSpec {
-            label,
-            tracking_name: None,
-            slow: None,
-            stored: None,
-        };
-        let subscription = reader::subscribe(env, plan, &spec, None)
-            .await
-            .map_err(|e| e.into_error(broker, &plan.stream))?;
-        let sink = BenchSink {
-            stats: consumer_stats.clone(),
-            local: LatencyHistogram::new(),
-            unflushed: 0,
-            clock: BurstClock::default(),
-        };
-        starts.push(reader::Start {
-            plan: plan.clone(),
-            spec,
-            subscription,
-            sink,
-        });
-    }
-    let consumers = reader::spawn_all(starts, &readers_stop, &events);
-
-    let mut publishers = Vec::new();
-    for index in 0..args.producers {
-        let options = PublisherOptions {
-            batch_size: args.publish.batch_size,
-            max_in_flight: args.publish.max_in_flight,
-            filter_values: args.publish.filter_values,
-            producer_name: format!("invstream-bench-{index}"),
-            dedup: false,
-            batching: args.publish.batching,
-        };
-        let events = Arc::new(move |event| out.publisher_event(&event));
-        publishers
-            .push(PartitionedPublisher::open(env, broker, target, options, false, events).await?);
-    }
+    let consumers = bench.start_consumers(&counters, &readers_stop).await?;
+    let publishers = bench.open_publishers().await?;
     let stats: Vec<_> = publishers
         .iter()
         .flat_map(PartitionedPublisher::stats)
         .collect();
     let started = Instant::now();
-    let deadline = args.duration.map(|d| started + d);
-    let per_producer_rate = args
-        .rate
-        .map(|r| (r as f64 / args.producers as f64).max(1.0));
-    let routed = match target.is_super_stream {
-        true => format!(
-            " ({} partitions, routed by product id)",
-            target.partitions.len()
-        ),
-        false => String::new(),
-    };
-    out.status(&format!(
-        "bench on {}{routed}: {} producers, {} consumers, {}",
-        target.describe(),
-        args.producers,
-        args.consumers,
-        match args.duration {
-            Some(d) => format!("for {}", humantime::format_duration(d)),
-            None => format!("{} messages", thousands(args.count)),
-        }
-    ));
-    let mut producers = Vec::new();
-    for (index, publisher) in publishers.into_iter().enumerate() {
-        let index = index as u64;
-        // The first producers take the remainder of an uneven split.
-        let count = args.count / args.producers + u64::from(index < args.count % args.producers);
-        let plan = ProducerPlan {
-            count,
-            deadline,
-            rate: per_producer_rate,
-            batch_size: args.publish.batch_size,
-            pad: padding(args.message_size),
-            seed: index + 1,
-            stop: shutdown.signal(),
-        };
-        producers.push(tokio::spawn(publish(publisher, plan)));
-    }
+    out.status(&bench.start_line());
+    let producers = bench.start_producers(publishers, started, shutdown);
 
     // The feed's samples go to the per-second lines and to the recorder (the timeline, the
     // plot and the HDR log), until the producers are done and the consumers caught up.
     let started_at = std::time::SystemTime::now();
-    let sampler = Sampler::new(stats, target.partitions.len(), consumer_stats.clone());
+    let sampler = Sampler::new(stats, target.partitions.len(), counters.clone());
     let (feed, samples) = feed::channel();
     let (mut lines, mut recorder) = (SecondLines(out), Recorder::default());
     let watch = RunWatch {
@@ -252,78 +179,241 @@ async fn bench(
     // Consumers are done when they caught up, at the latest at this sample.
     let consume_elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
     readers_stop.trigger(Signal::Interrupt);
-    let mut confirm_latency = LatencyHistogram::new();
-    let (mut sent, mut confirmed, mut failed, mut bytes) = (0, 0, 0, 0);
-    // Publishing took as long as the slowest producer, from its start to its last confirm.
-    let mut elapsed = Duration::ZERO;
+    let mut outcomes = Vec::with_capacity(producers.len());
     for producer in producers {
-        let outcome = producer.await.expect("a producer task does not panic")?;
-        sent += outcome.sent;
-        confirmed += outcome.confirmed;
-        failed += outcome.failed;
-        bytes += outcome.bytes;
-        elapsed = elapsed.max(outcome.elapsed);
-        confirm_latency.merge(&outcome.latency);
+        // A producer task returns its outcome or its error; it has no panicking path.
+        outcomes.push(producer.await.expect("a producer task does not panic")?);
     }
     for (_, mut outcome) in consumers.join(|_| {}).await {
         outcome.sink.flush();
     }
-    let consumed = consumer_stats.consumed();
-    let timeline = recorder.timeline();
-    let end_to_end = consumer_stats.end_to_end();
-    if let Some(path) = &args.hdr_log {
-        let logged: Vec<LoggedInterval> = recorder
-            .samples
-            .iter()
-            .flat_map(|sample| {
-                [
-                    ("confirm", &sample.confirm),
-                    ("end_to_end", &sample.end_to_end),
-                ]
-                .map(|(tag, histogram)| LoggedInterval {
-                    start: sample.start,
-                    length: sample.length,
-                    tag,
-                    histogram,
-                })
-            })
-            .collect();
-        write_hdr_log(path, started_at, &logged)?;
-        out.status(&format!("wrote {}", path.display()));
-    }
-    if let Some(path) = &args.plot {
-        let title = format!(
-            "invstream bench: {} producers, {} consumers, {} messages",
-            args.producers,
-            args.consumers,
-            thousands(sent)
-        );
-        write_plot(path, &title, &timeline, &confirm_latency, &end_to_end)?;
-        out.status(&format!("wrote {}", path.display()));
-    }
-    let mut summary = RunSummary::new(
-        crate::stats::CommandName::Bench,
-        stream,
-        Totals {
-            messages: sent,
-            bytes,
-            elapsed,
-        },
-        LatencyKind::PublishToConfirm,
-        &confirm_latency,
-        CommandDetails::Bench {
-            producers: args.producers,
-            consumers: args.consumers,
-            confirmed,
-            failed,
-            consumed,
-            consumed_per_s: (consumed as f64 / consume_elapsed * 100.0).round() / 100.0,
-            end_to_end_us: end_to_end.summary(),
-            timeline,
-        },
-    );
+    let results = Results {
+        published: PublishOutcome::sum(&outcomes),
+        consumed: counters.consumed(),
+        consume_elapsed,
+        end_to_end: counters.end_to_end(),
+    };
+    bench.write_files(&recorder, started_at, &results)?;
+    let mut summary = bench.summary(recorder.timeline(), results);
     summary.interrupted = shutdown.received().is_some();
     Ok(summary)
+}
+
+impl Bench<'_> {
+    /// `--consumers` readers of every partition from the first offset, subscribed before any
+    /// producer starts, each folding what it reads into `counters`.
+    async fn start_consumers(
+        &self,
+        counters: &Arc<ConsumerCounters>,
+        stop: &Shutdown,
+    ) -> Result<reader::Running<BenchSink>> {
+        let (broker, out) = (self.broker, self.out);
+        // One plan per stream a consumer reads (each partition of a super stream).
+        let plans: Vec<Arc<ReadPlan>> = self
+            .target
+            .partitions
+            .iter()
+            .map(|stream| Arc::new(ReadPlan::whole_stream(stream, broker)))
+            .collect();
+        let events: reader::ReaderEvents = Arc::new(move |event| out.reader_event(&event));
+        let mut starts = Vec::new();
+        for index in 0..self.args.consumers {
+            for plan in &plans {
+                let label = match self.target.is_super_stream {
+                    false => format!("bench-consumer-{index}"),
+                    true => format!("bench-consumer-{index}-{}", plan.stream),
+                };
+                let spec = ReaderSpec {
+                    label,
+                    tracking_name: None,
+                    slow: None,
+                    stored: None,
+                };
+                let subscription = reader::subscribe(self.env, plan, &spec, None)
+                    .await
+                    .map_err(|e| e.into_error(broker, &plan.stream))?;
+                starts.push(reader::Start {
+                    plan: plan.clone(),
+                    spec,
+                    subscription,
+                    sink: BenchSink::new(counters.clone()),
+                });
+            }
+        }
+        Ok(reader::spawn_all(starts, stop, &events))
+    }
+
+    /// `--producers` publishers, each one per partition of the target, without deduplication
+    /// (a benchmark measures the broker, and never resumes).
+    async fn open_publishers(&self) -> Result<Vec<PartitionedPublisher>> {
+        let (args, out) = (self.args, self.out);
+        let mut publishers = Vec::new();
+        for index in 0..args.producers {
+            let options = PublisherOptions {
+                batch_size: args.publish.batch_size,
+                max_in_flight: args.publish.max_in_flight,
+                filter_values: args.publish.filter_values,
+                producer_name: format!("invstream-bench-{index}"),
+                dedup: false,
+                batching: args.publish.batching,
+            };
+            let events = Arc::new(move |event| out.publisher_event(&event));
+            let opened = PartitionedPublisher::open(
+                self.env,
+                self.broker,
+                self.target,
+                options,
+                false,
+                events,
+            )
+            .await;
+            match opened {
+                Ok(publisher) => publishers.push(publisher),
+                Err(e) => {
+                    for publisher in publishers {
+                        publisher.close().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(publishers)
+    }
+
+    /// "bench on stream 'S': 2 producers, 1 consumers, 100,000 messages".
+    fn start_line(&self) -> String {
+        let (target, args) = (self.target, self.args);
+        let routed = match target.is_super_stream {
+            true => format!(
+                " ({} partitions, routed by product id)",
+                target.partitions.len()
+            ),
+            false => String::new(),
+        };
+        format!(
+            "bench on {}{routed}: {} producers, {} consumers, {}",
+            target.describe(),
+            args.producers,
+            args.consumers,
+            match args.duration {
+                Some(d) => format!("for {}", humantime::format_duration(d)),
+                None => format!("{} messages", thousands(args.count)),
+            }
+        )
+    }
+
+    /// One task per producer: `--count` split evenly (the first take the remainder), or until
+    /// `--duration` ends; `--rate` split evenly.
+    fn start_producers(
+        &self,
+        publishers: Vec<PartitionedPublisher>,
+        started: Instant,
+        shutdown: &Shutdown,
+    ) -> Vec<tokio::task::JoinHandle<Result<PublishOutcome>>> {
+        let args = self.args;
+        let deadline = args.duration.map(|d| started + d);
+        let per_producer_rate = args
+            .rate
+            .map(|r| (r as f64 / args.producers as f64).max(1.0));
+        publishers
+            .into_iter()
+            .enumerate()
+            .map(|(index, publisher)| {
+                let index = index as u64;
+                let count =
+                    args.count / args.producers + u64::from(index < args.count % args.producers);
+                let plan = ProducerPlan {
+                    count,
+                    deadline,
+                    rate: per_producer_rate,
+                    batch_size: args.publish.batch_size,
+                    pad: padding(args.message_size),
+                    seed: index + 1,
+                    stop: shutdown.signal(),
+                };
+                tokio::spawn(publish(publisher, plan))
+            })
+            .collect()
+    }
+
+    /// `--hdr-log` (every sample's two histograms) and `--plot`, from the recorded feed.
+    fn write_files(
+        &self,
+        recorder: &Recorder,
+        started_at: std::time::SystemTime,
+        results: &Results,
+    ) -> Result<()> {
+        let (args, out) = (self.args, self.out);
+        if let Some(path) = &args.hdr_log {
+            let logged: Vec<LoggedInterval> = recorder
+                .samples
+                .iter()
+                .flat_map(|sample| {
+                    [
+                        ("confirm", &sample.confirm),
+                        ("end_to_end", &sample.end_to_end),
+                    ]
+                    .map(|(tag, histogram)| LoggedInterval {
+                        start: sample.start,
+                        length: sample.length,
+                        tag,
+                        histogram,
+                    })
+                })
+                .collect();
+            write_hdr_log(path, started_at, &logged)?;
+            out.status(&format!("wrote {}", path.display()));
+        }
+        if let Some(path) = &args.plot {
+            let title = format!(
+                "invstream bench: {} producers, {} consumers, {} messages",
+                args.producers,
+                args.consumers,
+                thousands(results.published.sent)
+            );
+            write_plot(
+                path,
+                &title,
+                &recorder.timeline(),
+                &results.published.latency,
+                &results.end_to_end,
+            )?;
+            out.status(&format!("wrote {}", path.display()));
+        }
+        Ok(())
+    }
+
+    fn summary(&self, timeline: Vec<BenchSecond>, results: Results) -> RunSummary {
+        let Results {
+            published,
+            consumed,
+            consume_elapsed,
+            end_to_end,
+        } = results;
+        RunSummary::new(
+            CommandName::Bench,
+            &self.target.name,
+            Totals {
+                messages: published.sent,
+                bytes: published.bytes,
+                // Publishing took as long as the slowest producer, from its start to its last
+                // confirm.
+                elapsed: published.elapsed,
+            },
+            LatencyKind::PublishToConfirm,
+            &published.latency,
+            CommandDetails::Bench {
+                producers: self.args.producers,
+                consumers: self.args.consumers,
+                confirmed: published.confirmed,
+                failed: published.failed,
+                consumed,
+                consumed_per_s: (consumed as f64 / consume_elapsed * 100.0).round() / 100.0,
+                end_to_end_us: end_to_end.summary(),
+                timeline,
+            },
+        )
+    }
 }
 
 /// What tells a benchmark run is over: its producers, its consumers' count, the user's stop.
@@ -444,6 +534,15 @@ struct BenchSink {
 }
 
 impl BenchSink {
+    fn new(stats: Arc<ConsumerCounters>) -> Self {
+        BenchSink {
+            stats,
+            local: LatencyHistogram::new(),
+            unflushed: 0,
+            clock: BurstClock::default(),
+        }
+    }
+
     fn flush(&mut self) {
         if self.unflushed == 0 {
             return;

@@ -114,6 +114,26 @@ pub struct ReadPlan {
     pub super_stream: Option<String>,
 }
 
+impl ReadPlan {
+    /// All of `stream` from its first offset, without end, filter or stored offsets (bench's
+    /// consumers), from a replica where there is one.
+    pub fn whole_stream(stream: &str, broker: &BrokerSettings) -> Self {
+        ReadPlan {
+            stream: stream.to_string(),
+            start: StartOffset::First,
+            count: None,
+            duration: None,
+            end_offset: None,
+            filter_products: None,
+            single_active: false,
+            prefer_replica: true,
+            store_every: u64::MAX,
+            broker: broker.clone(),
+            super_stream: None,
+        }
+    }
+}
+
 /// One reader: a label for reports, the name the broker tracks its offset under, its pace.
 #[derive(Debug, Clone)]
 pub struct ReaderSpec {
