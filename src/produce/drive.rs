@@ -3,12 +3,18 @@
 
 use std::time::Duration;
 
+use indicatif::ProgressBar;
+
 use super::{UpdateSource, INVALID_LINES_SHOWN};
 use crate::error::{InvError, Result};
 use crate::publisher::{Pace, PartitionedPublisher, PublishOutcome};
 use crate::report::Output;
 use crate::settings::ProduceSettings;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, StopSignal};
+
+/// After a stop, the confirms of what was sent get this long, so the summary counts what was
+/// stored without keeping the user waiting.
+const CONFIRM_WAIT_AFTER_STOP: Duration = Duration::from_secs(5);
 
 /// How a drive ended (the publisher still open: the caller closes it).
 pub(super) struct Driven {
@@ -32,41 +38,87 @@ pub(super) async fn drive(
     finish_with: Option<&str>,
 ) -> Result<Driven> {
     let progress = out.progress(to_send, "produce");
-    let confirmed = publisher.progress_counter();
     let mut stop = shutdown.signal();
-    let mut interrupted = false;
-    let mut invalid_lines = 0;
-    let mut failure = None;
-    let mut pace = settings.rate.map(|rate| Pace::new(rate as f64));
-    // Valid updates the source gave: an input of only invalid lines is an error, not "0 sent".
-    let mut read = 0u64;
-    let confirm_timeout = settings.confirm_timeout;
+    let sent = send_all(publisher, source, settings, &mut stop, out, &progress).await;
+    if let Some(failure) = sent.failure {
+        progress.finish_and_clear();
+        if let (Some(command), true) = (finish_with, resuming_helps(&failure)) {
+            out.status(&format!("to send the rest exactly once, run: {command}"));
+        }
+        return Err(failure);
+    }
+    let invalid_lines = sent.invalid_lines;
+    if invalid_lines > INVALID_LINES_SHOWN {
+        out.status(&format!("{invalid_lines} invalid lines in all"));
+    }
+    if sent.read == 0 && invalid_lines > 0 && !sent.interrupted {
+        progress.finish_and_clear();
+        return Err(InvError::Input(format!(
+            "no valid update in the input: all {invalid_lines} lines read were invalid (the first are shown above); see the README's input format"
+        )));
+    }
+    let (outcome, interrupted) =
+        wait_for_confirms(publisher, settings, &mut stop, sent.interrupted, &progress).await;
+    progress.finish_and_clear();
+    Ok(Driven {
+        outcome: outcome?,
+        interrupted,
+        invalid_lines,
+    })
+}
 
+/// How sending ended.
+struct Sent {
+    interrupted: bool,
+    failure: Option<InvError>,
+    /// Valid updates the source gave: an input of only invalid lines is an error, not "0 sent".
+    read: u64,
+    invalid_lines: u64,
+}
+
+/// Hands the source's batches to the publisher until it is exhausted, the stop comes, or a
+/// send fails.
+async fn send_all(
+    publisher: &mut PartitionedPublisher,
+    source: &mut UpdateSource,
+    settings: &ProduceSettings,
+    stop: &mut StopSignal,
+    out: Output,
+    progress: &ProgressBar,
+) -> Sent {
+    let confirmed = publisher.progress_counter();
+    let mut sent = Sent {
+        interrupted: false,
+        failure: None,
+        read: 0,
+        invalid_lines: 0,
+    };
+    let mut pace = settings.rate.map(|rate| Pace::new(rate as f64));
+    let confirm_timeout = settings.confirm_timeout;
     loop {
         let batch = tokio::select! {
             biased;
             _ = stop.stopped() => {
-                interrupted = true;
-                break;
+                sent.interrupted = true;
+                return sent;
             }
-            batch = source.next_batch(&mut invalid_lines, out) => batch,
+            batch = source.next_batch(&mut sent.invalid_lines, out) => batch,
         };
-        let batch = match batch {
+        let mut rest = match batch {
             Ok(Some(batch)) => {
-                read += batch.len() as u64;
+                sent.read += batch.len() as u64;
                 batch
             }
-            Ok(None) => break,
+            Ok(None) => return sent,
             Err(e) => {
-                failure = Some(e);
-                break;
+                sent.failure = Some(e);
+                return sent;
             }
         };
         // Paced, a batch goes out in pieces of at most 10 ms of messages.
         let piece = pace
             .as_ref()
             .map_or(usize::MAX, |p| p.most_at_once() as usize);
-        let mut rest = batch;
         while !rest.is_empty() {
             let batch = match rest.len() > piece {
                 true => {
@@ -78,8 +130,8 @@ pub(super) async fn drive(
             tokio::select! {
                 biased;
                 _ = stop.stopped() => {
-                    interrupted = true;
-                    break;
+                    sent.interrupted = true;
+                    return sent;
                 }
                 _ = async {
                     if let Some(pace) = &mut pace {
@@ -92,40 +144,33 @@ pub(super) async fn drive(
             // A send that failed because the stop came while reconnecting is an interruption.
             if let Err(e) = publisher.send(batch, confirm_timeout).await {
                 match stop.is_stopped() {
-                    true => interrupted = true,
-                    false => failure = Some(e),
+                    true => sent.interrupted = true,
+                    false => sent.failure = Some(e),
                 }
-                break;
+                return sent;
             }
             progress.set_position(confirmed());
         }
-        if interrupted || failure.is_some() {
-            break;
-        }
     }
-    if let Some(failure) = failure {
-        progress.finish_and_clear();
-        if let (Some(command), true) = (finish_with, resuming_helps(&failure)) {
-            out.status(&format!("to send the rest exactly once, run: {command}"));
-        }
-        return Err(failure);
-    }
-    if invalid_lines > INVALID_LINES_SHOWN {
-        out.status(&format!("{invalid_lines} invalid lines in all"));
-    }
-    if read == 0 && invalid_lines > 0 && !interrupted {
-        progress.finish_and_clear();
-        return Err(InvError::Input(format!(
-            "no valid update in the input: all {invalid_lines} lines read were invalid (the first are shown above); see the README's input format"
-        )));
-    }
+}
 
+/// Waits for the confirms of everything sent (at most a few seconds after a stop), showing
+/// progress; a stop while waiting ends the wait with what was confirmed. The outcome, and
+/// whether the run was interrupted.
+async fn wait_for_confirms(
+    publisher: &mut PartitionedPublisher,
+    settings: &ProduceSettings,
+    stop: &mut StopSignal,
+    interrupted: bool,
+    progress: &ProgressBar,
+) -> (Result<Vec<PublishOutcome>>, bool) {
+    let confirmed = publisher.progress_counter();
     let wait_for_confirms = match interrupted {
-        true => confirm_timeout.min(Duration::from_secs(5)),
-        false => confirm_timeout,
+        true => settings.confirm_timeout.min(CONFIRM_WAIT_AFTER_STOP),
+        false => settings.confirm_timeout,
     };
-    let outcome = tokio::select! {
-        outcome = publisher.finish(wait_for_confirms) => outcome,
+    tokio::select! {
+        outcome = publisher.finish(wait_for_confirms) => (outcome, interrupted),
         _ = async {
             loop {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -133,16 +178,9 @@ pub(super) async fn drive(
             }
         } => unreachable!("the progress loop never ends"),
         _ = async { if interrupted { std::future::pending().await } else { stop.stopped().await } } => {
-            interrupted = true;
-            Ok(publisher.outcomes())
+            (Ok(publisher.outcomes()), true)
         }
-    };
-    progress.finish_and_clear();
-    Ok(Driven {
-        outcome: outcome?,
-        interrupted,
-        invalid_lines,
-    })
+    }
 }
 
 /// Whether the command that finishes the run is worth printing after `error`: not when the
