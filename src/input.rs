@@ -74,7 +74,8 @@ fn strip_newline(line: &[u8]) -> &[u8] {
 
 /// Starts reading `source` on a blocking thread. Lines numbered up to `skip_lines` are passed
 /// over unparsed (the broker already holds them); blank lines are ignored; a line without
-/// `seq` gets its 0-based line position.
+/// `seq` gets its 0-based line position. (One thread body: the line loop, its batching and the
+/// end-of-input checks share the line number and the batch being filled.)
 pub fn spawn_reader(
     source: InputSource,
     skip_lines: u64,

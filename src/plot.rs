@@ -84,6 +84,8 @@ pub fn write_plot(
         .map_err(|e| InvError::Output(format!("cannot draw --plot {}: {e}", path.display())))
 }
 
+/// The two panels (rates over time, latency percentiles) on one SVG. Long as plotters' builder
+/// chains are: each panel's axes, series and legend are one expression over the same area.
 fn draw(
     path: &Path,
     title: &str,

@@ -12,7 +12,9 @@ use crate::error::{ConnectError, Result};
 impl Publisher {
     /// Replaces a lost connection: reconnects with backoff for up to `--retry-for`, then sends
     /// every unconfirmed message again under its publishing id. With deduplication the broker
-    /// drops those it had already stored; without it they may be stored twice.
+    /// drops those it had already stored; without it they may be stored twice. (One sequence on
+    /// purpose: reconnect, take the name again, count what the broker stored, resend the rest;
+    /// each step must see the state the one before left, and a stop may end any of them.)
     pub async fn recover(&mut self) -> Result<()> {
         if self.recipe.broker.retry_for.is_zero() {
             return Err(ConnectError::Lost {

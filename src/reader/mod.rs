@@ -372,7 +372,9 @@ pub struct ReadContext<'a> {
 }
 
 /// One reader's loop, until a stop rule, the stop signal or an error that reconnecting cannot
-/// mend.
+/// mend. Long on purpose: it is the per-chunk hot path, and its arms (a chunk, a lost
+/// connection, the stop, the idle tick) share the position, the counters and the sink, which
+/// split-out steps would pass back and forth by `&mut` for every chunk.
 pub async fn read<S: MessageSink>(
     context: ReadContext<'_>,
     subscription: Subscription,

@@ -59,7 +59,8 @@ pub struct ConnectionLimits {
 }
 
 /// Serves `app` on `listener` until `stop` resolves, then stops accepting and waits for the open
-/// connections to finish their requests.
+/// connections to finish their requests. (One accept loop: its arms share the connection count,
+/// the graceful-shutdown watcher and the TLS acceptor.)
 pub async fn serve(
     listener: TcpListener,
     app: Router,
