@@ -111,7 +111,7 @@ impl BrokerSettings {
             .password(&self.password)
             .virtual_host(&self.vhost)
             .client_provided_name("invstream")
-            .tls(self.tls_configuration());
+            .tls(self.tls_configuration()?);
         tracing::debug!(addr = %self.addr(), "connecting");
         match tokio::time::timeout(CONNECT_TIMEOUT, builder.build()).await {
             Ok(Ok(env)) => {
@@ -140,7 +140,8 @@ impl BrokerSettings {
     }
 
     async fn connect_client_node(&self) -> Result<Client> {
-        match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(self.client_options())).await {
+        let options = self.client_options()?;
+        match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(options)).await {
             Ok(Ok(client)) => Ok(client),
             Ok(Err(e)) => Err(self.explain_connect_error(e).await),
             Err(_) => Err(self.timeout("complete the handshake")),

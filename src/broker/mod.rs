@@ -1,7 +1,7 @@
 //! The broker, split by job: [`settings`] (URI and TLS, from plain values), [`connection`]
 //! (connecting, the retry loops), [`admin`] (creating and inspecting streams), [`errors`] (the
-//! client's errors as errors a user can act on), [`lock`] (one process per producer name) and
-//! [`version`] (naming a broker too old).
+//! client's errors as errors a user can act on), [`lock`] (one process per producer name),
+//! [`tls`] (the one rustls configuration) and [`version`] (naming a broker too old).
 
 pub mod admin;
 pub mod connection;
@@ -9,6 +9,7 @@ pub mod errors;
 pub mod lock;
 pub mod pem_text;
 pub mod settings;
+pub mod tls;
 pub mod version;
 
 pub use admin::Retention;

@@ -80,19 +80,6 @@ impl TlsSettings {
             insecure: args.insecure,
         })
     }
-
-    fn configuration(&self) -> TlsConfiguration {
-        let mut builder = TlsConfiguration::builder().enable(true);
-        if let Some(ca) = &self.ca_cert {
-            builder = builder.add_root_certificates(ca.clone());
-        }
-        if let Some((cert, key)) = &self.client_cert {
-            builder = builder.add_client_certificates_keys(cert.clone(), key.clone());
-        }
-        builder
-            .build()
-            .expect("`checked` refuses client certificates without a CA, the builder's one error")
-    }
 }
 
 /// Fails unless `path` is a readable PEM file with a block of one of `kinds` (the client only
@@ -288,10 +275,11 @@ impl BrokerSettings {
         Ok(settings)
     }
 
-    pub(super) fn tls_configuration(&self) -> TlsConfiguration {
+    /// The client's TLS: the one rustls configuration (`broker::tls`), or none.
+    pub(super) fn tls_configuration(&self) -> Result<TlsConfiguration> {
         match &self.tls {
-            Some(tls) => tls.configuration(),
-            None => TlsConfiguration::default(),
+            Some(tls) => Ok(TlsConfiguration::Custom(super::tls::client_config(tls)?)),
+            None => Ok(TlsConfiguration::default()),
         }
     }
 
@@ -317,16 +305,16 @@ impl BrokerSettings {
             .collect()
     }
 
-    pub(crate) fn client_options(&self) -> ClientOptions {
-        ClientOptions::builder()
+    pub(crate) fn client_options(&self) -> Result<ClientOptions> {
+        Ok(ClientOptions::builder()
             .host(&self.host)
             .port(self.port)
             .user(&self.user)
             .password(&self.password)
             .v_host(&self.vhost)
             .client_provided_name("invstream".to_string())
-            .tls(self.tls_configuration())
-            .build()
+            .tls(self.tls_configuration()?)
+            .build())
     }
 }
 
@@ -488,7 +476,9 @@ mod tests {
                 }
                 match settings(&args) {
                     Ok(s) => {
-                        let _ = s.tls_configuration();
+                        // Accepted: the one rustls configuration builds from it.
+                        let broker = &s;
+                        assert!(broker.tls_configuration().is_ok(), "{args:?}");
                     }
                     Err(e) => {
                         let e = e.to_string();

@@ -173,6 +173,9 @@ impl ClientOptions {
                 let config: ClientConfig = build_tls_client_configuration_untrusted().await?;
                 create_tls_connection(self.host.clone(), self.port, config).await
             }
+            TlsConfiguration::Custom(config) => {
+                create_tls_connection(self.host.clone(), self.port, (**config).clone()).await
+            }
             TlsConfiguration::Disabled => {
                 let stream = TcpStream::connect((self.host.as_str(), self.port)).await?;
                 // Requests are small frames, each awaited: with Nagle's algorithm, one written
@@ -258,6 +261,9 @@ pub enum TlsConfiguration {
         root_certificates_path: PathBuf,
         client_certificates: Option<ClientTlsConfiguration>,
     },
+    /// A rustls configuration the application built (its own roots, verifier, client
+    /// certificate), used as it is for every connection.
+    Custom(Arc<ClientConfig>),
 }
 
 #[cfg(feature = "serde")]
