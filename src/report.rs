@@ -186,8 +186,27 @@ pub fn render_json(summary: &RunSummary) -> String {
 
 /// The human report: aligned lines, thousands separators, units in every label.
 pub fn render_text(s: &RunSummary) -> String {
-    let mut out = String::new();
-    let mut line = |label: &str, value: String| out.push_str(&format!("  {label:<16}{value}\n"));
+    let mut text = header_line(s);
+    text.push_str(&details_lines(s));
+    text.push_str(&totals_lines(s));
+    text.push_str(&latency_sections(s));
+    if !s.consumers.is_empty() {
+        text.push_str(&render_consumers(&s.consumers));
+    }
+    if !s.partitions.is_empty() {
+        text.push_str(&render_partitions(&s.partitions));
+    }
+    text.push_str(&verify_sections(s));
+    text
+}
+
+/// One labelled line, its value in the report's one column.
+fn line(label: &str, value: impl std::fmt::Display) -> String {
+    format!("  {label:<16}{value}\n")
+}
+
+/// The command, which way its messages went, and whether a signal cut it short.
+fn header_line(s: &RunSummary) -> String {
     let kind = match s.partitions.is_empty() {
         true => "stream",
         false => "super stream",
@@ -200,6 +219,12 @@ pub fn render_text(s: &RunSummary) -> String {
             format!("consume ← {kind} '{}' from offset {offset}", s.stream)
         }
     };
+    let interrupted = if s.interrupted { " (interrupted)" } else { "" };
+    format!("{header}{interrupted}\n")
+}
+
+/// The lines only this command has: what became of its messages.
+fn details_lines(s: &RunSummary) -> String {
     match &s.details {
         CommandDetails::Produce {
             confirmed,
@@ -209,32 +234,8 @@ pub fn render_text(s: &RunSummary) -> String {
             max_stall_s,
             ..
         } => {
-            let mut skipped = match skipped {
-                0 => String::new(),
-                n => format!(" ({} skipped: already stored)", thousands(*n)),
-            };
-            if *invalid_lines > 0 {
-                skipped.push_str(&format!(
-                    ", {} invalid input lines",
-                    thousands(*invalid_lines)
-                ));
-            }
-            line(
-                "messages",
-                format!(
-                    "{} sent, {} confirmed, {} failed{skipped}",
-                    thousands(s.messages),
-                    thousands(*confirmed),
-                    thousands(*failed)
-                ),
-            );
-            // Worth a line only when publishing really stalled (a failover, a restart).
-            if *max_stall_s >= 1.0 {
-                line(
-                    "longest stall",
-                    format!("{max_stall_s:.1} s without a confirm"),
-                );
-            }
+            let note = produce_note(*skipped, *invalid_lines);
+            sent_line(s.messages, *confirmed, *failed, &note) + &stall_line(*max_stall_s)
         }
         CommandDetails::Bench {
             producers,
@@ -245,23 +246,13 @@ pub fn render_text(s: &RunSummary) -> String {
             consumed_per_s,
             ..
         } => {
-            line(
-                "messages",
-                format!(
-                    "{} sent, {} confirmed, {} failed ({producers} producers)",
-                    thousands(s.messages),
-                    thousands(*confirmed),
-                    thousands(*failed)
-                ),
+            let note = format!(" ({producers} producers)");
+            let consumed = format!(
+                "{} by {consumers} consumers, {} msg/s",
+                thousands(*consumed),
+                thousands(consumed_per_s.round() as u64)
             );
-            line(
-                "consumed",
-                format!(
-                    "{} by {consumers} consumers, {} msg/s",
-                    thousands(*consumed),
-                    thousands(consumed_per_s.round() as u64)
-                ),
-            );
+            sent_line(s.messages, *confirmed, *failed, &note) + &line("consumed", consumed)
         }
         CommandDetails::Consume {
             first_offset,
@@ -270,72 +261,119 @@ pub fn render_text(s: &RunSummary) -> String {
             delivered,
             ..
         } => {
-            let filtered = match *delivered == s.messages {
-                true => String::new(),
-                false => format!(
-                    "matching --product, of {} the broker delivered; ",
-                    thousands(*delivered)
-                ),
-            };
-            line(
-                "messages",
-                format!(
-                    "{} read ({filtered}{} not inventory updates)",
-                    thousands(s.messages),
-                    thousands(*not_inventory_updates)
-                ),
-            );
-            let offsets = match (first_offset, last_offset) {
-                (Some(first), Some(last)) => {
-                    format!("{} … {}", thousands(*first), thousands(*last))
-                }
-                _ => "none".to_string(),
-            };
-            line("offsets", offsets);
+            read_line(s.messages, *delivered, *not_inventory_updates)
+                + &offsets_line(*first_offset, *last_offset)
         }
     }
+}
+
+/// What was published and what the broker made of it; `note` follows the counts.
+fn sent_line(sent: u64, confirmed: u64, failed: u64, note: &str) -> String {
     line(
+        "messages",
+        format!(
+            "{} sent, {} confirmed, {} failed{note}",
+            thousands(sent),
+            thousands(confirmed),
+            thousands(failed)
+        ),
+    )
+}
+
+/// What a produce did not send, and why; empty when it sent everything.
+fn produce_note(skipped: u64, invalid_lines: u64) -> String {
+    let mut note = match skipped {
+        0 => String::new(),
+        n => format!(" ({} skipped: already stored)", thousands(n)),
+    };
+    if invalid_lines > 0 {
+        note.push_str(&format!(
+            ", {} invalid input lines",
+            thousands(invalid_lines)
+        ));
+    }
+    note
+}
+
+/// Worth a line only when publishing really stalled (a failover, a restart).
+fn stall_line(max_stall_s: f64) -> String {
+    match max_stall_s >= 1.0 {
+        true => line(
+            "longest stall",
+            format!("{max_stall_s:.1} s without a confirm"),
+        ),
+        false => String::new(),
+    }
+}
+
+/// What a consume read, and what it left out (other products, other bodies).
+fn read_line(read: u64, delivered: u64, not_inventory_updates: u64) -> String {
+    let filtered = match delivered == read {
+        true => String::new(),
+        false => format!(
+            "matching --product, of {} the broker delivered; ",
+            thousands(delivered)
+        ),
+    };
+    line(
+        "messages",
+        format!(
+            "{} read ({filtered}{} not inventory updates)",
+            thousands(read),
+            thousands(not_inventory_updates)
+        ),
+    )
+}
+
+fn offsets_line(first: Option<u64>, last: Option<u64>) -> String {
+    let offsets = match (first, last) {
+        (Some(first), Some(last)) => format!("{} … {}", thousands(first), thousands(last)),
+        _ => "none".to_string(),
+    };
+    line("offsets", offsets)
+}
+
+/// Every command's totals: how much, how long, how fast.
+fn totals_lines(s: &RunSummary) -> String {
+    let mut text = line(
         "bytes",
         format!("{} ({:.1} MB)", thousands(s.bytes), s.bytes as f64 / 1e6),
     );
-    line("elapsed", format!("{:.3} s", s.elapsed_s));
+    text.push_str(&line("elapsed", format!("{:.3} s", s.elapsed_s)));
     if s.reconnects > 0 {
-        line("reconnects", thousands(s.reconnects));
+        text.push_str(&line("reconnects", thousands(s.reconnects)));
     }
-    line(
+    text.push_str(&line(
         "throughput",
         format!(
             "{} msg/s, {:.1} MB/s",
             thousands(s.msg_per_s.round() as u64),
             s.mb_per_s
         ),
-    );
-    let mut text = format!(
-        "{header}{}\n",
-        if s.interrupted { " (interrupted)" } else { "" }
-    );
-    text.push_str(&out);
-    text.push_str(&format!(
-        "  latency (µs), {}:\n",
-        latency_label(s.latency_kind)
     ));
+    text
+}
+
+/// The run's latencies, and a benchmark's end-to-end ones besides.
+fn latency_sections(s: &RunSummary) -> String {
+    let mut text = format!("  latency (µs), {}:\n", latency_label(s.latency_kind));
     text.push_str(&render_latency(&s.latency_us));
     if let CommandDetails::Bench { end_to_end_us, .. } = &s.details {
         text.push_str("  latency (µs), produced_at → read by a consumer:\n");
         text.push_str(&render_latency(end_to_end_us));
     }
-    if !s.consumers.is_empty() {
-        text.push_str(&render_consumers(&s.consumers));
-    }
-    if !s.partitions.is_empty() {
-        text.push_str(&render_partitions(&s.partitions));
-    }
-    for summary in std::iter::once(s).chain(&s.consumers) {
-        if let Some(verify) = &summary.verify {
-            text.push_str(&render_verify(verify, summary.consumer.as_deref()));
-        }
-    }
     text
+}
+
+/// The `--verify` verdicts: the run's own, then each consumer's.
+fn verify_sections(s: &RunSummary) -> String {
+    std::iter::once(s)
+        .chain(&s.consumers)
+        .filter_map(|summary| {
+            let verify = summary.verify.as_ref()?;
+            Some(render_verify(verify, summary.consumer.as_deref()))
+        })
+        .collect()
 }
 
 /// The `--verify` verdict, one line per producer.
@@ -462,7 +500,8 @@ pub fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{LatencyHistogram, Totals};
+    use crate::stats::{CommandName, LatencyHistogram, PublishOutcome, Totals};
+    use crate::verify::ProducerCheck;
 
     fn consume_summary() -> RunSummary {
         let mut latency = LatencyHistogram::new();
@@ -485,6 +524,310 @@ mod tests {
                 delivered: 100_000,
             },
         )
+    }
+
+    fn histogram(latencies_us: &[u64]) -> LatencyHistogram {
+        let mut histogram = LatencyHistogram::new();
+        for &us in latencies_us {
+            histogram.record_us(us);
+        }
+        histogram
+    }
+
+    fn published(command: CommandName, sent: u64, skipped: u64, invalid: u64) -> RunSummary {
+        let outcome = PublishOutcome {
+            sent,
+            bytes: sent * 250,
+            confirmed: sent - 10,
+            failed: 10,
+            reconnects: 0,
+            elapsed: Duration::from_millis(1_500),
+            latency: histogram(&[800, 1_200, 2_500, 40_000]),
+            max_stall: Duration::from_millis(400),
+        };
+        RunSummary::published(
+            command,
+            "inventory_updates",
+            "p1",
+            outcome,
+            skipped,
+            invalid,
+        )
+    }
+
+    fn consumed(stream: &str, messages: u64, offsets: Option<(u64, u64)>) -> RunSummary {
+        RunSummary::new(
+            CommandName::Consume,
+            stream,
+            Totals {
+                messages,
+                bytes: messages * 200,
+                elapsed: Duration::from_millis(2_250),
+            },
+            LatencyKind::EndToEnd,
+            &histogram(&[300, 900, 1_700]),
+            CommandDetails::Consume {
+                offset: "first".into(),
+                first_offset: offsets.map(|(first, _)| first),
+                last_offset: offsets.map(|(_, last)| last),
+                not_inventory_updates: 3,
+                delivered: messages,
+            },
+        )
+    }
+
+    /// A fan-out: two consumers (one read nothing), filtered by --product, verified.
+    fn consume_with_verify_and_consumers() -> RunSummary {
+        let mut total = consumed("inventory_updates", 12_345, Some((0, 12_344)));
+        if let CommandDetails::Consume { delivered, .. } = &mut total.details {
+            *delivered = 20_000;
+        }
+        total.reconnects = 1;
+        total.verify = Some(VerifyReport {
+            ok: false,
+            producers: vec![
+                ProducerCheck {
+                    producer: "p1".into(),
+                    distinct: 12_000,
+                    duplicates: 0,
+                    gaps: 0,
+                    first_seq: 0,
+                    last_seq: 11_999,
+                    first_gaps: vec![],
+                },
+                ProducerCheck {
+                    producer: String::new(),
+                    distinct: 342,
+                    duplicates: 3,
+                    gaps: 2,
+                    first_seq: 1,
+                    last_seq: 345,
+                    first_gaps: vec![17, 18],
+                },
+            ],
+        });
+        let mut a = consumed("inventory_updates", 12_345, Some((0, 12_344)));
+        a.consumer = Some("a".into());
+        a.verify = Some(VerifyReport {
+            ok: true,
+            producers: vec![],
+        });
+        let mut b = RunSummary::new(
+            CommandName::Consume,
+            "inventory_updates",
+            Totals::default(),
+            LatencyKind::EndToEnd,
+            &LatencyHistogram::new(),
+            CommandDetails::Consume {
+                offset: "first".into(),
+                first_offset: None,
+                last_offset: None,
+                not_inventory_updates: 0,
+                delivered: 0,
+            },
+        );
+        b.consumer = Some("b".into());
+        total.consumers = vec![a, b];
+        total
+    }
+
+    /// A super stream's two partitions, one of them empty.
+    fn consume_with_partitions() -> RunSummary {
+        let mut total = consumed("orders", 5_000, None);
+        total.interrupted = true;
+        total.partitions = vec![
+            consumed("orders-0", 5_000, Some((10, 5_009))),
+            consumed("orders-1", 0, None),
+        ];
+        total
+    }
+
+    /// A benchmark with its per-second timeline, which only `--json` shows.
+    fn bench() -> RunSummary {
+        let second = |second: f64| BenchSecond {
+            second,
+            published_per_s: 100_000.0,
+            confirmed_per_s: 99_500.5,
+            consumed_per_s: 98_000.0,
+            confirm_p50_us: 1_200,
+            confirm_p99_us: 8_000,
+            end_to_end_p50_us: 2_000,
+            end_to_end_p99_us: 12_500,
+        };
+        RunSummary::new(
+            CommandName::Bench,
+            "inventory_updates-bench-1796459048455-4194304",
+            Totals {
+                messages: 1_000_000,
+                bytes: 230_000_000,
+                elapsed: Duration::from_millis(10_123),
+            },
+            LatencyKind::PublishToConfirm,
+            &histogram(&[900, 1_100, 1_300, 9_000]),
+            CommandDetails::Bench {
+                producers: 2,
+                consumers: 3,
+                confirmed: 999_990,
+                failed: 10,
+                consumed: 2_999_970,
+                consumed_per_s: 296_352.4,
+                end_to_end_us: histogram(&[1_500, 2_000, 30_000]).summary(),
+                timeline: vec![second(1.0), second(2.0)],
+            },
+        )
+    }
+
+    /// A gateway that lost its connection, stalled and was stopped by a signal; it skipped
+    /// updates the broker held and refused invalid ones.
+    fn serve() -> RunSummary {
+        let mut summary = published(CommandName::Serve, 4_321, 5, 2);
+        summary.interrupted = true;
+        summary.reconnects = 2;
+        if let CommandDetails::Produce { max_stall_s, .. } = &mut summary.details {
+            *max_stall_s = 2.5;
+        }
+        summary
+    }
+
+    /// The whole report, byte for byte: what users (and scripts) read is kept exactly.
+    fn assert_text(summary: &RunSummary, expected: &[&str]) {
+        let expected: String = expected.iter().map(|line| format!("{line}\n")).collect();
+        assert_eq!(render_text(summary), expected);
+    }
+
+    #[test]
+    fn a_produce_report_in_full() {
+        assert_text(
+            &published(CommandName::Produce, 1_000, 0, 3),
+            &[
+                "produce → stream 'inventory_updates'",
+                "  messages        1,000 sent, 990 confirmed, 10 failed, 3 invalid input lines",
+                "  bytes           250,000 (0.2 MB)",
+                "  elapsed         1.500 s",
+                "  throughput      667 msg/s, 0.2 MB/s",
+                "  latency (µs), publish → broker confirm:",
+                "    mean          11,129",
+                "    min              800",
+                "    p50            1,200",
+                "    p90           40,031",
+                "    p99           40,031",
+                "    p99.9         40,031",
+                "    max           40,031",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_consume_report_with_consumers_and_verify_in_full() {
+        assert_text(
+            &consume_with_verify_and_consumers(),
+            &[
+                "consume ← stream 'inventory_updates' from offset first",
+                "  messages        12,345 read (matching --product, of 20,000 the broker delivered; 3 not inventory updates)",
+                "  offsets         0 … 12,344",
+                "  bytes           2,469,000 (2.5 MB)",
+                "  elapsed         2.250 s",
+                "  reconnects      1",
+                "  throughput      5,487 msg/s, 1.1 MB/s",
+                "  latency (µs), produced_at → read (the message's age on a replay):",
+                "    mean             967",
+                "    min              300",
+                "    p50              900",
+                "    p90            1,700",
+                "    p99            1,700",
+                "    p99.9          1,700",
+                "    max            1,700",
+                "  consumer            messages       msg/s elapsed s   latency p50   latency p99   last offset",
+                "  a                     12,345       5,487     2.250           900         1,700        12,344",
+                "  b                          0           0     0.000             0             0             -",
+                "  verify: FAILED",
+                "    producer p1: 12,000 distinct seq 0…11,999, 0 gaps, 0 duplicates",
+                "    producer (unnamed): 342 distinct seq 1…345, 2 gaps, 3 duplicates (first missing: 17, 18)",
+                "  verify (a): OK",
+                "    no inventory updates with a producer name were read",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_super_stream_consume_report_with_partitions_in_full() {
+        assert_text(
+            &consume_with_partitions(),
+            &[
+                "consume ← super stream 'orders' from offset first (interrupted)",
+                "  messages        5,000 read (3 not inventory updates)",
+                "  offsets         none",
+                "  bytes           1,000,000 (1.0 MB)",
+                "  elapsed         2.250 s",
+                "  throughput      2,222 msg/s, 0.4 MB/s",
+                "  latency (µs), produced_at → read (the message's age on a replay):",
+                "    mean             967",
+                "    min              300",
+                "    p50              900",
+                "    p90            1,700",
+                "    p99            1,700",
+                "    p99.9          1,700",
+                "    max            1,700",
+                "  partition                   messages       msg/s   latency p50   latency p99",
+                "  orders-0                       5,000       2,222           900         1,700",
+                "  orders-1                           0           0           900         1,700",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_bench_report_in_full() {
+        assert_text(
+            &bench(),
+            &[
+                "bench → stream 'inventory_updates-bench-1796459048455-4194304'",
+                "  messages        1,000,000 sent, 999,990 confirmed, 10 failed (2 producers)",
+                "  consumed        2,999,970 by 3 consumers, 296,352 msg/s",
+                "  bytes           230,000,000 (230.0 MB)",
+                "  elapsed         10.123 s",
+                "  throughput      98,785 msg/s, 22.7 MB/s",
+                "  latency (µs), publish → broker confirm:",
+                "    mean           3,076",
+                "    min              900",
+                "    p50            1,100",
+                "    p90            9,007",
+                "    p99            9,007",
+                "    p99.9          9,007",
+                "    max            9,007",
+                "  latency (µs), produced_at → read by a consumer:",
+                "    mean          11,169",
+                "    min            1,500",
+                "    p50            2,000",
+                "    p90           30,015",
+                "    p99           30,015",
+                "    p99.9         30,015",
+                "    max           30,015",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_serve_report_in_full() {
+        assert_text(
+            &serve(),
+            &[
+                "serve → stream 'inventory_updates' (interrupted)",
+                "  messages        4,321 sent, 4,311 confirmed, 10 failed (5 skipped: already stored), 2 invalid input lines",
+                "  longest stall   2.5 s without a confirm",
+                "  bytes           1,080,250 (1.1 MB)",
+                "  elapsed         1.500 s",
+                "  reconnects      2",
+                "  throughput      2,881 msg/s, 0.7 MB/s",
+                "  latency (µs), publish → broker confirm:",
+                "    mean          11,129",
+                "    min              800",
+                "    p50            1,200",
+                "    p90           40,031",
+                "    p99           40,031",
+                "    p99.9         40,031",
+                "    max           40,031",
+            ],
+        );
     }
 
     #[test]

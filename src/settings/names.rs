@@ -5,8 +5,12 @@
 //! refuses the name, or worse: a stream created with too long a name is never available, and a
 //! command waits for it for ever.
 
-use super::{CommandSettings, CommonSettings, PartitionLayout};
+use super::{
+    BenchSettings, CommandSettings, CommonSettings, ConsumeSettings, PartitionLayout,
+    ProduceSettings, ServeSettings, SuperStreamSettings,
+};
 use crate::error::{InvError, Result};
+use crate::reader::ReaderSpec;
 
 /// The most bytes the broker takes in a producer's or a consumer's name (its "reference";
 /// `PreconditionFailed` past it, and the client cannot encode the offset and sequence queries).
@@ -41,122 +45,148 @@ pub fn check(common: &CommonSettings, command: &CommandSettings) -> Result<()> {
     printable("--stream", stream)?;
     check_stream("--stream", stream, stream, None, vhost)?;
     match command {
-        CommandSettings::Produce(p) => {
-            let name = p.producer_name.as_deref();
-            if let Some(name) = name {
-                printable("--producer-name", name)?;
+        CommandSettings::Produce(p) => check_produce(p, stream, vhost),
+        CommandSettings::Consume(c) => check_consume(c, vhost),
+        CommandSettings::Serve(s) => check_serve(s, stream, vhost),
+        CommandSettings::Bench(b) => check_bench(b, stream, vhost),
+    }
+}
+
+/// A produce's producer name, and on a super stream its name, keys and partitions; only a run
+/// with deduplication gives the broker a producer name.
+fn check_produce(p: &ProduceSettings, stream: &str, vhost: &str) -> Result<()> {
+    let name = p.producer_name.as_deref();
+    if let Some(name) = name {
+        printable("--producer-name", name)?;
+    }
+    match &p.super_stream {
+        None if p.dedup => produce_names(name, stream, &[]),
+        None => Ok(()),
+        Some(s) => {
+            let partitions = produce_partitions(s, vhost)?;
+            match p.dedup {
+                true => produce_names(name, &s.name, &partitions),
+                false => Ok(()),
             }
-            match &p.super_stream {
-                None if p.dedup => produce_names(name, stream, &[]),
-                None => Ok(()),
-                Some(s) => {
-                    printable("--super-stream", &s.name)?;
-                    for key in s.layout.iter().flat_map(PartitionLayout::binding_keys) {
-                        printable("--partition-keys", &key)?;
-                    }
-                    // A super stream that exists may have other partitions; a new one gets
-                    // these (three by default).
-                    let layout = s.layout.clone().unwrap_or(PartitionLayout::Count(3));
-                    let partitions = layout.partitions(&s.name);
-                    for partition in &partitions {
-                        check_stream(
-                            "--super-stream",
-                            &s.name,
-                            partition,
-                            Some("NAME-KEY"),
-                            vhost,
-                        )?;
-                    }
-                    match p.dedup {
-                        true => produce_names(name, &s.name, &partitions),
-                        false => Ok(()),
-                    }
-                }
-            }
-        }
-        CommandSettings::Consume(c) => {
-            if let Some(s) = &c.super_stream {
-                printable("--super-stream", s)?;
-                check_stream(
-                    "--super-stream",
-                    s,
-                    &format!("{s}-0"),
-                    Some("NAME-KEY"),
-                    vhost,
-                )?;
-            }
-            for reader in &c.readers {
-                let flag = match reader.tracking_name.as_ref() == Some(&reader.label) {
-                    true => "--name",
-                    false => "--consumers",
-                };
-                printable(flag, &reader.label)?;
-                // In the name of the reader's connection.
-                check_name(flag, &reader.label, reader.label.len(), None)?;
-                if let Some(name) = &reader.tracking_name {
-                    printable("--name", name)?;
-                    let form = (name != &reader.label).then_some("NAME-CONSUMER");
-                    check_name("--name", name, name.len(), form)?;
-                }
-            }
-            Ok(())
-        }
-        CommandSettings::Serve(s) => {
-            let name = s.producer_name.as_deref();
-            if let Some(name) = name {
-                printable("--producer-name", name)?;
-            }
-            let (flag, target) = match &s.super_stream {
-                Some(super_stream) => ("--super-stream", super_stream.as_str()),
-                None => ("--stream", stream),
-            };
-            // Created with three partitions when missing.
-            let partitions = match &s.super_stream {
-                Some(super_stream) => {
-                    printable("--super-stream", super_stream)?;
-                    PartitionLayout::Count(3).partitions(super_stream)
-                }
-                None => Vec::new(),
-            };
-            for partition in &partitions {
-                check_stream(flag, target, partition, Some("NAME-KEY"), vhost)?;
-            }
-            // The gateway holds its name (each partition's) for as long as it serves.
-            match name {
-                Some(name) => producer_name(
-                    "--producer-name",
-                    name,
-                    name.len(),
-                    "NAME",
-                    &partitions,
-                    true,
-                ),
-                None => producer_name(
-                    flag,
-                    target,
-                    format!("invstream-{target}-serve").len(),
-                    "invstream-STREAM-serve",
-                    &partitions,
-                    true,
-                ),
-            }
-        }
-        CommandSettings::Bench(b) => {
-            // STREAM-bench-MILLIS-PID, and its partitions -0 … -(N-1).
-            let bench = format!("{stream}-bench-1796459048455-4194304");
-            let longest = match b.super_stream_partitions {
-                Some(n) => format!("{bench}-{}", n.saturating_sub(1)),
-                None => bench,
-            };
-            check_stream(
-                "--stream",
-                stream,
-                &longest,
-                Some("STREAM-bench-MILLIS-PID"),
-                vhost,
-            )
         }
     }
+}
+
+/// The partitions a produce publishes to on the super stream `s`, each checked as a stream.
+fn produce_partitions(s: &SuperStreamSettings, vhost: &str) -> Result<Vec<String>> {
+    printable("--super-stream", &s.name)?;
+    for key in s.layout.iter().flat_map(PartitionLayout::binding_keys) {
+        printable("--partition-keys", &key)?;
+    }
+    // A super stream that exists may have other partitions; a new one gets these (three by
+    // default).
+    let layout = s.layout.clone().unwrap_or(PartitionLayout::Count(3));
+    let partitions = layout.partitions(&s.name);
+    for partition in &partitions {
+        check_stream(
+            "--super-stream",
+            &s.name,
+            partition,
+            Some("NAME-KEY"),
+            vhost,
+        )?;
+    }
+    Ok(partitions)
+}
+
+/// A consume's super stream (its first partition stands for all) and its readers' names.
+fn check_consume(c: &ConsumeSettings, vhost: &str) -> Result<()> {
+    if let Some(s) = &c.super_stream {
+        printable("--super-stream", s)?;
+        check_stream(
+            "--super-stream",
+            s,
+            &format!("{s}-0"),
+            Some("NAME-KEY"),
+            vhost,
+        )?;
+    }
+    for reader in &c.readers {
+        check_reader(reader)?;
+    }
+    Ok(())
+}
+
+/// A reader's label and the consumer name it stores its offset under (`--name`, or
+/// NAME-CONSUMER with several consumers).
+fn check_reader(reader: &ReaderSpec) -> Result<()> {
+    let flag = match reader.tracking_name.as_ref() == Some(&reader.label) {
+        true => "--name",
+        false => "--consumers",
+    };
+    printable(flag, &reader.label)?;
+    // In the name of the reader's connection.
+    check_name(flag, &reader.label, reader.label.len(), None)?;
+    if let Some(name) = &reader.tracking_name {
+        printable("--name", name)?;
+        let form = (name != &reader.label).then_some("NAME-CONSUMER");
+        check_name("--name", name, name.len(), form)?;
+    }
+    Ok(())
+}
+
+/// The gateway's target (a new super stream gets three partitions) and its producer names.
+fn check_serve(s: &ServeSettings, stream: &str, vhost: &str) -> Result<()> {
+    let name = s.producer_name.as_deref();
+    if let Some(name) = name {
+        printable("--producer-name", name)?;
+    }
+    let (flag, target) = match &s.super_stream {
+        Some(super_stream) => ("--super-stream", super_stream.as_str()),
+        None => ("--stream", stream),
+    };
+    // Created with three partitions when missing.
+    let partitions = match &s.super_stream {
+        Some(super_stream) => {
+            printable("--super-stream", super_stream)?;
+            PartitionLayout::Count(3).partitions(super_stream)
+        }
+        None => Vec::new(),
+    };
+    for partition in &partitions {
+        check_stream(flag, target, partition, Some("NAME-KEY"), vhost)?;
+    }
+    // The gateway holds its name (each partition's) for as long as it serves.
+    match name {
+        Some(name) => producer_name(
+            "--producer-name",
+            name,
+            name.len(),
+            "NAME",
+            &partitions,
+            true,
+        ),
+        None => producer_name(
+            flag,
+            target,
+            format!("invstream-{target}-serve").len(),
+            "invstream-STREAM-serve",
+            &partitions,
+            true,
+        ),
+    }
+}
+
+/// The stream a benchmark makes of `stream`: STREAM-bench-MILLIS-PID, and its partitions -0 …
+/// -(N-1).
+fn check_bench(b: &BenchSettings, stream: &str, vhost: &str) -> Result<()> {
+    let bench = format!("{stream}-bench-1796459048455-4194304");
+    let longest = match b.super_stream_partitions {
+        Some(n) => format!("{bench}-{}", n.saturating_sub(1)),
+        None => bench,
+    };
+    check_stream(
+        "--stream",
+        stream,
+        &longest,
+        Some("STREAM-bench-MILLIS-PID"),
+        vhost,
+    )
 }
 
 /// The producer names a produce run with deduplication gives the broker: `given` (held
@@ -391,6 +421,42 @@ mod tests {
         let err = refused(&["consume", "--consumers", "a,b", "--name", &n(254)]);
         assert!(err.contains("NAME-CONSUMER"), "{err}");
         assert!(refused(&["consume", "--consumers", &n(256)]).contains("--consumers"));
+    }
+
+    #[test]
+    fn default_producer_names_on_a_super_stream_hold_its_name_twice() {
+        // invstream-STREAM-TIME-PID-PARTITION, a partition being STREAM-KEY.
+        assert!(checked(&["produce", "--super-stream", &n(110)]).is_ok());
+        let err = refused(&["produce", "--super-stream", &n(111)]);
+        assert!(
+            err.starts_with("--super-stream")
+                && err.contains("as invstream-STREAM-TIME-PID-PARTITION 257 bytes")
+                && err.ends_with("shorten it by 2 bytes, or give --producer-name"),
+            "{err}"
+        );
+        // The gateway's, held through its lock.
+        assert!(checked(&["serve", "--super-stream", &n(106)]).is_ok());
+        let err = refused(&["serve", "--super-stream", &n(107)]);
+        assert!(
+            err.contains("as invstream-producer-lock:invstream-STREAM-serve-PARTITION 257 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_command_refuses_control_characters_in_its_own_names() {
+        for (flag, args) in [
+            ("--super-stream", &["produce", "--super-stream", "a\nb"][..]),
+            ("--super-stream", &["consume", "--super-stream", "a\nb"]),
+            ("--super-stream", &["serve", "--super-stream", "a\nb"]),
+            ("--producer-name", &["serve", "--producer-name", "a\nb"]),
+        ] {
+            let err = refused(args);
+            assert!(
+                err.contains(&format!("{flag} 'a\\nb' holds the control character \\n")),
+                "{args:?}: {err}"
+            );
+        }
     }
 
     #[test]
