@@ -13,11 +13,11 @@ use clap::Parser;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use invstream::broker::BrokerSettings;
 use invstream::cli::Cli;
+use invstream::commands::{consume, produce};
 use invstream::report::Output;
 use invstream::settings::{self, CommandSettings};
 use invstream::shutdown::Shutdown;
 use invstream::stats::RunSummary;
-use invstream::{consume, produce};
 
 const COUNT: u64 = 100_000;
 

@@ -7,7 +7,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::broker::DEFAULT_URI;
-use crate::reader::StartOffset;
+use crate::engines::reader::StartOffset;
 
 mod parse;
 pub mod usage_error;

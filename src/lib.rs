@@ -3,9 +3,10 @@
 //! The binary (`main.rs`) only parses arguments and calls [`run`]; everything else lives here so
 //! tests and benchmarks use the same code the CLI runs. `docs/ARCHITECTURE.md` draws the map:
 //! - [`cli`] (raw flags) → [`settings`] (checked settings per command, in one place)
-//! - [`produce`] / [`consume`] / [`serve`] / [`bench`]: the commands, each settings → engine →
-//!   summary
-//! - [`publisher`] and [`reader`]: the engines; they never print, they emit events and counters
+//! - [`commands`] (produce, consume, serve, bench): each settings → engine → summary, once for a
+//!   stream and a super stream ([`target`])
+//! - [`engines`] (publisher, reader, feed): they never print, they emit events, counters and
+//!   per-interval samples
 //! - [`broker`]: settings, connecting and retrying, stream administration, error mapping
 //! - [`model`] (the update, its generator and JSON), [`entry`] (the message format on the wire),
 //!   [`input`] (NDJSON files and stdin)
@@ -13,23 +14,18 @@
 //!   rendering) and [`plot`] (SVG and HDR logs); [`verify`] checks `seq` per producer
 //! - [`shutdown`]: one token for SIGINT and SIGTERM; [`error`]: errors grouped by what failed
 
-pub mod bench;
 pub mod broker;
 pub mod cli;
-pub mod consume;
+pub mod commands;
+pub mod engines;
 pub mod entry;
 pub mod error;
-pub mod feed;
 pub mod files;
 pub mod input;
 pub mod model;
 pub mod plot;
-pub mod produce;
-pub mod publisher;
-pub mod reader;
 pub mod report;
 pub mod routing;
-pub mod serve;
 pub mod settings;
 pub mod shutdown;
 pub mod stats;
@@ -94,16 +90,20 @@ async fn run_command(
         None => format!("stream '{}'", common.stream),
     };
     let summary = match &command {
-        CommandSettings::Produce(settings) => produce::run(&common, settings, &shutdown, out)
-            .await
-            .with_context(|| format!("produce to {stream} at {addr}"))?,
-        CommandSettings::Consume(settings) => consume::run(&common, settings, &shutdown, out)
-            .await
-            .with_context(|| format!("consume from {stream} at {addr}"))?,
-        CommandSettings::Serve(settings) => serve::run(&common, settings, &shutdown, out)
+        CommandSettings::Produce(settings) => {
+            commands::produce::run(&common, settings, &shutdown, out)
+                .await
+                .with_context(|| format!("produce to {stream} at {addr}"))?
+        }
+        CommandSettings::Consume(settings) => {
+            commands::consume::run(&common, settings, &shutdown, out)
+                .await
+                .with_context(|| format!("consume from {stream} at {addr}"))?
+        }
+        CommandSettings::Serve(settings) => commands::serve::run(&common, settings, &shutdown, out)
             .await
             .with_context(|| format!("serve {stream} at {addr}"))?,
-        CommandSettings::Bench(settings) => bench::run(&common, settings, &shutdown, out)
+        CommandSettings::Bench(settings) => commands::bench::run(&common, settings, &shutdown, out)
             .await
             .with_context(|| format!("bench at {addr}"))?,
     };

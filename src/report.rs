@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::publisher::PublisherEvent;
-use crate::reader::ReaderEvent;
+use crate::engines::publisher::PublisherEvent;
+use crate::engines::reader::ReaderEvent;
 use crate::stats::{BenchSecond, CommandDetails, LatencyKind, LatencySummary, RunSummary};
 use crate::verify::VerifyReport;
 
@@ -159,8 +159,8 @@ pub fn reader_event_line(event: &ReaderEvent) -> String {
 /// The feed's view that prints a line per sample (bench's per-second lines, on stderr).
 pub struct SecondLines(pub Output);
 
-impl crate::feed::SampleView for SecondLines {
-    fn on_sample(&mut self, sample: &crate::feed::IntervalSample) {
+impl crate::engines::feed::SampleView for SecondLines {
+    fn on_sample(&mut self, sample: &crate::engines::feed::IntervalSample) {
         self.0.status(&bench_second_line(&sample.second));
     }
 }

@@ -10,10 +10,10 @@ use crate::cli::{
     BenchArgs, Cli, Command, Compression, ConsumeArgs, GlobalArgs, ProduceArgs, ReadFrom,
     RetentionArgs, ServeArgs, SubEntryArgs,
 };
+use crate::engines::publisher::Batching;
+use crate::engines::reader::{ReaderSpec, StartOffset, StopRule};
 use crate::error::{InvError, Result};
 use crate::input::InputSource;
-use crate::publisher::Batching;
-use crate::reader::{ReaderSpec, StartOffset, StopRule};
 use crate::target::PartitionLayout;
 
 mod checks;

@@ -1,11 +1,16 @@
-//! The crate's modules form no import cycle: no top-level module (`produce`, `publisher`,
-//! `feed`, …) uses one that uses it back, directly or through others. Read from the sources:
-//! every `crate::MODULE` path in a module's files is an edge (docs/ARCHITECTURE.md draws them).
+//! The crate's modules form no import cycle: no module (`commands::produce`,
+//! `engines::publisher`, `stats`, …) uses one that uses it back, directly or through others.
+//! Read from the sources: every `crate::MODULE` path in a module's files is an edge; the folders
+//! of roles (`commands/`, `engines/`) count each member as a module of its own
+//! (docs/ARCHITECTURE.md draws them). And engines never use a command.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Top-level module → the top-level modules its files name with `crate::`.
+/// The folders whose members are modules of their own in the graph.
+const ROLES: [&str; 2] = ["commands", "engines"];
+
+/// Module → the modules its files name with `crate::`.
 fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -21,12 +26,16 @@ fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
                 continue;
             }
             let relative = path.strip_prefix(&src).expect("under src");
-            let first = relative
+            let parts: Vec<&str> = relative
                 .components()
-                .next()
-                .and_then(|c| c.as_os_str().to_str())
-                .expect("a UTF-8 path");
-            let module = first.trim_end_matches(".rs").to_string();
+                .map(|c| c.as_os_str().to_str().expect("a UTF-8 path"))
+                .collect();
+            let first = parts[0].trim_end_matches(".rs");
+            let module = match (ROLES.contains(&first), parts.get(1)) {
+                (true, Some(&"mod.rs")) | (true, None) => continue,
+                (true, Some(member)) => format!("{first}::{}", member.trim_end_matches(".rs")),
+                (false, _) => first.to_string(),
+            };
             if module == "lib" || module == "main" {
                 continue;
             }
@@ -46,12 +55,27 @@ fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
     graph
 }
 
-/// The first segment of every `crate::` path in `text` (`crate::{a, b::c}` gives a and b).
+/// The module of every `crate::` path in `text` (`crate::{a, b::c}` gives a and b; a path into
+/// a role folder, `crate::engines::reader::X`, gives `engines::reader`).
 fn crate_paths(text: &str) -> Vec<String> {
     let ident = |s: &str| -> String {
-        s.chars()
+        let first: String = s
+            .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect()
+            .collect();
+        match (
+            ROLES.contains(&first.as_str()),
+            s[first.len()..].strip_prefix("::"),
+        ) {
+            (true, Some(rest)) => {
+                let member: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                format!("{first}::{member}")
+            }
+            _ => first,
+        }
     };
     let mut found = Vec::new();
     // A comment's `crate::` (a doc link) is no import.
@@ -107,7 +131,19 @@ fn no_module_imports_one_that_imports_it_back() {
 }
 
 #[test]
+fn engines_never_use_a_command() {
+    let graph = module_graph();
+    for (module, uses) in graph.iter().filter(|(m, _)| m.starts_with("engines::")) {
+        let commands: Vec<_> = uses
+            .iter()
+            .filter(|m| m.starts_with("commands::"))
+            .collect();
+        assert!(commands.is_empty(), "{module} uses {commands:?}");
+    }
+}
+
+#[test]
 fn crate_paths_are_read_from_groups_and_single_paths() {
-    let text = "use crate::a::B;\nuse crate::{c::D, e};\nlet x = crate::f::g();\n/// [`crate::h`]";
-    assert_eq!(crate_paths(text), ["a", "c", "e", "f"]);
+    let text = "use crate::a::B;\nuse crate::{c::D, e};\nlet x = crate::f::g();\n/// [`crate::h`]\nuse crate::engines::reader::R;";
+    assert_eq!(crate_paths(text), ["a", "c", "e", "f", "engines::reader"]);
 }

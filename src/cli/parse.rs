@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::reader::StartOffset;
+use crate::engines::reader::StartOffset;
 
 pub fn parse_offset(s: &str) -> Result<StartOffset, String> {
     match s.trim().to_ascii_lowercase().as_str() {

@@ -9,8 +9,8 @@ use super::{
     BenchSettings, CommandSettings, CommonSettings, ConsumeSettings, PartitionLayout,
     ProduceSettings, ServeSettings, SuperStreamSettings,
 };
+use crate::engines::reader::ReaderSpec;
 use crate::error::{InvError, Result};
-use crate::reader::ReaderSpec;
 
 /// The most bytes the broker takes in a producer's or a consumer's name (its "reference";
 /// `PreconditionFailed` past it, and the client cannot encode the offset and sequence queries).

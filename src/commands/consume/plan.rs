@@ -7,8 +7,8 @@
 use rabbitmq_stream_client::Environment;
 
 use crate::broker::BrokerSettings;
+use crate::engines::reader::{self, ReaderSpec, StartOffset, StopRule};
 use crate::error::{ReadError, Result};
-use crate::reader::{self, ReaderSpec, StartOffset, StopRule};
 use crate::settings::ConsumeSettings;
 use crate::target::Target;
 

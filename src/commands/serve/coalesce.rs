@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, Notify};
 
+use crate::engines::publisher::{BatchReceipt, GroupSent, OnHandedBy};
 use crate::error::InvError;
 use crate::model::InventoryUpdate;
 use crate::model::NumberedUpdate;
-use crate::publisher::{BatchReceipt, GroupSent, OnHandedBy};
 
 /// What the coalescer sends through: the gateway's publisher, or a stand-in in tests.
 pub trait GroupPublisher: Send {
@@ -267,8 +267,8 @@ impl Ticket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engines::publisher::BatchOutcome;
     use crate::model::UpdateGenerator;
-    use crate::publisher::BatchOutcome;
 
     /// Records each round's groups (their ids); answers each group from `fate` (by its first
     /// id), settled at once.

@@ -5,8 +5,8 @@
 
 use rabbitmq_stream_client::Environment;
 
+use crate::engines::reader::ReaderSpec;
 use crate::error::Result;
-use crate::reader::ReaderSpec;
 use crate::report::Output;
 use crate::settings::{CommonSettings, ConsumeSettings};
 use crate::superstream;

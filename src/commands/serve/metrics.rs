@@ -8,7 +8,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::publisher::PublisherStats;
+use crate::engines::publisher::PublisherStats;
 
 /// Upper bounds (seconds) of the confirm latency histogram's buckets.
 const LATENCY_BUCKETS_S: [f64; 12] = [

@@ -13,8 +13,8 @@ mod readers;
 mod summary;
 mod tally;
 
+use crate::engines::reader::StopRule;
 use crate::error::Result;
-use crate::reader::StopRule;
 use crate::report::Output;
 use crate::settings::{CommonSettings, ConsumeSettings};
 use crate::shutdown::Shutdown;

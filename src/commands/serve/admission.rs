@@ -7,9 +7,9 @@ use std::time::Duration;
 use futures::future::select_all;
 
 use super::coalesce::{GroupPublisher, Handed, Hold};
+use crate::engines::publisher::{OnHandedBy, PartitionedPublisher, PublisherStats};
 use crate::error::InvError;
 use crate::model::NumberedUpdate;
-use crate::publisher::{OnHandedBy, PartitionedPublisher, PublisherStats};
 use crate::routing::partition_of_product;
 
 impl GroupPublisher for PartitionedPublisher {

@@ -30,12 +30,12 @@ use tokio::sync::Mutex;
 
 use crate::broker::lock::{release_all, NameLock};
 use crate::broker::{BrokerSettings, VersionProbe};
-use crate::error::{InvError, Result};
-use crate::model::{now_us, InventoryEvent, InventoryUpdate, StockStatus};
-use crate::publisher::{
+use crate::engines::publisher::{
     BatchOutcome, BatchReceipt, PartitionedPublisher, PublishOutcome, PublisherOptions,
     PublisherStats,
 };
+use crate::error::{InvError, Result};
+use crate::model::{now_us, InventoryEvent, InventoryUpdate, StockStatus};
 use crate::report::Output;
 use crate::settings::{CommonSettings, ServeSettings};
 use crate::shutdown::Shutdown;

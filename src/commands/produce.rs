@@ -7,10 +7,10 @@ use rabbitmq_stream_client::Environment;
 
 use crate::broker::lock::{release_all, NameLock};
 use crate::broker::BrokerSettings;
+use crate::engines::publisher::{PartitionedPublisher, PublishOutcome, PublisherOptions};
 use crate::error::{InvError, Result};
 use crate::input::{spawn_reader, InputEvent};
 use crate::model::{now_us, NumberedUpdate, UpdateGenerator};
-use crate::publisher::{PartitionedPublisher, PublishOutcome, PublisherOptions};
 use crate::report::Output;
 use crate::settings::{CommonSettings, ProduceSettings, UpdateSourceSettings};
 use crate::shutdown::Shutdown;

@@ -6,8 +6,8 @@ use std::time::Duration;
 use indicatif::ProgressBar;
 
 use super::{UpdateSource, INVALID_LINES_SHOWN};
+use crate::engines::publisher::{Pace, PartitionedPublisher, PublishOutcome};
 use crate::error::{InvError, Result};
-use crate::publisher::{Pace, PartitionedPublisher, PublishOutcome};
 use crate::report::Output;
 use crate::settings::ProduceSettings;
 use crate::shutdown::{Shutdown, StopSignal};

@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 use rabbitmq_stream_client::Environment;
 
 use crate::broker::{BrokerSettings, Retention};
+use crate::commands::produce::generated_batch;
+use crate::engines::feed::{self, ConsumerCounters, FeedSender, Recorder, SampleView, Sampler};
+use crate::engines::publisher::{Pace, PartitionedPublisher, PublishOutcome, PublisherOptions};
+use crate::engines::reader::{self, MessageSink, ReadPlan, ReaderSpec, Take};
 use crate::entry::MessageView;
 use crate::error::{Result, StreamError};
-use crate::feed::{self, ConsumerCounters, FeedSender, Recorder, SampleView, Sampler};
 use crate::model::{now_us, BurstClock, InventoryUpdate, UpdateGenerator};
 use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
-use crate::produce::generated_batch;
-use crate::publisher::{Pace, PartitionedPublisher, PublishOutcome, PublisherOptions};
-use crate::reader::{self, MessageSink, ReadPlan, ReaderSpec, Take};
 use crate::report::{thousands, Output, SecondLines};
 use crate::settings::{BenchSettings, CommonSettings};
 use crate::shutdown::{Shutdown, Signal};

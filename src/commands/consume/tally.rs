@@ -8,9 +8,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engines::reader::{MessageSink, StartOffset, Take};
 use crate::entry::{MessageView, PRODUCER_PROPERTY};
 use crate::model::{BurstClock, InventoryUpdate};
-use crate::reader::{MessageSink, StartOffset, Take};
 use crate::report::{MessagePrinter, Output};
 use crate::stats::{CommandDetails, LatencyHistogram, LatencyKind, RunSummary, Totals};
 use crate::verify::SeqCheck;

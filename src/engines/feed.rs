@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::publisher::PublisherStats;
+use crate::engines::publisher::PublisherStats;
 use crate::stats::{BenchSecond, LatencyHistogram};
 
 /// What the consumers of a run share with the sampler: messages read and their end-to-end

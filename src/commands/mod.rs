@@ -1,0 +1,8 @@
+//! The commands, one module each and each once for a stream and a super stream: parse nothing
+//! (settings come checked), drive an engine, return a `RunSummary` for `report` to render. A new
+//! command is a module here, its settings in `settings`, and one arm in `lib::run`.
+
+pub mod bench;
+pub mod consume;
+pub mod produce;
+pub mod serve;
