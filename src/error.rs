@@ -35,8 +35,12 @@ pub enum ConnectError {
     #[error("invalid --uri '{uri}': {reason} (expected rabbitmq-stream://USER:PASSWORD@HOST:PORT/VHOST)")]
     InvalidUri { uri: String, reason: String },
 
-    #[error("cannot reach the broker at {addr}: {reason}; is RabbitMQ running with the stream plugin? (scripts/broker.sh up starts one)")]
-    Unreachable { addr: String, reason: String },
+    #[error("cannot reach the broker at {addr}: {source}; is RabbitMQ running with the stream plugin? (scripts/broker.sh up starts one)")]
+    Unreachable {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error(
         "authentication failed for user '{user}' at {addr}: check the user and password in --uri"
@@ -59,8 +63,12 @@ pub enum ConnectError {
     #[error("TLS: {message}")]
     Tls { message: String },
 
-    #[error("TLS handshake with {addr} failed: {reason}; check that this is the broker's TLS port (5551 by default), that --tls-ca-cert is the CA that signed the broker's certificate, and that the URI's host is a name in that certificate")]
-    TlsHandshake { addr: String, reason: String },
+    #[error("TLS handshake with {addr} failed: {source}; check that this is the broker's TLS port (5551 by default), that --tls-ca-cert is the CA that signed the broker's certificate, and that the URI's host is a name in that certificate")]
+    TlsHandshake {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("the broker at {addr} closed the connection during the handshake{hint}")]
     HandshakeClosed { addr: String, hint: String },
@@ -73,7 +81,9 @@ pub enum ConnectError {
         addr: String,
         during: &'static str,
         retry_for: Duration,
-        last_error: String,
+        /// What the last attempt met (kept as the cause).
+        #[source]
+        last_error: Box<InvError>,
         advice: String,
     },
 
@@ -250,5 +260,36 @@ mod tests {
             addr: "a".into()
         })
         .is_transient());
+    }
+
+    #[test]
+    fn errors_keep_their_cause_as_source() {
+        use std::error::Error;
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let away = ConnectError::Unreachable {
+            addr: "a:1".into(),
+            source: refused,
+        };
+        let io = away
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::ConnectionRefused)
+        );
+        let gave_up = ConnectError::RetryWindowEnded {
+            addr: "a:1".into(),
+            during: "publishing",
+            retry_for: Duration::from_secs(1),
+            last_error: Box::new(away.into()),
+            advice: String::new(),
+        };
+        let last = gave_up.source().expect("the last attempt's error");
+        assert!(last
+            .to_string()
+            .starts_with("cannot reach the broker at a:1: refused"));
+        assert!(gave_up
+            .to_string()
+            .contains("(last error: cannot reach the broker at a:1: refused"));
     }
 }

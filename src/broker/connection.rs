@@ -47,7 +47,7 @@ impl BrokerSettings {
                         addr: self.addr(),
                         during,
                         retry_for: self.retry_for,
-                        last_error: e.to_string(),
+                        last_error: Box::new(e),
                         advice: advice.to_string(),
                     }
                     .into())
@@ -193,7 +193,10 @@ mod tests {
                 async {
                     Err(ConnectError::Unreachable {
                         addr: "a".into(),
-                        reason: "refused".into(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::ConnectionRefused,
+                            "refused",
+                        ),
                     }
                     .into())
                 }

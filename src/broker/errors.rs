@@ -17,14 +17,14 @@ impl BrokerSettings {
                 self.client_certificate_refused(&io).unwrap_or_else(|| {
                     ConnectError::TlsHandshake {
                         addr: self.addr(),
-                        reason: io.to_string(),
+                        source: io,
                     }
                     .into()
                 })
             }
             ClientError::Io(io) => ConnectError::Unreachable {
                 addr: self.addr(),
-                reason: io.to_string(),
+                source: io,
             }
             .into(),
             ClientError::RequestError(ResponseCode::AuthenticationFailure)
@@ -155,7 +155,7 @@ impl BrokerSettings {
         match error {
             ClientError::Io(io) => ConnectError::Unreachable {
                 addr: self.addr(),
-                reason: io.to_string(),
+                source: io,
             }
             .into(),
             ClientError::ConnectionClosed | ClientError::AlreadyClosed => ConnectError::Lost {
