@@ -10,7 +10,7 @@ use crate::cli::{
     BenchArgs, Cli, Command, Compression, ConsumeArgs, GlobalArgs, ProduceArgs, ReadFrom,
     RetentionArgs, ServeArgs, SubEntryArgs,
 };
-use crate::engines::publisher::Batching;
+use crate::engines::publisher::{Batching, PublisherOptions};
 use crate::engines::reader::{ReaderSpec, StartOffset, StopRule};
 use crate::error::{InvError, Result};
 use crate::input::InputSource;
@@ -45,6 +45,20 @@ pub struct PublishSettings {
     pub max_in_flight: u64,
     pub filter_values: bool,
     pub batching: Batching,
+}
+
+impl PublishSettings {
+    /// A publisher's options under `producer_name`, deduplicated by the broker when `dedup`.
+    pub fn publisher_options(&self, producer_name: String, dedup: bool) -> PublisherOptions {
+        PublisherOptions {
+            batch_size: self.batch_size,
+            max_in_flight: self.max_in_flight,
+            filter_values: self.filter_values,
+            producer_name,
+            dedup,
+            batching: self.batching,
+        }
+    }
 }
 
 /// Where a produce run's updates come from.

@@ -15,7 +15,7 @@ use rabbitmq_stream_client::Environment;
 use crate::broker::{BrokerSettings, Retention};
 use crate::commands::produce::generated_batch;
 use crate::engines::feed::{self, ConsumerCounters, FeedSender, Recorder, SampleView, Sampler};
-use crate::engines::publisher::{Pace, PartitionedPublisher, PublishOutcome, PublisherOptions};
+use crate::engines::publisher::{Pace, PartitionedPublisher, PublishOutcome};
 use crate::engines::reader::{self, MessageSink, ReadPlan, ReaderSpec, Take};
 use crate::entry::MessageView;
 use crate::error::{Result, StreamError};
@@ -249,14 +249,9 @@ impl Bench<'_> {
         let (args, out) = (self.args, self.out);
         let mut publishers = Vec::new();
         for index in 0..args.producers {
-            let options = PublisherOptions {
-                batch_size: args.publish.batch_size,
-                max_in_flight: args.publish.max_in_flight,
-                filter_values: args.publish.filter_values,
-                producer_name: format!("invstream-bench-{index}"),
-                dedup: false,
-                batching: args.publish.batching,
-            };
+            let options = args
+                .publish
+                .publisher_options(format!("invstream-bench-{index}"), false);
             let events = Arc::new(move |event| out.publisher_event(&event));
             let opened = PartitionedPublisher::open(
                 self.env,

@@ -7,7 +7,7 @@ use rabbitmq_stream_client::Environment;
 
 use crate::broker::lock::{release_all, NameLock};
 use crate::broker::BrokerSettings;
-use crate::engines::publisher::{PartitionedPublisher, PublishOutcome, PublisherOptions};
+use crate::engines::publisher::{PartitionedPublisher, PublishOutcome};
 use crate::error::{InvError, Result};
 use crate::input::{spawn_reader, InputEvent};
 use crate::model::{now_us, NumberedUpdate, UpdateGenerator};
@@ -348,14 +348,9 @@ async fn open(
     producer_name: &str,
     out: Output,
 ) -> Result<PartitionedPublisher> {
-    let options = PublisherOptions {
-        batch_size: settings.publish.batch_size,
-        max_in_flight: settings.publish.max_in_flight,
-        filter_values: settings.publish.filter_values,
-        producer_name: producer_name.to_string(),
-        dedup: settings.dedup,
-        batching: settings.publish.batching,
-    };
+    let options = settings
+        .publish
+        .publisher_options(producer_name.to_string(), settings.dedup);
     let by_warehouse = settings
         .super_stream
         .as_ref()

@@ -31,8 +31,7 @@ use tokio::sync::Mutex;
 use crate::broker::lock::{release_all, NameLock};
 use crate::broker::{BrokerSettings, VersionProbe};
 use crate::engines::publisher::{
-    BatchOutcome, BatchReceipt, PartitionedPublisher, PublishOutcome, PublisherOptions,
-    PublisherStats,
+    BatchOutcome, BatchReceipt, PartitionedPublisher, PublishOutcome, PublisherStats,
 };
 use crate::error::{InvError, Result};
 use crate::model::{now_us, InventoryEvent, InventoryUpdate, StockStatus};
@@ -157,14 +156,9 @@ async fn open(
             .await?;
         last_id = last_id.max(stored);
     }
-    let options = PublisherOptions {
-        batch_size: settings.publish.batch_size,
-        max_in_flight: settings.publish.max_in_flight,
-        filter_values: settings.publish.filter_values,
-        producer_name: producer_name.to_string(),
-        dedup: true,
-        batching: settings.publish.batching,
-    };
+    let options = settings
+        .publish
+        .publisher_options(producer_name.to_string(), true);
     let events = Arc::new(move |event| out.publisher_event(&event));
     let publisher = PartitionedPublisher::open(env, broker, target, options, false, events).await?;
     Ok((publisher, last_id))
