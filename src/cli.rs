@@ -12,8 +12,8 @@ use crate::engines::reader::StartOffset;
 mod parse;
 pub mod usage_error;
 pub use parse::{
-    parse_byte_size, parse_consumers, parse_duration, parse_max_age, parse_offset, parse_slow,
-    ConsumerNames,
+    parse_byte_size, parse_consumers, parse_duration, parse_max_age, parse_offset, parse_param,
+    parse_percent, parse_slow, ConsumerNames, ParamValues,
 };
 
 /// High-throughput ingestion of inventory updates into RabbitMQ Streams.
@@ -27,6 +27,10 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
+    /// The arguments as given (the program name first): `bench --param` parses them again with
+    /// each combination's values.
+    #[arg(skip)]
+    pub raw_args: Vec<std::ffi::OsString>,
 }
 
 impl Cli {
@@ -37,9 +41,11 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let matches = Cli::command().try_get_matches_from(args)?;
+        let raw_args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let matches = Cli::command().try_get_matches_from(&raw_args)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.global.stream_typed = typed(&matches, "stream");
+        cli.raw_args = raw_args;
         Ok(cli)
     }
 }
@@ -195,6 +201,79 @@ pub struct BenchArgs {
     /// Draw the throughput timeline and the latency percentile distributions into an SVG file
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
+
+    #[command(flatten)]
+    pub workbench: WorkbenchArgs,
+}
+
+/// Several configurations of one bench, compared: parameters, repeated runs, exports, an HTML
+/// report and baselines.
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Comparing configurations")]
+pub struct WorkbenchArgs {
+    /// Run every combination of these values, each on a fresh stream: NAME is a bench flag
+    /// without its dashes, e.g. --param sub-entry-size=1,10,100 --param compression=none,zstd
+    /// (repeatable; flags without a value take true,false)
+    #[arg(long, value_name = "NAME=V1,V2,...", value_parser = parse_param)]
+    pub param: Vec<ParamValues>,
+
+    /// Runs per configuration: the table shows their median and [min–max]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+
+    /// Before each configuration's runs, one unmeasured run of this long (its own stream), e.g. 5s
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+
+    /// Write every configuration's results, each run's timeline and latency curves, as JSON
+    #[arg(long, value_name = "FILE")]
+    pub export_json: Option<std::path::PathBuf>,
+
+    /// Write the comparison table (median, min and max of each figure) as CSV
+    #[arg(long, value_name = "FILE")]
+    pub export_csv: Option<std::path::PathBuf>,
+
+    /// Write the comparison table as Markdown, with the command and the broker
+    #[arg(long, value_name = "FILE")]
+    pub export_markdown: Option<std::path::PathBuf>,
+
+    /// Write a self-contained HTML report: the table, throughput per configuration, latency
+    /// percentile curves and each run's timeline
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<std::path::PathBuf>,
+
+    /// Keep this run's results as a baseline of this name, to compare later runs with
+    #[arg(long, value_name = "NAME")]
+    pub save_baseline: Option<String>,
+
+    /// Compare each configuration with this saved baseline: better, worse or within noise;
+    /// exits 1 when one is worse
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
+
+    /// Where baselines are kept [default: ~/.local/share/invstream/baselines]
+    #[arg(long, value_name = "DIR", env = "INVSTREAM_BASELINE_DIR")]
+    pub baseline_dir: Option<std::path::PathBuf>,
+
+    /// With --baseline: a throughput is worse when its median is this much below the
+    /// baseline's (default: below the baseline's own min–max range, and at least 5%), e.g. 10%
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent, requires = "baseline")]
+    pub noise: Option<f64>,
+}
+
+impl WorkbenchArgs {
+    /// Whether any of these flags was given: then bench compares configurations.
+    pub fn asked(&self) -> bool {
+        !self.param.is_empty()
+            || self.runs > 1
+            || self.warmup.is_some()
+            || self.export_json.is_some()
+            || self.export_csv.is_some()
+            || self.export_markdown.is_some()
+            || self.report.is_some()
+            || self.save_baseline.is_some()
+            || self.baseline.is_some()
+    }
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,7 @@ pub mod stats;
 pub mod superstream;
 pub mod target;
 pub mod verify;
+pub mod workbench;
 
 use std::process::ExitCode;
 
@@ -106,6 +107,9 @@ async fn run_command(
         CommandSettings::Bench(settings) => commands::bench::run(&common, settings, &shutdown, out)
             .await
             .with_context(|| format!("bench at {addr}"))?,
+        CommandSettings::Workbench(settings) => {
+            return run_workbench(&common, settings, &shutdown, out).await
+        }
     };
     if let Err(e) = out.summary(&summary) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -117,6 +121,52 @@ async fn run_command(
         .into());
     }
     Ok(exit_code(&summary, &shutdown))
+}
+
+/// `bench` comparing configurations: its table or JSON, then 1 when a row is worse than the
+/// baseline or a message went unconfirmed, 130/143 when a signal ended it early.
+async fn run_workbench(
+    common: &settings::CommonSettings,
+    settings: &settings::WorkbenchSettings,
+    shutdown: &Shutdown,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
+    let addr = common.broker.addr();
+    let outcome = commands::workbench::run(common, settings, shutdown, out)
+        .await
+        .with_context(|| format!("bench at {addr}"))?;
+    let text = match out.json {
+        true => format!(
+            "{}\n",
+            serde_json::to_string(&outcome).context("encoding the results")?
+        ),
+        false => outcome.render_text(),
+    };
+    match out.document(&text) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            return Err(error::InvError::Output(format!(
+                "cannot write the results: {e} (is the disk full, or the output closed?)"
+            ))
+            .into())
+        }
+        Ok(()) => {}
+    }
+    let regressions = outcome.regressions();
+    if !regressions.is_empty() {
+        let rows: Vec<&str> = regressions.iter().map(|r| r.label.as_str()).collect();
+        // Said even with -q: this is the run's finding, and why it exits 1.
+        eprintln!(
+            "invstream: worse than baseline '{}': {}",
+            outcome.baseline.as_ref().map_or("", |b| b.name.as_str()),
+            rows.join("; ")
+        );
+    }
+    Ok(match shutdown.received() {
+        Some(signal) => ExitCode::from(signal.exit_code()),
+        None if !regressions.is_empty() || outcome.failed > 0 => ExitCode::FAILURE,
+        None => ExitCode::SUCCESS,
+    })
 }
 
 fn exit_code(summary: &RunSummary, shutdown: &Shutdown) -> ExitCode {

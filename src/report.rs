@@ -79,6 +79,12 @@ impl Output {
         }
     }
 
+    /// A finished document on stdout (the workbench's table or JSON); a write error is
+    /// returned, never a panic.
+    pub fn document(&self, text: &str) -> std::io::Result<()> {
+        write_all_flushed(&mut std::io::stdout().lock(), text)
+    }
+
     /// A status line for a publisher's event.
     pub fn publisher_event(&self, event: &PublisherEvent) {
         self.status(&publisher_event_line(event));

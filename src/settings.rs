@@ -18,6 +18,9 @@ use crate::target::PartitionLayout;
 
 mod checks;
 mod names;
+mod workbench;
+
+pub use workbench::{Configuration, WorkbenchSettings};
 
 /// What every command shares.
 #[derive(Debug, Clone)]
@@ -35,6 +38,8 @@ pub enum CommandSettings {
     Consume(ConsumeSettings),
     Serve(ServeSettings),
     Bench(BenchSettings),
+    /// `bench` comparing configurations (`--param`, `--runs`, exports, baselines).
+    Workbench(Box<WorkbenchSettings>),
 }
 
 /// How a publisher frames and bounds what it sends (shared by produce, serve and bench).
@@ -177,13 +182,16 @@ pub fn from_cli(cli: &Cli) -> Result<(CommonSettings, CommandSettings)> {
         Command::Produce(args) => CommandSettings::Produce(produce(args)?),
         Command::Consume(args) => CommandSettings::Consume(consume(args)?),
         Command::Serve(args) => CommandSettings::Serve(serve(args)?),
+        Command::Bench(args) if args.workbench.asked() => {
+            CommandSettings::Workbench(Box::new(workbench::workbench(cli, args)?))
+        }
         Command::Bench(args) => CommandSettings::Bench(bench(args)?),
     };
     let super_stream = match &command {
         CommandSettings::Produce(p) => p.super_stream.as_ref().map(|s| s.name.as_str()),
         CommandSettings::Consume(c) => c.super_stream.as_deref(),
         CommandSettings::Serve(s) => s.super_stream.as_deref(),
-        CommandSettings::Bench(_) => None,
+        CommandSettings::Bench(_) | CommandSettings::Workbench(_) => None,
     };
     checks::stream_or_super_stream(super_stream, cli.global.stream_typed)?;
     names::check(&common, &command)?;

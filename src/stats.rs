@@ -227,7 +227,7 @@ pub enum CommandDetails {
 }
 
 /// One second of a benchmark: rates over that second, latencies of what happened in it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct BenchSecond {
     /// Seconds since the start, at the end of this sample.
     pub second: f64,
@@ -357,6 +357,23 @@ impl RunSummary {
             partitions: Vec::new(),
         }
     }
+}
+
+/// CPU time this process has used so far (user and system, all threads); zero where the
+/// system will not say.
+pub fn process_cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills in the rusage it is pointed at and only reads `who`.
+    let done = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } == 0;
+    if !done {
+        return Duration::ZERO;
+    }
+    // SAFETY: getrusage succeeded, so it wrote the whole struct (zeroed before in any case).
+    let usage = unsafe { usage.assume_init() };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 #[cfg(test)]

@@ -13,5 +13,5 @@ pub mod tls;
 pub mod version;
 
 pub use admin::Retention;
-pub use settings::{BrokerSettings, TlsFiles, TlsSettings, DEFAULT_URI};
+pub use settings::{redact_uri, BrokerSettings, TlsFiles, TlsSettings, DEFAULT_URI};
 pub use version::{version_at_least, VersionProbe};

@@ -123,6 +123,44 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{s}' is not a size: use e.g. 500mb, 20gb or a number of bytes"))
 }
 
+/// `--param NAME=V1,V2,...`: a bench flag's name and the values it takes in turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamValues {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+pub fn parse_param(s: &str) -> Result<ParamValues, String> {
+    let Some((name, values)) = s.split_once('=') else {
+        return Err(format!(
+            "'{s}' is not NAME=V1,V2,..., e.g. sub-entry-size=1,10,100"
+        ));
+    };
+    let name = name.trim().trim_start_matches("--").to_string();
+    let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
+    if name.is_empty() || values.iter().any(String::is_empty) {
+        return Err(format!(
+            "'{s}': the name and every value must be non-empty, e.g. compression=none,zstd"
+        ));
+    }
+    let mut unique = values.clone();
+    unique.sort();
+    unique.dedup();
+    if unique.len() != values.len() {
+        return Err(format!("'{s}': a value is listed twice"));
+    }
+    Ok(ParamValues { name, values })
+}
+
+/// `5%` or `5` → 5.0; from 0 to 100.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let number = s.trim().trim_end_matches('%').trim();
+    match number.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("'{s}' is not a percentage from 0 to 100, e.g. 5%")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +225,18 @@ mod tests {
         assert_eq!(parse_max_age("100y"), Ok(MAX_AGE));
         let err = parse_max_age("18446744073709551615s").unwrap_err();
         assert!(err.contains("longer than the maximum, 100years"), "{err}");
+    }
+
+    #[test]
+    fn params_name_a_flag_and_its_distinct_values() {
+        let p = parse_param("sub-entry-size=1, 10,100").unwrap();
+        assert_eq!(p.name, "sub-entry-size");
+        assert_eq!(p.values, ["1", "10", "100"]);
+        assert_eq!(parse_param("--rate=5").unwrap().name, "rate");
+        assert!(parse_param("rate").is_err());
+        assert!(parse_param("rate=1,,2").is_err());
+        assert!(parse_param("rate=1,1").is_err());
+        assert_eq!(parse_percent("5%"), Ok(5.0));
+        assert!(parse_percent("150").is_err());
     }
 }

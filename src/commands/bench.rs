@@ -54,6 +54,24 @@ pub async fn run(
     shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
+    Ok(run_measured(common, settings, shutdown, out).await?.summary)
+}
+
+/// What one bench run measured: its summary and the whole run's latency histograms (the
+/// workbench draws their percentile curves).
+pub struct BenchRun {
+    pub summary: RunSummary,
+    pub confirm: LatencyHistogram,
+    pub end_to_end: LatencyHistogram,
+}
+
+/// One bench run, on a stream or super stream of its own, deleted after it.
+pub async fn run_measured(
+    common: &CommonSettings,
+    settings: &BenchSettings,
+    shutdown: &Shutdown,
+    out: Output,
+) -> Result<BenchRun> {
     let (broker, stream) = (&common.broker, common.stream.as_str());
     let bench_stream = bench_stream_name(stream);
     let Some(partitions) = settings.super_stream_partitions else {
@@ -138,7 +156,7 @@ async fn bench(
     args: &BenchSettings,
     shutdown: &Shutdown,
     out: Output,
-) -> Result<RunSummary> {
+) -> Result<BenchRun> {
     let bench = Bench {
         env,
         broker,
@@ -194,9 +212,17 @@ async fn bench(
         end_to_end: counters.end_to_end(),
     };
     bench.write_files(&recorder, started_at, &results)?;
+    let (confirm, end_to_end) = (
+        results.published.latency.clone(),
+        results.end_to_end.clone(),
+    );
     let mut summary = bench.summary(recorder.timeline(), results);
     summary.interrupted = shutdown.received().is_some();
-    Ok(summary)
+    Ok(BenchRun {
+        summary,
+        confirm,
+        end_to_end,
+    })
 }
 
 impl Bench<'_> {

@@ -6,3 +6,4 @@ pub mod bench;
 pub mod consume;
 pub mod produce;
 pub mod serve;
+pub mod workbench;

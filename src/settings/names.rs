@@ -49,6 +49,10 @@ pub fn check(common: &CommonSettings, command: &CommandSettings) -> Result<()> {
         CommandSettings::Consume(c) => check_consume(c, vhost),
         CommandSettings::Serve(s) => check_serve(s, stream, vhost),
         CommandSettings::Bench(b) => check_bench(b, stream, vhost),
+        CommandSettings::Workbench(w) => w
+            .configurations
+            .iter()
+            .try_for_each(|c| check_bench(&c.settings, stream, vhost)),
     }
 }
 

@@ -30,3 +30,4 @@ mod super_stream;
 mod super_stream_cluster;
 mod super_stream_options;
 mod util;
+mod workbench;
