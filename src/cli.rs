@@ -202,6 +202,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
 
+    /// Serve the run's live samples as Prometheus metrics at http://ADDR/metrics while it runs
+    /// (rates, in flight, totals per partition, latency), e.g. 127.0.0.1:9464
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<std::net::SocketAddr>,
+
     #[command(flatten)]
     pub workbench: WorkbenchArgs,
 }

@@ -22,6 +22,7 @@ pub mod entry;
 pub mod error;
 pub mod files;
 pub mod input;
+pub mod live_metrics;
 pub mod model;
 pub mod plot;
 pub mod report;

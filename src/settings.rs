@@ -158,6 +158,8 @@ pub struct BenchSettings {
     pub keep_stream: bool,
     pub hdr_log: Option<std::path::PathBuf>,
     pub plot: Option<std::path::PathBuf>,
+    /// `--prometheus`: where to serve the live samples.
+    pub prometheus: Option<std::net::SocketAddr>,
 }
 
 /// A super stream as a produce run asks for it.
@@ -465,6 +467,7 @@ fn bench(args: &BenchArgs) -> Result<BenchSettings> {
         keep_stream: args.keep_stream,
         hdr_log: args.hdr_log.clone(),
         plot: args.plot.clone(),
+        prometheus: args.prometheus,
     })
 }
 

@@ -19,6 +19,7 @@ use crate::engines::publisher::{Pace, PartitionedPublisher, PublishOutcome};
 use crate::engines::reader::{self, MessageSink, ReadPlan, ReaderSpec, Take};
 use crate::entry::MessageView;
 use crate::error::{Result, StreamError};
+use crate::live_metrics::{self, BenchMetrics};
 use crate::model::{now_us, BurstClock, InventoryUpdate, UpdateGenerator};
 use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
 use crate::report::{thousands, Output, SecondLines};
@@ -73,6 +74,11 @@ pub async fn run_measured(
     out: Output,
 ) -> Result<BenchRun> {
     let (broker, stream) = (&common.broker, common.stream.as_str());
+    // A taken --prometheus port is said before anything is created.
+    let metrics_listener = match settings.prometheus {
+        Some(addr) => Some(live_metrics::bind(addr).await?),
+        None => None,
+    };
     let bench_stream = bench_stream_name(stream);
     let Some(partitions) = settings.super_stream_partitions else {
         let env = broker.connect().await?;
@@ -92,7 +98,16 @@ pub async fn run_measured(
         // From here bench heeds a stop itself, so its stream is deleted on the way out.
         let _heeded = shutdown.signal();
         let target = Target::stream(&bench_stream);
-        let outcome = bench(&env, broker, &target, settings, shutdown, out).await;
+        let outcome = bench(
+            &env,
+            broker,
+            &target,
+            settings,
+            shutdown,
+            out,
+            metrics_listener,
+        )
+        .await;
         if !settings.keep_stream {
             if let Err(e) = broker.delete_stream(&bench_stream).await {
                 out.status(&format!("could not delete the benchmark's stream: {e}"));
@@ -111,7 +126,16 @@ pub async fn run_measured(
     .await?;
     let _heeded = shutdown.signal();
     let target = Target::super_stream(&super_stream.name, super_stream.partitions);
-    let outcome = bench(&env, broker, &target, settings, shutdown, out).await;
+    let outcome = bench(
+        &env,
+        broker,
+        &target,
+        settings,
+        shutdown,
+        out,
+        metrics_listener,
+    )
+    .await;
     if !settings.keep_stream {
         if let Err(e) = superstream::delete(broker, &bench_stream).await {
             out.status(&format!(
@@ -156,6 +180,7 @@ async fn bench(
     args: &BenchSettings,
     shutdown: &Shutdown,
     out: Output,
+    metrics_listener: Option<tokio::net::TcpListener>,
 ) -> Result<BenchRun> {
     let bench = Bench {
         env,
@@ -189,11 +214,29 @@ async fn bench(
         shutdown,
         started,
     };
-    let mut views: [&mut dyn SampleView; 2] = [&mut lines, &mut recorder];
+    let mut views: Vec<&mut dyn SampleView> = vec![&mut lines, &mut recorder];
+    let mut metrics = BenchMetrics::new(target.partitions.clone());
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_server = metrics_listener.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            out.status(&format!("serving live metrics on http://{addr}/metrics"));
+        }
+        metrics.serve(listener, async {
+            let _ = metrics_stopped.await;
+        })
+    });
+    if metrics_server.is_some() {
+        views.push(&mut metrics);
+    }
     tokio::join!(
         watch.sample_until_over(sampler, feed),
         feed::show(samples, &mut views),
     );
+    drop(views);
+    if let Some(server) = metrics_server {
+        let _ = stop_metrics.send(());
+        let _ = server.await;
+    }
     // Consumers are done when they caught up, at the latest at this sample.
     let consume_elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
     readers_stop.trigger(Signal::Interrupt);

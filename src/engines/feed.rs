@@ -63,6 +63,9 @@ pub struct IntervalSample {
     pub reconnects: u64,
     /// Messages confirmed so far per partition (one entry for a stream), all producers together.
     pub confirmed_by_partition: Vec<u64>,
+    /// Messages sent and read so far, all producers and consumers together.
+    pub sent_total: u64,
+    pub consumed_total: u64,
     /// The run's last sample (taken when it ended, over a possibly shorter interval).
     pub last: bool,
 }
@@ -145,6 +148,8 @@ impl Sampler {
             in_flight: self.publishers.iter().map(PublisherStats::in_flight).sum(),
             reconnects: self.publishers.iter().map(PublisherStats::reconnects).sum(),
             confirmed_by_partition,
+            sent_total: now.sent,
+            consumed_total: now.consumed,
             last,
         }
     }

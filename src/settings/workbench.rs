@@ -45,7 +45,8 @@ pub struct Configuration {
 }
 
 /// Flags that belong to the comparison or to one run's files, not to a configuration.
-const NOT_PARAMETERS: [&str; 16] = [
+const NOT_PARAMETERS: [&str; 17] = [
+    "prometheus",
     "param",
     "runs",
     "warmup",
@@ -70,6 +71,7 @@ pub fn workbench(cli: &Cli, args: &BenchArgs) -> Result<WorkbenchSettings> {
         ("--plot", args.plot.is_some()),
         ("--hdr-log", args.hdr_log.is_some()),
         ("--keep-stream", args.keep_stream),
+        ("--prometheus", args.prometheus.is_some()),
     ] {
         if given {
             return Err(InvError::usage(format!(

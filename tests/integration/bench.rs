@@ -122,3 +122,58 @@ fn bench_on_a_super_stream_reads_every_partition_and_deletes_it() {
         assert_stream_deleted(&format!("{name}-{partition}"));
     }
 }
+
+/// `--prometheus ADDR`: while the bench runs, `/metrics` shows its totals growing and its
+/// latency; a taken address is a one-line error before anything is created.
+#[test]
+fn bench_serves_live_metrics_while_it_runs() {
+    let stream = TestStream::new("bench-prometheus");
+    let addr = format!("127.0.0.1:{}", crate::serve_util::free_port());
+    let child = stream.start(&[
+        "bench",
+        "--duration",
+        "6s",
+        "--rate",
+        "3000",
+        "--prometheus",
+        &addr,
+    ]);
+    let confirmed = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("invstream_bench_confirmed_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let (rt, client) = (crate::util::runtime(), reqwest::Client::new());
+    let url = format!("http://{addr}/metrics");
+    let scrape = || {
+        rt.block_on(async {
+            let response = client
+                .get(&url)
+                .timeout(std::time::Duration::from_secs(2))
+                .send()
+                .await
+                .ok()?;
+            response.text().await.ok()
+        })
+    };
+    let mut seen = Vec::new();
+    crate::util::wait_until("two scrapes with more confirmed each time", || {
+        if let Some(text) = scrape() {
+            if let Some(value) = confirmed(&text) {
+                if seen.last().is_none_or(|&last| value > last) {
+                    seen.push(value);
+                }
+                assert!(text.contains("invstream_bench_confirm_latency_seconds_bucket"));
+                assert!(text.contains("invstream_bench_published_per_second"));
+            }
+        }
+        seen.len() >= 2
+    });
+    let summary = crate::util::wait_summary(child);
+    assert!(summary["confirmed"].as_u64().unwrap() >= *seen.last().unwrap());
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let output = stream.run(&["bench", "--count", "1000", "--prometheus", &listen]);
+    crate::util::assert_one_line_error(&output, 1, &format!("cannot listen on {listen}"));
+}

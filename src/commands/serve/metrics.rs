@@ -2,18 +2,12 @@
 //! and its HDR confirm-latency histogram through a collector read at each scrape, and the
 //! gateway's own counters (401 answers, refused and open connections).
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
-use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::engines::publisher::PublisherStats;
-
-/// Upper bounds (seconds) of the confirm latency histogram's buckets.
-const LATENCY_BUCKETS_S: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
 
 /// The content type of what [`Metrics::render`] returns.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -161,22 +155,11 @@ impl prometheus_client::collector::Collector for PublisherCollector {
         for stats in stats {
             latency.merge(&stats.latency());
         }
-        // The HDR histogram keeps every latency; the buckets are read from it at each scrape.
-        let mut buckets = Vec::with_capacity(LATENCY_BUCKETS_S.len() + 1);
-        let mut below = 0;
-        for bound in LATENCY_BUCKETS_S {
-            let at_most = latency.count_at_most((bound * 1e6) as u64);
-            buckets.push((bound, at_most.saturating_sub(below)));
-            below = below.max(at_most);
-        }
-        buckets.push((f64::INFINITY, latency.count().saturating_sub(below)));
-        encoder
-            .encode_descriptor(
-                "invstream_confirm_latency_seconds",
-                "Time from publishing an update to its confirm",
-                None,
-                MetricType::Histogram,
-            )?
-            .encode_histogram::<NoLabelSet>(latency.sum_us() / 1e6, latency.count(), &buckets, None)
+        crate::live_metrics::encode_latency_histogram(
+            &mut encoder,
+            "invstream_confirm_latency_seconds",
+            "Time from publishing an update to its confirm",
+            &latency,
+        )
     }
 }
