@@ -208,7 +208,8 @@ fn millis(s: Spread) -> String {
 }
 
 fn spread_text(s: Spread, show: impl Fn(f64) -> String) -> String {
-    if s.min == s.max {
+    // One run, or runs that differ below what is shown: the range would say nothing.
+    if show(s.min) == show(s.max) {
         return show(s.median);
     }
     format!("{} [{}–{}]", show(s.median), show(s.min), show(s.max))

@@ -28,7 +28,7 @@ impl Exporter for HtmlExporter {
 type Drawn = std::result::Result<String, Box<dyn std::error::Error>>;
 
 /// One colour per configuration, each readable on white.
-const COLORS: [RGBColor; 8] = [
+const COLORS: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
@@ -37,6 +37,10 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(23, 190, 207),
     RGBColor(140, 86, 75),
     RGBColor(0, 0, 0),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(0, 0, 128),
 ];
 
 /// The furthest percentile the curves show, in nines: 5 is 99.999%.
@@ -44,7 +48,7 @@ const NINES_MAX: f64 = 5.0;
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222;max-width:1200px}\
 table{border-collapse:collapse;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\
-th:first-child,td:first-child{text-align:left}th{background:#eef}code{background:#f4f4f4;padding:2px 4px}\
+th:nth-child(2),td:nth-child(2){text-align:left}th{background:#eef}code{background:#f4f4f4;padding:2px 4px}\
 .chart{margin:1em 0}h2{margin-top:1.5em}";
 
 fn page(results: &Workbench) -> Drawn {
@@ -240,7 +244,7 @@ fn latency_curves(
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::LowerRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()?;

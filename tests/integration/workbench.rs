@@ -23,6 +23,8 @@ fn a_two_by_two_matrix_runs_every_combination_on_fresh_streams_and_exports_them(
         "batch-size=100,500",
         "--runs",
         "2",
+        "--warmup",
+        "1s",
         "--export-json",
         &file("results.json"),
         "--export-csv",
