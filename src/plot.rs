@@ -136,20 +136,63 @@ fn draw(
         .border_style(BLACK)
         .draw()?;
 
-    let curves = [
-        ("publish → confirm", BLUE, percentile_curve(confirm)),
-        ("publish → read", RED, percentile_curve(end_to_end)),
+    let curves = vec![
+        PercentileCurve {
+            label: "publish → confirm".into(),
+            color: BLUE,
+            points: percentile_curve(confirm),
+        },
+        PercentileCurve {
+            label: "publish → read".into(),
+            color: RED,
+            points: percentile_curve(end_to_end),
+        },
     ];
+    draw_percentile_curves(
+        &bottom,
+        "latency by percentile",
+        curves,
+        SeriesLabelPosition::MiddleRight,
+    )?;
+    root.present()?;
+    Ok(())
+}
+
+/// One latency distribution to draw: (nines, milliseconds) points.
+pub struct PercentileCurve {
+    pub label: String,
+    pub color: RGBColor,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A percentile as nines: 90% → 1, 99% → 2, 99.9% → 3; 100% at the axis' end.
+pub fn nines(percentile: f64) -> f64 {
+    match percentile >= 100.0 {
+        true => NINES_MAX,
+        false => (-(1.0 - percentile / 100.0).log10()).min(NINES_MAX),
+    }
+}
+
+/// Latency by percentile on `area`, HdrHistogram-plot style: percentiles on an axis of nines,
+/// milliseconds on a log axis (confirms take milliseconds, reads of a backlog seconds).
+pub fn draw_percentile_curves<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    curves: Vec<PercentileCurve>,
+    legend: SeriesLabelPosition,
+) -> std::result::Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
     let values = || {
         curves
             .iter()
-            .flat_map(|(_, _, curve)| curve.iter().map(|(_, ms)| *ms))
+            .flat_map(|curve| curve.points.iter().map(|(_, ms)| *ms))
     };
     let slowest = values().fold(0.01f64, f64::max);
     let fastest = values().fold(slowest, f64::min).max(0.001);
-    // Logarithmic: confirms take milliseconds, reads of a backlog seconds.
-    let mut chart = ChartBuilder::on(&bottom)
-        .caption("latency by percentile", ("sans-serif", 18))
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
         .margin(15)
         .margin_right(40)
         .x_label_area_size(40)
@@ -166,24 +209,28 @@ fn draw(
             format!("{}%", trim_float(percent))
         })
         .draw()?;
-    for (label, color, curve) in curves {
+    for PercentileCurve {
+        label,
+        color,
+        points,
+    } in curves
+    {
         chart
-            .draw_series(LineSeries::new(curve, color.stroke_width(2)))?
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::MiddleRight)
+        .position(legend)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
-    root.present()?;
     Ok(())
 }
 
 /// 99.90000001 → "99.9", 50 → "50".
-fn trim_float(value: f64) -> String {
+pub fn trim_float(value: f64) -> String {
     let text = format!("{value:.4}");
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }

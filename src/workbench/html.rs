@@ -13,6 +13,7 @@ use crate::stats::BenchSecond;
 /// How to read one rate of a second of a run.
 type Rate = fn(&BenchSecond) -> f64;
 use crate::error::{InvError, Result};
+use crate::plot::{draw_percentile_curves, nines, PercentileCurve};
 
 /// The page as an exporter, so `--report` is written like every other export.
 pub struct HtmlExporter;
@@ -42,9 +43,6 @@ const COLORS: [RGBColor; 12] = [
     RGBColor(188, 189, 34),
     RGBColor(0, 0, 128),
 ];
-
-/// The furthest percentile the curves show, in nines: 5 is 99.999%.
-const NINES_MAX: f64 = 5.0;
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222;max-width:1200px}\
 table{border-collapse:collapse;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\
@@ -185,19 +183,18 @@ fn throughput_bars(configurations: &[ConfigurationResult]) -> Drawn {
     Ok(svg)
 }
 
-/// One curve per configuration (its median run by publish rate), percentiles on a log axis of
-/// nines and milliseconds on a log axis, as HdrHistogram's plots draw them.
+/// One curve per configuration (its median run by publish rate).
 fn latency_curves(
     configurations: &[ConfigurationResult],
     title: &str,
     curve_of: impl Fn(&RunResult) -> Vec<PercentilePoint>,
 ) -> Drawn {
-    let curves: Vec<(String, Vec<(f64, f64)>)> = configurations
+    let curves: Vec<PercentileCurve> = configurations
         .iter()
         .enumerate()
         .filter_map(|(i, c)| {
             let run = median_run(c)?;
-            let points: Vec<(f64, f64)> = curve_of(run)
+            let points = curve_of(run)
                 .iter()
                 .map(|p| {
                     (
@@ -206,48 +203,18 @@ fn latency_curves(
                     )
                 })
                 .collect();
-            Some((format!("#{} {}", i + 1, c.label), points))
+            Some(PercentileCurve {
+                label: format!("#{} {}", i + 1, c.label),
+                color: COLORS[i % COLORS.len()],
+                points,
+            })
         })
         .collect();
-    let values = || {
-        curves
-            .iter()
-            .flat_map(|(_, points)| points.iter().map(|p| p.1))
-    };
-    let slowest = values().fold(0.01f64, f64::max);
-    let fastest = values().fold(slowest, f64::min).max(0.001);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (1100, 420)).into_drawing_area();
         root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(15)
-            .margin_right(40)
-            .x_label_area_size(40)
-            .y_label_area_size(80)
-            .build_cartesian_2d(0.0..NINES_MAX, (fastest * 0.8..slowest * 1.25).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_desc("percentile")
-            .y_desc("milliseconds (log scale)")
-            .x_labels(6)
-            .x_label_formatter(&|n| format!("{}%", trim(100.0 * (1.0 - 10f64.powf(-n)))))
-            .y_label_formatter(&|ms| trim(*ms))
-            .draw()?;
-        for (index, (label, points)) in curves.into_iter().enumerate() {
-            let color = COLORS[index % COLORS.len()];
-            chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_percentile_curves(&root, title, curves, SeriesLabelPosition::LowerRight)?;
         root.present()?;
     }
     Ok(svg)
@@ -319,20 +286,6 @@ fn median_run(configuration: &ConfigurationResult) -> Option<&RunResult> {
     runs.get(runs.len().saturating_sub(1) / 2).copied()
 }
 
-/// A percentile as nines: 90% → 1, 99% → 2, 99.9% → 3; 100% at the axis' end.
-fn nines(percentile: f64) -> f64 {
-    match percentile >= 100.0 {
-        true => NINES_MAX,
-        false => (-(1.0 - percentile / 100.0).log10()).min(NINES_MAX),
-    }
-}
-
-/// 99.90000001 → "99.9", 50 → "50".
-fn trim(value: f64) -> String {
-    let text = format!("{value:.4}");
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -380,7 +333,6 @@ mod tests {
     fn percentiles_become_nines() {
         assert_eq!(nines(0.0), 0.0);
         assert!((nines(99.9) - 3.0).abs() < 1e-9);
-        assert_eq!(nines(100.0), NINES_MAX);
-        assert_eq!(trim(99.9000001), "99.9");
+        assert_eq!(nines(100.0), 5.0);
     }
 }
