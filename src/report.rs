@@ -265,10 +265,12 @@ fn details_lines(s: &RunSummary) -> String {
             last_offset,
             not_inventory_updates,
             delivered,
+            waited_s,
             ..
         } => {
             read_line(s.messages, *delivered, *not_inventory_updates)
                 + &offsets_line(*first_offset, *last_offset)
+                + &wait_line(*waited_s, s.messages)
         }
     }
 }
@@ -307,6 +309,18 @@ fn stall_line(max_stall_s: f64) -> String {
         true => line(
             "longest stall",
             format!("{max_stall_s:.1} s without a confirm"),
+        ),
+        false => String::new(),
+    }
+}
+
+/// How long a consume waited for its first message, when long enough to matter: the rate above
+/// counts only the reading after it.
+fn wait_line(waited_s: f64, read: u64) -> String {
+    match waited_s >= 0.5 && read > 0 {
+        true => line(
+            "waited",
+            format!("{waited_s:.1} s for the first message (not in the rate)"),
         ),
         false => String::new(),
     }

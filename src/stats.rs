@@ -210,6 +210,9 @@ pub enum CommandDetails {
         /// Messages the broker delivered; with --product, `messages` counts only those that
         /// matched, as the broker filters whole chunks.
         delivered: u64,
+        /// From subscribing to the first message read: `elapsed_s` (and the rate) count only the
+        /// reading after it.
+        waited_s: f64,
     },
     Bench {
         producers: u64,

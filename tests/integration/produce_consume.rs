@@ -201,3 +201,29 @@ fn rate_paces_publishing() {
         started.elapsed()
     );
 }
+
+/// `consume --offset next` started before its producer: the wait for the first message is
+/// reported apart (`waited_s`), and the reading's elapsed time (so its rate) leaves it out.
+#[test]
+fn a_consumer_waiting_for_its_producer_reports_the_wait_apart_from_the_rate() {
+    let stream = TestStream::new("consume-wait");
+    stream.produce(10);
+    let started = std::time::Instant::now();
+    let consumer = stream.spawn_until(
+        &["consume", "--offset", "next", "--count", "20000"],
+        "reading stream",
+    );
+    // The producer comes 1.5 s after the consumer subscribed: that is the wait to report.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    stream.produce(20_000);
+    let summary = wait_summary(consumer);
+    let whole_run = started.elapsed().as_secs_f64();
+    assert_eq!(summary["messages"], 20_000, "{summary}");
+    let waited = summary["waited_s"].as_f64().unwrap();
+    let elapsed = summary["elapsed_s"].as_f64().unwrap();
+    assert!(waited >= 1.5, "the wait is reported: {summary}");
+    assert!(
+        waited + elapsed <= whole_run,
+        "the reading's time leaves the wait out: {summary} (whole run {whole_run:.3} s)"
+    );
+}

@@ -33,6 +33,8 @@ pub(super) struct Tallied {
     pub slot: Slot,
     pub tally: ReadTally,
     pub elapsed: Duration,
+    /// Until its first message (see `ReadOutcome::waited`).
+    pub waited: Duration,
 }
 
 /// The run's readers, subscribed.
@@ -105,6 +107,7 @@ impl<'a> Subscriber<'a> {
                         slot,
                         tally: sink,
                         elapsed: Duration::ZERO,
+                        waited: Duration::ZERO,
                     });
                     continue;
                 }
@@ -273,6 +276,7 @@ fn tallies(
             slot,
             tally,
             elapsed: outcome.elapsed,
+            waited: outcome.waited,
         });
     }
     if let Some(e) = print_failure {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::readers::Tallied;
-use super::tally::ReadTally;
+use super::tally::{ReadTally, ReadTiming};
 use crate::settings::ConsumeSettings;
 use crate::stats::RunSummary;
 use crate::target::Target;
@@ -19,16 +19,16 @@ pub(super) fn summarize(
     settings: &ConsumeSettings,
     results: &[Tallied],
 ) -> RunSummary {
-    let (total, elapsed) = sum(results.iter());
-    let mut summary = total.summary(&target.name, &settings.start, elapsed);
+    let (total, timing) = sum(results.iter());
+    let mut summary = total.summary(&target.name, &settings.start, timing);
     if target.is_super_stream {
         summary.partitions = target
             .partitions
             .iter()
             .enumerate()
             .map(|(index, partition)| {
-                let (tally, elapsed) = sum(results.iter().filter(|r| r.slot.partition == index));
-                tally.summary(partition, &settings.start, elapsed)
+                let (tally, timing) = sum(results.iter().filter(|r| r.slot.partition == index));
+                tally.summary(partition, &settings.start, timing)
             })
             .collect();
     }
@@ -52,15 +52,22 @@ pub(super) fn summarize(
     summary
 }
 
-/// The tallies together, and the longest of their readings (they read at the same time).
-fn sum<'a>(results: impl Iterator<Item = &'a Tallied>) -> (ReadTally, Duration) {
+/// The tallies together, the longest of their readings (they read at the same time), and the
+/// shortest wait for a first message among the readers that read one.
+fn sum<'a>(results: impl Iterator<Item = &'a Tallied>) -> (ReadTally, ReadTiming) {
     let mut total = ReadTally::default();
     let mut elapsed = Duration::ZERO;
+    let (mut first_read, mut longest_wait) = (None::<Duration>, Duration::ZERO);
     for result in results {
         total.merge(&result.tally);
         elapsed = elapsed.max(result.elapsed);
+        longest_wait = longest_wait.max(result.waited);
+        if result.tally.messages() > 0 {
+            first_read = Some(first_read.map_or(result.waited, |w| w.min(result.waited)));
+        }
     }
-    (total, elapsed)
+    let waited = first_read.unwrap_or(longest_wait);
+    (total, ReadTiming { elapsed, waited })
 }
 
 /// One consumer's summary: its partitions together, with their `--verify` checks taken together
@@ -73,8 +80,8 @@ fn consumer_summary(
     label: &str,
     results: &[&Tallied],
 ) -> RunSummary {
-    let (total, elapsed) = sum(results.iter().copied());
-    let mut summary = total.summary(&target.name, &settings.start, elapsed);
+    let (total, timing) = sum(results.iter().copied());
+    let mut summary = total.summary(&target.name, &settings.start, timing);
     summary.consumer = Some(label.to_string());
     let parts: Vec<(&SeqCheck, bool)> = results
         .iter()

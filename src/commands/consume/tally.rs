@@ -178,7 +178,7 @@ impl ReadTally {
         &self,
         stream: &str,
         offset: &StartOffset,
-        elapsed: Duration,
+        timing: ReadTiming,
     ) -> RunSummary {
         let mut summary = RunSummary::new(
             crate::stats::CommandName::Consume,
@@ -186,7 +186,7 @@ impl ReadTally {
             Totals {
                 messages: self.messages,
                 bytes: self.bytes,
-                elapsed,
+                elapsed: timing.elapsed,
             },
             LatencyKind::EndToEnd,
             &self.latency,
@@ -196,6 +196,7 @@ impl ReadTally {
                 last_offset: self.last_offset,
                 not_inventory_updates: self.not_inventory_updates,
                 delivered: self.delivered,
+                waited_s: (timing.waited.as_secs_f64() * 1000.0).round() / 1000.0,
             },
         );
         summary.reconnects = self.reconnects;
@@ -261,4 +262,11 @@ impl MessageSink for ReadTally {
         }
         Take::Counted
     }
+}
+/// How long a reading took, and how long it waited for its first message before (apart, so
+/// a wait for a producer does not lower the rate).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ReadTiming {
+    pub elapsed: Duration,
+    pub waited: Duration,
 }

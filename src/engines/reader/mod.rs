@@ -215,8 +215,11 @@ impl SubscribeError {
 /// How one reader's read ended.
 pub struct ReadOutcome<S> {
     pub sink: S,
-    /// From subscribing to the last message read (to the stop, if it read nothing).
+    /// From the first message read to the last (from subscribing to the stop, if it read
+    /// nothing): the reading, without the wait for a producer.
     pub elapsed: Duration,
+    /// From subscribing to the first message read (the whole run, if it read nothing).
+    pub waited: Duration,
     /// Times the reader lost its connection and subscribed again.
     pub reconnects: u64,
     /// The error that ended the read early, if any.
@@ -394,6 +397,8 @@ pub async fn read<S: MessageSink>(
     subscribed(&events, plan, reader, &consumer);
     let started = Instant::now();
     let mut elapsed = Duration::ZERO;
+    // When the first chunk with a message to read arrived.
+    let mut first_read_at: Option<Instant> = None;
     let mut deadline = std::pin::pin!(async {
         match plan.duration {
             Some(d) => tokio::time::sleep(d).await,
@@ -439,7 +444,8 @@ pub async fn read<S: MessageSink>(
             } => sink.idle(),
             chunk = consumer.next() => match chunk {
                 Some(Ok(chunk)) => {
-                    quiet_since = Instant::now();
+                    let arrived = Instant::now();
+                    quiet_since = arrived;
                     sink.chunk_start();
                     let mut done = false;
                     let read_before = read;
@@ -492,7 +498,7 @@ pub async fn read<S: MessageSink>(
                     }
                     sink.chunk_end();
                     if read > read_before {
-                        elapsed = started.elapsed();
+                        elapsed = first_read_at.get_or_insert(arrived).elapsed();
                     }
                     if read - reported >= 1024 || done {
                         progress.fetch_add(read - reported, Ordering::Relaxed);
@@ -539,9 +545,13 @@ pub async fn read<S: MessageSink>(
         }
     }
     progress.fetch_add(read - reported, Ordering::Relaxed);
-    // Elapsed runs from subscribing to the last message read, so a reader that finished early
-    // and then idled until the duration reports its reading rate; one that read nothing, its
-    // wait.
+    // Elapsed runs from the first message read to the last, so a reader that waited for a
+    // producer, or finished early and then idled until the duration, reports its reading
+    // rate; one that read nothing, its wait.
+    let waited = match first_read_at {
+        Some(first) => first.duration_since(started),
+        None => started.elapsed(),
+    };
     if read == 0 {
         elapsed = started.elapsed();
     }
@@ -553,6 +563,7 @@ pub async fn read<S: MessageSink>(
     ReadOutcome {
         sink,
         elapsed,
+        waited,
         reconnects,
         failure,
     }
