@@ -15,6 +15,11 @@ use crate::verify::VerifyReport;
 mod print;
 pub use print::MessagePrinter;
 
+/// A progress bar's rate as whole messages: `94,725/s`, not indicatif's `94,725.1613/s`.
+fn whole_rate(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
+    let _ = write!(out, "{}/s", thousands(state.per_sec().round() as u64));
+}
+
 /// How output goes: one place decides what is shown where, so commands never print directly.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -36,9 +41,10 @@ impl Output {
                 let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} {per_sec} eta {eta}",
+                        "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} {rate} eta {eta}",
                     )
-                    .expect("the template is valid"),
+                    .expect("the template is valid")
+                    .with_key("rate", whole_rate),
                 );
                 bar
             }
@@ -46,9 +52,10 @@ impl Output {
                 let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "{prefix} [{elapsed_precise}] {spinner} {human_pos} {per_sec} {msg}",
+                        "{prefix} [{elapsed_precise}] {spinner} {human_pos} {rate} {msg}",
                     )
-                    .expect("the template is valid"),
+                    .expect("the template is valid")
+                    .with_key("rate", whole_rate),
                 );
                 bar
             }
@@ -542,6 +549,7 @@ mod tests {
                 last_offset: Some(99_999),
                 not_inventory_updates: 0,
                 delivered: 100_000,
+                waited_s: 0.0,
             },
         )
     }
@@ -592,6 +600,7 @@ mod tests {
                 last_offset: offsets.map(|(_, last)| last),
                 not_inventory_updates: 3,
                 delivered: messages,
+                waited_s: 0.0,
             },
         )
     }
@@ -644,6 +653,7 @@ mod tests {
                 last_offset: None,
                 not_inventory_updates: 0,
                 delivered: 0,
+                waited_s: 0.0,
             },
         );
         b.consumer = Some("b".into());
@@ -909,5 +919,20 @@ mod tests {
         assert!(text.contains("50,000 msg/s"), "{text}");
         assert!(text.contains("0 … 99,999"), "{text}");
         assert!(text.contains("p99.9"), "{text}");
+    }
+
+    #[test]
+    fn a_wait_for_the_first_message_is_said_apart_from_the_rate() {
+        let mut summary = consumed("s", 1_000, Some((0, 999)));
+        assert!(!render_text(&summary).contains("waited"));
+        if let CommandDetails::Consume { waited_s, .. } = &mut summary.details {
+            *waited_s = 2.04;
+        }
+        let text = render_text(&summary);
+        assert!(
+            text.contains("2.0 s for the first message (not in the rate)"),
+            "{text}"
+        );
+        assert!(render_json(&summary).contains("\"waited_s\":2.04"));
     }
 }
