@@ -195,6 +195,11 @@ pub struct BenchArgs {
     /// Draw the throughput timeline and the latency percentile distributions into an SVG file
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
+
+    /// Print a line per second instead of the live dashboard (which is shown only when stdout
+    /// and stderr are terminals, without --json or -q; q, Esc or Ctrl-C stop it)
+    #[arg(long)]
+    pub no_tui: bool,
 }
 
 #[derive(Debug, Args)]

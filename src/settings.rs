@@ -153,6 +153,8 @@ pub struct BenchSettings {
     pub keep_stream: bool,
     pub hdr_log: Option<std::path::PathBuf>,
     pub plot: Option<std::path::PathBuf>,
+    /// `--no-tui`: the per-second lines even on a terminal.
+    pub no_tui: bool,
 }
 
 /// A super stream as a produce run asks for it.
@@ -457,6 +459,7 @@ fn bench(args: &BenchArgs) -> Result<BenchSettings> {
         keep_stream: args.keep_stream,
         hdr_log: args.hdr_log.clone(),
         plot: args.plot.clone(),
+        no_tui: args.no_tui,
     })
 }
 
