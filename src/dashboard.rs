@@ -24,7 +24,8 @@ mod screen;
 pub use model::{Model, RunPlan};
 use screen::Screen;
 
-/// At most four frames a second: the samples come once a second, the clock ticks.
+/// At most four frames a second, and only when something shown changed (a sample, an event,
+/// the clock's second, a key, a resize): about one a second while a run goes.
 const REDRAW_EVERY: Duration = Duration::from_millis(250);
 
 /// How long the key reader waits for a key before it looks at the clock and the stop flag.
@@ -139,6 +140,8 @@ impl Ui {
 
     fn run_on(&mut self, screen: &mut Screen) -> std::io::Result<()> {
         let mut next_frame = Instant::now();
+        // What the last frame showed; a frame that would show the same is not drawn.
+        let mut drawn = None;
         while !self.stop.load(Ordering::SeqCst) && Screen::active() {
             let wait = next_frame.saturating_duration_since(Instant::now());
             if event::poll(wait.min(KEY_POLL))? {
@@ -148,7 +151,10 @@ impl Ui {
                         lock(&self.model).stopping = true;
                         next_frame = Instant::now();
                     }
-                    Event::Resize(..) => next_frame = Instant::now(),
+                    Event::Resize(..) => {
+                        drawn = None;
+                        next_frame = Instant::now();
+                    }
                     _ => {}
                 }
             }
@@ -160,10 +166,20 @@ impl Ui {
             let model = &mut *lock(&self.model);
             model.push_events(lines);
             let elapsed = model.plan.started.elapsed();
+            next_frame = Instant::now() + REDRAW_EVERY;
+            let shown = Some((
+                model.samples,
+                model.events_seen,
+                elapsed.as_secs(),
+                model.stopping,
+            ));
+            if shown == drawn {
+                continue;
+            }
             screen
                 .terminal
                 .draw(|frame| draw::draw(frame, model, elapsed))?;
-            next_frame = Instant::now() + REDRAW_EVERY;
+            drawn = shown;
         }
         Ok(())
     }
