@@ -42,6 +42,15 @@ install_missing chromium chromium
 WORK="$(mktemp -d)"
 SOCKET="invstream-shot-$$"
 cleanup() {
+    # A run still going is stopped with q, so it deletes its stream (a killed pane would not).
+    if tmux -L "$SOCKET" has-session -t shot 2>/dev/null \
+        && ! tmux -L "$SOCKET" capture-pane -p -t shot | grep -q "exit=[0-9]"; then
+        tmux -L "$SOCKET" send-keys -t shot q
+        for _ in $(seq 1 300); do
+            tmux -L "$SOCKET" capture-pane -p -t shot | grep -q "exit=[0-9]" && break
+            sleep 0.1
+        done
+    fi
     tmux -L "$SOCKET" kill-server 2>/dev/null || true
     rm -rf "$WORK" 2>/dev/null || true
 }

@@ -169,7 +169,22 @@ impl Pane {
 }
 
 impl Drop for Pane {
+    /// A test that failed midway leaves its bench running: `q` lets it delete its stream (a
+    /// killed pane would end it by SIGHUP, stream left behind), then the server goes.
     fn drop(&mut self) {
+        let ended = |pane: &Pane| {
+            pane.capture()
+                .split("exit=")
+                .skip(1)
+                .any(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        };
+        if !ended(self) {
+            let _ = self.tmux(&["send-keys", "-t", "t", "q"]);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !ended(self) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         let _ = self.tmux(&["kill-server"]);
     }
 }
