@@ -207,6 +207,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "ADDR")]
     pub prometheus: Option<std::net::SocketAddr>,
 
+    /// Print a line per second instead of the live dashboard (which is shown only when stdout
+    /// and stderr are terminals, without --json or -q; q, Esc or Ctrl-C stop it)
+    #[arg(long)]
+    pub no_tui: bool,
+
     #[command(flatten)]
     pub workbench: WorkbenchArgs,
 }

@@ -17,6 +17,7 @@
 pub mod broker;
 pub mod cli;
 pub mod commands;
+pub mod dashboard;
 pub mod engines;
 pub mod entry;
 pub mod error;

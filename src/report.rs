@@ -12,7 +12,9 @@ use crate::engines::reader::ReaderEvent;
 use crate::stats::{BenchSecond, CommandDetails, LatencyKind, LatencySummary, RunSummary};
 use crate::verify::VerifyReport;
 
+mod held;
 mod print;
+pub use held::{held_since, hold_status, StatusHold};
 pub use print::MessagePrinter;
 
 /// A progress bar's rate as whole messages: `94,725/s`, not indicatif's `94,725.1613/s`.
@@ -65,10 +67,14 @@ impl Output {
         bar
     }
 
-    /// A one-line status message on stderr, e.g. "subscribed"; silent with --quiet. A stderr
-    /// nobody reads any more is not worth failing a run for.
+    /// A one-line status message on stderr, e.g. "subscribed"; silent with --quiet, held back
+    /// while a dashboard owns the terminal ([`hold_status`]). A stderr nobody reads any more is
+    /// not worth failing a run for.
     pub fn status(&self, line: &str) {
-        if !self.quiet {
+        if self.quiet {
+            return;
+        }
+        if let Some(line) = held::try_hold(line.to_string()) {
             let _ = writeln!(std::io::stderr().lock(), "invstream: {line}");
         }
     }

@@ -160,6 +160,8 @@ pub struct BenchSettings {
     pub plot: Option<std::path::PathBuf>,
     /// `--prometheus`: where to serve the live samples.
     pub prometheus: Option<std::net::SocketAddr>,
+    /// `--no-tui`: the per-second lines even on a terminal.
+    pub no_tui: bool,
 }
 
 /// A super stream as a produce run asks for it.
@@ -468,6 +470,7 @@ fn bench(args: &BenchArgs) -> Result<BenchSettings> {
         hdr_log: args.hdr_log.clone(),
         plot: args.plot.clone(),
         prometheus: args.prometheus,
+        no_tui: args.no_tui,
     })
 }
 

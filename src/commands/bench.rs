@@ -1,6 +1,7 @@
 //! `invstream bench`: producers and consumers at once on a stream of their own, the way
 //! RabbitMQ's stream-perf-test works: a line per second on stderr (published, confirmed and
-//! consumed per second, confirm and end-to-end latency), then one summary. Producers are the
+//! consumed per second, confirm and end-to-end latency), or on a terminal the live dashboard
+//! (`crate::dashboard`), then one summary. Producers are the
 //! publishing engine, consumers the reading engine, as in `produce` and `consume`. Ctrl-C or
 //! SIGTERM ends the run early; its stream is deleted either way (unless `--keep-stream`).
 //! With `--super-stream-partitions N` it runs on a super stream of its own instead: each producer
@@ -14,6 +15,7 @@ use rabbitmq_stream_client::Environment;
 
 use crate::broker::{BrokerSettings, Retention};
 use crate::commands::produce::generated_batch;
+use crate::dashboard::{self, RunPlan};
 use crate::engines::feed::{self, ConsumerCounters, FeedSender, Recorder, SampleView, Sampler};
 use crate::engines::publisher::{Pace, PartitionedPublisher, PublishOutcome};
 use crate::engines::reader::{self, MessageSink, ReadPlan, ReaderSpec, Take};
@@ -189,7 +191,8 @@ async fn bench(
         args,
         out,
     };
-    let counters = Arc::new(ConsumerCounters::default());
+    let readers = args.consumers as usize * target.partitions.len();
+    let counters = Arc::new(ConsumerCounters::for_readers(readers));
     // The readers stop when the run is over, or at the user's signal.
     let readers_stop = Shutdown::new();
     let consumers = bench.start_consumers(&counters, &readers_stop).await?;
@@ -208,13 +211,20 @@ async fn bench(
     let sampler = Sampler::new(stats, target.partitions.len(), counters.clone());
     let (feed, samples) = feed::channel();
     let (mut lines, mut recorder) = (SecondLines(out), Recorder::default());
+    // On a terminal the dashboard instead of the lines; it owns the screen until it drops.
+    let mut dashboard =
+        dashboard::start_if_wanted(args.no_tui, bench.run_plan(started), shutdown, out);
+    let live: &mut dyn SampleView = match &mut dashboard {
+        Some(dashboard) => dashboard,
+        None => &mut lines,
+    };
     let watch = RunWatch {
         producers: &producers,
         consumers: args.consumers,
         shutdown,
         started,
     };
-    let mut views: Vec<&mut dyn SampleView> = vec![&mut lines, &mut recorder];
+    let mut views: Vec<&mut dyn SampleView> = vec![live, &mut recorder];
     let mut metrics = BenchMetrics::new(target.partitions.clone());
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics_server = metrics_listener.map(|listener| {
@@ -237,6 +247,8 @@ async fn bench(
         let _ = stop_metrics.send(());
         let _ = server.await;
     }
+    // The screen is restored before anything else is said (and before the summary).
+    drop(dashboard);
     // Consumers are done when they caught up, at the latest at this sample.
     let consume_elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
     readers_stop.trigger(Signal::Interrupt);
@@ -305,7 +317,7 @@ impl Bench<'_> {
                     plan: plan.clone(),
                     spec,
                     subscription,
-                    sink: BenchSink::new(counters.clone()),
+                    sink: BenchSink::new(counters.clone(), starts.len()),
                 });
             }
         }
@@ -364,6 +376,18 @@ impl Bench<'_> {
                 None => format!("{} messages", thousands(args.count)),
             }
         )
+    }
+
+    /// What the dashboard shows of the run's plan.
+    fn run_plan(&self, started: Instant) -> RunPlan {
+        RunPlan {
+            title: self.start_line(),
+            count: self.args.duration.is_none().then_some(self.args.count),
+            duration: self.args.duration,
+            partitions: self.target.partitions.len(),
+            consumers: self.args.consumers,
+            started,
+        }
     }
 
     /// One task per producer: `--count` split evenly (the first take the remainder), or until
@@ -588,22 +612,33 @@ async fn publish(
     }
 }
 
-/// A benchmark consumer: parses every update and times it end to end, folding counts and
-/// latencies into the shared stats every `CONSUMER_FLUSH` messages (and when quiet).
+/// A benchmark consumer: parses every update and times it end to end, folding counts,
+/// latencies and chunk sizes into the shared stats every `CONSUMER_FLUSH` messages (and when
+/// quiet); its position once per chunk.
 struct BenchSink {
     stats: Arc<ConsumerCounters>,
+    /// This reader's index in the counters' positions.
+    reader: usize,
     local: LatencyHistogram,
     unflushed: u64,
     clock: BurstClock,
+    /// Messages per chunk (values count messages).
+    chunk_messages: LatencyHistogram,
+    in_chunk: u64,
+    next_offset: u64,
 }
 
 impl BenchSink {
-    fn new(stats: Arc<ConsumerCounters>) -> Self {
+    fn new(stats: Arc<ConsumerCounters>, reader: usize) -> Self {
         BenchSink {
             stats,
+            reader,
             local: LatencyHistogram::new(),
             unflushed: 0,
             clock: BurstClock::default(),
+            chunk_messages: LatencyHistogram::new(),
+            in_chunk: 0,
+            next_offset: 0,
         }
     }
 
@@ -612,7 +647,9 @@ impl BenchSink {
             return;
         }
         self.stats.fold(self.unflushed, &self.local);
+        self.stats.fold_chunks(&self.chunk_messages);
         self.local = LatencyHistogram::new();
+        self.chunk_messages = LatencyHistogram::new();
         self.unflushed = 0;
     }
 }
@@ -622,7 +659,9 @@ impl MessageSink for BenchSink {
         self.clock = BurstClock::default();
     }
 
-    fn take(&mut self, _offset: u64, message: &[u8]) -> Take {
+    fn take(&mut self, offset: u64, message: &[u8]) -> Take {
+        self.next_offset = offset + 1;
+        self.in_chunk += 1;
         if let Some(update) = InventoryUpdate::decode(MessageView::body_of(message)) {
             self.local
                 .record_us(self.clock.now_us().saturating_sub(update.produced_at_us));
@@ -632,6 +671,11 @@ impl MessageSink for BenchSink {
     }
 
     fn chunk_end(&mut self) {
+        if self.in_chunk > 0 {
+            self.chunk_messages.record_us(self.in_chunk);
+            self.in_chunk = 0;
+            self.stats.set_position(self.reader, self.next_offset);
+        }
         if self.unflushed >= CONSUMER_FLUSH {
             self.flush();
         }

@@ -15,14 +15,58 @@ use crate::engines::publisher::PublisherStats;
 use crate::stats::{BenchSecond, LatencyHistogram};
 
 /// What the consumers of a run share with the sampler: messages read and their end-to-end
-/// latencies (each consumer folds its own in every so often).
+/// latencies, the messages per chunk they received (each consumer folds its own in every so
+/// often), and each reader's position (stored once per chunk).
 #[derive(Default)]
 pub struct ConsumerCounters {
     pub consumed: AtomicU64,
     pub end_to_end: Mutex<LatencyHistogram>,
+    /// Messages per chunk received (the values count messages, not microseconds).
+    chunk_messages: Mutex<LatencyHistogram>,
+    /// Each reader's next offset to read (0 before its first chunk), reader by reader.
+    positions: Vec<AtomicU64>,
 }
 
 impl ConsumerCounters {
+    /// Counters for `readers` readers (positions at 0).
+    pub fn for_readers(readers: usize) -> Self {
+        ConsumerCounters {
+            positions: (0..readers).map(|_| AtomicU64::new(0)).collect(),
+            ..ConsumerCounters::default()
+        }
+    }
+
+    /// Reader `reader` has read everything before `next_offset`; one store per chunk.
+    pub fn set_position(&self, reader: usize, next_offset: u64) {
+        if let Some(position) = self.positions.get(reader) {
+            position.store(next_offset, Ordering::Relaxed);
+        }
+    }
+
+    /// Every reader's next offset to read, reader by reader.
+    pub fn positions(&self) -> Vec<u64> {
+        self.positions
+            .iter()
+            .map(|p| p.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Adds a consumer's chunk sizes (messages per chunk) since its last fold.
+    pub fn fold_chunks(&self, chunk_messages: &LatencyHistogram) {
+        self.chunk_messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .merge(chunk_messages);
+    }
+
+    /// Every chunk size recorded so far.
+    pub fn chunk_messages(&self) -> LatencyHistogram {
+        self.chunk_messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub fn consumed(&self) -> u64 {
         self.consumed.load(Ordering::Relaxed)
     }
@@ -66,6 +110,12 @@ pub struct IntervalSample {
     /// Messages sent and read so far, all producers and consumers together.
     pub sent_total: u64,
     pub consumed_total: u64,
+    /// Messages per chunk of the chunks the consumers received in this interval (values count
+    /// messages).
+    pub chunk_messages: LatencyHistogram,
+    /// Each reader's next offset to read at the end of the interval: consumer by consumer, each
+    /// consumer's partitions in order (a partition's lag is its confirmed count minus this).
+    pub reader_positions: Vec<u64>,
     /// The run's last sample (taken when it ended, over a possibly shorter interval).
     pub last: bool,
 }
@@ -79,6 +129,7 @@ struct Reading {
     consumed: u64,
     confirm: LatencyHistogram,
     end_to_end: LatencyHistogram,
+    chunk_messages: LatencyHistogram,
 }
 
 /// Takes interval samples from the engines' counters.
@@ -125,6 +176,7 @@ impl Sampler {
         let rate = |now: u64, before: u64| (now.saturating_sub(before) as f64 / span).round();
         let confirm = now.confirm.since(&previous.confirm);
         let end_to_end = now.end_to_end.since(&previous.end_to_end);
+        let chunk_messages = now.chunk_messages.since(&previous.chunk_messages);
         let (confirm_summary, end_to_end_summary) = (confirm.summary(), end_to_end.summary());
         let mut confirmed_by_partition = vec![0; self.partitions];
         for (index, stats) in self.publishers.iter().enumerate() {
@@ -150,6 +202,8 @@ impl Sampler {
             confirmed_by_partition,
             sent_total: now.sent,
             consumed_total: now.consumed,
+            chunk_messages,
+            reader_positions: self.consumers.positions(),
             last,
         }
     }
@@ -166,6 +220,7 @@ impl Sampler {
             consumed: self.consumers.consumed(),
             confirm,
             end_to_end: self.consumers.end_to_end(),
+            chunk_messages: self.consumers.chunk_messages(),
         }
     }
 }
@@ -241,6 +296,26 @@ mod tests {
         );
         assert!(second.last);
         assert_eq!(second.confirmed_by_partition, vec![0]);
+    }
+
+    #[test]
+    fn positions_and_chunk_sizes_reach_the_sample() {
+        let consumers = Arc::new(ConsumerCounters::for_readers(2));
+        let mut sampler = Sampler::new(Vec::new(), 1, consumers.clone());
+        let mut chunks = LatencyHistogram::new();
+        chunks.record_us(100);
+        consumers.fold_chunks(&chunks);
+        consumers.set_position(1, 100);
+        consumers.set_position(7, 5); // no such reader: ignored
+        let first = sampler.sample(Duration::from_secs(1), false);
+        assert_eq!(first.reader_positions, vec![0, 100]);
+        assert_eq!(first.chunk_messages.summary().count, 1);
+        let second = sampler.sample(Duration::from_secs(2), false);
+        assert_eq!(
+            second.chunk_messages.summary().count,
+            0,
+            "only this interval's"
+        );
     }
 
     #[test]

@@ -45,8 +45,9 @@ pub struct Configuration {
 }
 
 /// Flags that belong to the comparison or to one run's files, not to a configuration.
-const NOT_PARAMETERS: [&str; 17] = [
+const NOT_PARAMETERS: [&str; 18] = [
     "prometheus",
+    "no-tui",
     "param",
     "runs",
     "warmup",
