@@ -49,6 +49,18 @@ pub fn encode_latency_histogram(
         .encode_histogram::<NoLabelSet>(latency.sum_us() / 1e6, latency.count(), &buckets, None)
 }
 
+/// Encodes `(name, help, value)` counters, names without `_total` (the encoder adds it).
+pub fn encode_counters(
+    encoder: &mut DescriptorEncoder,
+    counters: &[(&str, &str, u64)],
+) -> std::fmt::Result {
+    for &(name, help, value) in counters {
+        let counter = ConstCounter::new(value);
+        counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+    }
+    Ok(())
+}
+
 /// What a scrape shows: the latest sample and the whole run's latencies so far.
 #[derive(Default)]
 struct Snapshot {
@@ -151,108 +163,42 @@ impl std::fmt::Debug for SampleCollector {
 }
 
 impl prometheus_client::collector::Collector for SampleCollector {
+    /// Nothing before the first sample; then the latest sample's totals, rates and quantiles,
+    /// and the run's histograms.
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let snapshot = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
         let Some(last) = &snapshot.last else {
             return Ok(());
         };
         let confirmed: u64 = last.confirmed_by_partition.iter().sum();
-        let counters = [
-            (
-                "invstream_bench_published",
-                "Messages sent",
-                last.sent_total,
-            ),
-            (
-                "invstream_bench_confirmed",
-                "Messages the broker confirmed",
-                confirmed,
-            ),
-            (
-                "invstream_bench_consumed",
-                "Messages the consumers read, all together",
-                last.consumed_total,
-            ),
-            (
-                "invstream_bench_reconnects",
-                "Connections replaced, all publishers together",
-                last.reconnects,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let counter = ConstCounter::new(value);
-            counter.encode(encoder.encode_descriptor(
-                name,
-                help,
-                None,
-                counter.metric_type(),
-            )?)?;
-        }
-        let mut by_partition = encoder.encode_descriptor(
-            "invstream_bench_partition_confirmed",
-            "Messages confirmed per partition (the stream itself for a stream)",
-            None,
-            MetricType::Counter,
+        encode_counters(
+            &mut encoder,
+            &[
+                (
+                    "invstream_bench_published",
+                    "Messages sent",
+                    last.sent_total,
+                ),
+                (
+                    "invstream_bench_confirmed",
+                    "Messages the broker confirmed",
+                    confirmed,
+                ),
+                (
+                    "invstream_bench_consumed",
+                    "Messages the consumers read, all together",
+                    last.consumed_total,
+                ),
+                (
+                    "invstream_bench_reconnects",
+                    "Connections replaced, all publishers together",
+                    last.reconnects,
+                ),
+            ],
         )?;
-        for (stream, value) in self.partitions.iter().zip(&last.confirmed_by_partition) {
-            let label = PartitionLabel {
-                stream: stream.clone(),
-            };
-            ConstCounter::new(*value).encode(by_partition.encode_family(&label)?)?;
-        }
-        let second = &last.second;
-        let gauges = [
-            (
-                "invstream_bench_published_per_second",
-                "Messages sent per second, over the last sample",
-                second.published_per_s,
-            ),
-            (
-                "invstream_bench_confirmed_per_second",
-                "Messages confirmed per second, over the last sample",
-                second.confirmed_per_s,
-            ),
-            (
-                "invstream_bench_consumed_per_second",
-                "Messages read per second, over the last sample",
-                second.consumed_per_s,
-            ),
-            (
-                "invstream_bench_in_flight",
-                "Messages sent and not confirmed yet",
-                last.in_flight as f64,
-            ),
-            (
-                "invstream_bench_elapsed_seconds",
-                "Time since the run started",
-                (last.start + last.length).as_secs_f64(),
-            ),
-        ];
-        for (name, help, value) in gauges {
-            let gauge = ConstGauge::new(value);
-            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
-        }
-        for (name, help, interval) in [
-            (
-                "invstream_bench_last_confirm_latency_seconds",
-                "Publish-to-confirm latency of the last sample's confirms, by quantile",
-                &last.confirm,
-            ),
-            (
-                "invstream_bench_last_end_to_end_latency_seconds",
-                "Publish-to-read latency of the last sample's reads, by quantile",
-                &last.end_to_end,
-            ),
-        ] {
-            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            for quantile in [0.5, 0.99, 0.999] {
-                let label = QuantileLabel {
-                    quantile: quantile.to_string(),
-                };
-                let seconds = interval.value_at_quantile(quantile) as f64 / 1e6;
-                ConstGauge::new(seconds).encode(family.encode_family(&label)?)?;
-            }
-        }
+        self.encode_partitions(&mut encoder, last)?;
+        encode_gauges(&mut encoder, last)?;
+        encode_last_quantiles(&mut encoder, last)?;
         encode_latency_histogram(
             &mut encoder,
             "invstream_bench_confirm_latency_seconds",
@@ -266,6 +212,95 @@ impl prometheus_client::collector::Collector for SampleCollector {
             &snapshot.end_to_end,
         )
     }
+}
+
+impl SampleCollector {
+    /// Confirmed so far per partition, labelled by its stream.
+    fn encode_partitions(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        last: &IntervalSample,
+    ) -> std::fmt::Result {
+        let mut by_partition = encoder.encode_descriptor(
+            "invstream_bench_partition_confirmed",
+            "Messages confirmed per partition (the stream itself for a stream)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (stream, value) in self.partitions.iter().zip(&last.confirmed_by_partition) {
+            let label = PartitionLabel {
+                stream: stream.clone(),
+            };
+            ConstCounter::new(*value).encode(by_partition.encode_family(&label)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The last sample's rates, messages in flight and the time so far.
+fn encode_gauges(encoder: &mut DescriptorEncoder, last: &IntervalSample) -> std::fmt::Result {
+    let second = &last.second;
+    let gauges = [
+        (
+            "invstream_bench_published_per_second",
+            "Messages sent per second, over the last sample",
+            second.published_per_s,
+        ),
+        (
+            "invstream_bench_confirmed_per_second",
+            "Messages confirmed per second, over the last sample",
+            second.confirmed_per_s,
+        ),
+        (
+            "invstream_bench_consumed_per_second",
+            "Messages read per second, over the last sample",
+            second.consumed_per_s,
+        ),
+        (
+            "invstream_bench_in_flight",
+            "Messages sent and not confirmed yet",
+            last.in_flight as f64,
+        ),
+        (
+            "invstream_bench_elapsed_seconds",
+            "Time since the run started",
+            (last.start + last.length).as_secs_f64(),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let gauge = ConstGauge::new(value);
+        gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+    }
+    Ok(())
+}
+
+/// The last sample's confirm and end-to-end p50, p99 and p99.9, in seconds.
+fn encode_last_quantiles(
+    encoder: &mut DescriptorEncoder,
+    last: &IntervalSample,
+) -> std::fmt::Result {
+    for (name, help, interval) in [
+        (
+            "invstream_bench_last_confirm_latency_seconds",
+            "Publish-to-confirm latency of the last sample's confirms, by quantile",
+            &last.confirm,
+        ),
+        (
+            "invstream_bench_last_end_to_end_latency_seconds",
+            "Publish-to-read latency of the last sample's reads, by quantile",
+            &last.end_to_end,
+        ),
+    ] {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for quantile in [0.5, 0.99, 0.999] {
+            let label = QuantileLabel {
+                quantile: quantile.to_string(),
+            };
+            let seconds = interval.value_at_quantile(quantile) as f64 / 1e6;
+            ConstGauge::new(seconds).encode(family.encode_family(&label)?)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -82,52 +82,9 @@ pub async fn run_measured(
         None => None,
     };
     let bench_stream = bench_stream_name(stream);
-    let Some(partitions) = settings.super_stream_partitions else {
-        let env = broker.connect().await?;
-        let arguments = Retention::default().arguments();
-        let created = broker
-            .while_starting(|| broker.ensure_stream(&bench_stream, arguments.clone()))
-            .await?;
-        // Its consumers count everything in the stream as this run's: a stream someone else
-        // writes to would count their messages too.
-        if !created {
-            return Err(StreamError::BenchStreamTaken {
-                stream: bench_stream,
-            }
-            .into());
-        }
-        out.status(&format!("created stream '{bench_stream}'"));
-        // From here bench heeds a stop itself, so its stream is deleted on the way out.
-        let _heeded = shutdown.signal();
-        let target = Target::stream(&bench_stream);
-        let outcome = bench(
-            &env,
-            broker,
-            &target,
-            settings,
-            shutdown,
-            out,
-            metrics_listener,
-        )
-        .await;
-        if !settings.keep_stream {
-            if let Err(e) = broker.delete_stream(&bench_stream).await {
-                out.status(&format!("could not delete the benchmark's stream: {e}"));
-            }
-        }
-        return outcome;
-    };
-    let env = superstream::connect(broker).await?;
-    let super_stream = superstream::ensure(
-        broker,
-        &bench_stream,
-        Some(&PartitionLayout::Count(partitions)),
-        Retention::default().arguments(),
-        out,
-    )
-    .await?;
+    let (env, target) = open_target(broker, &bench_stream, settings, out).await?;
+    // From here bench heeds a stop itself, so its stream is deleted on the way out.
     let _heeded = shutdown.signal();
-    let target = Target::super_stream(&super_stream.name, super_stream.partitions);
     let outcome = bench(
         &env,
         broker,
@@ -139,13 +96,64 @@ pub async fn run_measured(
     )
     .await;
     if !settings.keep_stream {
-        if let Err(e) = superstream::delete(broker, &bench_stream).await {
+        let deleted = match target.is_super_stream {
+            true => superstream::delete(broker, &bench_stream).await,
+            false => broker.delete_stream(&bench_stream).await,
+        };
+        if let Err(e) = deleted {
             out.status(&format!(
-                "could not delete the benchmark's super stream: {e}"
+                "could not delete the benchmark's {}: {e}",
+                kind(&target)
             ));
         }
     }
     outcome
+}
+
+/// "stream" or "super stream".
+fn kind(target: &Target) -> &'static str {
+    match target.is_super_stream {
+        true => "super stream",
+        false => "stream",
+    }
+}
+
+/// Creates the run's own stream, or super stream with `--super-stream-partitions`, and
+/// connects to it.
+async fn open_target(
+    broker: &BrokerSettings,
+    bench_stream: &str,
+    settings: &BenchSettings,
+    out: Output,
+) -> Result<(Environment, Target)> {
+    let Some(partitions) = settings.super_stream_partitions else {
+        let env = broker.connect().await?;
+        let arguments = Retention::default().arguments();
+        let created = broker
+            .while_starting(|| broker.ensure_stream(bench_stream, arguments.clone()))
+            .await?;
+        // Its consumers count everything in the stream as this run's: a stream someone else
+        // writes to would count their messages too.
+        if !created {
+            return Err(StreamError::BenchStreamTaken {
+                stream: bench_stream.to_string(),
+            }
+            .into());
+        }
+        out.status(&format!("created stream '{bench_stream}'"));
+        return Ok((env, Target::stream(bench_stream)));
+    };
+    let env = superstream::connect(broker).await?;
+    let super_stream = superstream::ensure(
+        broker,
+        bench_stream,
+        Some(&PartitionLayout::Count(partitions)),
+        Retention::default().arguments(),
+        out,
+    )
+    .await?;
+    let target = Target::super_stream(&super_stream.name, super_stream.partitions);
+    Ok((env, target))
 }
 
 /// A stream name for one bench run: `STREAM-bench-` and the time in milliseconds and the process

@@ -3,7 +3,7 @@
 //! gateway's own counters (401 answers, refused and open connections).
 
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
@@ -126,15 +126,7 @@ impl prometheus_client::collector::Collector for PublisherCollector {
                 sum(PublisherStats::reconnects),
             ),
         ];
-        for (name, help, value) in counters {
-            let counter = ConstCounter::new(value);
-            counter.encode(encoder.encode_descriptor(
-                name,
-                help,
-                None,
-                counter.metric_type(),
-            )?)?;
-        }
+        crate::live_metrics::encode_counters(&mut encoder, &counters)?;
         let in_flight =
             ConstGauge::new(i64::try_from(sum(PublisherStats::in_flight)).unwrap_or(i64::MAX));
         in_flight.encode(encoder.encode_descriptor(
