@@ -123,6 +123,14 @@ pub fn publisher_event_line(event: &PublisherEvent) -> String {
         PublisherEvent::NoConfirmInTime => {
             "no confirm within the confirm timeout: reconnecting".to_string()
         }
+        PublisherEvent::LeaderMoved {
+            from,
+            to,
+            stalled_for,
+        } => format!(
+            "no confirm for {:.1}s from {from}, and the cluster names {to} the stream's leader: moving there",
+            stalled_for.as_secs_f64()
+        ),
         PublisherEvent::Reconnected {
             after,
             resending,
@@ -435,6 +443,12 @@ fn render_verify(report: &VerifyReport, consumer: Option<&str>) -> String {
             let gaps: Vec<String> = p.first_gaps.iter().map(|g| g.to_string()).collect();
             text.push_str(&format!(" (first missing: {})", gaps.join(", ")));
         }
+        if p.reordered > 0 {
+            text.push_str(&format!(
+                ", {} out of order within their product",
+                thousands(p.reordered)
+            ));
+        }
         text.push('\n');
     }
     text
@@ -578,6 +592,7 @@ mod tests {
             elapsed: Duration::from_millis(1_500),
             latency: histogram(&[800, 1_200, 2_500, 40_000]),
             max_stall: Duration::from_millis(400),
+            stalls: Vec::new(),
         };
         RunSummary::published(
             command,
@@ -629,6 +644,7 @@ mod tests {
                     first_seq: 0,
                     last_seq: 11_999,
                     first_gaps: vec![],
+                    reordered: 0,
                 },
                 ProducerCheck {
                     producer: String::new(),
@@ -638,6 +654,7 @@ mod tests {
                     first_seq: 1,
                     last_seq: 345,
                     first_gaps: vec![17, 18],
+                    reordered: 4,
                 },
             ],
         });
@@ -778,7 +795,7 @@ mod tests {
                 "  b                          0           0     0.000             0             0             -",
                 "  verify: FAILED",
                 "    producer p1: 12,000 distinct seq 0…11,999, 0 gaps, 0 duplicates",
-                "    producer (unnamed): 342 distinct seq 1…345, 2 gaps, 3 duplicates (first missing: 17, 18)",
+                "    producer (unnamed): 342 distinct seq 1…345, 2 gaps, 3 duplicates (first missing: 17, 18), 4 out of order within their product",
                 "  verify (a): OK",
                 "    no inventory updates with a producer name were read",
             ],

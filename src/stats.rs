@@ -1,7 +1,7 @@
 //! Measurements of one run: counters, an HDR latency histogram, and `RunSummary`, the one result
 //! model every command returns and every renderer (text, JSON) reads.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -199,6 +199,9 @@ pub enum CommandDetails {
         /// The longest wait between two confirms, in seconds: how long publishing stalled
         /// at worst (a broker restart, a cluster electing a new leader).
         max_stall_s: f64,
+        /// Every wait for a confirm of a second or more, when it began and how long it took:
+        /// to line stalls up with what happened to the cluster (a fault harness's log).
+        stalls: Vec<StallSeconds>,
     },
     Consume {
         /// Where reading started, as the user gave it.
@@ -243,6 +246,34 @@ pub struct BenchSecond {
     pub end_to_end_p99_us: u64,
 }
 
+/// A wait for a confirm of a second or more, while updates were outstanding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stall {
+    pub started: SystemTime,
+    pub length: Duration,
+}
+
+/// A `Stall` as the JSON summary shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StallSeconds {
+    /// When it began, in seconds since the Unix epoch.
+    pub started_unix_s: f64,
+    pub seconds: f64,
+}
+
+impl From<&Stall> for StallSeconds {
+    fn from(stall: &Stall) -> Self {
+        let started = stall
+            .started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        StallSeconds {
+            started_unix_s: (started.as_secs_f64() * 1000.0).round() / 1000.0,
+            seconds: (stall.length.as_secs_f64() * 1000.0).round() / 1000.0,
+        }
+    }
+}
+
 /// What a publisher achieved (one partition's, or their sum).
 #[derive(Debug, Clone, Default)]
 pub struct PublishOutcome {
@@ -257,6 +288,8 @@ pub struct PublishOutcome {
     pub latency: LatencyHistogram,
     /// The longest time between two confirms: how long publishing stalled at worst.
     pub max_stall: Duration,
+    /// Each wait for a confirm of a second or more, in the order they began.
+    pub stalls: Vec<Stall>,
 }
 
 impl PublishOutcome {
@@ -272,7 +305,9 @@ impl PublishOutcome {
             total.elapsed = total.elapsed.max(outcome.elapsed);
             total.latency.merge(&outcome.latency);
             total.max_stall = total.max_stall.max(outcome.max_stall);
+            total.stalls.extend_from_slice(&outcome.stalls);
         }
+        total.stalls.sort_by_key(|stall| stall.started);
         total
     }
 }
@@ -310,6 +345,7 @@ impl RunSummary {
             CommandDetails::Produce {
                 producer: producer.to_string(),
                 max_stall_s: (outcome.max_stall.as_secs_f64() * 1000.0).round() / 1000.0,
+                stalls: outcome.stalls.iter().map(StallSeconds::from).collect(),
                 confirmed: outcome.confirmed,
                 failed: outcome.failed,
                 skipped,
@@ -433,6 +469,7 @@ mod tests {
             CommandDetails::Produce {
                 producer: "p".into(),
                 max_stall_s: 0.0,
+                stalls: Vec::new(),
                 confirmed: 1_000,
                 failed: 0,
                 skipped: 0,
@@ -459,8 +496,20 @@ mod tests {
             elapsed: Duration::from_secs(2),
             latency: Default::default(),
             max_stall: Duration::from_millis(300),
+            stalls: vec![Stall {
+                started: SystemTime::UNIX_EPOCH + Duration::from_secs(7),
+                length: Duration::from_millis(1_500),
+            }],
         };
         let sum = PublishOutcome::sum(&[one.clone(), one]);
+        assert_eq!(sum.stalls.len(), 2);
+        assert_eq!(
+            StallSeconds::from(&sum.stalls[0]),
+            StallSeconds {
+                started_unix_s: 7.0,
+                seconds: 1.5
+            }
+        );
         assert_eq!((sum.sent, sum.bytes, sum.confirmed), (6, 60, 4));
         assert_eq!((sum.failed, sum.reconnects), (2, 2));
         assert_eq!(sum.max_stall, Duration::from_millis(300));

@@ -1,8 +1,9 @@
-//! `consume --verify`: checks that each producer's `seq` values arrived once each, with no gap.
+//! `consume --verify`: checks that each producer's `seq` values arrived once each, with no gap,
+//! and each product's updates in the order they were published (their seqs rising).
 //! One bit per seq: a million updates in (nearly) increasing order cost 125 KB; a seq far
 //! from the others (e.g. near `u64::MAX`) costs one word in a map, not a bitset up to it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -28,6 +29,10 @@ struct SeqSet {
     duplicates: u64,
     min: Option<u64>,
     max: u64,
+    /// The highest seq read so far of each product (when products are given).
+    last_by_product: HashMap<u64, u64>,
+    /// New seqs read after a higher seq of the same product: updates stored out of order.
+    reordered: u64,
 }
 
 /// `dense` grows to a word only while it stays at least about a quarter full (or small).
@@ -51,17 +56,33 @@ impl SeqSet {
         self.sparse.entry(word).or_default()
     }
 
-    fn insert(&mut self, seq: u64) {
+    /// Records `seq`; false when it was already there (a duplicate).
+    fn insert(&mut self, seq: u64) -> bool {
         let bit = 1u64 << (seq % 64);
         let word = self.word_mut(seq / 64);
         if *word & bit != 0 {
             self.duplicates += 1;
-            return;
+            return false;
         }
         *word |= bit;
         self.distinct += 1;
         self.min = Some(self.min.map_or(seq, |m| m.min(seq)));
         self.max = self.max.max(seq);
+        true
+    }
+
+    /// Records `seq` of `product`, counting it reordered when a higher seq of that product
+    /// came first (a duplicate is counted as one, not as reordered too).
+    fn insert_ordered(&mut self, product: u64, seq: u64) {
+        if !self.insert(seq) {
+            return;
+        }
+        let last = self.last_by_product.entry(product).or_insert(seq);
+        if seq < *last {
+            self.reordered += 1;
+        } else {
+            *last = seq;
+        }
     }
 
     /// How many distinct seqs below `seq` were seen (those a later start leaves out).
@@ -105,9 +126,13 @@ pub struct ProducerCheck {
     pub last_seq: u64,
     /// The first few missing seq values.
     pub first_gaps: Vec<u64>,
+    /// Updates read after a later update of the same product (checked per reader: a super
+    /// stream keeps each product in one partition).
+    pub reordered: u64,
 }
 
-/// The verdict of `--verify`; `ok` is false if any producer has a gap or a duplicate.
+/// The verdict of `--verify`; `ok` is false if any producer has a gap, a duplicate or a
+/// product's updates out of order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerifyReport {
     pub ok: bool,
@@ -116,14 +141,20 @@ pub struct VerifyReport {
 
 impl SeqCheck {
     pub fn record(&mut self, producer: &str, seq: u64) {
-        match self.producers.get_mut(producer) {
-            Some(set) => set.insert(seq),
-            None => {
-                let mut set = SeqSet::default();
-                set.insert(seq);
-                self.producers.insert(producer.to_string(), set);
-            }
+        self.producer_mut(producer).insert(seq);
+    }
+
+    /// `record`, and checks that `product`'s updates come in the order they were published.
+    pub fn record_update(&mut self, producer: &str, product: u64, seq: u64) {
+        self.producer_mut(producer).insert_ordered(product, seq);
+    }
+
+    fn producer_mut(&mut self, producer: &str) -> &mut SeqSet {
+        if !self.producers.contains_key(producer) {
+            self.producers
+                .insert(producer.to_string(), SeqSet::default());
         }
+        self.producers.get_mut(producer).expect("inserted above")
     }
 
     /// Adds what another reader saw (a super stream's other partitions).
@@ -142,14 +173,10 @@ impl SeqCheck {
                     }
                 }
             }
-            if let Some(mine) = self.producers.get_mut(producer) {
-                mine.duplicates += set.duplicates;
-            } else if set.duplicates > 0 {
-                self.producers
-                    .entry(producer.clone())
-                    .or_default()
-                    .duplicates += set.duplicates;
-            }
+            let mine = self.producer_mut(producer);
+            mine.duplicates += set.duplicates;
+            // Order was checked by the reader that saw each product (a partition).
+            mine.reordered += set.reordered;
         }
     }
 
@@ -214,11 +241,14 @@ impl SeqCheck {
                     first_seq,
                     last_seq: set.max,
                     first_gaps,
+                    reordered: set.reordered,
                 }
             })
             .collect();
         VerifyReport {
-            ok: producers.iter().all(|p| p.gaps == 0 && p.duplicates == 0),
+            ok: producers
+                .iter()
+                .all(|p| p.gaps == 0 && p.duplicates == 0 && p.reordered == 0),
             producers,
         }
     }
@@ -251,6 +281,30 @@ mod tests {
         }
         let report = SeqCheck::report_parts(&[(&even, true), (&lossy, false)]);
         assert_eq!(report.producers[0].first_gaps, [77]);
+    }
+
+    #[test]
+    fn a_product_read_out_of_order_is_reordered_and_not_ok() {
+        let mut check = SeqCheck::default();
+        // Product 7: seqs 0, 2, 1 (1 after 2); product 8: 3 then 4, in order; a duplicate of 2.
+        for (product, seq) in [(7, 0), (7, 2), (7, 1), (8, 3), (8, 4), (7, 2)] {
+            check.record_update("p", product, seq);
+        }
+        let report = check.report(true);
+        let p = &report.producers[0];
+        assert_eq!((p.reordered, p.duplicates, p.gaps), (1, 1, 0), "{p:?}");
+        assert!(!report.ok);
+        // Other products' seqs in between are not disorder.
+        let mut interleaved = SeqCheck::default();
+        for (product, seq) in [(1, 0), (2, 1), (1, 2), (2, 3)] {
+            interleaved.record_update("p", product, seq);
+        }
+        assert!(interleaved.report(true).ok);
+        // A super stream's parts: each reader's count adds up.
+        let mut merged = SeqCheck::default();
+        merged.merge(&check);
+        merged.merge(&interleaved);
+        assert_eq!(merged.report(true).producers[0].reordered, 1);
     }
 
     #[test]

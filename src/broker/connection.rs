@@ -12,7 +12,8 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The first wait between reconnect attempts; it doubles up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Short: a cluster's new leader is usually there within seconds, and a user waits on it.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// How long a command waits at its start for a broker that is still starting.
 const STARTING_WAIT: Duration = Duration::from_secs(10);

@@ -1,11 +1,12 @@
 //! The broker, split by job: [`settings`] (URI and TLS, from plain values), [`connection`]
 //! (connecting, the retry loops), [`admin`] (creating and inspecting streams), [`errors`] (the
 //! client's errors as errors a user can act on), [`lock`] (one process per producer name),
-//! [`tls`] (the one rustls configuration) and [`version`] (naming a broker too old).
+//! [`leader`] (which node leads a stream, asked of all), [`tls`] (the one rustls configuration) and [`version`] (naming a broker too old).
 
 pub mod admin;
 pub mod connection;
 pub mod errors;
+pub mod leader;
 pub mod lock;
 pub mod pem_text;
 pub mod settings;

@@ -136,7 +136,7 @@ impl ReadTally {
                         Some(suffix) => producer.strip_suffix(suffix.as_str()).unwrap_or(producer),
                         None => producer,
                     };
-                    check.record(producer, update.seq);
+                    check.record_update(producer, update.product_id, update.seq);
                 }
                 Some(Some(update.produced_at_us))
             }

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use rabbitmq_stream_client::types::SubEntryBatch;
 use rustc_hash::FxBuildHasher;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::stats::LatencyHistogram;
+use crate::stats::{LatencyHistogram, Stall};
 
 /// Resolves when every message of one `Publisher::send` was confirmed or rejected: how a
 /// caller (an HTTP request) learns that its updates are stored.
@@ -184,11 +184,32 @@ pub(super) struct NumberedEntry {
     pub(super) entry: Entry,
 }
 
-/// When the last confirm frame came, and the longest wait between two.
+/// When the last confirm frame came, the longest wait for one, and each wait of
+/// `STALL_REPORTED` or more (when it began, how long it lasted).
 #[derive(Default)]
 struct ConfirmGaps {
     last: Option<Instant>,
-    longest: std::time::Duration,
+    /// When entries went out while none was outstanding: a wait for a confirm starts there
+    /// if it is later than the last confirm (an idle publisher is not a stalled one).
+    window_opened: Option<Instant>,
+    /// When the connection was last replaced: the watchdog's wait starts anew there.
+    reconnected: Option<Instant>,
+    longest: Duration,
+    stalls: Vec<Stall>,
+}
+
+/// A wait for a confirm this long or longer is listed in the outcome's `stalls`.
+const STALL_REPORTED: Duration = Duration::from_secs(1);
+
+/// At most this many stalls are listed (the longest is kept in `longest` whatever happens).
+const STALLS_LISTED: usize = 1000;
+
+impl ConfirmGaps {
+    /// Since when confirms are awaited: the last confirm, or the last time entries went out
+    /// while none was outstanding, whichever came later.
+    fn waiting_since(&self) -> Option<Instant> {
+        self.last.max(self.window_opened)
+    }
 }
 
 /// Confirms as they arrive, shared with the client's confirm callbacks.
@@ -213,6 +234,11 @@ pub(super) struct ConfirmTracker {
     pub(super) lost_signal: Notify,
     /// Numbers the producer's connections; only the current one may report a loss.
     pub(super) connection: AtomicU64,
+    /// The node (`host:port`) the current producer publishes through.
+    node: Mutex<Option<String>>,
+    /// The node the watchdog found leading the stream instead: the next reconnect tries it
+    /// first.
+    moved_to: Mutex<Option<String>>,
 }
 
 impl ConfirmTracker {
@@ -254,22 +280,86 @@ impl ConfirmTracker {
         self.settled.notify_one();
     }
 
-    /// Keeps the longest time between two confirm frames: how long publishing stalled (a
-    /// failover, a stuck broker).
+    fn lock_gaps(&self) -> std::sync::MutexGuard<'_, ConfirmGaps> {
+        self.confirm_gaps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps the longest wait for a confirm frame, and lists the long ones: how long
+    /// publishing stalled (a failover, a stuck broker), and when.
     fn note_confirm_gap(&self, now: Instant) {
-        let mut gaps = self.confirm_gaps.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(last) = gaps.last {
-            gaps.longest = gaps.longest.max(now.saturating_duration_since(last));
+        let mut gaps = self.lock_gaps();
+        if let Some(since) = gaps.waiting_since() {
+            let gap = now.saturating_duration_since(since);
+            gaps.longest = gaps.longest.max(gap);
+            if gap >= STALL_REPORTED && gaps.stalls.len() < STALLS_LISTED {
+                let started = SystemTime::now() - gap;
+                gaps.stalls.push(Stall {
+                    started,
+                    length: gap,
+                });
+            }
         }
         gaps.last = Some(now);
     }
 
-    /// The longest time between two confirm frames so far.
-    pub(super) fn longest_confirm_gap(&self) -> std::time::Duration {
-        self.confirm_gaps
+    /// Called before entries go out: when none was outstanding, a wait for a confirm starts
+    /// now, not at the last confirm.
+    pub(super) fn note_sending(&self, now: Instant) {
+        if self.settled() >= self.sent() {
+            self.lock_gaps().window_opened = Some(now);
+        }
+    }
+
+    /// A new connection (after a loss), on `node`: the watchdog's wait starts anew.
+    pub(super) fn note_connected(&self, node: String, now: Instant) {
+        self.lock_gaps().reconnected = Some(now);
+        *self.node.lock().unwrap_or_else(|p| p.into_inner()) = Some(node);
+    }
+
+    /// How long confirms have been awaited in vain while entries are outstanding (counted
+    /// from the last confirm, the last reconnect, or the first of the entries outstanding);
+    /// `None` when nothing is outstanding.
+    pub(super) fn stalled_for(&self, now: Instant) -> Option<Duration> {
+        if self.settled() >= self.sent() {
+            return None;
+        }
+        let gaps = self.lock_gaps();
+        let since = gaps.waiting_since().max(gaps.reconnected)?;
+        Some(now.saturating_duration_since(since))
+    }
+
+    /// The longest wait for a confirm so far.
+    pub(super) fn longest_confirm_gap(&self) -> Duration {
+        self.lock_gaps().longest
+    }
+
+    /// Every wait for a confirm of `STALL_REPORTED` or more, in order.
+    pub(super) fn stalls(&self) -> Vec<Stall> {
+        self.lock_gaps().stalls.clone()
+    }
+
+    /// The node the current producer publishes through.
+    pub(super) fn node(&self) -> Option<String> {
+        self.node.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The watchdog found `leader` leading the stream, not our node: the connection counts as
+    /// lost (if it is still connection number `connection`) and the next one goes there first.
+    pub(super) fn move_to(&self, leader: String, connection: u64) -> bool {
+        if self.connection.load(Ordering::Relaxed) != connection || self.is_lost() {
+            return false;
+        }
+        *self.moved_to.lock().unwrap_or_else(|p| p.into_inner()) = Some(leader);
+        self.mark_lost();
+        true
+    }
+
+    /// Where the watchdog said the leader went, once.
+    pub(super) fn take_moved_to(&self) -> Option<String> {
+        self.moved_to
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .longest
+            .take()
     }
 
     pub(super) fn lock_unconfirmed(
@@ -296,5 +386,73 @@ impl ConfirmTracker {
 
     pub(super) fn settled(&self) -> u64 {
         self.confirmed.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tracker with `count` entries registered under ids 0.. and sent at `at`.
+    fn sending(tracker: &ConfirmTracker, count: u64, at: Instant) {
+        tracker.note_sending(at);
+        let (_, waiter) = BatchReceipt::new(count);
+        let mut unconfirmed = tracker.lock_unconfirmed();
+        for id in 0..count {
+            let entry = Entry::Simple {
+                version: 1,
+                bytes: Vec::new(),
+            };
+            let (count, sent_at, waiter) = (1, at, waiter.clone());
+            unconfirmed.insert(
+                id,
+                Unconfirmed {
+                    entry,
+                    count,
+                    sent_at,
+                    waiter,
+                },
+            );
+        }
+        tracker.sent.fetch_add(count, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn a_stall_counts_from_the_first_outstanding_send_not_from_an_idle_time() {
+        let tracker = ConfirmTracker::default();
+        let start = Instant::now();
+        assert_eq!(tracker.stalled_for(start), None);
+        tracker.note_confirm_gap(start);
+        // Idle for a minute, then a send: the wait starts at the send.
+        let sent_at = start + Duration::from_secs(60);
+        sending(&tracker, 2, sent_at);
+        assert_eq!(
+            tracker.stalled_for(sent_at + Duration::from_secs(6)),
+            Some(Duration::from_secs(6))
+        );
+        // A reconnect starts the watchdog's wait anew.
+        tracker.note_connected("n2:5552".into(), sent_at + Duration::from_secs(8));
+        assert_eq!(
+            tracker.stalled_for(sent_at + Duration::from_secs(9)),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(tracker.node().as_deref(), Some("n2:5552"));
+        // Both confirmed: nothing outstanding, no stall; the 60 s idle is not a stall either.
+        tracker.settle(&[0, 1], true, &Semaphore::new(0));
+        assert_eq!(tracker.stalled_for(sent_at + Duration::from_secs(20)), None);
+        // (The confirm came "now", before the simulated send: a gap of nothing.)
+        assert!(tracker.stalls().is_empty(), "{:?}", tracker.stalls());
+        assert!(tracker.longest_confirm_gap() < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_move_is_taken_once_and_only_on_the_connection_it_was_found_on() {
+        let tracker = ConfirmTracker::default();
+        assert!(!tracker.move_to("n3:5552".into(), 7), "not connection 7");
+        assert!(tracker.move_to("n3:5552".into(), 0));
+        assert!(tracker.is_lost());
+        assert!(!tracker.move_to("n2:5552".into(), 0), "already lost");
+        assert_eq!(tracker.take_moved_to().as_deref(), Some("n3:5552"));
+        assert_eq!(tracker.take_moved_to(), None);
     }
 }

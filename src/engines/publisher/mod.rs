@@ -11,6 +11,7 @@ mod pace;
 mod partitioned;
 mod producer;
 mod recovery;
+mod watchdog;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub use crate::stats::PublishOutcome;
 
 use confirms::{BatchWaiter, ConfirmTracker, Entry, NumberedEntry, Unconfirmed};
 use producer::{AnyProducer, ProducerRecipe, CLOSE_TIMEOUT};
+use watchdog::Watchdog;
 
 use crate::broker::lock::NameLock;
 use crate::broker::BrokerSettings;
@@ -82,6 +84,13 @@ pub enum PublisherEvent {
     ConnectionLost { addr: String, retry_for: Duration },
     /// No confirm arrived within the confirm timeout: the connection is replaced.
     NoConfirmInTime,
+    /// Confirms stopped for `stalled_for` and the cluster names another node than ours the
+    /// stream's leader (ours hangs, or is cut off): the connection is replaced, there first.
+    LeaderMoved {
+        from: String,
+        to: String,
+        stalled_for: Duration,
+    },
     /// A new connection is up; `resending` entries not confirmed go out again.
     Reconnected {
         after: Duration,
@@ -123,6 +132,8 @@ pub struct Publisher {
     name_taken: bool,
     /// The run's stop (Ctrl-C, SIGTERM): reconnecting gives up at once when it comes.
     stop: Option<StopSignal>,
+    /// Moves the publisher off a leader that hangs while another node leads the stream.
+    _watchdog: Watchdog,
 }
 
 impl Publisher {
@@ -159,6 +170,13 @@ impl Publisher {
         };
         let tracker = Arc::new(ConfirmTracker::default());
         let (producer, filtering) = broker.while_starting(|| recipe.build(&tracker)).await?;
+        tracker.note_connected(producer.node(), Instant::now());
+        let watchdog = Watchdog::spawn(
+            tracker.clone(),
+            broker.clone(),
+            stream.to_string(),
+            events.clone(),
+        );
         Ok(Publisher {
             producer: Some(producer),
             recipe,
@@ -176,6 +194,7 @@ impl Publisher {
             name_lock: None,
             name_taken: false,
             stop: None,
+            _watchdog: watchdog,
         })
     }
 
@@ -336,6 +355,7 @@ impl Publisher {
             }
         }
         let sent_at = Instant::now();
+        self.tracker.note_sending(sent_at);
         {
             let mut unconfirmed = self.tracker.lock_unconfirmed();
             for (entries, waiter) in &built {
@@ -540,6 +560,7 @@ impl Publisher {
             elapsed: self.started.elapsed(),
             latency,
             max_stall: self.tracker.longest_confirm_gap(),
+            stalls: self.tracker.stalls(),
         }
     }
 

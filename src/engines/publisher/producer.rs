@@ -146,6 +146,14 @@ impl AnyProducer {
         }
     }
 
+    /// The node (`host:port`) this producer publishes through.
+    pub(super) fn node(&self) -> String {
+        match self {
+            AnyProducer::Plain(p) => p.node(),
+            AnyProducer::Dedup(p) => p.node(),
+        }
+    }
+
     pub(super) async fn close(self) {
         let _ = match self {
             AnyProducer::Plain(p) => p.close().await,

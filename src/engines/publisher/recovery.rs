@@ -2,12 +2,16 @@
 //! again under the same publishing ids, after counting what the broker already stored.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::confirms::Entry;
 use super::producer::CLOSE_TIMEOUT;
 use super::{Publisher, PublisherEvent};
+use crate::broker::BrokerSettings;
 use crate::error::{ConnectError, Result};
+
+/// How long opening a producer on a new connection, or asking what the broker stored, may take.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Publisher {
     /// Replaces a lost connection: reconnects with backoff for up to `--retry-for`, then sends
@@ -27,8 +31,20 @@ impl Publisher {
         loop {
             self.tracker.connection.fetch_add(1, Ordering::Relaxed);
             if let Some(old) = self.producer.take() {
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, old.close()).await;
+                // Closed aside: a node that hangs would hold the reconnect for CLOSE_TIMEOUT.
+                // Nothing more goes out through it, and what it still sends, deduplication drops.
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, old.close()).await;
+                });
             }
+            // The node the watchdog found leading first, the one we lost last: a node that
+            // hangs costs a whole handshake timeout to each request sent its way.
+            let moved_to = self.tracker.take_moved_to();
+            let suspect = self.tracker.node();
+            let broker = self
+                .recipe
+                .broker
+                .preferring(moved_to.as_deref(), suspect.as_deref());
             tracing::info!(addr = %self.recipe.broker.addr(), "publisher connection lost; reconnecting");
             self.emit(PublisherEvent::ConnectionLost {
                 addr: self.recipe.broker.addr(),
@@ -43,14 +59,20 @@ impl Publisher {
             // The window runs from the loss, across every attempt of this loop. Each attempt
             // connects anew through whichever node answers, which locates the stream's leader
             // now (on a cluster it may have moved off the node we lost).
-            let (recipe, tracker) = (&self.recipe, &self.tracker);
-            let reconnect = recipe
-                .broker
-                .with_retries(lost_at, "publishing", &advice, || async {
-                    let env = recipe.broker.connect().await?;
-                    let built = recipe.build_on(&env, tracker).await?;
-                    Ok((env, built))
-                });
+            let (recipe, tracker, broker) = (&self.recipe, &self.tracker, &broker);
+            let reconnect = broker.with_retries(lost_at, "publishing", &advice, || async {
+                let env = broker.connect().await?;
+                // The metadata request and the leader's handshake have no time limit of
+                // their own, and a leader that hangs answers neither.
+                let built = tokio::time::timeout(OPEN_TIMEOUT, recipe.build_on(&env, tracker))
+                    .await
+                    .map_err(|_| ConnectError::Timeout {
+                        addr: broker.addr(),
+                        during: "open a producer on the stream's leader",
+                        timeout: OPEN_TIMEOUT,
+                    })??;
+                Ok((env, built))
+            });
             // Raced with the run's stop: reconnecting may go on for all of --retry-for.
             let mut stop = self.stop.clone();
             let stopped = async {
@@ -72,6 +94,7 @@ impl Publisher {
             };
             tracing::info!(stream = %self.recipe.stream, after_ms = lost_at.elapsed().as_millis() as u64, "producer open again");
             self.recipe.env = env;
+            self.tracker.note_connected(producer.node(), Instant::now());
             self.producer = Some(producer);
             self.filtering = filtering;
             self.tracker.lost.store(false, Ordering::Relaxed);
@@ -79,7 +102,7 @@ impl Publisher {
             // The name first: what the broker stored under it is ours only while we hold it.
             self.keep_name().await?;
             if self.recipe.dedup {
-                self.settle_stored().await;
+                self.settle_stored(broker).await;
             }
             let mut resend: Vec<(u64, Entry)> = self
                 .tracker
@@ -113,13 +136,12 @@ impl Publisher {
     /// Counts as confirmed the unconfirmed messages the broker says it stored (their publishing
     /// ids are at most its last one for our name): only the rest are sent again. A sub-entry
     /// batch is re-sent as it was first built, so it is stored whole or not at all.
-    async fn settle_stored(&self) {
+    /// Asked through `broker` (the nodes in the reconnect's order), within `OPEN_TIMEOUT`:
+    /// without an answer everything unconfirmed is sent again, which deduplication makes safe.
+    async fn settle_stored(&self, broker: &BrokerSettings) {
         let recipe = &self.recipe;
-        let Ok(stored) = recipe
-            .broker
-            .last_publishing_id(&recipe.producer_name, &recipe.stream)
-            .await
-        else {
+        let asked = broker.last_publishing_id(&recipe.producer_name, &recipe.stream);
+        let Ok(Ok(stored)) = tokio::time::timeout(OPEN_TIMEOUT, asked).await else {
             return;
         };
         let ids: Vec<u64> = self

@@ -38,6 +38,16 @@ const IDLE_TICK: Duration = Duration::from_millis(200);
 /// How long closing a consumer whose connection may be gone may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// After this long without a delivery, a reader asks the other nodes whether the node it reads
+/// from is still one of the stream's members (and again every as long): a node that hangs, or
+/// is cut off, keeps our connection open and silent, and the cluster drops it from the members
+/// once it has noticed. A quiet stream costs one metadata request per node per interval.
+const READ_STALL_BOUND: Duration = Duration::from_secs(5);
+
+/// How long subscribing anew may take: the metadata request and the member's handshake have no
+/// time limit of their own.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// When a read stops by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopRule {
@@ -316,6 +326,7 @@ async fn resubscribe(
     plan: &ReadPlan,
     reader: &ReaderSpec,
     last_read: Option<u64>,
+    lost_node: &str,
     events: &ReaderEvents,
 ) -> Result<(Environment, Subscription)> {
     let lost_at = Instant::now();
@@ -329,12 +340,19 @@ async fn resubscribe(
         (Some(_), Some(_)) => "; run it again with --offset stored to resume",
         _ => "",
     };
-    let subscription = plan
-        .broker
+    // The node we lost last: one that hangs costs a handshake timeout to each request.
+    let broker = plan.broker.preferring(None, Some(lost_node));
+    let subscription = broker
         .with_retries(lost_at, "reading", advice, || async {
-            let env = plan.broker.connect().await?;
-            let subscription = subscribe(&env, plan, reader, resume_at)
+            let env = broker.connect().await?;
+            let subscribing = subscribe(&env, plan, reader, resume_at);
+            let subscription = tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribing)
                 .await
+                .map_err(|_| ConnectError::Timeout {
+                    addr: broker.addr(),
+                    during: "subscribe to a member of the stream",
+                    timeout: SUBSCRIBE_TIMEOUT,
+                })?
                 .map_err(|e| e.into_error(&plan.broker, &plan.stream))?;
             Ok((env, subscription))
         })
@@ -347,6 +365,19 @@ async fn resubscribe(
     Ok(subscription)
 }
 
+/// `host:port` of the node `consumer` reads from, as the stream's metadata advertises it.
+fn node_of(consumer: &ChunkConsumer) -> String {
+    let node = consumer.node();
+    format!("{}:{}", node.host, node.port)
+}
+
+/// Whether the other nodes say `node` is no longer a member of `stream` (it hangs, or is cut
+/// off): true only when some node answered and none lists it.
+async fn dropped_from_members(plan: &ReadPlan, node: &str) -> bool {
+    let named = plan.broker.leaders_named(&plan.stream).await;
+    !named.is_empty() && !named.iter().any(|answer| answer.lists(node))
+}
+
 /// Tells which node `consumer` reads from.
 fn subscribed(
     events: &ReaderEvents,
@@ -354,12 +385,11 @@ fn subscribed(
     reader: &ReaderSpec,
     consumer: &ChunkConsumer,
 ) {
-    let node = consumer.node();
     events(ReaderEvent::Subscribed {
         reader: reader.label.clone(),
         stream: plan.stream.clone(),
-        node: format!("{}:{}", node.host, node.port),
-        leader: node.leader,
+        node: node_of(consumer),
+        leader: consumer.node().leader,
     });
 }
 
@@ -415,7 +445,13 @@ pub async fn read<S: MessageSink>(
     let mut _reconnected_env: Option<Environment> = None;
     let mut quiet_since = Instant::now();
     let wants_idle = sink.wants_idle();
+    // One timer for the whole read (a timer per chunk costs a fast reader ~10%).
+    let mut stall_check = tokio::time::interval(READ_STALL_BOUND);
+    stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Set when the subscription must be replaced: its connection closed, or its node hangs
+        // (`hangs`: closing would wait for a reply that never comes).
+        let (mut lost, mut hangs) = (false, false);
         let idle = async {
             match idle_end {
                 true => tokio::time::sleep_until((quiet_since + FILTERED_IDLE_END).into()).await,
@@ -442,6 +478,13 @@ pub async fn read<S: MessageSink>(
                     false => pending().await,
                 }
             } => sink.idle(),
+            _ = stall_check.tick(), if !plan.broker.retry_for.is_zero() => {
+                let node = node_of(&consumer);
+                if quiet_since.elapsed() >= READ_STALL_BOUND && dropped_from_members(plan, &node).await {
+                    tracing::info!(reader = %reader.label, %node, quiet_ms = quiet_since.elapsed().as_millis() as u64, "no delivery, and the other nodes no longer list our node: resubscribing");
+                    (lost, hangs) = (true, true);
+                }
+            }
             chunk = consumer.next() => match chunk {
                 Some(Ok(chunk)) => {
                     let arrived = Instant::now();
@@ -516,32 +559,42 @@ pub async fn read<S: MessageSink>(
                     failure = Some(ConnectError::Lost { addr: plan.broker.addr(), during: "reading" }.into());
                     break;
                 }
-                Some(Err(_)) | None => {
-                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, consumer.handle().close()).await;
-                    // Raced with the stop: reconnecting may go on for all of --retry-for.
-                    let resubscribed = tokio::select! {
-                        biased;
-                        _ = stop.stopped() => {
-                            tracing::debug!(reader = %reader.label, "stopping while reconnecting: shutdown signal");
-                            break;
-                        }
-                        resubscribed = resubscribe(plan, reader, last_delivered, &events) => resubscribed,
-                    };
-                    match resubscribed {
-                        Ok((new_env, subscription)) => {
-                            _reconnected_env = Some(new_env);
-                            consumer = subscription.consumer;
-                            subscribed(&events, plan, reader, &consumer);
-                            skip_below = subscription.skip_below;
-                            reconnects += 1;
-                        }
-                        Err(e) => {
-                            failure = Some(e);
-                            break;
-                        }
-                    }
-                }
+                Some(Err(_)) | None => lost = true,
             },
+        }
+        if lost {
+            let lost_node = node_of(&consumer);
+            let closing = tokio::time::timeout(CLOSE_TIMEOUT, consumer.handle().close());
+            match hangs {
+                // Closed aside: waiting for it would only add the timeout.
+                true => drop(tokio::spawn(closing)),
+                // Before subscribing again: a single active consumer's group must not see
+                // the old one still there.
+                false => drop(closing.await),
+            }
+            // Raced with the stop: reconnecting may go on for all of --retry-for.
+            let resubscribed = tokio::select! {
+                biased;
+                _ = stop.stopped() => {
+                    tracing::debug!(reader = %reader.label, "stopping while reconnecting: shutdown signal");
+                    break;
+                }
+                resubscribed = resubscribe(plan, reader, last_delivered, &lost_node, &events) => resubscribed,
+            };
+            match resubscribed {
+                Ok((new_env, subscription)) => {
+                    _reconnected_env = Some(new_env);
+                    consumer = subscription.consumer;
+                    subscribed(&events, plan, reader, &consumer);
+                    skip_below = subscription.skip_below;
+                    reconnects += 1;
+                    quiet_since = Instant::now();
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
         }
     }
     progress.fetch_add(read - reported, Ordering::Relaxed);

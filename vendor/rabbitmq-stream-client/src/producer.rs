@@ -679,6 +679,13 @@ impl<T> Producer<T> {
         self.0.closed.load(Ordering::Relaxed)
     }
 
+    /// The node this producer publishes through, `host:port` (its stream's leader when it
+    /// was built), so the application can tell when other nodes name another leader.
+    pub fn node(&self) -> String {
+        let (host, port) = self.0.client.address();
+        format!("{host}:{port}")
+    }
+
     /// Publishes simple entries the caller laid out itself (`append_entry` of the protocol
     /// crate's `commands::publish`, for `version`: 2 carries filter values), under `ids`, in
     /// one frame, at once: no `Message`, waiter or boxed callback per message. `on_confirm`

@@ -240,6 +240,11 @@ impl Client {
         state.handler = Some(Arc::new(handler));
     }
 
+    /// The host and port this client connected to (a producer's: its stream's leader then).
+    pub fn address(&self) -> (&str, u16) {
+        (&self.opts.host, self.opts.port)
+    }
+
     pub fn is_closed(&self) -> bool {
         self.channel.is_closed()
     }
