@@ -384,7 +384,18 @@ impl Publisher {
             error,
             handed: true,
         };
-        if let Err(e) = self.hand_over(entries).await {
+        // Raced with a loss: towards a node cut off, the socket's buffer fills and the write
+        // waits for TCP to give up; the watchdog's verdict must not wait with it. The entries
+        // are registered, so the new connection sends them again whatever part went out.
+        let handed = tokio::select! {
+            handed = self.hand_over(entries) => handed,
+            _ = self.lost() => Err(ConnectError::Lost {
+                addr: self.recipe.broker.addr(),
+                during: "publishing",
+            }
+            .into()),
+        };
+        if let Err(e) = handed {
             // Kept as unconfirmed: a new connection sends them again.
             self.tracker.mark_lost();
             if self.recipe.broker.retry_for.is_zero() {
