@@ -239,7 +239,14 @@ pub(super) struct ConfirmTracker {
     /// The node the watchdog found leading the stream instead: the next reconnect tries it
     /// first.
     moved_to: Mutex<Option<String>>,
+    /// How often the broker refused each publishing id still unconfirmed (see `reject`).
+    rejections: Mutex<HashMap<u64, u32>>,
 }
+
+/// A publishing id the broker refused this often is failed; until then it is sent again on a
+/// new connection. A leader move refuses what was in flight (the old writer stops), and a
+/// stream deleted meanwhile ends the reconnect, so a real refusal repeats at most this often.
+const MOST_REJECTIONS: u32 = 3;
 
 impl ConfirmTracker {
     /// Records the broker's answer for publishing ids (each a message, or a whole sub-entry
@@ -258,6 +265,13 @@ impl ConfirmTracker {
         }
         let count: u64 = entries.iter().map(|entry| entry.count).sum();
         if confirmed {
+            let mut rejections = self.rejections.lock().unwrap_or_else(|p| p.into_inner());
+            if !rejections.is_empty() {
+                for id in publishing_ids {
+                    rejections.remove(id);
+                }
+            }
+            drop(rejections);
             let now = Instant::now();
             let mut latency = self
                 .latency
@@ -278,6 +292,43 @@ impl ConfirmTracker {
             entry.waiter.settle(confirmed, entry.count);
         }
         self.settled.notify_one();
+    }
+
+    /// The broker refused `publishing_ids` (a negative confirm) on connection number
+    /// `connection`. During a leader move the old writer refuses what it had not written,
+    /// which is not stored anywhere: those ids stay unconfirmed and the connection counts as
+    /// lost, so the reconnect sends them again (deduplicated) on the new leader. Ids refused
+    /// `MOST_REJECTIONS` times are failed.
+    pub(super) fn reject(&self, publishing_ids: &[u64], connection: u64, in_flight: &Semaphore) {
+        let mut given_up = Vec::new();
+        let mut kept = false;
+        {
+            let unconfirmed = self.lock_unconfirmed();
+            let mut rejections = self.rejections.lock().unwrap_or_else(|p| p.into_inner());
+            for id in publishing_ids
+                .iter()
+                .filter(|id| unconfirmed.contains_key(id))
+            {
+                let times = rejections.entry(*id).or_default();
+                *times += 1;
+                if *times >= MOST_REJECTIONS {
+                    rejections.remove(id);
+                    given_up.push(*id);
+                } else {
+                    kept = true;
+                }
+            }
+        }
+        if !given_up.is_empty() {
+            self.settle(&given_up, false, in_flight);
+        }
+        if kept && self.connection.load(Ordering::Relaxed) == connection {
+            tracing::info!(
+                refused = publishing_ids.len(),
+                "the broker refused entries (a leader move?): reconnecting to send them again"
+            );
+            self.mark_lost();
+        }
     }
 
     fn lock_gaps(&self) -> std::sync::MutexGuard<'_, ConfirmGaps> {
@@ -443,6 +494,35 @@ mod tests {
         // (The confirm came "now", before the simulated send: a gap of nothing.)
         assert!(tracker.stalls().is_empty(), "{:?}", tracker.stalls());
         assert!(tracker.longest_confirm_gap() < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_refused_entry_is_sent_again_and_failed_only_when_refused_again_and_again() {
+        let tracker = ConfirmTracker::default();
+        let in_flight = Semaphore::new(0);
+        sending(&tracker, 2, Instant::now());
+        tracker.reject(&[0], 0, &in_flight);
+        assert!(tracker.is_lost(), "a refusal means a reconnect");
+        assert_eq!(tracker.failed.load(Ordering::Relaxed), 0);
+        assert!(
+            tracker.lock_unconfirmed().contains_key(&0),
+            "kept to be sent again"
+        );
+        // A refusal from a connection already replaced does not cost the new one.
+        tracker.lost.store(false, Ordering::Relaxed);
+        tracker.connection.fetch_add(1, Ordering::Relaxed);
+        tracker.reject(&[0], 0, &in_flight);
+        assert!(!tracker.is_lost());
+        // The third refusal fails it; the other entry is untouched.
+        tracker.reject(&[0], 1, &in_flight);
+        assert_eq!(tracker.failed.load(Ordering::Relaxed), 1);
+        assert!(!tracker.lock_unconfirmed().contains_key(&0));
+        assert!(tracker.lock_unconfirmed().contains_key(&1));
+        // Confirmed after one refusal: counted once, as confirmed.
+        tracker.reject(&[1], 1, &in_flight);
+        tracker.settle(&[1], true, &in_flight);
+        assert_eq!(tracker.confirmed.load(Ordering::Relaxed), 1);
+        assert!(tracker.rejections.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -467,8 +467,10 @@ impl Publisher {
     /// confirms settle them in the tracker.
     async fn hand_over(&self, entries: Vec<(u64, Entry)>) -> Result<()> {
         let (tracker, in_flight) = (self.tracker.clone(), self.in_flight.clone());
-        let on_confirm: BatchConfirmCallback = Arc::new(move |ids, confirmed| {
-            tracker.settle(ids, confirmed, &in_flight);
+        let connection = tracker.connection.load(Ordering::Relaxed);
+        let on_confirm: BatchConfirmCallback = Arc::new(move |ids, confirmed| match confirmed {
+            true => tracker.settle(ids, true, &in_flight),
+            false => tracker.reject(ids, connection, &in_flight),
         });
         let producer = self
             .producer
