@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# A Jepsen-style run (issue 23): invstream writes and reads on the chaos cluster (scripts/chaos.sh:
+# three RabbitMQ nodes in network namespaces of their own) while a seeded nemesis kills, stops,
+# pauses, cuts off and restarts nodes, moves leaders, raises disk alarms and cuts the client's
+# connections; then everything is read back and checked (scripts/chaos-check.py).
+#
+#   scripts/chaos-run.sh [--faults LIST] [--interval S] [--duration S] [--seed N] [--rate N]
+#                        [--out DIR] [--bin PATH] [--keep] [--ci]
+#
+#   --faults    comma-separated fault names (scripts/chaos.sh), default all
+#   --interval  seconds from one fault's start to the next's (default 20)
+#   --duration  seconds during which faults start (default 180)
+#   --seed      the schedule's seed (default random, printed: give it again to replay a schedule)
+#   --rate      updates per second to the stream; the super stream gets half (default 1000)
+#   --out       where the run's files go (default /tmp/invstream-chaos-SEED-TIME)
+#   --bin       the invstream binary (default target/release/invstream, else target/debug/invstream)
+#   --keep      keep the streams (default: deleted after the check)
+#   --ci        the short schedule CI runs: every fault type once, seed 23, 10 s apart
+#
+# The workload, all in the client namespace and with the defaults (deduplication on):
+#   produce to a stream, and to a 3-partition super stream (one producer per partition);
+#   consume the stream as a named consumer from the leader (storing offsets), and from a replica;
+#   consume the super stream as a single-active consumer group member, named.
+# The check, once every fault is healed: each stream read back whole; each named consumer reads
+# on from its stored offset. Lost, duplicated or reordered confirmed updates, a consumer whose
+# reading is not exactly the log, or a stall past its bound fail the run (exit 1). The files:
+# run.json, faults.jsonl (the nemesis log), produce-*.json, consume-*.json, log-*.digest.json,
+# summary.json, timeline.svg, and each process's stderr (*.log).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { echo "chaos-run: $*" >&2; }
+die() { echo "chaos-run: error: $*" >&2; exit 1; }
+
+faults=all interval=20 duration=180 seed="" rate=1000 out="" bin="" keep=false
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --faults) faults=$2; shift 2 ;;
+        --interval) interval=$2; shift 2 ;;
+        --duration) duration=$2; shift 2 ;;
+        --seed) seed=$2; shift 2 ;;
+        --rate) rate=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        --bin) bin=$2; shift 2 ;;
+        --keep) keep=true; shift ;;
+        --ci) faults=all interval=10 duration=100 seed=${seed:-23}; shift ;;
+        -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+        *) die "unknown option '$1' (see --help)" ;;
+    esac
+done
+for number in "$interval" "$duration" "$rate"; do
+    [[ "$number" =~ ^[0-9]+$ ]] || die "--interval, --duration and --rate take whole numbers, not '$number'"
+done
+seed=${seed:-$((RANDOM * 32768 + RANDOM))}
+if [ -z "$bin" ]; then
+    bin=target/release/invstream
+    [ -x "$bin" ] || bin=target/debug/invstream
+fi
+[ -x "$bin" ] || die "no invstream binary at $bin: cargo build --release first, or give --bin"
+bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
+stamp="$(date +%s)"
+out=${out:-/tmp/invstream-chaos-$seed-$stamp}
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+
+chaos() { bash scripts/chaos.sh "$@"; }
+set +e
+chaos up
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || die "the chaos cluster did not come up (scripts/chaos.sh up exited $rc); it needs Linux, root and 'ip' (iproute2)"
+
+uris="$(chaos uris)"
+stream="chaos-$seed-$stamp"
+super="chaos-ss-$seed-$stamp"
+# Updates keep coming until every fault has started and a little after.
+tail_s=30
+count=$((rate * (duration + tail_s)))
+super_rate=$((rate / 2))
+super_count=$((super_rate * (duration + tail_s)))
+# Long enough for any fault and its heal: a run reports what happened, it does not give up.
+retry=(--retry-for 600s)
+inv() { chaos exec "$bin" --uri "$uris" "$@"; }
+
+say "seed $seed; files in $out"
+started="$(date +%s.%N)"
+cat >"$out/run.json" <<EOF
+{"seed": $seed, "faults": "$faults", "interval": $interval, "duration": $duration, "rate": $rate,
+ "stream": "$stream", "super_stream": "$super", "started": $started,
+ "command": "scripts/chaos-run.sh --faults $faults --interval $interval --duration $duration --seed $seed --rate $rate",
+ "invstream": "$("$bin" --version 2>/dev/null || echo unknown)"}
+EOF
+
+pids=()
+inv --stream "$stream" --json "${retry[@]}" produce --count "$count" --rate "$rate" \
+    >"$out/produce-stream.json" 2>"$out/produce-stream.log" &
+pids+=($!)
+inv --json "${retry[@]}" produce --super-stream "$super" --partitions 3 --count "$super_count" \
+    --rate "$super_rate" >"$out/produce-super.json" 2>"$out/produce-super.log" &
+pids+=($!)
+
+# Readers subscribe once the streams exist (their producers create them).
+for _ in $(seq 1 300); do
+    if inv --stream "$stream" -q --json consume --offset first --count 1 >/dev/null 2>&1 &&
+        inv --super-stream "$super" -q --json consume --offset first --count 1 >/dev/null 2>&1; then
+        break
+    fi
+    sleep 0.2
+done
+readers_for=$((duration + tail_s + 60))s
+inv --stream "$stream" --json "${retry[@]}" consume --offset first --name chaos-named \
+    --read-from leader --duration "$readers_for" --verify \
+    >"$out/consume-named.json" 2>"$out/consume-named.log" &
+readers=($!)
+inv --stream "$stream" --json "${retry[@]}" consume --offset first --read-from replica \
+    --duration "$readers_for" --verify >"$out/consume-replica.json" 2>"$out/consume-replica.log" &
+readers+=($!)
+inv --json "${retry[@]}" consume --super-stream "$super" --offset first --name chaos-sac \
+    --single-active --duration "$readers_for" --verify \
+    >"$out/consume-sac.json" 2>"$out/consume-sac.log" &
+readers+=($!)
+
+# shellcheck disable=SC2317  # called from the traps
+stop_all() { kill "${pids[@]}" "${readers[@]}" 2>/dev/null || true; }
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+
+set +e
+chaos nemesis --faults "$faults" --interval "$interval" --duration "$duration" --seed "$seed" \
+    --stream "$stream" --log "$out/faults.jsonl"
+nemesis_rc=$?
+set -e
+[ "$nemesis_rc" -eq 0 ] || say "the nemesis exited $nemesis_rc (its log: $out/faults.jsonl)"
+chaos wait-healthy "$stream" >/dev/null 2>&1 || say "the cluster is not healthy after the schedule"
+
+say "faults over; waiting for the producers"
+produce_failed=0
+for pid in "${pids[@]}"; do wait "$pid" || produce_failed=$((produce_failed + 1)); done
+say "producers done ($produce_failed exited non-zero); waiting for the readers ($readers_for in all)"
+for pid in "${readers[@]}"; do wait "$pid" || true; done
+date +%s.%N >"$out/ended"
+
+say "reading everything back"
+inv --stream "$stream" -q consume --offset first --print 2>"$out/log-stream.log" |
+    python3 scripts/chaos-check.py digest >"$out/log-stream.digest.json"
+inv --super-stream "$super" -q consume --offset first --print 2>"$out/log-super.log" |
+    python3 scripts/chaos-check.py digest >"$out/log-super.digest.json"
+# The named consumers go on from the offsets they stored: with what they read live, the log.
+inv --stream "$stream" --json consume --offset stored --name chaos-named --read-from leader \
+    --verify >"$out/consume-named-rest.json" 2>"$out/consume-named-rest.log" || true
+inv --json consume --super-stream "$super" --offset stored --name chaos-sac --single-active \
+    --verify >"$out/consume-sac-rest.json" 2>"$out/consume-sac-rest.log" || true
+
+python3 - "$out" <<'EOF'
+import json, sys, pathlib
+d = pathlib.Path(sys.argv[1])
+run = json.loads((d / "run.json").read_text())
+run["ended"] = float((d / "ended").read_text())
+(d / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+EOF
+
+set +e
+python3 scripts/chaos-check.py report "$out"
+check_rc=$?
+set -e
+if ! $keep; then
+    chaos ctl 1 delete_queue "$stream" >/dev/null 2>&1 || true
+    for p in 0 1 2; do chaos ctl 1 delete_queue "$super-$p" >/dev/null 2>&1 || true; done
+fi
+say "summary: $out/summary.json, timeline: $out/timeline.svg"
+[ "$produce_failed" -eq 0 ] || { say "a producer failed: see $out/produce-*.log"; exit 1; }
+exit "$check_rc"
