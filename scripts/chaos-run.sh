@@ -4,18 +4,20 @@
 # pauses, cuts off and restarts nodes, moves leaders, raises disk alarms and cuts the client's
 # connections; then everything is read back and checked (scripts/chaos-check.py).
 #
-#   scripts/chaos-run.sh [--faults LIST] [--interval S] [--duration S] [--seed N] [--rate N]
-#                        [--out DIR] [--bin PATH] [--keep] [--ci]
+#   scripts/chaos-run.sh [--faults LIST] [--interval S] [--duration S | --rounds N] [--seed N]
+#                        [--rate N] [--no-dedup] [--out DIR] [--bin PATH] [--keep] [--ci]
 #
 #   --faults    comma-separated fault names (scripts/chaos.sh), default all
 #   --interval  seconds from one fault's start to the next's (default 20)
 #   --duration  seconds during which faults start (default 180)
+#   --rounds    instead of --duration: every fault of the list this many times
+#   --no-dedup  the producers without deduplication (to see the checker count duplicates)
 #   --seed      the schedule's seed (default random, printed: give it again to replay a schedule)
 #   --rate      updates per second to the stream; the super stream gets half (default 1000)
 #   --out       where the run's files go (default /tmp/invstream-chaos-SEED-TIME)
 #   --bin       the invstream binary (default target/release/invstream, else target/debug/invstream)
 #   --keep      keep the streams (default: deleted after the check)
-#   --ci        the short schedule CI runs: every fault type once, seed 23, 10 s apart
+#   --ci        the short schedule CI runs: every fault type once, back to back, seed 23
 #
 # The workload, all in the client namespace and with the defaults (deduplication on):
 #   produce to a stream, and to a 3-partition super stream (one producer per partition);
@@ -32,25 +34,28 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 say() { echo "chaos-run: $*" >&2; }
 die() { echo "chaos-run: error: $*" >&2; exit 1; }
 
-faults=all interval=20 duration=180 seed="" rate=1000 out="" bin="" keep=false
+faults=all interval=20 duration=180 rounds="" seed="" rate=1000 out="" bin="" keep=false dedup=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --faults) faults=$2; shift 2 ;;
         --interval) interval=$2; shift 2 ;;
         --duration) duration=$2; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
+        --no-dedup) dedup=(--no-dedup); shift ;;
         --seed) seed=$2; shift 2 ;;
         --rate) rate=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
         --keep) keep=true; shift ;;
-        --ci) faults=all interval=10 duration=100 seed=${seed:-23}; shift ;;
-        -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+        --ci) faults=all interval=0 rounds=1 seed=${seed:-23}; shift ;;
+        -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
 done
-for number in "$interval" "$duration" "$rate"; do
-    [[ "$number" =~ ^[0-9]+$ ]] || die "--interval, --duration and --rate take whole numbers, not '$number'"
+for number in "$interval" "$duration" "$rate" ${rounds:+"$rounds"}; do
+    [[ "$number" =~ ^[0-9]+$ ]] || die "--interval, --duration, --rounds and --rate take whole numbers, not '$number'"
 done
+if [ -n "$rounds" ]; then schedule=(--rounds "$rounds"); else schedule=(--duration "$duration"); fi
 seed=${seed:-$((RANDOM * 32768 + RANDOM))}
 if [ -z "$bin" ]; then
     bin=target/release/invstream
@@ -73,51 +78,53 @@ set -e
 uris="$(chaos uris)"
 stream="chaos-$seed-$stamp"
 super="chaos-ss-$seed-$stamp"
-# Updates keep coming until every fault has started and a little after.
-tail_s=30
-count=$((rate * (duration + tail_s)))
+# Updates keep coming through the whole schedule, and for TAIL_S seconds of a healthy cluster
+# after it; then the producers and readers are stopped (SIGINT: the producers wait for their
+# last confirms), so --count is only a cap.
+tail_s=10
 super_rate=$((rate / 2))
-super_count=$((super_rate * (duration + tail_s)))
+count=$((rate * 86400)) super_count=$((super_rate * 86400))
 # Long enough for any fault and its heal: a run reports what happened, it does not give up.
 retry=(--retry-for 600s)
-inv() { chaos exec "$bin" --uri "$uris" "$@"; }
+# invstream in the client namespace. In the background, `inv_bg ... &`: the subshell becomes
+# `ip netns exec`, which becomes invstream, so $! is its PID (for the SIGINT at the end).
+inv() { ip netns exec invchaos-client "$bin" --uri "$uris" "$@"; }
+# Their stderr logs carry invstream's timestamped events too (RUST_LOG), to line up with faults.
+inv_bg() { RUST_LOG=${RUST_LOG:-invstream=info} exec ip netns exec invchaos-client "$bin" --uri "$uris" "$@"; }
 
 say "seed $seed; files in $out"
 started="$(date +%s.%N)"
 cat >"$out/run.json" <<EOF
-{"seed": $seed, "faults": "$faults", "interval": $interval, "duration": $duration, "rate": $rate,
+{"seed": $seed, "faults": "$faults", "interval": $interval, "schedule": "${schedule[*]}", "rate": $rate,
  "stream": "$stream", "super_stream": "$super", "started": $started,
- "command": "scripts/chaos-run.sh --faults $faults --interval $interval --duration $duration --seed $seed --rate $rate",
+ "command": "scripts/chaos-run.sh --faults $faults --interval $interval ${schedule[*]} --seed $seed --rate $rate ${dedup[*]}",
  "invstream": "$("$bin" --version 2>/dev/null || echo unknown)"}
 EOF
 
 pids=()
-inv --stream "$stream" --json "${retry[@]}" produce --count "$count" --rate "$rate" \
+inv_bg --stream "$stream" --json "${retry[@]}" produce --count "$count" --rate "$rate" "${dedup[@]}" \
     >"$out/produce-stream.json" 2>"$out/produce-stream.log" &
 pids+=($!)
-inv --json "${retry[@]}" produce --super-stream "$super" --partitions 3 --count "$super_count" \
-    --rate "$super_rate" >"$out/produce-super.json" 2>"$out/produce-super.log" &
+inv_bg --json "${retry[@]}" produce --super-stream "$super" --partitions 3 --count "$super_count" \
+    --rate "$super_rate" "${dedup[@]}" >"$out/produce-super.json" 2>"$out/produce-super.log" &
 pids+=($!)
 
 # Readers subscribe once the streams exist (their producers create them).
 for _ in $(seq 1 300); do
     if inv --stream "$stream" -q --json consume --offset first --count 1 >/dev/null 2>&1 &&
-        inv --super-stream "$super" -q --json consume --offset first --count 1 >/dev/null 2>&1; then
+        inv -q --json consume --super-stream "$super" --offset first --count 1 >/dev/null 2>&1; then
         break
     fi
     sleep 0.2
 done
-readers_for=$((duration + tail_s + 60))s
-inv --stream "$stream" --json "${retry[@]}" consume --offset first --name chaos-named \
-    --read-from leader --duration "$readers_for" --verify \
-    >"$out/consume-named.json" 2>"$out/consume-named.log" &
+inv_bg --stream "$stream" --json "${retry[@]}" consume --offset first --name chaos-named \
+    --read-from leader --follow --verify >"$out/consume-named.json" 2>"$out/consume-named.log" &
 readers=($!)
-inv --stream "$stream" --json "${retry[@]}" consume --offset first --read-from replica \
-    --duration "$readers_for" --verify >"$out/consume-replica.json" 2>"$out/consume-replica.log" &
+inv_bg --stream "$stream" --json "${retry[@]}" consume --offset first --read-from replica \
+    --follow --verify >"$out/consume-replica.json" 2>"$out/consume-replica.log" &
 readers+=($!)
-inv --json "${retry[@]}" consume --super-stream "$super" --offset first --name chaos-sac \
-    --single-active --duration "$readers_for" --verify \
-    >"$out/consume-sac.json" 2>"$out/consume-sac.log" &
+inv_bg --json "${retry[@]}" consume --super-stream "$super" --offset first --name chaos-sac \
+    --single-active --follow --verify >"$out/consume-sac.json" 2>"$out/consume-sac.log" &
 readers+=($!)
 
 # shellcheck disable=SC2317  # called from the traps
@@ -126,29 +133,40 @@ trap 'stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
 
 set +e
-chaos nemesis --faults "$faults" --interval "$interval" --duration "$duration" --seed "$seed" \
+chaos nemesis --faults "$faults" --interval "$interval" "${schedule[@]}" --seed "$seed" \
     --stream "$stream" --log "$out/faults.jsonl"
 nemesis_rc=$?
 set -e
 [ "$nemesis_rc" -eq 0 ] || say "the nemesis exited $nemesis_rc (its log: $out/faults.jsonl)"
 chaos wait-healthy "$stream" >/dev/null 2>&1 || say "the cluster is not healthy after the schedule"
 
-say "faults over; waiting for the producers"
+say "faults over; $tail_s s more of updates on a healthy cluster"
+sleep "$tail_s"
+# Stopped as a user stops them: the producers wait for their last confirms, the named readers
+# store their offsets. Exit 130 is that stop; anything else is a failure.
 produce_failed=0
-for pid in "${pids[@]}"; do wait "$pid" || produce_failed=$((produce_failed + 1)); done
-say "producers done ($produce_failed exited non-zero); waiting for the readers ($readers_for in all)"
+kill -INT "${pids[@]}" 2>/dev/null || true
+for pid in "${pids[@]}"; do
+    rc=0
+    wait "$pid" || rc=$?
+    [ "$rc" -eq 0 ] || [ "$rc" -eq 130 ] || produce_failed=$((produce_failed + 1))
+done
+kill -INT "${readers[@]}" 2>/dev/null || true
 for pid in "${readers[@]}"; do wait "$pid" || true; done
+say "producers and readers stopped ($produce_failed producer(s) failed)"
 date +%s.%N >"$out/ended"
 
 say "reading everything back"
 inv --stream "$stream" -q consume --offset first --print 2>"$out/log-stream.log" |
     python3 scripts/chaos-check.py digest >"$out/log-stream.digest.json"
-inv --super-stream "$super" -q consume --offset first --print 2>"$out/log-super.log" |
+inv -q consume --super-stream "$super" --offset first --print 2>"$out/log-super.log" |
     python3 scripts/chaos-check.py digest >"$out/log-super.digest.json"
 # The named consumers go on from the offsets they stored: with what they read live, the log.
+# (The group's catch-up without --single-active: with it, a partition with nothing after its
+# stored offset waits for a message instead of ending; a bug of its own, noted in the docs.)
 inv --stream "$stream" --json consume --offset stored --name chaos-named --read-from leader \
     --verify >"$out/consume-named-rest.json" 2>"$out/consume-named-rest.log" || true
-inv --json consume --super-stream "$super" --offset stored --name chaos-sac --single-active \
+inv --json consume --super-stream "$super" --offset stored --name chaos-sac \
     --verify >"$out/consume-sac-rest.json" 2>"$out/consume-sac-rest.log" || true
 
 python3 - "$out" <<'EOF'
