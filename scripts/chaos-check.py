@@ -38,6 +38,8 @@ QUIET_BOUND_S = 10.0
 # long before it began.
 SETTLE_S = 5.0
 FIRST_MISSING_LISTED = 10
+# The timeline's rates are averaged over this many seconds.
+BIN_S = 3
 
 
 def digest(lines):
@@ -236,17 +238,29 @@ COLOURS = {"kill": "#d62728", "stop": "#ff7f0e", "pause-short": "#bcbd22", "paus
 
 
 def timeline_svg(series, windows, start, end):
-    """Updates published per second (by produced_at, as stored) per stream, the faults shaded."""
+    """Updates stored, per second of their publish time (produced_at), per stream, the faults
+    shaded. Publishing goes on into a stall as long as the in-flight bound allows (what the
+    stall holds is re-sent), so a stall shows here only once that bound is full; the stalls
+    themselves are in the table."""
     width, height, left, right, top, bottom = 1000, 360, 70, 20, 30, 70
     span = max(end - start, 1.0)
-    peak = max([count for counts in series.values() for count in counts.values()] + [1])
+    # Per BIN_S seconds of the run (updates are stamped per generated batch, so a second
+    # may hold two batches or none), 0 where nothing was published: a stall shows as a drop.
+    bins = range(int(start), int(end) + 1, BIN_S)
+    series = {name: {first: sum(counts.get(str(second), 0)
+                                for second in range(first, first + BIN_S)) / BIN_S
+                     for first in bins}
+              for name, counts in series.items()}
+    # Scaled to the usual rate, not to the catch-up bursts after a stall (drawn clipped).
+    usual = sorted(count for counts in series.values() for count in counts.values() if count)
+    peak = max(2.5 * usual[len(usual) // 2] if usual else 1, 1)
     x = lambda t: left + (t - start) / span * (width - left - right)
     y = lambda v: top + (1 - v / peak) * (height - top - bottom)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="11">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{left}" y="18" font-size="13">updates published per second (as stored) '
-           f'during the fault schedule; shaded: a fault, from injection to heal</text>']
+           f'<text x="{left}" y="18" font-size="13">updates stored, per second of their publish time '
+           f'({BIN_S} s means; bursts clipped); shaded: a fault, from injection to heal</text>']
     for w in windows:
         x0, x1 = x(w["start"]), max(x(w["heal"]), x(w["start"]) + 2)
         colour = COLOURS.get(w["fault"], "#aaaaaa")
@@ -264,9 +278,8 @@ def timeline_svg(series, windows, start, end):
                    f'text-anchor="middle">{s}s</text>')
     styles = ["#1f3b73", "#c0392b"]
     for index, (name, counts) in enumerate(series.items()):
-        points = " ".join(f"{x(float(sec) + 0.5):.1f},{y(count):.1f}"
-                          for sec, count in sorted(counts.items(), key=lambda kv: int(kv[0]))
-                          if start - 1 <= float(sec) <= end)
+        points = " ".join(f"{x(second + BIN_S / 2):.1f},{y(min(count, peak)):.1f}"
+                          for second, count in sorted(counts.items()))
         colour = styles[index % len(styles)]
         out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"/>')
         out.append(f'<text x="{left + 200 * index}" y="{height - 20}" fill="{colour}">'
