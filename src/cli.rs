@@ -21,7 +21,7 @@ pub use parse::{
 /// A stream is an append-only log: many services (stats, alerts, loyalty, ads, notifications)
 /// read the same updates at their own pace, and any of them can replay from the start.
 #[derive(Debug, Parser)]
-#[command(name = "invstream", version, about, long_about)]
+#[command(name = "invstream", version = crate::build_info::VERSION, about, long_about)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -667,6 +667,14 @@ mod tests {
                 "{expected} in {checked:?}"
             );
         }
+    }
+
+    #[test]
+    fn dash_dash_version_and_dash_v_print_the_build() {
+        let command = Cli::command();
+        let expected = format!("invstream {}\n", crate::build_info::VERSION);
+        assert_eq!(command.render_version(), expected);
+        assert_eq!(command.render_long_version(), expected);
     }
 
     #[test]

@@ -13,8 +13,10 @@
 //! - [`stats`] (counters, histograms, [`stats::RunSummary`]) apart from [`report`] (every
 //!   rendering) and [`plot`] (SVG and HDR logs); [`verify`] checks `seq` per producer
 //! - [`shutdown`]: one token for SIGINT and SIGTERM; [`error`]: errors grouped by what failed
+//! - [`build_info`]: what `--version` names (the commit and profile `build.rs` found)
 
 pub mod broker;
+pub mod build_info;
 pub mod cli;
 pub mod commands;
 pub mod dashboard;
