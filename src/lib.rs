@@ -56,6 +56,10 @@ pub use crate::shutdown::{EXIT_INTERRUPTED, EXIT_TERMINATED};
 /// signal as their normal end: 0). A summary that cannot be written
 /// because stdout was closed (`| head`) ends quietly, like any other command line tool.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Completions and man pages are made from the command line's definition: nothing connects.
+    if let Some(document) = settings::document(&cli)? {
+        return commands::docs::run(&document);
+    }
     let (common, command) = settings::from_cli(&cli)?;
     let shutdown = Shutdown::on_signals();
     let out = Output {
