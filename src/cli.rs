@@ -21,7 +21,7 @@ pub use parse::{
 /// A stream is an append-only log: many services (stats, alerts, loyalty, ads, notifications)
 /// read the same updates at their own pace, and any of them can replay from the start.
 #[derive(Debug, Parser)]
-#[command(name = "invstream", version, about, long_about)]
+#[command(name = "invstream", version = crate::build_info::VERSION, about, long_about)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -135,6 +135,39 @@ pub enum Command {
     /// Producers and consumers at once on a stream of their own: a line per second, then a
     /// summary (like RabbitMQ's stream-perf-test)
     Bench(BenchArgs),
+    /// Shell completions on stdout, e.g. `invstream completions bash >
+    /// ~/.local/share/bash-completion/completions/invstream`
+    Completions(CompletionsArgs),
+    /// Manual pages (roff): invstream(1) on stdout, a command's page with its name, or every
+    /// page into a folder with --out; `man -l -` reads one from stdin
+    Man(ManArgs),
+}
+
+/// The commands a user can run, by name, in the order `--help` lists them (not clap's `help`).
+pub fn command_names() -> Vec<String> {
+    Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name().to_string())
+        .collect()
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print, e.g. produce (invstream-produce(1)); none: invstream(1)
+    pub command: Option<String>,
+
+    /// Write every page (invstream.1, invstream-produce.1, …) into this folder, made if missing,
+    /// e.g. /usr/local/share/man/man1
+    #[arg(long, value_name = "DIR", conflicts_with = "command")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -667,6 +700,14 @@ mod tests {
                 "{expected} in {checked:?}"
             );
         }
+    }
+
+    #[test]
+    fn dash_dash_version_and_dash_v_print_the_build() {
+        let command = Cli::command();
+        let expected = format!("invstream {}\n", crate::build_info::VERSION);
+        assert_eq!(command.render_version(), expected);
+        assert_eq!(command.render_long_version(), expected);
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub enum ConnectError {
     #[error("invalid --uri '{uri}': {reason} (expected rabbitmq-stream://USER:PASSWORD@HOST:PORT/VHOST)")]
     InvalidUri { uri: String, reason: String },
 
-    #[error("cannot reach the broker at {addr}: {source}; is RabbitMQ running with the stream plugin? (scripts/broker.sh up starts one)")]
+    #[error("cannot reach the broker at {addr}: {source}; is RabbitMQ running there with its stream plugin (rabbitmq-plugins enable rabbitmq_stream)? (to start one with Docker: the README's \"A broker\")")]
     Unreachable {
         addr: String,
         #[source]
@@ -57,7 +57,7 @@ pub enum ConnectError {
         addr: String,
     },
 
-    #[error("the broker at {addr} runs RabbitMQ {version}, which is too old: invstream needs RabbitMQ 3.11 or newer (scripts/broker.sh up starts a current one)")]
+    #[error("the broker at {addr} runs RabbitMQ {version}, which is too old: invstream needs RabbitMQ 3.11 or newer, e.g. the rabbitmq:4 image (the README's \"A broker\")")]
     BrokerTooOld { addr: String, version: String },
 
     #[error("TLS: {message}")]

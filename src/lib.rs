@@ -13,8 +13,10 @@
 //! - [`stats`] (counters, histograms, [`stats::RunSummary`]) apart from [`report`] (every
 //!   rendering) and [`plot`] (SVG and HDR logs); [`verify`] checks `seq` per producer
 //! - [`shutdown`]: one token for SIGINT and SIGTERM; [`error`]: errors grouped by what failed
+//! - [`build_info`]: what `--version` names (the commit and profile `build.rs` found)
 
 pub mod broker;
+pub mod build_info;
 pub mod cli;
 pub mod commands;
 pub mod dashboard;
@@ -54,6 +56,10 @@ pub use crate::shutdown::{EXIT_INTERRUPTED, EXIT_TERMINATED};
 /// signal as their normal end: 0). A summary that cannot be written
 /// because stdout was closed (`| head`) ends quietly, like any other command line tool.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Completions and man pages are made from the command line's definition: nothing connects.
+    if let Some(document) = settings::document(&cli)? {
+        return commands::docs::run(&document);
+    }
     let (common, command) = settings::from_cli(&cli)?;
     let shutdown = Shutdown::on_signals();
     let out = Output {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::broker::{BrokerSettings, Retention, TlsFiles};
 use crate::cli::{
-    BenchArgs, Cli, Command, Compression, ConsumeArgs, GlobalArgs, ProduceArgs, ReadFrom,
+    BenchArgs, Cli, Command, Compression, ConsumeArgs, GlobalArgs, ManArgs, ProduceArgs, ReadFrom,
     RetentionArgs, ServeArgs, SubEntryArgs,
 };
 use crate::engines::publisher::{Batching, PublisherOptions};
@@ -164,6 +164,21 @@ pub struct BenchSettings {
     pub no_tui: bool,
 }
 
+/// `completions` and `man`: documents made from the command line's own definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentSettings {
+    Completions(clap_complete::Shell),
+    /// One page on stdout: invstream(1), or the named command's.
+    ManPage {
+        command: Option<String>,
+    },
+    /// Every page into a folder (made if missing); `quiet`: not even the line saying where.
+    ManPages {
+        out: std::path::PathBuf,
+        quiet: bool,
+    },
+}
+
 /// A super stream as a produce run asks for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SuperStreamSettings {
@@ -179,7 +194,46 @@ impl SuperStreamSettings {
     }
 }
 
-/// Checks the whole command line.
+/// The document a command line asks for (`completions`, `man`), checked; `None` for a command
+/// that works on a broker (then [`from_cli`]). Nothing else is read: no broker setting (a bad
+/// `INVSTREAM_URI`) stops a document.
+pub fn document(cli: &Cli) -> Result<Option<DocumentSettings>> {
+    Ok(Some(match &cli.command {
+        Command::Completions(args) => DocumentSettings::Completions(args.shell),
+        Command::Man(args) => man(args, cli.global.quiet)?,
+        _ => return Ok(None),
+    }))
+}
+
+fn man(args: &ManArgs, quiet: bool) -> Result<DocumentSettings> {
+    if let Some(out) = &args.out {
+        if out.exists() && !out.is_dir() {
+            return Err(InvError::usage(format!(
+                "--out {} is not a folder: give the folder for the pages (made if missing)",
+                out.display()
+            )));
+        }
+        return Ok(DocumentSettings::ManPages {
+            out: out.clone(),
+            quiet,
+        });
+    }
+    let names = crate::cli::command_names();
+    if let Some(command) = &args.command {
+        if !names.contains(command) {
+            return Err(InvError::usage(format!(
+                "no man page for '{command}': name one of {} (or none, for invstream(1))",
+                names.join(", ")
+            )));
+        }
+    }
+    Ok(DocumentSettings::ManPage {
+        command: args.command.clone(),
+    })
+}
+
+/// Checks the whole command line of a command that works on a broker; a document's is checked
+/// by [`document`].
 pub fn from_cli(cli: &Cli) -> Result<(CommonSettings, CommandSettings)> {
     let common = common(&cli.global)?;
     let command = match &cli.command {
@@ -190,6 +244,11 @@ pub fn from_cli(cli: &Cli) -> Result<(CommonSettings, CommandSettings)> {
             CommandSettings::Workbench(Box::new(workbench::workbench(cli, args)?))
         }
         Command::Bench(args) => CommandSettings::Bench(bench(args)?),
+        Command::Completions(_) | Command::Man(_) => {
+            return Err(InvError::usage(
+                "completions and man connect to nothing: their settings are settings::document",
+            ))
+        }
     };
     let super_stream = match &command {
         CommandSettings::Produce(p) => p.super_stream.as_ref().map(|s| s.name.as_str()),

@@ -48,7 +48,7 @@ async fn check_broker_supports(broker: &BrokerSettings) -> Result<()> {
 fn too_old(broker: &BrokerSettings, version: &str) -> InvError {
     ConnectError::Client {
         message: format!(
-            "the broker at {} runs RabbitMQ {version}, which has no super streams: they need RabbitMQ 3.13 or newer (scripts/broker.sh up starts one), or use a plain stream with --stream",
+            "the broker at {} runs RabbitMQ {version}, which has no super streams: they need RabbitMQ 3.13 or newer, e.g. the rabbitmq:4 image (the README's \"A broker\"), or use a plain stream with --stream",
             broker.addr()
         ),
     }

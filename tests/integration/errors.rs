@@ -45,6 +45,9 @@ fn broker_not_reachable_names_host_and_port() {
         "10",
     ]);
     assert_clear_error(&output, "cannot reach the broker at localhost:5599");
+    // The hint helps a user who installed the binary alone: no script of the repository.
+    assert_clear_error(&output, "rabbitmq-plugins enable rabbitmq_stream");
+    output.assert().stderr(contains("scripts/").not());
 }
 
 #[test]

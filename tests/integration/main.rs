@@ -17,6 +17,7 @@ mod faults;
 mod first_run;
 mod flag_walk;
 mod ingest;
+mod install;
 mod interrupts;
 mod produce_consume;
 mod reliability;
