@@ -7,6 +7,11 @@
       updates out of order within their product, and how many were published in each second
       (by the update's produced_at). Streaming: a long run's log is never held in memory.
 
+  chaos-check.py arrivals < LIVE.ndjson > ARRIVALS.json
+      The digest of what a live reader (`consume --follow --print`, which flushes each line)
+      printed, with how many lines arrived in each second of the clock (`read_per_second`):
+      the timeline's consume rate, and the reader's own reading checked update by update.
+
   chaos-check.py selftest
       Shows each count catching what it claims, on made-up logs (exit 1 if one does not).
 
@@ -24,6 +29,7 @@ Only the Python standard library.
 
 import json
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -39,7 +45,7 @@ QUIET_BOUND_S = 10.0
 SETTLE_S = 5.0
 FIRST_MISSING_LISTED = 10
 # The timeline's rates are averaged over this many seconds.
-BIN_S = 3
+BIN_S = 6
 
 
 def digest(lines):
@@ -97,6 +103,33 @@ def digest(lines):
         "first_missing": missing[:FIRST_MISSING_LISTED],
         "per_second": {str(second): count for second, count in sorted(per_second.items())},
     }
+
+
+def arrivals(lines):
+    """`digest` of a live reader's lines, with when each arrived (per second of the clock)."""
+    per_second = defaultdict(int)
+
+    def stamped():
+        for line in lines:
+            per_second[int(time.time())] += 1
+            yield line
+
+    result = digest(stamped())
+    result["read_per_second"] = {str(second): count
+                                 for second, count in sorted(per_second.items())}
+    return result
+
+
+def last_json(text):
+    """The last JSON object of a process's stderr (its `--json` summary with `--print`, after
+    its status and log lines): the last line that starts with `{` and parses."""
+    for line in reversed(text.splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.JSONDecoder().raw_decode(line)[0]
+            except ValueError:
+                continue
+    return None
 
 
 def load(path, default=None):
@@ -165,10 +198,19 @@ def verify_ok(summary):
     return bool(summary) and (summary.get("verify") or {}).get("ok", False)
 
 
-def check_consumer(name, live, rest, log_messages):
+def check_consumer(name, live, rest, log_messages, arrived=None):
     """A consumer's reading against the log: what it read live during the faults plus what it
-    read after them from its stored offset (`rest`, for a named one) must be the log, exactly."""
+    read after them from its stored offset (`rest`, for a named one) must be the log, exactly.
+    `arrived`: the digest of what it printed, where it printed (each update once, none left out
+    below the highest, as many as its summary says)."""
     problems = []
+    if arrived is not None:
+        if arrived["duplicates"] or arrived["missing_below_max"]:
+            problems.append(f"printed {arrived['duplicates']} duplicates, "
+                            f"{arrived['missing_below_max']} gaps")
+        if live and arrived["messages"] != live.get("messages"):
+            problems.append(f"printed {arrived['messages']}, its summary says "
+                            f"{live.get('messages')}")
     read = (live or {}).get("messages", 0)
     if not live:
         problems.append("no summary (did it fail?)")
@@ -238,14 +280,16 @@ COLOURS = {"kill": "#d62728", "stop": "#ff7f0e", "pause-short": "#bcbd22", "paus
 
 
 def timeline_svg(series, windows, start, end):
-    """Updates stored, per second of their publish time (produced_at), per stream, the faults
-    shaded. Publishing goes on into a stall as long as the in-flight bound allows (what the
-    stall holds is re-sent), so a stall shows here only once that bound is full; the stalls
+    """Updates stored, per second of their publish time (produced_at), per stream, and read by
+    the live replica reader, per second of their arrival (dashed); the faults shaded.
+    Publishing goes on into a stall as long as the in-flight bound allows (what the stall holds
+    is re-sent), so a stall shows in the stored rate only once that bound is full; the stalls
     themselves are in the table."""
     width, height, left, right, top, bottom = 1000, 360, 70, 20, 30, 70
     span = max(end - start, 1.0)
-    # Per BIN_S seconds of the run (updates are stamped per generated batch, so a second
-    # may hold two batches or none), 0 where nothing was published: a stall shows as a drop.
+    # Per BIN_S seconds of the run (updates are stamped per generated batch, one a second to
+    # the stream and one each 2 s to the super stream: 6 s holds whole batches of both), 0 where
+    # nothing was published: a stall shows as a drop.
     bins = range(int(start), int(end) + 1, BIN_S)
     series = {name: {first: sum(counts.get(str(second), 0)
                                 for second in range(first, first + BIN_S)) / BIN_S
@@ -259,8 +303,9 @@ def timeline_svg(series, windows, start, end):
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="11">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{left}" y="18" font-size="13">updates stored, per second of their publish time '
-           f'({BIN_S} s means; bursts clipped); shaded: a fault, from injection to heal</text>']
+           f'<text x="{left}" y="18" font-size="13">updates per second: stored (by publish time) and '
+           f'read live (by arrival, dashed); {BIN_S} s means, bursts clipped; shaded: a fault, '
+           f'from injection to heal</text>']
     for w in windows:
         x0, x1 = x(w["start"]), max(x(w["heal"]), x(w["start"]) + 2)
         colour = COLOURS.get(w["fault"], "#aaaaaa")
@@ -276,13 +321,15 @@ def timeline_svg(series, windows, start, end):
     for s in range(0, int(span) + 1, step):
         out.append(f'<text x="{x(start + s):.1f}" y="{height - bottom + 16}" '
                    f'text-anchor="middle">{s}s</text>')
-    styles = ["#1f3b73", "#c0392b"]
+    styles = ["#1f3b73", "#c0392b", "#2e8b57"]
     for index, (name, counts) in enumerate(series.items()):
         points = " ".join(f"{x(second + BIN_S / 2):.1f},{y(min(count, peak)):.1f}"
                           for second, count in sorted(counts.items()))
         colour = styles[index % len(styles)]
-        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"/>')
-        out.append(f'<text x="{left + 200 * index}" y="{height - 20}" fill="{colour}">'
+        dash = ' stroke-dasharray="5,3"' if name.startswith("read ") else ""
+        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5"{dash} '
+                   f'points="{points}"/>')
+        out.append(f'<text x="{left + 310 * index}" y="{height - 20}" fill="{colour}">'
                    f'— {name}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
@@ -310,10 +357,20 @@ def report(directory, as_json):
                              ("single active, super stream", "super", "consume-sac-rest.json")):
         file = {"named, from the leader": "consume-named.json", "from a replica":
                 "consume-replica.json", "single active, super stream": "consume-sac.json"}[name]
-        if not (d / file).exists() and not (rest and (d / rest).exists()):
+        if not any((d / f).exists() for f in (file, file.replace(".json", ".log"))) \
+                and not (rest and (d / rest).exists()):
             continue
-        consumers.append(check_consumer(name, load(d / file),
-                                        load(d / rest, {}) if rest else None, logs[kind]))
+        # The replica reader prints what it reads (for the timeline's consume rate): its
+        # summary then ends its stderr.
+        live = load(d / file)
+        if live is None and (d / file.replace(".json", ".log")).exists():
+            live = last_json((d / file.replace(".json", ".log")).read_text(errors="replace"))
+        arrived = load(d / file.replace(".json", ".arrivals.json"))
+        if arrived:
+            series[f"read from a replica ({run.get('stream', 'stream')})"] = \
+                arrived["read_per_second"]
+        consumers.append(check_consumer(name, live, load(d / rest, {}) if rest else None,
+                                        logs[kind], arrived))
     faults, over = stalls_by_fault(windows, sorted(stalls, key=lambda s: s["started_unix_s"]))
     totals = {key: sum(s[key] for s in streams)
               for key in ("confirmed", "lost", "duplicates", "reordered", "unconfirmed_present")}
@@ -392,6 +449,10 @@ def selftest():
 def main(argv):
     if len(argv) >= 2 and argv[1] == "selftest":
         return selftest()
+    if len(argv) >= 2 and argv[1] == "arrivals":
+        json.dump(arrivals(sys.stdin), sys.stdout)
+        print()
+        return 0
     if len(argv) >= 2 and argv[1] == "digest":
         json.dump(digest(sys.stdin), sys.stdout)
         print()

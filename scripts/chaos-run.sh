@@ -26,8 +26,9 @@
 # The check, once every fault is healed: each stream read back whole; each named consumer reads
 # on from its stored offset. Lost, duplicated or reordered confirmed updates, a consumer whose
 # reading is not exactly the log, or a stall past its bound fail the run (exit 1). The files:
-# run.json, faults.jsonl (the nemesis log), produce-*.json, consume-*.json, log-*.digest.json,
-# summary.json, timeline.svg, and each process's stderr (*.log).
+# run.json, faults.jsonl (the nemesis log), produce-*.json, consume-*.json (the replica reader's
+# summary ends its consume-replica.log; consume-replica.arrivals.json is what it printed, per
+# second of arrival), log-*.digest.json, summary.json, timeline.svg, and each process's stderr.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -48,7 +49,7 @@ while [ $# -gt 0 ]; do
         --bin) bin=$2; shift 2 ;;
         --keep) keep=true; shift ;;
         --ci) faults=all interval=0 rounds=1 seed=${seed:-23}; shift ;;
-        -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
 done
@@ -120,8 +121,14 @@ done
 inv_bg --stream "$stream" --json "${retry[@]}" consume --offset first --name chaos-named \
     --read-from leader --follow --verify >"$out/consume-named.json" 2>"$out/consume-named.log" &
 readers=($!)
+# The replica reader prints what it reads, through a FIFO to the checker's `arrivals` (when each
+# update arrived: the timeline's consume rate; and its reading checked update by update). Its
+# summary goes to its stderr then, after its log lines.
+mkfifo "$out/replica.fifo"
+python3 scripts/chaos-check.py arrivals <"$out/replica.fifo" >"$out/consume-replica.arrivals.json" &
+arrivals_pid=$!
 inv_bg --stream "$stream" --json "${retry[@]}" consume --offset first --read-from replica \
-    --follow --verify >"$out/consume-replica.json" 2>"$out/consume-replica.log" &
+    --follow --verify --print >"$out/replica.fifo" 2>"$out/consume-replica.log" &
 readers+=($!)
 inv_bg --json "${retry[@]}" consume --super-stream "$super" --offset first --name chaos-sac \
     --single-active --follow --verify >"$out/consume-sac.json" 2>"$out/consume-sac.log" &
@@ -153,6 +160,8 @@ for pid in "${pids[@]}"; do
 done
 kill -INT "${readers[@]}" 2>/dev/null || true
 for pid in "${readers[@]}"; do wait "$pid" || true; done
+wait "$arrivals_pid" || say "the replica reader's arrivals digest failed"
+rm -f "$out/replica.fifo"
 say "producers and readers stopped ($produce_failed producer(s) failed)"
 date +%s.%N >"$out/ended"
 
