@@ -3,7 +3,9 @@
 //! broker too old for them. Routing, verifying
 //! across partitions and single-active groups run on the cluster (super_stream_cluster.rs).
 
-use crate::util::{invstream, require_broker, TestSuperStream, OLD_BROKER_PORT};
+use std::time::Duration;
+
+use crate::util::{invstream, require_broker, wait_within, TestSuperStream, OLD_BROKER_PORT};
 
 /// The messages of each partition (per partition summaries), in partition order.
 fn partition_counts(summary: &serde_json::Value) -> Vec<u64> {
@@ -88,4 +90,45 @@ fn a_broker_without_super_streams_is_named_in_one_line() {
             "{command}: {stderr}"
         );
     }
+}
+
+/// A single-active group's catch-up (`--offset stored`, no `--follow`) ends at each partition's
+/// end, also where nothing came after the offset the group stored. An active member learns
+/// where it starts only when activated, after subscribing, so it waited there for a message
+/// that might never come (the chaos harness's catch-up hung so).
+#[test]
+fn a_single_active_catch_up_ends_also_where_nothing_is_new() {
+    let ss = TestSuperStream::new("sac-stored");
+    ss.produce(3_000, 3);
+    let catch_up = |offset: &str| {
+        let child = ss
+            .command(&[
+                "consume",
+                "--name",
+                "catch-up",
+                "--single-active",
+                "--offset",
+                offset,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the invstream binary starts");
+        let output = wait_within(child, Duration::from_secs(60), "the catch-up read");
+        crate::util::summary_of(&output)["messages"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(
+        catch_up("first"),
+        3_000,
+        "the whole super stream, offsets stored"
+    );
+    ss.produce(300, 3);
+    assert_eq!(
+        catch_up("stored"),
+        300,
+        "what came after the stored offsets"
+    );
+    assert_eq!(catch_up("stored"), 0, "nothing new: the read ends");
 }

@@ -48,6 +48,10 @@ const READ_STALL_BOUND: Duration = Duration::from_secs(5);
 /// time limit of their own.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often a single active consumer reading up to an end looks whether its activation put
+/// it past that end (see `read`).
+const ACTIVATION_CHECK: Duration = Duration::from_millis(100);
+
 /// When a read stops by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopRule {
@@ -332,7 +336,7 @@ async fn resubscribe(
     let lost_at = Instant::now();
     events(ReaderEvent::ConnectionLost {
         reader: reader.label.clone(),
-        addr: plan.broker.addr(),
+        addr: lost_node.to_string(),
         retry_for: plan.broker.retry_for,
     });
     let resume_at = last_read.map(|offset| offset + 1);
@@ -448,6 +452,11 @@ pub async fn read<S: MessageSink>(
     // One timer for the whole read (a timer per chunk costs a fast reader ~10%).
     let mut stall_check = tokio::time::interval(READ_STALL_BOUND);
     stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A single active consumer learns where it starts only once activated (after the offset
+    // its group stored): when that is past the end of a read that ends, no message will ever
+    // come to say so.
+    let watch_activation = plan.single_active && plan.end_offset.is_some();
+    let mut activation_check = tokio::time::interval(ACTIVATION_CHECK);
     loop {
         // Set when the subscription must be replaced: its connection closed, or its node hangs
         // (`hangs`: closing would wait for a reply that never comes).
@@ -478,6 +487,12 @@ pub async fn read<S: MessageSink>(
                     false => pending().await,
                 }
             } => sink.idle(),
+            _ = activation_check.tick(), if watch_activation => {
+                if plan.end_offset.is_some_and(|end| skip_below.load(Ordering::Relaxed) > end) {
+                    tracing::debug!(reader = %reader.label, "stopping: activated past the end");
+                    break;
+                }
+            }
             _ = stall_check.tick(), if !plan.broker.retry_for.is_zero() => {
                 let node = node_of(&consumer);
                 if quiet_since.elapsed() >= READ_STALL_BOUND && dropped_from_members(plan, &node).await {

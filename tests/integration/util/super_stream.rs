@@ -53,14 +53,19 @@ impl TestSuperStream {
         command
     }
 
-    /// `invstream --json ARGS… --super-stream NAME`, waited for.
-    pub fn run(&self, args: &[&str]) -> Output {
+    /// `invstream --json ARGS… --super-stream NAME`, to start.
+    pub fn command(&self, args: &[&str]) -> Command {
         self.command_via(
             self.ports[0],
             &[args, &["--super-stream", &self.name]].concat(),
         )
-        .output()
-        .expect("the invstream binary runs")
+    }
+
+    /// `invstream --json ARGS… --super-stream NAME`, waited for.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .output()
+            .expect("the invstream binary runs")
     }
 
     /// As `run`, its summary (panics, with stderr, if it failed).
