@@ -45,9 +45,11 @@ impl Publisher {
                 .recipe
                 .broker
                 .preferring(moved_to.as_deref(), suspect.as_deref());
-            tracing::info!(addr = %self.recipe.broker.addr(), "publisher connection lost; reconnecting");
+            // The node lost, when known (the one the producer wrote to), not every --uri.
+            let lost = suspect.clone().unwrap_or_else(|| self.recipe.broker.addr());
+            tracing::info!(addr = %lost, "publisher connection lost; reconnecting");
             self.emit(PublisherEvent::ConnectionLost {
-                addr: self.recipe.broker.addr(),
+                addr: lost,
                 retry_for: self.recipe.broker.retry_for,
             });
             let advice = format!(
