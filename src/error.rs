@@ -191,6 +191,14 @@ impl InvError {
             // the stream, or does not know it yet.
             InvError::Stream(e) => match e {
                 StreamError::Missing { .. } | StreamError::NotAvailable { .. } => true,
+                // A resource alarm (disk or memory): the broker refuses new publishers until
+                // it clears. Seen when a producer reconnects during a disk alarm (the chaos
+                // harness): it must wait for the alarm, within --retry-for, not end the run.
+                StreamError::Refused {
+                    action: "write to",
+                    code: ResponseCode::PreconditionFailed,
+                    ..
+                } => true,
                 StreamError::Refused { code, .. } | StreamError::RequestRefused { code, .. } => {
                     is_transient_code(code)
                 }
@@ -245,6 +253,13 @@ mod tests {
         };
         assert!(refused(ResponseCode::InternalError).is_transient());
         assert!(!refused(ResponseCode::PreconditionFailed).is_transient());
+        // A new publisher refused: a resource alarm, until it clears.
+        let alarm = InvError::from(StreamError::Refused {
+            action: "write to",
+            stream: "s".into(),
+            code: ResponseCode::PreconditionFailed,
+        });
+        assert!(alarm.is_transient());
         let during = InvError::from(StreamError::RequestRefused {
             during: "publishing",
             code: ResponseCode::StreamNotAvailable,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{
     assert_exactly, assert_one_line_error, binary, invstream, resident_kb, spawn_until_line,
-    summary_of, tls_dir, wait_summary, wait_until, BrokerNode, StderrLog, TestStream,
+    summary_of, tls_dir, wait_summary, wait_until, BrokerNode, StderrLog, TcpProxy, TestStream,
     TestSuperStream,
 };
 
@@ -454,4 +454,79 @@ fn a_broker_under_a_disk_alarm_is_named_in_one_line() {
     });
     let output = stream.run(&["--uri", &node.uri(), "produce", "--count", "10"]);
     assert_one_line_error(&output, 1, "disk or memory alarm");
+}
+
+/// A producer that loses its connection while the broker is under a disk alarm is refused a
+/// new publisher (`PreconditionFailed`) until the alarm clears: that is a wait, within
+/// `--retry-for`, not the end of the run (the chaos harness's 30-minute schedule ended both of
+/// its producers so, a connection lost during a disk alarm).
+#[test]
+fn a_reconnect_during_a_disk_alarm_waits_for_the_alarm_to_clear() {
+    const NODE_PORT: u16 = 5641;
+    const PROXY_PORT: u16 = 5642;
+    // The node advertises the proxy's port: the producer's connection goes through it, and
+    // the test cuts it.
+    let proxy = TcpProxy::on(PROXY_PORT, NODE_PORT);
+    let node = BrokerNode::start_advertising("inv-alarm-reconnect", NODE_PORT, PROXY_PORT);
+    let stream = node.stream("alarm-reconnect");
+    let uri = format!("rabbitmq-stream://guest:guest@localhost:{PROXY_PORT}/%2f");
+    let mut command = Command::new(binary());
+    command.args([
+        "--json",
+        "--stream",
+        &stream.name,
+        "--uri",
+        &uri,
+        "--retry-for",
+        "2m",
+        "produce",
+        "--count",
+        "20000",
+        "--rate",
+        "2000",
+    ]);
+    let (child, line, log) = spawn_until_line(command, "publishing");
+    let producer = line
+        .split("as producer '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("no producer name in: {line}"))
+        .to_string();
+    wait_until("the node stores some of the run's updates", || {
+        node.publisher_sequence(&producer, &stream.name)
+            .is_some_and(|seq| seq > 0)
+    });
+    let limit = |bytes: &str| {
+        let set = node.ctl("rabbitmqctl", &["set_disk_free_limit", bytes]);
+        assert!(set.status.success(), "{set:?}");
+    };
+    let alarmed = || {
+        !node
+            .ctl("rabbitmq-diagnostics", &["-q", "check_local_alarms"])
+            .status
+            .success()
+    };
+    limit("100000000000000");
+    wait_until("the node's disk alarm", alarmed);
+    proxy.sever();
+    // The producer comes back at once and is refused a publisher while the alarm lasts (it
+    // ended there, within a second, before): still running 5 s later.
+    let mut child = child;
+    std::thread::sleep(Duration::from_secs(5));
+    if let Some(status) = child.try_wait().unwrap() {
+        panic!("produce ended during the alarm ({status}):\n{}", log.text());
+    }
+    limit("50MB");
+    wait_until("the alarm cleared", || !alarmed());
+    let output = child.wait_with_output().unwrap();
+    let stderr = log.text();
+    assert!(output.status.success(), "{stderr}");
+    let produced: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(produced["confirmed"], 20000, "{produced}");
+    assert!(produced["reconnects"].as_u64().unwrap() >= 1, "{produced}");
+    assert!(
+        stderr.contains("lost the connection to localhost:5642"),
+        "{stderr}"
+    );
+    assert_exactly(&verify_on(&node, &stream), 20000);
 }
