@@ -37,6 +37,10 @@
 # (a paused or cut-off node is declared down after 10-14 s, not 60-75) and cluster_partition_handling
 # = autoheal: with `ignore`, a SIGSTOP or a cut over net_ticktime leaves a partition that never heals
 # (docs/investigations/hung-leader.md).
+# CHAOS_NET=loopback: where network namespaces are not to be had (a container without
+# CAP_NET_ADMIN), the same cluster on 127.0.0.1 (nodes xlN@HOST, stream ports 5631-5633), with every
+# fault but those that need a network of its own: isolate, isolate-peers, conn-cut. Every command
+# then needs CHAOS_NET=loopback too (scripts/chaos-run.sh falls back to it by itself).
 # Exit codes: 1 error, 2 usage, 3 no network namespaces (not root, no `ip`, `ip netns add` fails).
 set -euo pipefail
 
@@ -53,18 +57,37 @@ CTL_TIMEOUT=15
 HEALTHY_TIMEOUT_S="${CHAOS_HEALTHY_TIMEOUT_S:-300}"
 LOG=/dev/null
 ALL_FAULTS=kill,stop,pause-short,pause-long,isolate,isolate-peers,leader-move,rolling-restart,disk-alarm,conn-cut
+# The faults that need the nodes in namespaces of their own.
+NET_FAULTS=isolate,isolate-peers,conn-cut
+NET="${CHAOS_NET:-netns}"
+case "$NET" in
+    netns) ;;
+    loopback)
+        ALL_FAULTS=kill,stop,pause-short,pause-long,leader-move,rolling-restart,disk-alarm
+        STATE_DIR="$CACHE/chaos-loopback" HOST="$(hostname -s)" ;;
+    *) echo "chaos: error: CHAOS_NET is netns (the default) or loopback, not '$NET'" >&2; exit 2 ;;
+esac
+loopback() { [ "$NET" = loopback ]; }
 
 xns() { echo "invchaos-n$1"; }
-xfull() { echo "x$1@invchaos-n$1"; }
-xaddr() { if [ "$1" = client ]; then echo 10.77.0.100; else echo "10.77.0.$1"; fi; }
-xdir() { node_dir "x$1"; }
+xname() { if loopback; then echo "xl$1"; else echo "x$1"; fi; }
+xfull() { if loopback; then echo "xl$1@$HOST"; else echo "x$1@invchaos-n$1"; fi; }
+xaddr() { if loopback; then echo 127.0.0.1; elif [ "$1" = client ]; then echo 10.77.0.100; else echo "10.77.0.$1"; fi; }
+# Node N's stream port: each node has its own address in namespaces, its own port on loopback.
+xport() { if loopback; then echo $((5630 + $1)); else echo "$SPORT"; fi; }
+xdist() { if loopback; then echo $((25630 + $1)); else echo 25672; fi; }
+xdir() { node_dir "$(xname "$1")"; }
 now() { date +%s.%3N; }
 since() { awk -v a="$1" -v b="${2:-$(now)}" 'BEGIN { printf "%.1f", b - a }'; }
 check_n() { case "${1:-}" in 1 | 2 | 3) ;; *) die "node must be 1, 2, 3 or leader:STREAM, not '${1:-}'" ;; esac; }
 no_netns() { echo "chaos: error: network namespaces unavailable ($1); use scripts/cluster.sh instead" >&2; exit 3; }
 have_ns() { [ -e "/run/netns/$1" ]; }
-nsx() { local ns=$1; shift; as_root ip netns exec "$ns" "$@"; }
-need_up() { have_ns "$CLIENT" || die "the chaos cluster is not up: scripts/chaos.sh up first"; }
+# nsx NS CMD...: CMD in namespace NS (on loopback: as it is, as root).
+nsx() { local ns=$1; shift; if loopback; then as_root "$@"; else as_root ip netns exec "$ns" "$@"; fi; }
+need_up() {
+    if loopback; then joined || die "the loopback chaos cluster is not up: CHAOS_NET=loopback scripts/chaos.sh up first"
+    else have_ns "$CLIENT" || die "the chaos cluster is not up: scripts/chaos.sh up first"; fi
+}
 # reach NS ADDR PORT: a TCP connection from namespace NS to ADDR:PORT opens within 1 s.
 reach() { nsx "$1" timeout 1 bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null; }
 # poll SECS WHAT CMD...: run CMD until it succeeds; after SECS s die saying WHAT.
@@ -104,28 +127,31 @@ net_up() {
 xenv() {
     local n=$1 d
     d="$(xdir "$1")"; shift
-    as_root ip netns exec "$(xns "$n")" chroot "$ROOTFS" /usr/bin/env HOME=/var/lib/rabbitmq \
+    nsx "$(xns "$n")" chroot "$ROOTFS" /usr/bin/env HOME=/var/lib/rabbitmq \
         RABBITMQ_NODENAME="$(xfull "$n")" RABBITMQ_CONFIG_FILE="$d/rabbitmq" \
         RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" RABBITMQ_MNESIA_BASE="$d/mnesia" \
-        RABBITMQ_LOG_BASE="$d/log" RABBITMQ_PID_FILE="$d/pid" RABBITMQ_DIST_PORT=25672 "$@"
+        RABBITMQ_LOG_BASE="$d/log" RABBITMQ_PID_FILE="$d/pid" RABBITMQ_DIST_PORT="$(xdist "$n")" "$@"
 }
 # The CLI tools run as root (not through Debian's su wrapper), so that `timeout` ends them for good.
 tool() { local t=$1 n=$2; shift 2; xenv "$n" timeout "$CTL_TIMEOUT" "$RABBITMQ_BIN/$t" -n "$(xfull "$n")" "$@"; }
 ctl() { tool rabbitmqctl "$@"; }
 
-# The PID of node N's Erlang VM (its pid file's, if a live beam.smp in N's namespace), or nothing.
+# The PID of node N's Erlang VM (its pid file's, if a live beam.smp in N's namespace, or on
+# loopback one whose environment names N), or nothing.
 xpid() {
     local pid; pid="$(cat "$ROOTFS$(xdir "$1")/pid" 2>/dev/null || true)"
-    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = beam.smp ] &&
-        [ "$(as_root ip netns identify "$pid" 2>/dev/null)" = "$(xns "$1")" ]; then echo "$pid"; fi
+    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = beam.smp ] || return 0
+    if loopback; then
+        if as_root cat "/proc/$pid/environ" 2>/dev/null | tr '\0' '\n' | grep -qx "RABBITMQ_NODENAME=$(xfull "$1")"; then echo "$pid"; fi
+    elif [ "$(as_root ip netns identify "$pid" 2>/dev/null)" = "$(xns "$1")" ]; then echo "$pid"; fi
 }
 running() { [ -n "$(xpid "$1")" ]; }
 paused() { local p; p="$(xpid "$1")"; [ -n "$p" ] && [ "$(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null)" = T ]; }
 resumed() { ! paused "$1"; }
 need_running() { running "$1" || die "node $(xfull "$1") is not running: scripts/chaos.sh up"; }
 conf() {
-    printf '%s\n' "listeners.tcp = none" "stream.listeners.tcp.1 = $SPORT" "stream.advertised_host = $(xaddr "$1")" \
-        "stream.advertised_port = $SPORT" "loopback_users.guest = false" "net_ticktime = 10" "cluster_partition_handling = autoheal"
+    printf '%s\n' "listeners.tcp = none" "stream.listeners.tcp.1 = $(xport "$1")" "stream.advertised_host = $(xaddr "$1")" \
+        "stream.advertised_port = $(xport "$1")" "loopback_users.guest = false" "net_ticktime = 10" "cluster_partition_handling = autoheal"
 }
 launch() { xenv "$1" /bin/sh -c 'rabbitmq-server -detached' >/dev/null 2>&1 || true; }
 await_boot() {
@@ -156,7 +182,7 @@ fresh_cluster() {
     local n
     for n in "${NODES[@]}"; do
         as_root rm -rf "$ROOTFS$(xdir "$n")"
-        conf "$n" | DIST_PORT=25672 node_init "x$n" "$SPORT" '[rabbitmq_stream].'
+        conf "$n" | DIST_PORT="$(xdist "$n")" node_init "$(xname "$n")" "$(xport "$n")" '[rabbitmq_stream].'
     done
     for n in "${NODES[@]}"; do launch "$n"; done; for n in "${NODES[@]}"; do await_boot "$n"; done
     say "all three booted; joining 2 and 3 to $(xfull 1)"
@@ -178,7 +204,7 @@ every_node() {
 # stream_row STREAM: "LEADER MEMBERS" (leader's number, member count) as the first node answering sees it.
 stream_row() {
     every_node -q list_queues name type leader members --no-table-headers |
-        awk -v s="$1" '$2 == s && $3 == "stream" { l = $4; sub(/^x/, "", l); sub(/@.*/, "", l); print l, gsub(/@/, "@") - 1; exit }'
+        awk -v s="$1" '$2 == s && $3 == "stream" { l = $4; sub(/^xl?/, "", l); sub(/@.*/, "", l); print l, gsub(/@/, "@") - 1; exit }'
 }
 leader() { local row; row="$(stream_row "$1")"; [ -n "$row" ] || die "no stream '$1' (or no node answered)"; echo "${row%% *}"; }
 resolve() { case "${1:-}" in leader:*) leader "${1#leader:}" ;; *) check_n "${1:-}"; echo "$1" ;; esac; }
@@ -195,7 +221,7 @@ healthy() {
     ans="$(every_node -q eval "$HEALTH")"
     STUCK="$(awk '$2 ~ /^\{3,.*,\[\],(true|false)\}$/ && $2 != "{3,[],[],true}" { printf "%s:%s ", $1, $2 }' <<<"$ans")"
     [ "$(grep -c $'\t{3,\\[\\],\\[\\],true}$' <<<"$ans")" -eq 3 ] || return 1
-    for n in "${NODES[@]}"; do reach "$CLIENT" "$(xaddr "$n")" "$SPORT" || return 1; done
+    for n in "${NODES[@]}"; do reach "$CLIENT" "$(xaddr "$n")" "$(xport "$n")" || return 1; done
 }
 
 # Seen with RabbitMQ 4.0.5: the autoheal winner can miss the loser's stop and wait forever (then it
@@ -263,7 +289,7 @@ leader_move() {
     local stream=$1 old new='' try to; old="$(leader "$stream")"
     for try in 1 2 3 4 5 6; do
         to=$(((old + try % 2) % 3 + 1))
-        new="$(tool rabbitmq-streams "$to" -q restart_stream "$stream" --preferred-leader-node "$(xfull "$to")" | sed -n 's/^x\([1-3]\)@.*/\1/p' || true)"
+        new="$(tool rabbitmq-streams "$to" -q restart_stream "$stream" --preferred-leader-node "$(xfull "$to")" | sed -n 's/^xl\{0,1\}\([1-3]\)@.*/\1/p' || true)"
         [ -z "$new" ] || [ "$new" = "$old" ] || break
         sleep 2
     done
@@ -281,6 +307,7 @@ node_fault() { case "$1" in kill | stop | pause* | isolate | isolate-peers | dis
 inject() {
     local f=$1 a=${2:-} avail
     case "$f" in kill | pause* | disk-alarm) need_running "$a" ;; esac
+    ! loopback || [[ ",$NET_FAULTS," != *",$f,"* ]] || die "fault $f needs the nodes in network namespaces: not on the loopback cluster (CHAOS_NET=loopback)"
     case "$f" in
         kill) kill_node "$a" ;;
         stop) stop_node "$a" ;;
@@ -422,7 +449,10 @@ nemesis() {
     [ -n "$STREAM" ] || { FAULTS=$(sed 's/\(^\|,\)leader-move//; s/^,//' <<<"$FAULTS"); TARGET=${TARGET:-random}; }
     TARGET=${TARGET:-leader}
     [[ "$INTERVAL $DURATION $ROUNDS $TARGET" =~ ^[0-9]+\ [0-9]+\ [0-9]+\ (leader|random)$ ]] || die "nemesis: --interval, --duration, --rounds are whole numbers, --target leader or random"
-    for f in ${FAULTS//,/ }; do [[ ",$ALL_FAULTS," == *",$f,"* ]] || die "nemesis: unknown fault '$f' (one of $ALL_FAULTS)"; done
+    for f in ${FAULTS//,/ }; do
+        ! loopback || [[ ",$NET_FAULTS," != *",$f,"* ]] || die "nemesis: fault $f needs network namespaces; the loopback cluster has $ALL_FAULTS"
+        [[ ",$ALL_FAULTS," == *",$f,"* ]] || die "nemesis: unknown fault '$f' (one of $ALL_FAULTS)"
+    done
     SEED=${SEED:-$((RANDOM * 32768 + RANDOM))}; RANDOM=$SEED
     make_schedule $((ROUNDS > 0 ? ROUNDS * $(tr -cd , <<<"$FAULTS," | wc -c) : DURATION / (INTERVAL > 0 ? INTERVAL : 1) + 1))
     say "nemesis: seed $SEED; faults $FAULTS; target $TARGET${STREAM:+ of stream $STREAM}"
@@ -441,7 +471,8 @@ nemesis() {
 }
 
 up() {
-    local t0 n; t0="$(now)"; need_netns; ensure_rootfs; net_up
+    local t0 n; t0="$(now)"
+    if loopback; then ensure_rootfs; else need_netns; ensure_rootfs; net_up; fi
     if joined; then
         if healthy; then say "already up and healthy: $(uris)"; return 0; fi
         say "starting the nodes that are not running, on their data"
@@ -451,11 +482,20 @@ up() {
         fresh_cluster
     fi
     wait_healthy
-    say "up: 3 nodes running, clustered, stream on $(xaddr 1)-3:$SPORT (after $(since "$t0")s); client: scripts/chaos.sh exec CMD"
+    if loopback; then say "up: 3 nodes running, clustered, on loopback: stream on 127.0.0.1:$(xport 1)-$(xport 3) (after $(since "$t0")s)"
+    else say "up: 3 nodes running, clustered, stream on $(xaddr 1)-3:$SPORT (after $(since "$t0")s); client: scripts/chaos.sh exec CMD"; fi
 }
 
 down() {
     local n ns pid
+    if loopback; then
+        for n in "${NODES[@]}"; do if running "$n"; then as_root kill -CONT "$(xpid "$n")"; stop_node "$n" & fi; done
+        wait
+        for n in "${NODES[@]}"; do as_root rm -rf "$ROOTFS$(xdir "$n")"; done
+        rm -rf "$STATE_DIR"
+        say "down: the loopback nodes stopped, their data removed"
+        return 0
+    fi
     for n in "${NODES[@]}"; do if have_ns "$(xns "$n")" && running "$n" && ! paused "$n"; then stop_node "$n" & fi; done
     wait
     for ns in "$(xns 1)" "$(xns 2)" "$(xns 3)" "$CLIENT" "$SW"; do
@@ -475,14 +515,14 @@ status() {
         pid="$(xpid "$n")"
         if [ -z "$pid" ]; then echo "$(xfull "$n"): down"; rc=1
         elif paused "$n"; then echo "$(xfull "$n"): paused (SIGSTOP, pid $pid)"; rc=1
-        elif reach "$CLIENT" "$(xaddr "$n")" "$SPORT"; then echo "$(xfull "$n"): up ($(xaddr "$n"):$SPORT, pid $pid)"; live=${live:-$n}
+        elif reach "$CLIENT" "$(xaddr "$n")" "$(xport "$n")"; then echo "$(xfull "$n"): up ($(xaddr "$n"):$(xport "$n"), pid $pid)"; live=${live:-$n}
         else echo "$(xfull "$n"): not reachable from the client (pid $pid)"; rc=1; fi
     done
     [ -z "$live" ] || { echo; ctl "$live" cluster_status 2>&1 | awk '/^(Basics|Disk Nodes|Running Nodes|Network Partitions|Alarms)$/ {p = 1}
         /^(Versions|Maintenance status|Listeners|Feature flags|CPU Cores)/ {p = 0} p' || true; }
     return "$rc"
 }
-uris() { local n out=''; for n in "${NODES[@]}"; do out+="${out:+,}rabbitmq-stream://guest:guest@$(xaddr "$n"):$SPORT/%2f"; done; echo "$out"; }
+uris() { local n out=''; for n in "${NODES[@]}"; do out+="${out:+,}rabbitmq-stream://guest:guest@$(xaddr "$n"):$(xport "$n")/%2f"; done; echo "$out"; }
 usage() { echo "usage: $0 up|down|status|uris|exec CMD...|ctl|streams-ctl|diag N ARGS...|leader STREAM|wait-healthy [STREAM]|fault|heal NAME [NODE|STREAM]|nemesis [OPTIONS]" >&2; exit 2; }
 
 cmd="${1:-}"

@@ -4,7 +4,7 @@
 # Debian's RabbitMQ 3.10.8 on localhost:5553 (scripts/broker.sh old-up), a 3-node cluster on
 # 5561-5563 (scripts/cluster.sh up); extra nodes for fault
 # tests are started by the tests themselves (scripts/broker.sh node-up); then the short chaos
-# schedule (scripts/chaos-run.sh --ci).
+# schedule (scripts/chaos-run.sh --ci), and a shorter one on the loopback cluster (--loopback).
 # Extra arguments go to the test runner, e.g. scripts/test.sh produce_consume
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -37,5 +37,11 @@ if [ $# -eq 0 ]; then
     python3 scripts/chaos-check.py selftest || status=1
     bash scripts/chaos-run.sh --ci --bin target/debug/invstream || status=1
     bash scripts/chaos.sh down || true
+    # The fall-back where network namespaces cannot be made: the same nodes on 127.0.0.1,
+    # without the partition faults; a node killed, one paused past failure detection, a leader
+    # moved.
+    bash scripts/chaos-run.sh --loopback --faults kill,pause-long,leader-move --rounds 1 \
+        --interval 0 --seed 23 --bin target/debug/invstream || status=1
+    CHAOS_NET=loopback bash scripts/chaos.sh down || true
 fi
 exit "$status"
