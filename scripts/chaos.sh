@@ -80,7 +80,7 @@ xdir() { node_dir "$(xname "$1")"; }
 now() { date +%s.%3N; }
 since() { awk -v a="$1" -v b="${2:-$(now)}" 'BEGIN { printf "%.1f", b - a }'; }
 check_n() { case "${1:-}" in 1 | 2 | 3) ;; *) die "node must be 1, 2, 3 or leader:STREAM, not '${1:-}'" ;; esac; }
-no_netns() { echo "chaos: error: network namespaces unavailable ($1); use scripts/cluster.sh instead" >&2; exit 3; }
+no_netns() { echo "chaos: error: network namespaces unavailable ($1); CHAOS_NET=loopback runs the cluster on 127.0.0.1 instead (no partition faults)" >&2; exit 3; }
 have_ns() { [ -e "/run/netns/$1" ]; }
 # nsx NS CMD...: CMD in namespace NS (on loopback: as it is, as root).
 nsx() { local ns=$1; shift; if loopback; then as_root "$@"; else as_root ip netns exec "$ns" "$@"; fi; }
