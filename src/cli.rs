@@ -106,8 +106,8 @@ pub struct GlobalArgs {
 #[derive(Debug, Args, Default, Clone)]
 #[command(next_help_heading = "TLS (with a rabbitmq-stream+tls:// URI)")]
 pub struct TlsArgs {
-    /// PEM file of the CA certificate(s) that signed the broker's certificate (for a public CA,
-    /// the system bundle, e.g. /etc/ssl/certs/ca-certificates.crt)
+    /// PEM file of the CA certificate(s) that signed the broker's certificate [default: the
+    /// system trust store, which holds the public CAs]
     #[arg(long, global = true, value_name = "FILE")]
     pub tls_ca_cert: Option<std::path::PathBuf>,
 

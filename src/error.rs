@@ -63,7 +63,7 @@ pub enum ConnectError {
     #[error("TLS: {message}")]
     Tls { message: String },
 
-    #[error("TLS handshake with {addr} failed: {source}; check that this is the broker's TLS port (5551 by default), that --tls-ca-cert is the CA that signed the broker's certificate, and that the URI's host is a name in that certificate")]
+    #[error("TLS handshake with {addr} failed: {source}; check that this is the broker's TLS port (5551 by default), that the CA that signed the broker's certificate is --tls-ca-cert's (or, without it, one of the system trust store), and that the URI's host is a name in that certificate")]
     TlsHandshake {
         addr: String,
         #[source]

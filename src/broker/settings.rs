@@ -68,11 +68,8 @@ impl TlsSettings {
             check_pem(cert, "--tls-cert", &["CERTIFICATE"])?;
             check_pem(key, "--tls-key", &["PRIVATE KEY"])?;
         }
-        if args.cert.is_some() && args.ca_cert.is_none() {
-            return Err(tls_error("--tls-cert and --tls-key need --tls-ca-cert: the client presents its certificate only to a broker whose certificate it checks (drop --tls-insecure and give the CA that signed the broker's certificate)"));
-        }
-        if args.ca_cert.is_none() && !args.insecure {
-            return Err(tls_error("a rabbitmq-stream+tls:// URI needs --tls-ca-cert FILE (the CA that signed the broker's certificate; for a public CA, /etc/ssl/certs/ca-certificates.crt), or --tls-insecure to skip the check"));
+        if args.cert.is_some() && args.insecure {
+            return Err(tls_error("--tls-cert and --tls-key need the broker's certificate checked: the client presents its certificate only to a broker whose certificate it checks (drop --tls-insecure; give --tls-ca-cert FILE unless a CA of the system trust store signed it)"));
         }
         Ok(TlsSettings {
             ca_cert: args.ca_cert.clone(),
@@ -497,7 +494,7 @@ mod tests {
             key,
         ]);
         let e = insecure_with_cert.unwrap_err().to_string();
-        assert!(e.contains("need --tls-ca-cert"), "{e}");
+        assert!(e.contains("drop --tls-insecure"), "{e}");
     }
 
     #[test]
@@ -527,8 +524,9 @@ mod tests {
                 .insecure
         );
 
-        let err = settings(&["--uri", tls_uri]).unwrap_err().to_string();
-        assert!(err.contains("needs --tls-ca-cert"), "{err}");
+        // No CA file: the system trust store checks the broker's certificate.
+        let system = settings(&["--uri", tls_uri]).unwrap().tls.unwrap();
+        assert!(system.ca_cert.is_none() && !system.insecure);
         let err = settings(&["--tls-ca-cert", ca]).unwrap_err().to_string();
         assert!(err.contains("need a rabbitmq-stream+tls:// URI"), "{err}");
         let err = settings(&["--uri", tls_uri, "--tls-ca-cert", "/nonexistent/ca.pem"])

@@ -13,6 +13,26 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use super::TlsSettings;
 use crate::error::{ConnectError, InvError, Result};
 
+/// The system trust store's CAs (on Linux the distribution's bundle, `SSL_CERT_FILE` or
+/// `SSL_CERT_DIR` where set): a broker with a certificate from a public CA, or from one the
+/// machine trusts, needs no `--tls-ca-cert`.
+fn system_roots() -> Result<RootCertStore> {
+    let loaded = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(loaded.certs);
+    if added == 0 {
+        let why = match loaded.errors.first() {
+            Some(e) => format!(" ({e})"),
+            None => String::new(),
+        };
+        return Err(ConnectError::Tls {
+            message: format!("no --tls-ca-cert, and no CA certificate in the system trust store{why}: give --tls-ca-cert FILE (the CA that signed the broker's certificate), or install the ca-certificates package"),
+        }
+        .into());
+    }
+    Ok(roots)
+}
+
 /// The configuration for `settings` (its files were checked when the settings were made;
 /// reading them again fails only if they changed since).
 pub fn client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>> {
@@ -22,9 +42,10 @@ pub fn client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>> {
         .with_safe_default_protocol_versions()
         .map_err(|e| failed(format!("TLS set-up failed: {e}")))?;
     let builder = match (&settings.ca_cert, settings.insecure) {
-        (_, true) | (None, _) => builder
+        (_, true) => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
+        (None, false) => builder.with_root_certificates(system_roots()?),
         (Some(ca), false) => {
             let mut roots = RootCertStore::empty();
             let pem = crate::files::read_bounded(ca, crate::files::MAX_PEM_FILE_BYTES)
