@@ -571,16 +571,22 @@ pub struct ConsumeArgs {
     #[arg(long, default_value = "next", value_parser = parse_offset, allow_hyphen_values = true)]
     pub offset: StartOffset,
 
-    /// Stop after this many messages
+    /// Stop after this many messages (with --super-stream: read from all partitions together;
+    /// with --consumers: each consumer's)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+
+    /// With --super-stream: stop after this many messages from each partition, instead of a
+    /// --count over all partitions together
+    #[arg(long, value_name = "N", requires = "super_stream", conflicts_with = "count", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count_per_partition: Option<u64>,
 
     /// Stop after this long, e.g. 30s or 5m
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
     /// Keep reading new messages until Ctrl-C (the default for last and next)
-    #[arg(long, conflicts_with_all = ["count", "duration"])]
+    #[arg(long, conflicts_with_all = ["count", "count_per_partition", "duration"])]
     pub follow: bool,
 
     /// Independent consumers on the stream, each with its own connection and offset: a list of

@@ -17,9 +17,15 @@ mod print;
 pub use held::{held_since, hold_status, StatusHold};
 pub use print::MessagePrinter;
 
-/// A progress bar's rate as whole messages: `94,725/s`, not indicatif's `94,725.1613/s`.
+/// A progress bar's rate as whole messages with its unit: `94,725 msg/s`, not indicatif's
+/// `94,725.1613/s`.
 fn whole_rate(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
-    let _ = write!(out, "{}/s", thousands(state.per_sec().round() as u64));
+    let _ = write!(out, "{}", rate_text(state.per_sec()));
+}
+
+/// A rate of messages as the reports write it: whole messages, thousands separated, the unit.
+pub fn rate_text(per_s: f64) -> String {
+    format!("{} msg/s", thousands(per_s.max(0.0).round() as u64))
 }
 
 /// How output goes: one place decides what is shown where, so commands never print directly.
@@ -195,7 +201,7 @@ impl crate::engines::feed::SampleView for SecondLines {
 pub fn bench_second_line(s: &BenchSecond) -> String {
     let ms = |us: u64| format!("{:.1}", us as f64 / 1000.0);
     format!(
-        "{:>6.1}s  published {:>9}/s  confirmed {:>9}/s  consumed {:>9}/s  confirm p50 {} ms p99 {} ms  end-to-end p50 {} ms p99 {} ms",
+        "{:>6.1}s  published {:>9} msg/s  confirmed {:>9} msg/s  consumed {:>9} msg/s  confirm p50 {} ms p99 {} ms  end-to-end p50 {} ms p99 {} ms",
         s.second,
         thousands(s.published_per_s as u64),
         thousands(s.confirmed_per_s as u64),
@@ -380,19 +386,55 @@ fn totals_lines(s: &RunSummary) -> String {
         "bytes",
         format!("{} ({:.1} MB)", thousands(s.bytes), s.bytes as f64 / 1e6),
     );
-    text.push_str(&line("elapsed", format!("{:.3} s", s.elapsed_s)));
+    let elapsed = match s.consumers.is_empty() {
+        true => format!("{:.3} s", s.elapsed_s),
+        false => format!(
+            "{:.3} s (from the first message read to the last)",
+            s.elapsed_s
+        ),
+    };
+    text.push_str(&line("elapsed", elapsed));
     if s.reconnects > 0 {
         text.push_str(&line("reconnects", thousands(s.reconnects)));
     }
-    text.push_str(&line(
-        "throughput",
-        format!(
+    let throughput = match fan_out_rates(&s.consumers) {
+        Some(rates) => rates,
+        None => format!(
             "{} msg/s, {:.1} MB/s",
             thousands(s.msg_per_s.round() as u64),
             s.mb_per_s
         ),
-    ));
+    };
+    text.push_str(&line("throughput", throughput));
     text
+}
+
+/// Several consumers read the same messages each at its own pace: their messages over one
+/// time would follow the slowest, so they are shown as what each read and the slowest and
+/// fastest rate (each one's own in the table below). `None` without several consumers.
+fn fan_out_rates(consumers: &[RunSummary]) -> Option<String> {
+    let fewest = consumers.iter().map(|c| c.messages).min()?;
+    let most = consumers.iter().map(|c| c.messages).max()?;
+    let by_rate = |a: &&RunSummary, b: &&RunSummary| a.msg_per_s.total_cmp(&b.msg_per_s);
+    let slowest = consumers.iter().min_by(by_rate)?;
+    let fastest = consumers.iter().max_by(by_rate)?;
+    let each = match fewest == most {
+        true => format!("each read {}", thousands(most)),
+        false => format!("each read {} to {}", thousands(fewest), thousands(most)),
+    };
+    let rate = |c: &RunSummary| {
+        format!(
+            "{} msg/s ({})",
+            thousands(c.msg_per_s.round() as u64),
+            c.consumer.as_deref().unwrap_or("-")
+        )
+    };
+    Some(format!(
+        "{} consumers, {each}; slowest {}, fastest {}",
+        consumers.len(),
+        rate(slowest),
+        rate(fastest)
+    ))
 }
 
 /// The run's latencies, and a benchmark's end-to-end ones besides.
@@ -779,9 +821,9 @@ mod tests {
                 "  messages        12,345 read (matching --product, of 20,000 the broker delivered; 3 not inventory updates)",
                 "  offsets         0 … 12,344",
                 "  bytes           2,469,000 (2.5 MB)",
-                "  elapsed         2.250 s",
+                "  elapsed         2.250 s (from the first message read to the last)",
                 "  reconnects      1",
-                "  throughput      5,487 msg/s, 1.1 MB/s",
+                "  throughput      2 consumers, each read 0 to 12,345; slowest 0 msg/s (b), fastest 5,487 msg/s (a)",
                 "  latency (µs), produced_at → read (the message's age on a replay):",
                 "    mean             967",
                 "    min              300",
@@ -933,6 +975,48 @@ mod tests {
             );
         }
         assert_eq!(json["msg_per_s"], 50_000.0);
+    }
+
+    /// Consumers that read the same messages: "each read N", and the slowest and fastest by
+    /// their own rates (no total rate, which would follow the slowest).
+    #[test]
+    fn a_fan_out_names_each_read_and_the_slowest_and_fastest_rates() {
+        let consumer = |name: &str, elapsed_ms: u64| {
+            let mut c = consumed("s", 100_000, Some((0, 99_999)));
+            c.consumer = Some(name.into());
+            c.elapsed_s = elapsed_ms as f64 / 1000.0;
+            c.msg_per_s = 100_000.0 / c.elapsed_s;
+            c
+        };
+        let consumers = [
+            consumer("stats", 1_719),
+            consumer("email", 250_000),
+            consumer("ads", 1_505),
+        ];
+        assert_eq!(
+            fan_out_rates(&consumers).unwrap(),
+            "3 consumers, each read 100,000; slowest 400 msg/s (email), fastest 66,445 msg/s (ads)"
+        );
+        assert_eq!(fan_out_rates(&[]), None);
+    }
+
+    #[test]
+    fn rates_are_whole_messages_with_their_unit() {
+        assert_eq!(rate_text(94_725.161_3), "94,725 msg/s");
+        assert_eq!(rate_text(0.4), "0 msg/s");
+        let second = BenchSecond {
+            second: 1.0,
+            published_per_s: 2_919_181.7,
+            confirmed_per_s: 0.0,
+            consumed_per_s: 1_842_852.0,
+            confirm_p50_us: 4_600,
+            confirm_p99_us: 10_200,
+            end_to_end_p50_us: 8_800,
+            end_to_end_p99_us: 327_700,
+        };
+        let line = bench_second_line(&second);
+        assert!(line.contains("published 2,919,181 msg/s"), "{line}");
+        assert!(line.contains("confirmed         0 msg/s"), "{line}");
     }
 
     #[test]

@@ -86,6 +86,17 @@ impl ReadTally {
         self
     }
 
+    /// A tally of `messages` read (of 100 bytes each), for tests of what is made of tallies.
+    #[cfg(test)]
+    pub(super) fn of_messages(messages: u64) -> Self {
+        ReadTally {
+            delivered: messages,
+            messages,
+            bytes: messages * 100,
+            ..ReadTally::default()
+        }
+    }
+
     /// Messages read (those that count: of the `--product`s asked for).
     pub(super) fn messages(&self) -> u64 {
         self.messages

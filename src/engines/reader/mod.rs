@@ -5,6 +5,7 @@
 //! prints: it reports through [`ReaderEvent`]s and a shared progress counter.
 
 mod offset;
+mod shared_count;
 mod spawn;
 
 use std::collections::{HashMap, HashSet};
@@ -19,6 +20,7 @@ use rabbitmq_stream_client::types::OffsetSpecification;
 use rabbitmq_stream_client::{ChunkConsumer, Environment, FilterConfiguration};
 
 pub use offset::{first_offset_from_timestamp, offset_specification, StartOffset};
+pub use shared_count::SharedCount;
 pub use spawn::{spawn_all, Running, Start};
 
 use crate::broker::BrokerSettings;
@@ -365,6 +367,19 @@ async fn resubscribe(
     Ok(subscription)
 }
 
+/// Takes a place under a shared count for the message a reader holds: false once the count is
+/// read. Every place taken but not yet counted is another reader's message in its sink, decided
+/// on without a pause: asking again after a yield gets the answer.
+async fn claim_place(count: &SharedCount) -> bool {
+    loop {
+        match count.claim() {
+            shared_count::Claim::Got => return true,
+            shared_count::Claim::Reached => return false,
+            shared_count::Claim::Busy => tokio::task::yield_now().await,
+        }
+    }
+}
+
 /// `host:port` of the node `consumer` reads from, as the stream's metadata advertises it.
 fn node_of(consumer: &ChunkConsumer) -> String {
     let node = consumer.node();
@@ -402,6 +417,9 @@ pub struct ReadContext<'a> {
     /// Messages read, across readers, for a progress display.
     pub progress: Arc<AtomicU64>,
     pub events: ReaderEvents,
+    /// A `--count` this reader shares with others (one consumer's readers of a super stream's
+    /// partitions): it stops once they read it among them.
+    pub shared_count: Option<Arc<SharedCount>>,
 }
 
 /// One reader's loop, until a stop rule, the stop signal or an error that reconnecting cannot
@@ -419,6 +437,7 @@ pub async fn read<S: MessageSink>(
         mut stop,
         progress,
         events,
+        shared_count,
     } = context;
     let Subscription {
         mut consumer,
@@ -473,6 +492,15 @@ pub async fn read<S: MessageSink>(
                 break;
             }
             _ = async {
+                match &shared_count {
+                    Some(count) => count.reached().await,
+                    None => pending().await,
+                }
+            } => {
+                tracing::debug!(reader = %reader.label, "stopping: the shared --count was read");
+                break;
+            }
+            _ = async {
                 match wants_idle {
                     true => tokio::time::sleep(IDLE_TICK).await,
                     false => pending().await,
@@ -496,8 +524,19 @@ pub async fn read<S: MessageSink>(
                         if offset < skip_below.load(Ordering::Relaxed) {
                             continue;
                         }
+                        if let Some(count) = &shared_count {
+                            if !claim_place(count).await {
+                                tracing::debug!(reader = %reader.label, offset, "stopping: the shared --count was read");
+                                done = true;
+                                break;
+                            }
+                        }
                         last_delivered = Some(offset);
-                        match sink.take(offset, message) {
+                        let taken = sink.take(offset, message);
+                        if let Some(count) = &shared_count {
+                            count.settle(taken == Take::Counted);
+                        }
+                        match taken {
                             Take::Stop => {
                                 tracing::debug!(reader = %reader.label, offset, "stopping: the sink is done");
                                 done = true;
@@ -531,7 +570,8 @@ pub async fn read<S: MessageSink>(
                             unstored = 0;
                             last_store = Instant::now();
                         }
-                        let reached_count = plan.count.is_some_and(|c| read >= c);
+                        let reached_count = plan.count.is_some_and(|c| read >= c)
+                            || shared_count.as_ref().is_some_and(|c| c.is_reached());
                         let reached_end = plan.end_offset.is_some_and(|end| offset >= end);
                         if reached_count || reached_end {
                             tracing::debug!(reader = %reader.label, offset, reached_count, reached_end, "stopping");
