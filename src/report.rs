@@ -9,11 +9,15 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engines::publisher::PublisherEvent;
 use crate::engines::reader::ReaderEvent;
-use crate::stats::{BenchSecond, CommandDetails, LatencyKind, LatencySummary, RunSummary};
+use crate::stats::{
+    BenchSecond, CommandDetails, CommandName, LatencyKind, LatencySummary, RunSummary,
+};
 use crate::verify::VerifyReport;
 
+mod glyphs;
 mod held;
 mod print;
+pub use glyphs::{colour, for_terminal, glyphs};
 pub use held::{held_since, hold_status, StatusHold};
 pub use print::MessagePrinter;
 
@@ -52,7 +56,8 @@ impl Output {
                         "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} {rate} eta {eta}",
                     )
                     .expect("the template is valid")
-                    .with_key("rate", whole_rate),
+                    .with_key("rate", whole_rate)
+                    .progress_chars(progress_chars()),
                 );
                 bar
             }
@@ -63,7 +68,8 @@ impl Output {
                         "{prefix} [{elapsed_precise}] {spinner} {human_pos} {rate} {msg}",
                     )
                     .expect("the template is valid")
-                    .with_key("rate", whole_rate),
+                    .with_key("rate", whole_rate)
+                    .tick_chars(tick_chars()),
                 );
                 bar
             }
@@ -80,7 +86,14 @@ impl Output {
         if self.quiet {
             return;
         }
+        self.notice(line);
+    }
+
+    /// A status line that `-q` does not silence: what the user must do next (the command that
+    /// finishes an interrupted produce).
+    pub fn notice(&self, line: &str) {
         if let Some(line) = held::try_hold(line.to_string()) {
+            let line = for_terminal(&line);
             let _ = writeln!(std::io::stderr().lock(), "invstream: {line}");
         }
     }
@@ -90,7 +103,7 @@ impl Output {
     pub fn summary(&self, summary: &RunSummary) -> std::io::Result<()> {
         let text = match self.json {
             true => format!("{}\n", render_json(summary)),
-            false => render_text(summary),
+            false => for_terminal(&render_text(summary)).into_owned(),
         };
         match self.summary_to_stderr {
             true => write_all_flushed(&mut std::io::stderr().lock(), &text),
@@ -101,7 +114,11 @@ impl Output {
     /// A finished document on stdout (the workbench's table or JSON); a write error is
     /// returned, never a panic.
     pub fn document(&self, text: &str) -> std::io::Result<()> {
-        write_all_flushed(&mut std::io::stdout().lock(), text)
+        let text = match self.json {
+            true => std::borrow::Cow::Borrowed(text),
+            false => for_terminal(text),
+        };
+        write_all_flushed(&mut std::io::stdout().lock(), &text)
     }
 
     /// A status line for a publisher's event.
@@ -118,6 +135,23 @@ impl Output {
 fn write_all_flushed(out: &mut impl Write, text: &str) -> std::io::Result<()> {
     out.write_all(text.as_bytes())?;
     out.flush()
+}
+
+/// A progress bar's filled and empty cells (and, in ASCII, the one between): Unicode blocks,
+/// or ASCII outside a UTF-8 locale.
+fn progress_chars() -> &'static str {
+    match glyphs::unicode() {
+        true => "█░",
+        false => "#>-",
+    }
+}
+
+/// An open-ended progress display's spinner (its last one shows when it is done).
+fn tick_chars() -> &'static str {
+    match glyphs::unicode() {
+        true => "⠁⠂⠄⡀⢀⠠⠐⠈ ",
+        false => "-\\|/ ",
+    }
 }
 
 pub fn publisher_event_line(event: &PublisherEvent) -> String {
@@ -252,7 +286,11 @@ fn header_line(s: &RunSummary) -> String {
             format!("consume ← {kind} '{}' from offset {offset}", s.stream)
         }
     };
-    let interrupted = if s.interrupted { " (interrupted)" } else { "" };
+    // A signal is how a gateway (serve) ends: no interruption of it.
+    let interrupted = match s.interrupted && s.command != CommandName::Serve {
+        true => " (interrupted)",
+        false => "",
+    };
     format!("{header}{interrupted}\n")
 }
 
@@ -589,7 +627,7 @@ pub fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{CommandName, LatencyHistogram, PublishOutcome, Totals};
+    use crate::stats::{LatencyHistogram, PublishOutcome, Totals};
     use crate::verify::ProducerCheck;
 
     fn consume_summary() -> RunSummary {
@@ -906,7 +944,7 @@ mod tests {
         assert_text(
             &serve(),
             &[
-                "serve → stream 'inventory_updates' (interrupted)",
+                "serve → stream 'inventory_updates'",
                 "  messages        4,321 sent, 4,311 confirmed, 10 failed (5 skipped: already stored), 2 invalid input lines",
                 "  longest stall   2.5 s without a confirm",
                 "  bytes           1,080,250 (1.1 MB)",
@@ -938,43 +976,6 @@ mod tests {
             "stats: reading 'orders' from localhost:5562 (a replica)"
         );
         assert!(reader_event_line(&event(true)).ends_with("(its leader)"));
-    }
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1_000), "1,000");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-    }
-
-    #[test]
-    fn json_has_every_documented_key() {
-        let json: serde_json::Value =
-            serde_json::from_str(&render_json(&consume_summary())).unwrap();
-        for key in [
-            "command",
-            "stream",
-            "offset",
-            "messages",
-            "bytes",
-            "elapsed_s",
-            "msg_per_s",
-            "mb_per_s",
-            "first_offset",
-            "last_offset",
-            "not_inventory_updates",
-            "latency_us",
-        ] {
-            assert!(json.get(key).is_some(), "missing {key}");
-        }
-        for key in ["count", "min", "mean", "p50", "p90", "p99", "p999", "max"] {
-            assert!(
-                json["latency_us"].get(key).is_some(),
-                "missing latency_us.{key}"
-            );
-        }
-        assert_eq!(json["msg_per_s"], 50_000.0);
     }
 
     /// Consumers that read the same messages: "each read N", and the slowest and fastest by
@@ -1017,6 +1018,43 @@ mod tests {
         let line = bench_second_line(&second);
         assert!(line.contains("published 2,919,181 msg/s"), "{line}");
         assert!(line.contains("confirmed         0 msg/s"), "{line}");
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn json_has_every_documented_key() {
+        let json: serde_json::Value =
+            serde_json::from_str(&render_json(&consume_summary())).unwrap();
+        for key in [
+            "command",
+            "stream",
+            "offset",
+            "messages",
+            "bytes",
+            "elapsed_s",
+            "msg_per_s",
+            "mb_per_s",
+            "first_offset",
+            "last_offset",
+            "not_inventory_updates",
+            "latency_us",
+        ] {
+            assert!(json.get(key).is_some(), "missing {key}");
+        }
+        for key in ["count", "min", "mean", "p50", "p90", "p99", "p999", "max"] {
+            assert!(
+                json["latency_us"].get(key).is_some(),
+                "missing latency_us.{key}"
+            );
+        }
+        assert_eq!(json["msg_per_s"], 50_000.0);
     }
 
     #[test]

@@ -191,7 +191,7 @@ fn single_active_consumer_fails_over_without_gap_or_duplicate() {
         &[&common[..], &["--slow", "group=1ms"]].concat(),
         "reading stream",
     );
-    let standby = stream.spawn_until(&common, "reading stream");
+    let (standby, standby_log) = stream.spawn_watched(&common, "reading stream");
     // The active one is stopped mid-stream, with the standby subscribed.
     wait_until("the active consumer stored an offset past 1,000", || {
         stream.stored_offset("group").is_some_and(|o| o >= 1_000)
@@ -218,4 +218,14 @@ fn single_active_consumer_fails_over_without_gap_or_duplicate() {
         9_999 - last,
         "no gap, no duplicate: {standby}"
     );
+    // It says it took over where the other stopped, not that messages are missing.
+    let said = standby_log.text();
+    assert!(
+        said.contains(&format!(
+            "invstream: active now: reading from offset {}, right after the offset the previous active consumer stored",
+            last + 1
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("removed by retention"), "{said}");
 }

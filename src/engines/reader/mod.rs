@@ -100,6 +100,9 @@ pub trait MessageSink: Send {
     }
     /// The chunk's messages were all taken (or the read stops).
     fn chunk_end(&mut self) {}
+    /// A single active consumer became active and starts at `offset`, right after the offset
+    /// its group's previous active member stored: called before its first message.
+    fn took_over_at(&mut self, _offset: u64) {}
 }
 
 /// What every reader of one stream in a run shares (each partition of a super stream has its
@@ -203,6 +206,9 @@ pub type ReaderEvents = Arc<dyn Fn(ReaderEvent) + Send + Sync>;
 pub struct Subscription {
     consumer: ChunkConsumer,
     skip_below: Arc<AtomicU64>,
+    /// A single active consumer's start, one past the offset its predecessor stored, once it
+    /// is activated there (0 until then, or when it starts where it asked).
+    took_over_at: Arc<AtomicU64>,
 }
 
 /// Why a subscription failed.
@@ -253,6 +259,7 @@ pub async fn subscribe(
         OffsetSpecification::Offset(first) => first,
         _ => 0,
     }));
+    let took_over_at = Arc::new(AtomicU64::new(0));
     let mut builder = env
         .consumer()
         .offset(offset)
@@ -278,17 +285,22 @@ pub async fn subscribe(
         // On activation, resume after the offset the previous active consumer stored. The
         // query needs its own connection: this callback runs inside the consumer's dispatcher.
         let fallback = offset_specification(&plan.start, None);
-        let (stream, broker, skip_below) =
-            (plan.stream.clone(), plan.broker.clone(), skip_below.clone());
+        let (stream, broker, skip_below, took_over_at) = (
+            plan.stream.clone(),
+            plan.broker.clone(),
+            skip_below.clone(),
+            took_over_at.clone(),
+        );
         builder =
             builder
                 .enable_single_active_consumer(true)
                 .consumer_update(move |active, context| {
-                    let (fallback, stream, broker, skip_below) = (
+                    let (fallback, stream, broker, skip_below, took_over_at) = (
                         fallback.clone(),
                         stream.clone(),
                         broker.clone(),
                         skip_below.clone(),
+                        took_over_at.clone(),
                     );
                     async move {
                         if active == 0 {
@@ -302,6 +314,7 @@ pub async fn subscribe(
                         match broker.stored_offset(&context.name(), &stream).await {
                             Ok(Some(stored)) => {
                                 skip_below.store(stored + 1, Ordering::Relaxed);
+                                took_over_at.store(stored + 1, Ordering::Relaxed);
                                 OffsetSpecification::Offset(stored + 1)
                             }
                             _ => fallback,
@@ -313,6 +326,7 @@ pub async fn subscribe(
         Ok(consumer) => Ok(Subscription {
             consumer,
             skip_below,
+            took_over_at,
         }),
         Err(ConsumerCreateError::FilteringNotSupport) => Err(SubscribeError::NoFiltering),
         Err(e) => Err(SubscribeError::Create(e)),
@@ -442,6 +456,7 @@ pub async fn read<S: MessageSink>(
     let Subscription {
         mut consumer,
         mut skip_below,
+        mut took_over_at,
     } = subscription;
     subscribed(&events, plan, reader, &consumer);
     let started = Instant::now();
@@ -523,6 +538,12 @@ pub async fn read<S: MessageSink>(
                     for (offset, message) in chunk.iter() {
                         if offset < skip_below.load(Ordering::Relaxed) {
                             continue;
+                        }
+                        if last_delivered.is_none() {
+                            let start = took_over_at.load(Ordering::Relaxed);
+                            if start > 0 {
+                                sink.took_over_at(start);
+                            }
                         }
                         if let Some(count) = &shared_count {
                             if !claim_place(count).await {
@@ -627,6 +648,7 @@ pub async fn read<S: MessageSink>(
                     consumer = subscription.consumer;
                     subscribed(&events, plan, reader, &consumer);
                     skip_below = subscription.skip_below;
+                    took_over_at = subscription.took_over_at;
                     reconnects += 1;
                     quiet_since = Instant::now();
                 }
