@@ -12,8 +12,8 @@ use crate::engines::reader::StartOffset;
 mod parse;
 pub mod usage_error;
 pub use parse::{
-    parse_byte_size, parse_consumers, parse_duration, parse_max_age, parse_offset, parse_param,
-    parse_percent, parse_slow, ConsumerNames, ParamValues,
+    parse_byte_size, parse_consumers, parse_duration, parse_listen, parse_max_age, parse_offset,
+    parse_param, parse_percent, parse_slow, ConsumerNames, ParamValues,
 };
 
 /// High-throughput ingestion of inventory updates into RabbitMQ Streams.
@@ -295,7 +295,12 @@ pub struct WorkbenchArgs {
     pub baseline: Option<String>,
 
     /// Where baselines are kept [default: ~/.local/share/invstream/baselines]
-    #[arg(long, value_name = "DIR", env = "INVSTREAM_BASELINE_DIR")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "INVSTREAM_BASELINE_DIR",
+        hide_env_values = true
+    )]
     pub baseline_dir: Option<std::path::PathBuf>,
 
     /// With --baseline: a throughput is worse when its median is this much below the
@@ -321,8 +326,9 @@ impl WorkbenchArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on: HOST:PORT (an address or a host name, e.g. localhost:8080), or
+    /// :PORT for every interface
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: std::net::SocketAddr,
 
     /// Largest request body; larger ones get 413
@@ -345,7 +351,12 @@ pub struct ServeArgs {
     /// Bearer tokens that clients must send (Authorization: Bearer TOKEN), one per line; blank
     /// lines and # comments are ignored. /healthz needs none; /metrics needs one unless
     /// --public-metrics
-    #[arg(long, value_name = "FILE", env = "INVSTREAM_SERVE_TOKENS_FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "INVSTREAM_SERVE_TOKENS_FILE",
+        hide_env_values = true
+    )]
     pub auth_token_file: Option<std::path::PathBuf>,
 
     /// Serve without tokens even on an address other machines can reach (--listen other than
@@ -571,16 +582,22 @@ pub struct ConsumeArgs {
     #[arg(long, default_value = "next", value_parser = parse_offset, allow_hyphen_values = true)]
     pub offset: StartOffset,
 
-    /// Stop after this many messages
+    /// Stop after this many messages (with --super-stream: read from all partitions together;
+    /// with --consumers: each consumer's)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+
+    /// With --super-stream: stop after this many messages from each partition, instead of a
+    /// --count over all partitions together
+    #[arg(long, value_name = "N", requires = "super_stream", conflicts_with = "count", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count_per_partition: Option<u64>,
 
     /// Stop after this long, e.g. 30s or 5m
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
     /// Keep reading new messages until Ctrl-C (the default for last and next)
-    #[arg(long, conflicts_with_all = ["count", "duration"])]
+    #[arg(long, conflicts_with_all = ["count", "count_per_partition", "duration"])]
     pub follow: bool,
 
     /// Independent consumers on the stream, each with its own connection and offset: a list of
@@ -700,6 +717,43 @@ mod tests {
                 "{expected} in {checked:?}"
             );
         }
+    }
+
+    /// Help names each option's environment variable as `[env: NAME]`: never `[env: NAME=]`,
+    /// which reads as set to nothing, nor its value (a URI's password, a token file's path).
+    #[test]
+    fn help_names_environment_variables_without_values() {
+        let mut cli = Cli::command();
+        cli.build();
+        let mut named = Vec::new();
+        for command in std::iter::once(&cli).chain(cli.get_subcommands()) {
+            for arg in command.get_arguments() {
+                if let Some(env) = arg.get_env() {
+                    assert!(
+                        arg.is_hide_env_values_set(),
+                        "{} --{}: hide_env_values",
+                        command.get_name(),
+                        arg.get_id()
+                    );
+                    named.push(env.to_string_lossy().into_owned());
+                }
+            }
+        }
+        assert!(
+            named.iter().any(|n| n == "INVSTREAM_SERVE_TOKENS_FILE"),
+            "{named:?}"
+        );
+        let mut serve = Cli::command();
+        let help = serve
+            .find_subcommand_mut("serve")
+            .expect("serve")
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("[env: INVSTREAM_SERVE_TOKENS_FILE]"),
+            "{help}"
+        );
+        assert!(!help.contains("=]"), "{help}");
     }
 
     #[test]

@@ -42,6 +42,7 @@ fn init_logs() {
 
 /// One line on stderr; nothing to do if stderr itself is gone.
 fn say(line: &str) {
+    let line = invstream::report::for_terminal(line);
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 

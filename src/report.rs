@@ -9,17 +9,27 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engines::publisher::PublisherEvent;
 use crate::engines::reader::ReaderEvent;
-use crate::stats::{BenchSecond, CommandDetails, LatencyKind, LatencySummary, RunSummary};
+use crate::stats::{
+    BenchSecond, CommandDetails, CommandName, LatencyKind, LatencySummary, RunSummary,
+};
 use crate::verify::VerifyReport;
 
+mod glyphs;
 mod held;
 mod print;
+pub use glyphs::{colour, for_terminal, glyphs};
 pub use held::{held_since, hold_status, StatusHold};
 pub use print::MessagePrinter;
 
-/// A progress bar's rate as whole messages: `94,725/s`, not indicatif's `94,725.1613/s`.
+/// A progress bar's rate as whole messages with its unit: `94,725 msg/s`, not indicatif's
+/// `94,725.1613/s`.
 fn whole_rate(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
-    let _ = write!(out, "{}/s", thousands(state.per_sec().round() as u64));
+    let _ = write!(out, "{}", rate_text(state.per_sec()));
+}
+
+/// A rate of messages as the reports write it: whole messages, thousands separated, the unit.
+pub fn rate_text(per_s: f64) -> String {
+    format!("{} msg/s", thousands(per_s.max(0.0).round() as u64))
 }
 
 /// How output goes: one place decides what is shown where, so commands never print directly.
@@ -46,7 +56,8 @@ impl Output {
                         "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} {rate} eta {eta}",
                     )
                     .expect("the template is valid")
-                    .with_key("rate", whole_rate),
+                    .with_key("rate", whole_rate)
+                    .progress_chars(progress_chars()),
                 );
                 bar
             }
@@ -57,7 +68,8 @@ impl Output {
                         "{prefix} [{elapsed_precise}] {spinner} {human_pos} {rate} {msg}",
                     )
                     .expect("the template is valid")
-                    .with_key("rate", whole_rate),
+                    .with_key("rate", whole_rate)
+                    .tick_chars(tick_chars()),
                 );
                 bar
             }
@@ -74,7 +86,14 @@ impl Output {
         if self.quiet {
             return;
         }
+        self.notice(line);
+    }
+
+    /// A status line that `-q` does not silence: what the user must do next (the command that
+    /// finishes an interrupted produce).
+    pub fn notice(&self, line: &str) {
         if let Some(line) = held::try_hold(line.to_string()) {
+            let line = for_terminal(&line);
             let _ = writeln!(std::io::stderr().lock(), "invstream: {line}");
         }
     }
@@ -84,7 +103,7 @@ impl Output {
     pub fn summary(&self, summary: &RunSummary) -> std::io::Result<()> {
         let text = match self.json {
             true => format!("{}\n", render_json(summary)),
-            false => render_text(summary),
+            false => for_terminal(&render_text(summary)).into_owned(),
         };
         match self.summary_to_stderr {
             true => write_all_flushed(&mut std::io::stderr().lock(), &text),
@@ -95,7 +114,11 @@ impl Output {
     /// A finished document on stdout (the workbench's table or JSON); a write error is
     /// returned, never a panic.
     pub fn document(&self, text: &str) -> std::io::Result<()> {
-        write_all_flushed(&mut std::io::stdout().lock(), text)
+        let text = match self.json {
+            true => std::borrow::Cow::Borrowed(text),
+            false => for_terminal(text),
+        };
+        write_all_flushed(&mut std::io::stdout().lock(), &text)
     }
 
     /// A status line for a publisher's event.
@@ -112,6 +135,23 @@ impl Output {
 fn write_all_flushed(out: &mut impl Write, text: &str) -> std::io::Result<()> {
     out.write_all(text.as_bytes())?;
     out.flush()
+}
+
+/// A progress bar's filled and empty cells (and, in ASCII, the one between): Unicode blocks,
+/// or ASCII outside a UTF-8 locale.
+fn progress_chars() -> &'static str {
+    match glyphs::unicode() {
+        true => "█░",
+        false => "#>-",
+    }
+}
+
+/// An open-ended progress display's spinner (its last one shows when it is done).
+fn tick_chars() -> &'static str {
+    match glyphs::unicode() {
+        true => "⠁⠂⠄⡀⢀⠠⠐⠈ ",
+        false => "-\\|/ ",
+    }
 }
 
 pub fn publisher_event_line(event: &PublisherEvent) -> String {
@@ -195,7 +235,7 @@ impl crate::engines::feed::SampleView for SecondLines {
 pub fn bench_second_line(s: &BenchSecond) -> String {
     let ms = |us: u64| format!("{:.1}", us as f64 / 1000.0);
     format!(
-        "{:>6.1}s  published {:>9}/s  confirmed {:>9}/s  consumed {:>9}/s  confirm p50 {} ms p99 {} ms  end-to-end p50 {} ms p99 {} ms",
+        "{:>6.1}s  published {:>9} msg/s  confirmed {:>9} msg/s  consumed {:>9} msg/s  confirm p50 {} ms p99 {} ms  end-to-end p50 {} ms p99 {} ms",
         s.second,
         thousands(s.published_per_s as u64),
         thousands(s.confirmed_per_s as u64),
@@ -246,7 +286,11 @@ fn header_line(s: &RunSummary) -> String {
             format!("consume ← {kind} '{}' from offset {offset}", s.stream)
         }
     };
-    let interrupted = if s.interrupted { " (interrupted)" } else { "" };
+    // A signal is how a gateway (serve) ends: no interruption of it.
+    let interrupted = match s.interrupted && s.command != CommandName::Serve {
+        true => " (interrupted)",
+        false => "",
+    };
     format!("{header}{interrupted}\n")
 }
 
@@ -380,19 +424,55 @@ fn totals_lines(s: &RunSummary) -> String {
         "bytes",
         format!("{} ({:.1} MB)", thousands(s.bytes), s.bytes as f64 / 1e6),
     );
-    text.push_str(&line("elapsed", format!("{:.3} s", s.elapsed_s)));
+    let elapsed = match s.consumers.is_empty() {
+        true => format!("{:.3} s", s.elapsed_s),
+        false => format!(
+            "{:.3} s (from the first message read to the last)",
+            s.elapsed_s
+        ),
+    };
+    text.push_str(&line("elapsed", elapsed));
     if s.reconnects > 0 {
         text.push_str(&line("reconnects", thousands(s.reconnects)));
     }
-    text.push_str(&line(
-        "throughput",
-        format!(
+    let throughput = match fan_out_rates(&s.consumers) {
+        Some(rates) => rates,
+        None => format!(
             "{} msg/s, {:.1} MB/s",
             thousands(s.msg_per_s.round() as u64),
             s.mb_per_s
         ),
-    ));
+    };
+    text.push_str(&line("throughput", throughput));
     text
+}
+
+/// Several consumers read the same messages each at its own pace: their messages over one
+/// time would follow the slowest, so they are shown as what each read and the slowest and
+/// fastest rate (each one's own in the table below). `None` without several consumers.
+fn fan_out_rates(consumers: &[RunSummary]) -> Option<String> {
+    let fewest = consumers.iter().map(|c| c.messages).min()?;
+    let most = consumers.iter().map(|c| c.messages).max()?;
+    let by_rate = |a: &&RunSummary, b: &&RunSummary| a.msg_per_s.total_cmp(&b.msg_per_s);
+    let slowest = consumers.iter().min_by(by_rate)?;
+    let fastest = consumers.iter().max_by(by_rate)?;
+    let each = match fewest == most {
+        true => format!("each read {}", thousands(most)),
+        false => format!("each read {} to {}", thousands(fewest), thousands(most)),
+    };
+    let rate = |c: &RunSummary| {
+        format!(
+            "{} msg/s ({})",
+            thousands(c.msg_per_s.round() as u64),
+            c.consumer.as_deref().unwrap_or("-")
+        )
+    };
+    Some(format!(
+        "{} consumers, {each}; slowest {}, fastest {}",
+        consumers.len(),
+        rate(slowest),
+        rate(fastest)
+    ))
 }
 
 /// The run's latencies, and a benchmark's end-to-end ones besides.
@@ -547,7 +627,7 @@ pub fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{CommandName, LatencyHistogram, PublishOutcome, Totals};
+    use crate::stats::{LatencyHistogram, PublishOutcome, Totals};
     use crate::verify::ProducerCheck;
 
     fn consume_summary() -> RunSummary {
@@ -779,9 +859,9 @@ mod tests {
                 "  messages        12,345 read (matching --product, of 20,000 the broker delivered; 3 not inventory updates)",
                 "  offsets         0 … 12,344",
                 "  bytes           2,469,000 (2.5 MB)",
-                "  elapsed         2.250 s",
+                "  elapsed         2.250 s (from the first message read to the last)",
                 "  reconnects      1",
-                "  throughput      5,487 msg/s, 1.1 MB/s",
+                "  throughput      2 consumers, each read 0 to 12,345; slowest 0 msg/s (b), fastest 5,487 msg/s (a)",
                 "  latency (µs), produced_at → read (the message's age on a replay):",
                 "    mean             967",
                 "    min              300",
@@ -864,7 +944,7 @@ mod tests {
         assert_text(
             &serve(),
             &[
-                "serve → stream 'inventory_updates' (interrupted)",
+                "serve → stream 'inventory_updates'",
                 "  messages        4,321 sent, 4,311 confirmed, 10 failed (5 skipped: already stored), 2 invalid input lines",
                 "  longest stall   2.5 s without a confirm",
                 "  bytes           1,080,250 (1.1 MB)",
@@ -896,6 +976,48 @@ mod tests {
             "stats: reading 'orders' from localhost:5562 (a replica)"
         );
         assert!(reader_event_line(&event(true)).ends_with("(its leader)"));
+    }
+
+    /// Consumers that read the same messages: "each read N", and the slowest and fastest by
+    /// their own rates (no total rate, which would follow the slowest).
+    #[test]
+    fn a_fan_out_names_each_read_and_the_slowest_and_fastest_rates() {
+        let consumer = |name: &str, elapsed_ms: u64| {
+            let mut c = consumed("s", 100_000, Some((0, 99_999)));
+            c.consumer = Some(name.into());
+            c.elapsed_s = elapsed_ms as f64 / 1000.0;
+            c.msg_per_s = 100_000.0 / c.elapsed_s;
+            c
+        };
+        let consumers = [
+            consumer("stats", 1_719),
+            consumer("email", 250_000),
+            consumer("ads", 1_505),
+        ];
+        assert_eq!(
+            fan_out_rates(&consumers).unwrap(),
+            "3 consumers, each read 100,000; slowest 400 msg/s (email), fastest 66,445 msg/s (ads)"
+        );
+        assert_eq!(fan_out_rates(&[]), None);
+    }
+
+    #[test]
+    fn rates_are_whole_messages_with_their_unit() {
+        assert_eq!(rate_text(94_725.161_3), "94,725 msg/s");
+        assert_eq!(rate_text(0.4), "0 msg/s");
+        let second = BenchSecond {
+            second: 1.0,
+            published_per_s: 2_919_181.7,
+            confirmed_per_s: 0.0,
+            consumed_per_s: 1_842_852.0,
+            confirm_p50_us: 4_600,
+            confirm_p99_us: 10_200,
+            end_to_end_p50_us: 8_800,
+            end_to_end_p99_us: 327_700,
+        };
+        let line = bench_second_line(&second);
+        assert!(line.contains("published 2,919,181 msg/s"), "{line}");
+        assert!(line.contains("confirmed         0 msg/s"), "{line}");
     }
 
     #[test]

@@ -100,7 +100,11 @@ pub struct ProduceSettings {
 pub struct ConsumeSettings {
     pub start: StartOffset,
     pub stop_rule: StopRule,
+    /// `--count`, or `--count-per-partition`.
     pub count: Option<u64>,
+    /// `--count-per-partition`: each partition's reader stops at `count`; else, on a super
+    /// stream, `count` is each consumer's total over all partitions.
+    pub count_per_partition: bool,
     pub duration: Option<Duration>,
     pub readers: Vec<ReaderSpec>,
     pub store_every: u64,
@@ -419,6 +423,7 @@ fn consume(args: &ConsumeArgs) -> Result<ConsumeSettings> {
         ));
     }
     let fan_out = args.consumers.is_some();
+    let count = args.count.or(args.count_per_partition);
     let readers = labels
         .into_iter()
         .map(|label| ReaderSpec {
@@ -433,9 +438,10 @@ fn consume(args: &ConsumeArgs) -> Result<ConsumeSettings> {
         })
         .collect();
     Ok(ConsumeSettings {
-        stop_rule: StopRule::new(&args.offset, args.count, args.duration, args.follow),
+        stop_rule: StopRule::new(&args.offset, count, args.duration, args.follow),
         start: args.offset.clone(),
-        count: args.count,
+        count,
+        count_per_partition: args.count_per_partition.is_some(),
         duration: args.duration,
         readers,
         store_every: args.store_every,

@@ -27,6 +27,37 @@ pub fn parse_offset(s: &str) -> Result<StartOffset, String> {
     }
 }
 
+/// `--listen`: `HOST:PORT` with an address (`127.0.0.1:8080`, `[::1]:8080`) or a host name
+/// (`localhost:8080`, resolved here, its IPv4 address first), or `:PORT` for every interface
+/// (`0.0.0.0`).
+pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+    let s = s.trim();
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let example = "e.g. 127.0.0.1:8080, localhost:8080, or :8080 for every interface";
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!("'{s}' has no port: write HOST:PORT, {example}"));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("'{port}' in '{s}' is not a port (0 to 65535): {example}"))?;
+    if host.is_empty() {
+        return Ok(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
+    }
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve '{host}': {e}: use an address, {example}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("'{host}' has no address: use an address, {example}"))
+}
+
 /// The names of the independent consumers of a fan-out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerNames(pub Vec<String>);
@@ -164,6 +195,20 @@ pub fn parse_percent(s: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_takes_an_address_a_host_name_or_only_a_port() {
+        let addr = |s: &str| parse_listen(s).map(|a| a.to_string());
+        assert_eq!(addr("127.0.0.1:8080").as_deref(), Ok("127.0.0.1:8080"));
+        assert_eq!(addr("[::1]:8080").as_deref(), Ok("[::1]:8080"));
+        assert_eq!(addr(":8080").as_deref(), Ok("0.0.0.0:8080"));
+        assert_eq!(addr("localhost:8080").as_deref(), Ok("127.0.0.1:8080"));
+        assert!(parse_listen("localhost").unwrap_err().contains("no port"));
+        assert!(parse_listen(":http").unwrap_err().contains("not a port"));
+        assert!(parse_listen("no-such-host.invalid:80")
+            .unwrap_err()
+            .contains("cannot resolve 'no-such-host.invalid'"));
+    }
 
     #[test]
     fn offsets() {

@@ -326,6 +326,7 @@ impl Bench<'_> {
                     spec,
                     subscription,
                     sink: BenchSink::new(counters.clone(), starts.len()),
+                    shared_count: None,
                 });
             }
         }

@@ -74,7 +74,12 @@ fn reading_line(
         (StopRule::AtEnd, false, Some(end)) => {
             format!("up to offset {end}, the end of the stream now")
         }
-        (_, true, _) if bounded => "until --count (per partition) or --duration".to_string(),
+        (_, true, _) if settings.count_per_partition => {
+            "until --count-per-partition from each partition, or --duration".to_string()
+        }
+        (_, true, _) if bounded => {
+            "until --count from all partitions together, or --duration".to_string()
+        }
         (_, false, _) if bounded => "until --count or --duration".to_string(),
         _ => "following new messages; Ctrl-C to stop".to_string(),
     };
@@ -98,4 +103,53 @@ fn reading_line(
         target.describe(),
         settings.start
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ReadFrom;
+    use crate::engines::reader::{ReaderSpec, StartOffset};
+
+    fn settings(count: Option<u64>, count_per_partition: bool) -> ConsumeSettings {
+        let start = StartOffset::First;
+        ConsumeSettings {
+            stop_rule: StopRule::new(&start, count, None, false),
+            start,
+            count,
+            count_per_partition,
+            duration: None,
+            readers: vec![ReaderSpec {
+                label: "consumer".into(),
+                tracking_name: None,
+                slow: None,
+                stored: None,
+            }],
+            store_every: 1,
+            single_active: false,
+            read_from: ReadFrom::Leader,
+            print: false,
+            verify: false,
+            products: vec![],
+            super_stream: Some("orders".into()),
+        }
+    }
+
+    /// The reading line says what --count means on a super stream: all partitions together,
+    /// unless --count-per-partition.
+    #[test]
+    fn the_reading_line_says_what_the_count_counts() {
+        let target = Target::super_stream("orders", vec!["orders-0".into(), "orders-1".into()]);
+        assert_eq!(
+            reading_line(&target, &settings(Some(10), false), &[], 1),
+            "reading super stream 'orders' (2 partitions) from first (until --count from all partitions together, or --duration)"
+        );
+        assert_eq!(
+            reading_line(&target, &settings(Some(10), true), &[], 1),
+            "reading super stream 'orders' (2 partitions) from first (until --count-per-partition from each partition, or --duration)"
+        );
+        let stream = Target::stream("s");
+        assert!(reading_line(&stream, &settings(Some(10), false), &[], 1)
+            .ends_with("(until --count or --duration)"));
+    }
 }

@@ -427,7 +427,7 @@ impl Run<'_> {
         checked?;
         let total = PublishOutcome::sum(&outcomes);
         if let (Some(command), true) = (&finish_with, interrupted || total.failed > 0) {
-            out.status(&format!("to send the rest exactly once, run: {command}"));
+            out.notice(&format!("to send the rest exactly once, run: {command}"));
         }
         let skipped = plan.skipped + passed_over;
         let mut summary = RunSummary::published(

@@ -19,6 +19,14 @@ const PUBLISHED: Color = Color::Cyan;
 const CONFIRMED: Color = Color::Green;
 const CONSUMED: Color = Color::Yellow;
 
+/// Text in `colour`, unless `NO_COLOR` says no colour.
+fn fg(colour: Color) -> Style {
+    match crate::report::colour() {
+        true => Style::new().fg(colour),
+        false => Style::new(),
+    }
+}
+
 /// Draws the whole screen; `elapsed` is the time since the producers started.
 pub fn draw(frame: &mut Frame, model: &Model, elapsed: Duration) {
     let [title, gauge, chart, middle, bottom, keys] = Layout::vertical([
@@ -73,7 +81,7 @@ fn progress_gauge(model: &Model, elapsed: Duration) -> LineGauge<'static> {
     LineGauge::default()
         .ratio(ratio)
         .label(format!("{:>3.0}% {what}", ratio * 100.0))
-        .filled_style(Style::new().fg(CONFIRMED))
+        .filled_style(fg(CONFIRMED))
 }
 
 fn draw_rates(frame: &mut Frame, model: &Model, area: Rect) {
@@ -104,19 +112,19 @@ fn draw_rates(frame: &mut Frame, model: &Model, area: Rect) {
             .name(label("published", last.map(|p| p.published)))
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
-            .style(Style::new().fg(PUBLISHED))
+            .style(fg(PUBLISHED))
             .data(&published),
         Dataset::default()
             .name(label("confirmed", last.map(|p| p.confirmed)))
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
-            .style(Style::new().fg(CONFIRMED))
+            .style(fg(CONFIRMED))
             .data(&confirmed),
         Dataset::default()
             .name(label("consumed", last.map(|p| p.consumed)))
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
-            .style(Style::new().fg(CONSUMED))
+            .style(fg(CONSUMED))
             .data(&consumed),
     ];
     let chart = Chart::new(datasets)
@@ -205,7 +213,7 @@ fn readers_table(model: &Model, height: u16) -> Table<'static> {
                 thousands(r.lag),
                 match r.lag {
                     0 => Style::new(),
-                    _ => Style::new().fg(CONSUMED),
+                    _ => fg(CONSUMED),
                 },
             );
             Row::new(vec![

@@ -29,6 +29,55 @@ fn five_consumers_each_read_the_whole_stream() {
     }
 }
 
+/// A fan-out's report gives each consumer its own line (messages, elapsed, rate, p50/p99), in
+/// the text and in `--json`'s `consumers`; the text's throughput names what each read and the
+/// slowest and fastest rates instead of one total rate that would follow the slowest.
+#[test]
+fn a_fan_out_reports_each_consumer_and_no_total_rate() {
+    let stream = TestStream::new("fanout-table");
+    stream.produce(5_000);
+    let args = ["consume", "--offset", "first", "--consumers", "fast,slow"];
+    let slowly = ["--slow", "slow=1ms", "--count", "500"];
+    let summary = stream.run_json(&[&args[..], &slowly].concat());
+    for name in ["fast", "slow"] {
+        let c = consumer(&summary, name);
+        assert_eq!(c["messages"], 500, "{name}: {c}");
+        for key in ["elapsed_s", "msg_per_s", "waited_s"] {
+            assert!(c[key].as_f64().is_some(), "{name} has {key}: {c}");
+        }
+        for key in ["p50", "p99"] {
+            assert!(c["latency_us"][key].as_u64().is_some(), "{name}: {c}");
+        }
+    }
+    let (fast, slow) = (consumer(&summary, "fast"), consumer(&summary, "slow"));
+    assert!(
+        fast["msg_per_s"].as_f64() > slow["msg_per_s"].as_f64(),
+        "{summary}"
+    );
+
+    let output = stream.run(&[&args[..], &slowly].concat());
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let throughput: Vec<&str> = text.lines().filter(|l| l.contains("throughput")).collect();
+    assert_eq!(throughput.len(), 1, "{text}");
+    assert!(
+        throughput[0].contains("2 consumers, each read 500; slowest")
+            && throughput[0].contains("msg/s (slow), fastest")
+            && throughput[0].ends_with("msg/s (fast)"),
+        "{text}"
+    );
+    let table = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("consumer "))
+        .collect::<Vec<_>>();
+    assert!(
+        table[0].contains("elapsed s") && table[0].contains("latency p99"),
+        "{text}"
+    );
+    assert!(table[1].trim_start().starts_with("fast"), "{text}");
+    assert!(table[2].trim_start().starts_with("slow"), "{text}");
+}
+
 #[test]
 fn a_slow_consumer_does_not_hold_back_the_others_and_resumes_later() {
     let stream = TestStream::new("slow");
@@ -142,7 +191,7 @@ fn single_active_consumer_fails_over_without_gap_or_duplicate() {
         &[&common[..], &["--slow", "group=1ms"]].concat(),
         "reading stream",
     );
-    let standby = stream.spawn_until(&common, "reading stream");
+    let (standby, standby_log) = stream.spawn_watched(&common, "reading stream");
     // The active one is stopped mid-stream, with the standby subscribed.
     wait_until("the active consumer stored an offset past 1,000", || {
         stream.stored_offset("group").is_some_and(|o| o >= 1_000)
@@ -169,4 +218,14 @@ fn single_active_consumer_fails_over_without_gap_or_duplicate() {
         9_999 - last,
         "no gap, no duplicate: {standby}"
     );
+    // It says it took over where the other stopped, not that messages are missing.
+    let said = standby_log.text();
+    assert!(
+        said.contains(&format!(
+            "invstream: active now: reading from offset {}, right after the offset the previous active consumer stored",
+            last + 1
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("removed by retention"), "{said}");
 }

@@ -1,6 +1,7 @@
-//! Ctrl-C during `consume` and `bench`: each stops cleanly once it is well under way.
+//! Ctrl-C during `consume` and `bench`: each stops cleanly once it is well under way; SIGTERM
+//! during a quiet `produce` still says how to finish it.
 
-use crate::util::{assert_stream_deleted, send_signal, wait_until, TestStream};
+use crate::util::{assert_stream_deleted, send_signal, spawn_piped, wait_until, TestStream};
 
 #[test]
 fn ctrl_c_during_consume_prints_the_summary_and_stores_the_offset() {
@@ -63,4 +64,37 @@ fn ctrl_c_during_bench_deletes_its_stream_and_exits_130() {
     let bench_stream = summary["stream"].as_str().unwrap();
     assert!(bench_stream.starts_with(&stream.name), "{summary}");
     assert_stream_deleted(bench_stream);
+}
+
+/// `-q` silences status lines, but not the command that finishes an interrupted produce: it is
+/// what the user needs next. SIGTERM exits 143.
+#[test]
+fn sigterm_during_a_quiet_produce_still_prints_the_resume_command() {
+    let stream = TestStream::new("quiet-sigterm");
+    let child = spawn_piped(&[
+        "-q",
+        "--stream",
+        &stream.name,
+        "produce",
+        "--producer-name",
+        "quiet",
+        "--count",
+        "100000",
+        "--rate",
+        "5000",
+    ]);
+    wait_until("the broker holds some of the run's updates", || {
+        stream.publisher_sequence("quiet").is_some_and(|s| s > 0)
+    });
+    send_signal(&child, "TERM");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "only the resume command: {stderr}");
+    assert!(
+        lines[0].starts_with("invstream: to send the rest exactly once, run: invstream ")
+            && lines[0].contains("--resume"),
+        "{stderr}"
+    );
 }

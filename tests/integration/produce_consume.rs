@@ -213,17 +213,28 @@ fn a_consumer_waiting_for_its_producer_reports_the_wait_apart_from_the_rate() {
         &["consume", "--offset", "next", "--count", "20000"],
         "reading stream",
     );
-    // The producer comes 1.5 s after the consumer subscribed: that is the wait to report.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // The producer comes 2 s after the consumer subscribed: that is the wait to report.
+    std::thread::sleep(std::time::Duration::from_millis(2000));
     stream.produce(20_000);
     let summary = wait_summary(consumer);
     let whole_run = started.elapsed().as_secs_f64();
     assert_eq!(summary["messages"], 20_000, "{summary}");
     let waited = summary["waited_s"].as_f64().unwrap();
     let elapsed = summary["elapsed_s"].as_f64().unwrap();
-    assert!(waited >= 1.5, "the wait is reported: {summary}");
+    assert!(waited >= 2.0, "the wait is reported: {summary}");
     assert!(
         waited + elapsed <= whole_run,
         "the reading's time leaves the wait out: {summary} (whole run {whole_run:.3} s)"
+    );
+    // The rate is the messages over the reading alone.
+    let rate = summary["msg_per_s"].as_f64().unwrap();
+    let reading_rate = 20_000.0 / elapsed;
+    assert!(
+        (rate - reading_rate).abs() <= reading_rate * 0.01 + 1.0,
+        "msg_per_s is messages / elapsed_s, without the wait: {summary}"
+    );
+    assert!(
+        rate > 20_000.0 / (waited + elapsed) * 1.2,
+        "the wait would have lowered it: {summary}"
     );
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crate::serve_util::{free_port, metrics, post, printed_seqs, start, stop, UPDATE};
-use crate::util::{runtime, TestStream, TestSuperStream};
+use crate::util::{binary, runtime, send_signal, spawn_until_line, TestStream, TestSuperStream};
 
 #[test]
 fn routes_answer_and_errors_say_what_is_wrong() {
@@ -251,4 +251,43 @@ fn a_super_stream_gateway_stores_each_product_in_its_partition_and_verifies_exac
         }
     }
     assert_eq!(seen, 120);
+}
+
+/// `--listen localhost:PORT` (a host name, resolved); a SIGTERM is the gateway's normal end
+/// (exit 0, no "(interrupted)"), and the idle time between two requests is no "longest stall".
+#[test]
+fn a_gateway_stopped_by_sigterm_ends_normally_and_idle_time_is_no_stall() {
+    let stream = TestStream::new("serve-idle");
+    let port = free_port();
+    let listen = format!("localhost:{port}");
+    let mut command = std::process::Command::new(binary());
+    command.args(["--stream", &stream.name, "serve", "--listen", &listen]);
+    let (child, serving, _log) = spawn_until_line(command, "serving stream");
+    assert!(
+        serving.contains(&format!("on http://127.0.0.1:{port} ")),
+        "{serving}"
+    );
+    runtime().block_on(async {
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}/updates");
+        let (status, body, _) = post(&client, url.clone(), UPDATE.to_string()).await;
+        assert_eq!(status, 202, "{body}");
+        // Idle: no request for 2.5 s.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let (status, body, _) = post(&client, url, UPDATE.to_string()).await;
+        assert_eq!(status, 202, "{body}");
+    });
+    send_signal(&child, "TERM");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        report.starts_with(&format!("serve → stream '{}'\n", stream.name)),
+        "no (interrupted): {report}"
+    );
+    assert!(report.contains("2 sent, 2 confirmed"), "{report}");
+    assert!(
+        !report.contains("longest stall"),
+        "idle is no stall: {report}"
+    );
 }

@@ -74,6 +74,64 @@ fn reading_from_first_says_which_partition_starts_past_offset_0() {
     );
 }
 
+/// `--count N` on a super stream is N in all, from whichever partitions deliver them (each
+/// partition's reader used to read N, so 3 partitions gave 3N); `--count-per-partition N`
+/// asks for N from each; with `--consumers`, each consumer reads N in all.
+#[test]
+fn count_on_a_super_stream_is_the_total_over_its_partitions() {
+    let ss = TestSuperStream::new("count");
+    let counts = partition_counts(&ss.produce(300, 3));
+    assert!(
+        counts.iter().all(|c| *c >= 10),
+        "every partition holds 10: {counts:?}"
+    );
+
+    let output = ss.run(&["consume", "--offset", "first", "--count", "10"]);
+    let read = crate::util::summary_of(&output);
+    assert_eq!(read["messages"], 10, "exactly 10 in all: {read}");
+    assert_eq!(partition_counts(&read).iter().sum::<u64>(), 10, "{read}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("until --count from all partitions together"),
+        "{stderr}"
+    );
+
+    let each = ss.run_json(&[
+        "consume",
+        "--offset",
+        "first",
+        "--count-per-partition",
+        "10",
+    ]);
+    assert_eq!(each["messages"], 30, "{each}");
+    assert_eq!(partition_counts(&each), [10, 10, 10], "{each}");
+
+    let fan_out = ss.run_json(&[
+        "consume",
+        "--offset",
+        "first",
+        "--count",
+        "10",
+        "--consumers",
+        "2",
+    ]);
+    assert_eq!(fan_out["messages"], 20, "{fan_out}");
+    for consumer in fan_out["consumers"].as_array().unwrap() {
+        assert_eq!(
+            consumer["messages"], 10,
+            "each consumer 10 in all: {fan_out}"
+        );
+    }
+
+    // Asked of a plain stream, a per-partition count is refused by name.
+    let plain = crate::util::invstream(&["consume", "--count-per-partition", "10"]);
+    assert_eq!(plain.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&plain.stderr).contains("--super-stream"),
+        "{plain:?}"
+    );
+}
+
 #[test]
 fn a_broker_without_super_streams_is_named_in_one_line() {
     require_broker(OLD_BROKER_PORT);

@@ -155,6 +155,7 @@ mod tests {
             stop_rule: StopRule::new(&start, count, None, false),
             start,
             count,
+            count_per_partition: false,
             duration: None,
             readers: vec![spec(None)],
             store_every: 1,

@@ -13,7 +13,9 @@ use super::plan::{self, PartitionPlan};
 use super::tally::{AskedStart, ReadTally};
 use crate::broker::BrokerSettings;
 use crate::cli::ReadFrom;
-use crate::engines::reader::{self, ReadOutcome, ReadPlan, ReaderSpec, SubscribeError};
+use crate::engines::reader::{
+    self, ReadOutcome, ReadPlan, ReaderSpec, SharedCount, SubscribeError,
+};
 use crate::error::{InvError, Result};
 use crate::report::{MessagePrinter, Output};
 use crate::settings::ConsumeSettings;
@@ -89,6 +91,10 @@ impl<'a> Subscriber<'a> {
         };
         let mut filter = self.products.as_deref().cloned();
         let consumers = self.settings.readers.len();
+        let shared = self.shared_count();
+        let shared_counts: Vec<Option<Arc<SharedCount>>> = (0..consumers)
+            .map(|_| shared.map(|count| Arc::new(SharedCount::new(count))))
+            .collect();
         for (index, partition) in plans.iter().enumerate() {
             let mut plan = self.read_plan(partition, filter);
             let mut subscribed = Vec::new();
@@ -127,12 +133,29 @@ impl<'a> Subscriber<'a> {
                         spec,
                         subscription,
                         sink,
+                        shared_count: shared_counts[slot.consumer].clone(),
                     };
                     (slot, start)
                 });
             readers.starts.extend(starts);
         }
+        if let Some(count) = shared {
+            // Each consumer reads the count over all its partitions.
+            let consumers = readers.consumers_reading() as u64;
+            readers.total = Some(count * consumers);
+        }
         Ok(readers)
+    }
+
+    /// `--count` on a super stream: each consumer's total over all partitions, which its
+    /// readers share (not with `--count-per-partition`; a plain stream's one reader per
+    /// consumer counts alone).
+    fn shared_count(&self) -> Option<u64> {
+        let settings = self.settings;
+        match self.target.is_super_stream && !settings.count_per_partition {
+            true => settings.count,
+            false => None,
+        }
     }
 
     /// What a partition's readers share (`filter_products`: `--product`, unless the broker
@@ -146,7 +169,11 @@ impl<'a> Subscriber<'a> {
         ReadPlan {
             stream: partition.partition.clone(),
             start: settings.start.clone(),
-            count: settings.count,
+            // A shared count stops the readers of all partitions together instead.
+            count: match self.shared_count() {
+                Some(_) => None,
+                None => settings.count,
+            },
             duration: settings.duration,
             end_offset: partition.end_offset,
             filter_products,

@@ -52,22 +52,34 @@ pub(super) fn summarize(
     summary
 }
 
-/// The tallies together, the longest of their readings (they read at the same time), and the
-/// shortest wait for a first message among the readers that read one.
+/// The tallies together, timed from the first message any of them read to the last one (their
+/// readers started together, so each one's wait places its reading on one time line), and the
+/// shortest wait for a first message among the readers that read one. Without a message read,
+/// the longest of their waits.
 fn sum<'a>(results: impl Iterator<Item = &'a Tallied>) -> (ReadTally, ReadTiming) {
     let mut total = ReadTally::default();
-    let mut elapsed = Duration::ZERO;
-    let (mut first_read, mut longest_wait) = (None::<Duration>, Duration::ZERO);
+    let mut waited_longest = Duration::ZERO;
+    // From the start of reading: the earliest first message and the latest last one.
+    let mut reading: Option<(Duration, Duration)> = None;
     for result in results {
         total.merge(&result.tally);
-        elapsed = elapsed.max(result.elapsed);
-        longest_wait = longest_wait.max(result.waited);
+        waited_longest = waited_longest.max(result.waited);
         if result.tally.messages() > 0 {
-            first_read = Some(first_read.map_or(result.waited, |w| w.min(result.waited)));
+            let (first, last) = (result.waited, result.waited + result.elapsed);
+            reading = Some(reading.map_or((first, last), |(f, l)| (f.min(first), l.max(last))));
         }
     }
-    let waited = first_read.unwrap_or(longest_wait);
-    (total, ReadTiming { elapsed, waited })
+    let timing = match reading {
+        Some((first, last)) => ReadTiming {
+            elapsed: last - first,
+            waited: first,
+        },
+        None => ReadTiming {
+            elapsed: waited_longest,
+            waited: waited_longest,
+        },
+    };
+    (total, timing)
 }
 
 /// One consumer's summary: its partitions together, with their `--verify` checks taken together
@@ -89,4 +101,46 @@ fn consumer_summary(
         .collect();
     summary.verify = settings.verify.then(|| SeqCheck::report_parts(&parts));
     summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::readers::Slot;
+    use super::*;
+
+    fn tallied(messages: u64, waited_ms: u64, elapsed_ms: u64) -> Tallied {
+        Tallied {
+            slot: Slot {
+                consumer: 0,
+                partition: 0,
+            },
+            tally: ReadTally::of_messages(messages),
+            elapsed: Duration::from_millis(elapsed_ms),
+            waited: Duration::from_millis(waited_ms),
+        }
+    }
+
+    /// Readers that start reading at different times (a partition whose producer came later):
+    /// the total's reading runs from the first message of any to the last, not the longest
+    /// single reading, and a reader that read nothing (it waited all along) is no part of it.
+    #[test]
+    fn the_total_reading_spans_the_first_message_to_the_last() {
+        let results = [
+            tallied(1_000, 1_000, 2_000),
+            tallied(1_000, 2_000, 2_000),
+            tallied(0, 5_000, 5_000),
+        ];
+        let (total, timing) = sum(results.iter());
+        assert_eq!(total.messages(), 2_000);
+        assert_eq!(timing.waited, Duration::from_millis(1_000));
+        assert_eq!(timing.elapsed, Duration::from_millis(3_000));
+    }
+
+    #[test]
+    fn readers_that_read_nothing_report_their_wait() {
+        let results = [tallied(0, 4_000, 4_000), tallied(0, 2_000, 2_000)];
+        let (_, timing) = sum(results.iter());
+        assert_eq!(timing.waited, Duration::from_millis(4_000));
+        assert_eq!(timing.elapsed, Duration::from_millis(4_000));
+    }
 }

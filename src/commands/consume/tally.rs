@@ -39,6 +39,9 @@ pub(super) struct ReadTally {
     /// The offset of the first message delivered (whatever `products`).
     first_delivered: Option<u64>,
     asked_start: Option<AskedStart>,
+    /// A single active consumer activated after its predecessor: where the broker started it
+    /// (one past the offset the predecessor stored).
+    took_over_at: Option<u64>,
     latency: LatencyHistogram,
     /// With `--verify`.
     seq_check: Option<SeqCheck>,
@@ -84,6 +87,17 @@ impl ReadTally {
     pub(super) fn with_asked_start(mut self, asked: Option<AskedStart>) -> Self {
         self.asked_start = asked;
         self
+    }
+
+    /// A tally of `messages` read (of 100 bytes each), for tests of what is made of tallies.
+    #[cfg(test)]
+    pub(super) fn of_messages(messages: u64) -> Self {
+        ReadTally {
+            delivered: messages,
+            messages,
+            bytes: messages * 100,
+            ..ReadTally::default()
+        }
     }
 
     /// Messages read (those that count: of the `--product`s asked for).
@@ -154,22 +168,11 @@ impl ReadTally {
         let Some(asked) = &self.asked_start else {
             return;
         };
-        if first <= asked.offset {
-            return;
+        if let Some(line) =
+            later_start_line(asked, self.took_over_at, first, self.seq_check.is_some())
+        {
+            asked.out.status(&line);
         }
-        let verify = match self.seq_check {
-            Some(_) => "; --verify checks each producer from the first seq read",
-            None => "",
-        };
-        let partition = match &asked.partition {
-            Some(partition) => format!("partition '{partition}': "),
-            None => String::new(),
-        };
-        asked.out.status(&format!(
-            "{partition}no messages at offsets {}…{} (removed by retention, or offset-tracking entries): reading from offset {first}{verify}",
-            asked.offset,
-            first - 1
-        ));
     }
 
     /// This tally as a summary of `stream` (without `--verify`'s verdict: that may take several
@@ -236,6 +239,47 @@ impl ReadTally {
     }
 }
 
+/// What to say when a reader's first message is at `first`: a single active consumer that took
+/// over from its predecessor (`took_over_at`) starts where the predecessor stopped, which is
+/// said as such, not as a gap; otherwise, or past even that start, the offsets from where it
+/// asked to `first` hold no messages. `None` when it starts where it asked.
+fn later_start_line(
+    asked: &AskedStart,
+    took_over_at: Option<u64>,
+    first: u64,
+    verify: bool,
+) -> Option<String> {
+    let partition = match &asked.partition {
+        Some(partition) => format!("partition '{partition}': "),
+        None => String::new(),
+    };
+    let verify = match verify {
+        true => "; --verify checks each producer from the first seq read",
+        false => "",
+    };
+    let gap = |from: u64| {
+        format!(
+            "no messages at offsets {from}…{} (removed by retention, or offset-tracking entries)",
+            first - 1
+        )
+    };
+    match took_over_at {
+        Some(start) if start > asked.offset => Some(match first > start {
+            false => format!("{partition}active now: reading from offset {first}, right after the offset the previous active consumer stored{verify}"),
+            true => format!(
+                "{partition}active now after the previous active consumer, which stored offset {}; {}: reading from offset {first}{verify}",
+                start - 1,
+                gap(start)
+            ),
+        }),
+        _ if first > asked.offset => Some(format!(
+            "{partition}{}: reading from offset {first}{verify}",
+            gap(asked.offset)
+        )),
+        _ => None,
+    }
+}
+
 fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -246,6 +290,10 @@ fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 impl MessageSink for ReadTally {
     fn chunk_start(&mut self) {
         self.clock.refresh();
+    }
+
+    fn took_over_at(&mut self, offset: u64) {
+        self.took_over_at = Some(offset);
     }
 
     fn take(&mut self, offset: u64, message: &[u8]) -> Take {
@@ -269,4 +317,48 @@ impl MessageSink for ReadTally {
 pub(super) struct ReadTiming {
     pub elapsed: Duration,
     pub waited: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(offset: u64) -> AskedStart {
+        AskedStart {
+            offset,
+            out: Output {
+                json: false,
+                quiet: true,
+                summary_to_stderr: false,
+            },
+            partition: None,
+        }
+    }
+
+    #[test]
+    fn a_start_past_the_asked_offset_is_said_as_a_gap() {
+        assert_eq!(later_start_line(&asked(0), None, 0, false), None);
+        assert_eq!(
+            later_start_line(&asked(0), None, 3_000, true).as_deref(),
+            Some("no messages at offsets 0…2999 (removed by retention, or offset-tracking entries): reading from offset 3000; --verify checks each producer from the first seq read")
+        );
+    }
+
+    /// A single active consumer taking over starts after its predecessor's stored offset: that
+    /// is no gap in the stream, and is not said as one (only what lies past that start is).
+    #[test]
+    fn a_takeover_is_said_as_one_not_as_retention() {
+        let line = later_start_line(&asked(0), Some(3_000), 3_000, false).unwrap();
+        assert_eq!(
+            line,
+            "active now: reading from offset 3000, right after the offset the previous active consumer stored"
+        );
+        let mut partition = asked(0);
+        partition.partition = Some("orders-1".into());
+        let line = later_start_line(&partition, Some(3_000), 3_005, false).unwrap();
+        assert_eq!(
+            line,
+            "partition 'orders-1': active now after the previous active consumer, which stored offset 2999; no messages at offsets 3000…3004 (removed by retention, or offset-tracking entries): reading from offset 3005"
+        );
+    }
 }

@@ -43,7 +43,7 @@ pub(super) async fn drive(
     if let Some(failure) = sent.failure {
         progress.finish_and_clear();
         if let (Some(command), true) = (finish_with, resuming_helps(&failure)) {
-            out.status(&format!("to send the rest exactly once, run: {command}"));
+            out.notice(&format!("to send the rest exactly once, run: {command}"));
         }
         return Err(failure);
     }

@@ -244,7 +244,8 @@ impl Served<'_> {
             0,
             0,
         );
-        summary.interrupted = self.shutdown.received().is_some();
+        // Ctrl-C or SIGTERM is how a gateway ends: its normal end, not an interruption.
+        summary.interrupted = false;
         Ok(summary)
     }
 

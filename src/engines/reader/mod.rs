@@ -5,6 +5,7 @@
 //! prints: it reports through [`ReaderEvent`]s and a shared progress counter.
 
 mod offset;
+mod shared_count;
 mod spawn;
 
 use std::collections::{HashMap, HashSet};
@@ -19,6 +20,7 @@ use rabbitmq_stream_client::types::OffsetSpecification;
 use rabbitmq_stream_client::{ChunkConsumer, Environment, FilterConfiguration};
 
 pub use offset::{first_offset_from_timestamp, offset_specification, StartOffset};
+pub use shared_count::SharedCount;
 pub use spawn::{spawn_all, Running, Start};
 
 use crate::broker::BrokerSettings;
@@ -102,6 +104,9 @@ pub trait MessageSink: Send {
     }
     /// The chunk's messages were all taken (or the read stops).
     fn chunk_end(&mut self) {}
+    /// A single active consumer became active and starts at `offset`, right after the offset
+    /// its group's previous active member stored: called before its first message.
+    fn took_over_at(&mut self, _offset: u64) {}
 }
 
 /// What every reader of one stream in a run shares (each partition of a super stream has its
@@ -205,6 +210,9 @@ pub type ReaderEvents = Arc<dyn Fn(ReaderEvent) + Send + Sync>;
 pub struct Subscription {
     consumer: ChunkConsumer,
     skip_below: Arc<AtomicU64>,
+    /// A single active consumer's start, one past the offset its predecessor stored, once it
+    /// is activated there (0 until then, or when it starts where it asked).
+    took_over_at: Arc<AtomicU64>,
 }
 
 /// Why a subscription failed.
@@ -255,6 +263,7 @@ pub async fn subscribe(
         OffsetSpecification::Offset(first) => first,
         _ => 0,
     }));
+    let took_over_at = Arc::new(AtomicU64::new(0));
     let mut builder = env
         .consumer()
         .offset(offset)
@@ -280,17 +289,22 @@ pub async fn subscribe(
         // On activation, resume after the offset the previous active consumer stored. The
         // query needs its own connection: this callback runs inside the consumer's dispatcher.
         let fallback = offset_specification(&plan.start, None);
-        let (stream, broker, skip_below) =
-            (plan.stream.clone(), plan.broker.clone(), skip_below.clone());
+        let (stream, broker, skip_below, took_over_at) = (
+            plan.stream.clone(),
+            plan.broker.clone(),
+            skip_below.clone(),
+            took_over_at.clone(),
+        );
         builder =
             builder
                 .enable_single_active_consumer(true)
                 .consumer_update(move |active, context| {
-                    let (fallback, stream, broker, skip_below) = (
+                    let (fallback, stream, broker, skip_below, took_over_at) = (
                         fallback.clone(),
                         stream.clone(),
                         broker.clone(),
                         skip_below.clone(),
+                        took_over_at.clone(),
                     );
                     async move {
                         if active == 0 {
@@ -304,6 +318,7 @@ pub async fn subscribe(
                         match broker.stored_offset(&context.name(), &stream).await {
                             Ok(Some(stored)) => {
                                 skip_below.store(stored + 1, Ordering::Relaxed);
+                                took_over_at.store(stored + 1, Ordering::Relaxed);
                                 OffsetSpecification::Offset(stored + 1)
                             }
                             _ => fallback,
@@ -315,6 +330,7 @@ pub async fn subscribe(
         Ok(consumer) => Ok(Subscription {
             consumer,
             skip_below,
+            took_over_at,
         }),
         Err(ConsumerCreateError::FilteringNotSupport) => Err(SubscribeError::NoFiltering),
         Err(e) => Err(SubscribeError::Create(e)),
@@ -369,6 +385,19 @@ async fn resubscribe(
     Ok(subscription)
 }
 
+/// Takes a place under a shared count for the message a reader holds: false once the count is
+/// read. Every place taken but not yet counted is another reader's message in its sink, decided
+/// on without a pause: asking again after a yield gets the answer.
+async fn claim_place(count: &SharedCount) -> bool {
+    loop {
+        match count.claim() {
+            shared_count::Claim::Got => return true,
+            shared_count::Claim::Reached => return false,
+            shared_count::Claim::Busy => tokio::task::yield_now().await,
+        }
+    }
+}
+
 /// `host:port` of the node `consumer` reads from, as the stream's metadata advertises it.
 fn node_of(consumer: &ChunkConsumer) -> String {
     let node = consumer.node();
@@ -406,6 +435,9 @@ pub struct ReadContext<'a> {
     /// Messages read, across readers, for a progress display.
     pub progress: Arc<AtomicU64>,
     pub events: ReaderEvents,
+    /// A `--count` this reader shares with others (one consumer's readers of a super stream's
+    /// partitions): it stops once they read it among them.
+    pub shared_count: Option<Arc<SharedCount>>,
 }
 
 /// One reader's loop, until a stop rule, the stop signal or an error that reconnecting cannot
@@ -423,10 +455,12 @@ pub async fn read<S: MessageSink>(
         mut stop,
         progress,
         events,
+        shared_count,
     } = context;
     let Subscription {
         mut consumer,
         mut skip_below,
+        mut took_over_at,
     } = subscription;
     subscribed(&events, plan, reader, &consumer);
     let started = Instant::now();
@@ -482,6 +516,15 @@ pub async fn read<S: MessageSink>(
                 break;
             }
             _ = async {
+                match &shared_count {
+                    Some(count) => count.reached().await,
+                    None => pending().await,
+                }
+            } => {
+                tracing::debug!(reader = %reader.label, "stopping: the shared --count was read");
+                break;
+            }
+            _ = async {
                 match wants_idle {
                     true => tokio::time::sleep(IDLE_TICK).await,
                     false => pending().await,
@@ -511,8 +554,25 @@ pub async fn read<S: MessageSink>(
                         if offset < skip_below.load(Ordering::Relaxed) {
                             continue;
                         }
+                        if last_delivered.is_none() {
+                            let start = took_over_at.load(Ordering::Relaxed);
+                            if start > 0 {
+                                sink.took_over_at(start);
+                            }
+                        }
+                        if let Some(count) = &shared_count {
+                            if !claim_place(count).await {
+                                tracing::debug!(reader = %reader.label, offset, "stopping: the shared --count was read");
+                                done = true;
+                                break;
+                            }
+                        }
                         last_delivered = Some(offset);
-                        match sink.take(offset, message) {
+                        let taken = sink.take(offset, message);
+                        if let Some(count) = &shared_count {
+                            count.settle(taken == Take::Counted);
+                        }
+                        match taken {
                             Take::Stop => {
                                 tracing::debug!(reader = %reader.label, offset, "stopping: the sink is done");
                                 done = true;
@@ -546,7 +606,8 @@ pub async fn read<S: MessageSink>(
                             unstored = 0;
                             last_store = Instant::now();
                         }
-                        let reached_count = plan.count.is_some_and(|c| read >= c);
+                        let reached_count = plan.count.is_some_and(|c| read >= c)
+                            || shared_count.as_ref().is_some_and(|c| c.is_reached());
                         let reached_end = plan.end_offset.is_some_and(|end| offset >= end);
                         if reached_count || reached_end {
                             tracing::debug!(reader = %reader.label, offset, reached_count, reached_end, "stopping");
@@ -602,6 +663,7 @@ pub async fn read<S: MessageSink>(
                     consumer = subscription.consumer;
                     subscribed(&events, plan, reader, &consumer);
                     skip_below = subscription.skip_below;
+                    took_over_at = subscription.took_over_at;
                     reconnects += 1;
                     quiet_since = Instant::now();
                 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    read, MessageSink, ReadContext, ReadOutcome, ReadPlan, ReaderEvents, ReaderSpec, Subscription,
+    read, MessageSink, ReadContext, ReadOutcome, ReadPlan, ReaderEvents, ReaderSpec, SharedCount,
+    Subscription,
 };
 
 /// One reader to start: its plan, its spec, its subscription and its sink.
@@ -16,6 +17,8 @@ pub struct Start<S> {
     pub spec: ReaderSpec,
     pub subscription: Subscription,
     pub sink: S,
+    /// A `--count` shared with other readers (see [`SharedCount`]).
+    pub shared_count: Option<Arc<SharedCount>>,
 }
 
 /// Readers running on their own tasks (see [`spawn_all`]), and the count they read together.
@@ -44,6 +47,7 @@ pub fn spawn_all<S: MessageSink + 'static>(
                     spec,
                     subscription,
                     sink,
+                    shared_count,
                 } = start;
                 let context = ReadContext {
                     plan: &plan,
@@ -51,6 +55,7 @@ pub fn spawn_all<S: MessageSink + 'static>(
                     stop,
                     progress,
                     events,
+                    shared_count,
                 };
                 let outcome = read(context, subscription, sink).await;
                 (spec.label, outcome)
