@@ -14,6 +14,7 @@ use crate::verify::VerifyReport;
 
 mod held;
 mod print;
+pub mod streams;
 pub use held::{held_since, hold_status, StatusHold};
 pub use print::MessagePrinter;
 
