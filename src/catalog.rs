@@ -211,7 +211,10 @@ pub struct ProducerSequence {
 
 /// The names to show for one stream: those the broker listed (when it could) and those asked
 /// for, each once, sorted; the listed value where there is one, `None` where it must be asked.
-pub fn tracked_names(listed: &BTreeMap<String, u64>, asked: &[String]) -> Vec<(String, Option<u64>)> {
+pub fn tracked_names(
+    listed: &BTreeMap<String, u64>,
+    asked: &[String],
+) -> Vec<(String, Option<u64>)> {
     let mut names: BTreeMap<String, Option<u64>> = listed
         .iter()
         .map(|(name, value)| (name.clone(), Some(*value)))
@@ -281,7 +284,11 @@ mod tests {
         assert_eq!(list.streams[1].binding_key.as_deref(), Some("1"));
         assert_eq!(list.streams[2].super_stream, None);
         let orders = &list.super_streams[0];
-        let partitions: Vec<&str> = orders.partitions.iter().map(|p| p.stream.as_str()).collect();
+        let partitions: Vec<&str> = orders
+            .partitions
+            .iter()
+            .map(|p| p.stream.as_str())
+            .collect();
         assert_eq!(partitions, ["orders-0", "orders-1"]);
         assert_eq!(orders.messages, Some(10));
     }

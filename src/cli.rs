@@ -179,7 +179,12 @@ pub enum StreamsAction {
 pub struct ManagementArgs {
     /// The management API (the rabbitmq_management plugin), credentials in the URL or the
     /// --uri's [default: http://HOST:15672 with HOST from the first --uri]
-    #[arg(long, value_name = "URL", env = "INVSTREAM_MANAGEMENT_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "INVSTREAM_MANAGEMENT_URL",
+        hide_env_values = true
+    )]
     pub management_url: Option<String>,
 }
 

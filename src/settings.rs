@@ -280,9 +280,9 @@ pub fn from_cli(cli: &Cli) -> Result<(CommonSettings, CommandSettings)> {
         CommandSettings::Produce(p) => p.super_stream.as_ref().map(|s| s.name.as_str()),
         CommandSettings::Consume(c) => c.super_stream.as_deref(),
         CommandSettings::Serve(s) => s.super_stream.as_deref(),
-        CommandSettings::Bench(_)
-        | CommandSettings::Workbench(_)
-        | CommandSettings::Streams(_) => None,
+        CommandSettings::Bench(_) | CommandSettings::Workbench(_) | CommandSettings::Streams(_) => {
+            None
+        }
     };
     checks::stream_or_super_stream(super_stream, cli.global.stream_typed)?;
     names::check(&common, &command)?;

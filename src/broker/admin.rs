@@ -170,7 +170,8 @@ impl BrokerSettings {
                 if let Some(Ok(response)) = item {
                     if let ResponseKind::Deliver(chunk) = response.kind_ref() {
                         let count = chunk.messages.len() as u64;
-                        let _ = tx.try_send((chunk.subscription_id, chunk.chunk_first_offset, count));
+                        let _ =
+                            tx.try_send((chunk.subscription_id, chunk.chunk_first_offset, count));
                     }
                 }
                 Ok(())
@@ -179,7 +180,10 @@ impl BrokerSettings {
         client.set_handler(handler).await;
         const FIRST: u8 = 1;
         const LAST: u8 = 2;
-        for (id, spec) in [(FIRST, OffsetSpecification::First), (LAST, OffsetSpecification::Last)] {
+        for (id, spec) in [
+            (FIRST, OffsetSpecification::First),
+            (LAST, OffsetSpecification::Last),
+        ] {
             let response = client
                 .subscribe(id, stream, spec, 1, HashMap::new())
                 .await
@@ -212,7 +216,8 @@ impl BrokerSettings {
         let client = self.connect_client().await?;
         let result = client.metadata(vec![stream.to_string()]).await;
         let _ = client.close().await;
-        let mut metadata = result.map_err(|e| self.client_error(e, "asking for the stream's metadata"))?;
+        let mut metadata =
+            result.map_err(|e| self.client_error(e, "asking for the stream's metadata"))?;
         Ok(metadata.remove(stream).map(|m| StreamMembers {
             leader: format!("{}:{}", m.leader.host, m.leader.port),
             replicas: m

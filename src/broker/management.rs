@@ -132,7 +132,10 @@ impl Management {
             return Err(invalid(&shown, "no host"));
         }
         if base.query().is_some() || base.fragment().is_some() {
-            return Err(invalid(&shown, "a query string or fragment (?… or #…) is not used: leave it out"));
+            return Err(invalid(
+                &shown,
+                "a query string or fragment (?… or #…) is not used: leave it out",
+            ));
         }
         let decode = |s: &str| {
             percent_encoding::percent_decode_str(s)
@@ -286,16 +289,14 @@ impl Management {
                 url: shown.clone(),
                 reason: describe(&e),
             })?;
-        serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| {
-                ManagementError::Unexpected {
-                    url: shown,
-                    during,
-                    reason: e.to_string(),
-                }
-                .into()
-            })
+        serde_json::from_slice(&body).map(Some).map_err(|e| {
+            ManagementError::Unexpected {
+                url: shown,
+                during,
+                reason: e.to_string(),
+            }
+            .into()
+        })
     }
 }
 
@@ -322,8 +323,11 @@ mod tests {
 
     #[test]
     fn the_default_is_port_15672_on_the_uri_host_with_its_credentials() {
-        let m = Management::new(None, &broker("rabbitmq-stream://ann:pw@mq.example:5552/shop"))
-            .unwrap();
+        let m = Management::new(
+            None,
+            &broker("rabbitmq-stream://ann:pw@mq.example:5552/shop"),
+        )
+        .unwrap();
         assert_eq!(m.to_string(), "http://mq.example:15672");
         assert_eq!((m.user.as_str(), m.password.as_str()), ("ann", "pw"));
         assert_eq!(m.vhost(), "shop");

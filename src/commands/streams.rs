@@ -7,8 +7,8 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use crate::broker::{BrokerSettings, Management};
 use crate::catalog::{
-    self, Deleted, Kind, PartitionDetail, ProducerSequence, StoredOffset, StreamDetail,
-    StreamInfo, StreamList,
+    self, Deleted, Kind, PartitionDetail, ProducerSequence, StoredOffset, StreamDetail, StreamInfo,
+    StreamList,
 };
 use crate::error::{InvError, Result, StreamError};
 use crate::settings::{StreamsSettings, StreamsTask};
@@ -19,7 +19,7 @@ use crate::target::partition_producer;
 #[derive(Debug)]
 pub enum Outcome {
     List(StreamList),
-    Info(StreamInfo),
+    Info(Box<StreamInfo>),
     Deleted(Deleted),
     /// Asked on a terminal, the user said no.
     Declined,
@@ -33,7 +33,9 @@ pub async fn run(broker: &BrokerSettings, settings: &StreamsSettings) -> Result<
             name,
             consumers,
             producers,
-        } => Outcome::Info(info(broker, management, name, consumers, producers).await?),
+        } => Outcome::Info(Box::new(
+            info(broker, management, name, consumers, producers).await?,
+        )),
         StreamsTask::Delete { name, yes } => match delete(broker, name, *yes).await? {
             Some(deleted) => Outcome::Deleted(deleted),
             None => Outcome::Declined,
@@ -65,7 +67,11 @@ enum Found {
 
 /// What `name` is: a super stream (asked first: its partitions are streams too), a stream, or
 /// nothing, which is an error saying so.
-async fn find(broker: &BrokerSettings, management: Option<&Management>, name: &str) -> Result<Found> {
+async fn find(
+    broker: &BrokerSettings,
+    management: Option<&Management>,
+    name: &str,
+) -> Result<Found> {
     if let Some(s) = superstream::find(broker, name).await? {
         return Ok(Found::SuperStream(s.partitions));
     }
@@ -142,17 +148,18 @@ async fn info(
         }
         from_api.push(got);
     }
-    let details = futures::future::try_join_all(streams.iter().zip(from_api).map(|(stream, got)| {
-        let asked_producers: Vec<String> = match kind {
-            Kind::Stream => producers.to_vec(),
-            Kind::SuperStream => producers
-                .iter()
-                .map(|p| partition_producer(p, stream))
-                .collect(),
-        };
-        detail(broker, stream, got, consumers.to_vec(), asked_producers)
-    }))
-    .await?;
+    let details =
+        futures::future::try_join_all(streams.iter().zip(from_api).map(|(stream, got)| {
+            let asked_producers: Vec<String> = match kind {
+                Kind::Stream => producers.to_vec(),
+                Kind::SuperStream => producers
+                    .iter()
+                    .map(|p| partition_producer(p, stream))
+                    .collect(),
+            };
+            detail(broker, stream, got, consumers.to_vec(), asked_producers)
+        }))
+        .await?;
     let (stream, partitions) = match kind {
         Kind::Stream => (details.into_iter().next(), None),
         Kind::SuperStream => {
@@ -193,7 +200,8 @@ async fn detail(
 ) -> Result<StreamDetail> {
     let mut detail = got.detail;
     let tracking = got.tracking.unwrap_or_default();
-    let (members, bounds) = tokio::try_join!(broker.stream_members(stream), broker.stream_bounds(stream))?;
+    let (members, bounds) =
+        tokio::try_join!(broker.stream_members(stream), broker.stream_bounds(stream))?;
     if let Some(members) = members {
         detail.leader = Some(members.leader);
         detail.replicas = members.replicas;

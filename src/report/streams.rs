@@ -251,8 +251,7 @@ pub fn deleted_text(d: &Deleted) -> String {
 mod tests {
     use super::*;
     use crate::catalog::{
-        ListedStream, ListedSuperStream, Partition, PartitionDetail, ProducerSequence,
-        StoredOffset,
+        ListedStream, ListedSuperStream, Partition, PartitionDetail, ProducerSequence, StoredOffset,
     };
 
     fn list() -> StreamList {
@@ -316,7 +315,13 @@ super streams
         };
         assert_eq!(
             keys(&json),
-            ["command", "management_url", "streams", "super_streams", "vhost"]
+            [
+                "command",
+                "management_url",
+                "streams",
+                "super_streams",
+                "vhost"
+            ]
         );
         assert_eq!(json["command"], "streams list");
         assert_eq!(
@@ -417,8 +422,10 @@ stream 's' in virtual host '/'
 
     #[test]
     fn a_super_stream_shows_each_partition_and_the_notes() {
-        let mut empty = StreamDetail::default();
-        empty.leader = Some("localhost:5552".into());
+        let empty = StreamDetail {
+            leader: Some("localhost:5552".into()),
+            ..StreamDetail::default()
+        };
         let info = StreamInfo {
             name: "orders".into(),
             kind: Kind::SuperStream,
@@ -433,10 +440,21 @@ stream 's' in virtual host '/'
             notes: vec!["the management API did not answer".into()],
         };
         let text = info_text(&info);
-        assert!(text.starts_with("super stream 'orders' in virtual host '/': 1 partitions\npartition 'orders-0'\n"), "{text}");
+        assert!(
+            text.starts_with(
+                "super stream 'orders' in virtual host '/': 1 partitions\npartition 'orders-0'\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("  offsets         none (empty)\n"), "{text}");
-        assert!(text.contains("  consumers       not listed (see the note below)\n"), "{text}");
-        assert!(text.ends_with("note: the management API did not answer\n"), "{text}");
+        assert!(
+            text.contains("  consumers       not listed (see the note below)\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("note: the management API did not answer\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -58,7 +58,10 @@ fn a_stream_is_listed_shown_with_its_tracking_and_deleted_only_with_yes() {
     assert_eq!(info["kind"], "stream");
     assert_eq!(info["first_offset"], 0, "{info}");
     assert_eq!(info["last_offset"], 999, "{info}");
-    assert!(info["committed_chunk_id"].as_u64().unwrap() <= 999, "{info}");
+    assert!(
+        info["committed_chunk_id"].as_u64().unwrap() <= 999,
+        "{info}"
+    );
     assert_eq!(info["leader"], "localhost:5552", "{info}");
     assert_eq!(
         info["tracking_listed"], true,
@@ -155,22 +158,27 @@ fn a_super_stream_is_listed_with_its_partitions_and_deleted_with_its_exchange() 
     assert_eq!(info["kind"], "super_stream", "{info}");
     let shown = info["partitions"].as_array().unwrap();
     assert_eq!(shown.len(), 3, "{info}");
-    let mut messages = 0;
+    let (mut messages, mut last_ids) = (0, Vec::new());
     for (i, p) in shown.iter().enumerate() {
         assert_eq!(p["stream"], partitions[i].as_str(), "{info}");
         assert_eq!(p["binding_key"], i.to_string(), "{info}");
         assert_eq!(p["leader"], "localhost:5552", "{info}");
-        // Each partition's producer (NAME-PARTITION) numbered its updates from 1.
-        let last = p["last_offset"].as_u64().expect("every partition got updates");
-        let partition_producer = format!("{producer}-{}", partitions[i]);
-        assert_eq!(
-            named(&p["producers"], &partition_producer)["last_publishing_id"],
-            last + 1,
-            "{info}"
-        );
+        assert_eq!(p["first_offset"], 0, "{info}");
+        let last = p["last_offset"]
+            .as_u64()
+            .expect("every partition got updates");
         messages += last + 1;
+        // Each partition's producer (NAME-PARTITION) sends the updates routed there under
+        // their run-wide publishing ids (seq + 1).
+        let partition_producer = format!("{producer}-{}", partitions[i]);
+        let id = named(&p["producers"], &partition_producer)["last_publishing_id"]
+            .as_u64()
+            .unwrap();
+        assert!(id > last, "{info}");
+        last_ids.push(id);
     }
     assert_eq!(messages, 1000, "{info}");
+    assert_eq!(last_ids.iter().max(), Some(&1000), "{info}");
 
     let refused = invstream(&["streams", "delete", &name]);
     assert_one_line_error(&refused, 1, "add --yes");
