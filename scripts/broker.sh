@@ -114,7 +114,7 @@ ensure_rootfs() {
 
 chroot_up() {
     ensure_rootfs
-    echo '[rabbitmq_stream,rabbitmq_management].' | as_root tee "$ROOTFS/etc/rabbitmq/enabled_plugins" >/dev/null
+    echo '[rabbitmq_stream,rabbitmq_management,rabbitmq_stream_management].' | as_root tee "$ROOTFS/etc/rabbitmq/enabled_plugins" >/dev/null
     printf 'loopback_users.guest = false\nstream.advertised_host = localhost\n' \
         | as_root tee "$ROOTFS/etc/rabbitmq/rabbitmq.conf" >/dev/null
     say "starting RabbitMQ $(in_chroot dpkg-query -W -f='${Version}' rabbitmq-server) in the chroot"
@@ -137,7 +137,7 @@ chroot_down() {
 
 system_up() {
     mkdir -p "$SYSTEM_DIR"
-    echo '[rabbitmq_stream,rabbitmq_management].' >"$SYSTEM_DIR/enabled_plugins"
+    echo '[rabbitmq_stream,rabbitmq_management,rabbitmq_stream_management].' >"$SYSTEM_DIR/enabled_plugins"
     printf 'loopback_users.guest = false\nstream.advertised_host = localhost\n' >"$SYSTEM_DIR/rabbitmq.conf"
     mkdir -p "$SYSTEM_DIR/mnesia" "$SYSTEM_DIR/log"
     say "starting the installed RabbitMQ $(system_rabbitmq_version)"
@@ -163,10 +163,26 @@ docker_up() {
 
 docker_down() { (cd "$REPO" && compose down); }
 
+# `invstream streams info` lists the names a stream tracks through rabbitmq_stream_management:
+# a broker this script started before that plugin was in its list gets it, running.
+ensure_stream_management() {
+    local mode
+    mode="$(cat "$STATE" 2>/dev/null || true)"
+    case "$mode" in
+        chroot)
+            grep -q rabbitmq_stream_management "$ROOTFS/etc/rabbitmq/enabled_plugins" 2>/dev/null \
+                || in_chroot rabbitmq-plugins -q enable rabbitmq_stream_management >/dev/null 2>&1 || true ;;
+        system)
+            grep -q rabbitmq_stream_management "$SYSTEM_DIR/enabled_plugins" 2>/dev/null \
+                || system_env "$RABBITMQ_BIN/rabbitmq-plugins" -q enable rabbitmq_stream_management >/dev/null 2>&1 || true ;;
+    esac
+}
+
 up() {
     mkdir -p "$CACHE"
     if port_open "$PORT"; then
         say "a broker already answers on localhost:$PORT"
+        ensure_stream_management
         return 0
     fi
     local mode="${INVSTREAM_BROKER:-}"

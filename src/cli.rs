@@ -135,6 +135,9 @@ pub enum Command {
     /// Producers and consumers at once on a stream of their own: a line per second, then a
     /// summary (like RabbitMQ's stream-perf-test)
     Bench(BenchArgs),
+    /// List, inspect and delete streams and super streams: messages, offsets, leader and
+    /// replicas, stored consumer offsets and producers' last publishing ids
+    Streams(StreamsArgs),
     /// Shell completions on stdout, e.g. `invstream completions bash >
     /// ~/.local/share/bash-completion/completions/invstream`
     Completions(CompletionsArgs),
@@ -150,6 +153,76 @@ pub fn command_names() -> Vec<String> {
         .filter(|c| !c.is_hide_set())
         .map(|c| c.get_name().to_string())
         .collect()
+}
+
+#[derive(Debug, Args)]
+pub struct StreamsArgs {
+    #[command(subcommand)]
+    pub action: StreamsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StreamsAction {
+    /// Every stream and super stream of the virtual host (--uri's), with messages, segments,
+    /// leader and the super stream each partition belongs to (needs the management API)
+    List(StreamsListArgs),
+    /// A stream or super stream: messages, segments, first and last offset, leader and
+    /// replicas, stored consumer offsets and producers' last publishing ids (per partition)
+    Info(StreamsInfoArgs),
+    /// Delete a stream, or a super stream with its partitions and its exchange (asks first on a
+    /// terminal; elsewhere needs --yes)
+    Delete(StreamsDeleteArgs),
+}
+
+/// Where RabbitMQ's management HTTP API is (`invstream streams`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ManagementArgs {
+    /// The management API (the rabbitmq_management plugin), credentials in the URL or the
+    /// --uri's [default: http://HOST:15672 with HOST from the first --uri]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "INVSTREAM_MANAGEMENT_URL",
+        hide_env_values = true
+    )]
+    pub management_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StreamsListArgs {
+    #[command(flatten)]
+    pub management: ManagementArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StreamsInfoArgs {
+    /// The stream or super stream
+    #[arg(value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub name: String,
+
+    /// Also show this consumer name's stored offset (repeatable); the names a stream tracks
+    /// are listed only with the rabbitmq_stream_management plugin
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub consumer: Vec<String>,
+
+    /// Also show this producer name's last publishing id (repeatable); on a super stream, each
+    /// partition's NAME-PARTITION, as produce --producer-name names them
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub producer: Vec<String>,
+
+    #[command(flatten)]
+    pub management: ManagementArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StreamsDeleteArgs {
+    /// The stream or super stream
+    #[arg(value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub name: String,
+
+    /// Delete without asking (needed when stdin or stderr is not a terminal)
+    #[arg(long, short)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,8 @@ pub enum InvError {
     Publish(#[from] PublishError),
     #[error(transparent)]
     Read(#[from] ReadError),
+    #[error(transparent)]
+    Management(#[from] ManagementError),
     /// The user's updates (`--input`) could not be read or were refused (`--strict`).
     #[error("{0}")]
     Input(String),
@@ -105,6 +107,9 @@ pub enum StreamError {
     #[error("stream '{stream}' does not exist in virtual host '{vhost}': create it by publishing to it (invstream produce --stream {stream}) or check --stream")]
     Missing { stream: String, vhost: String },
 
+    #[error("there is no stream or super stream named '{name}' in virtual host '{vhost}': see invstream streams list")]
+    NoSuchName { name: String, vhost: String },
+
     #[error("stream '{stream}' is not available yet (the broker is starting or electing its leader): try again in a few seconds")]
     NotAvailable { stream: String },
 
@@ -148,6 +153,33 @@ fn refused_hint(action: &str, code: &ResponseCode) -> &'static str {
         }
         _ => "",
     }
+}
+
+/// RabbitMQ's management HTTP API (`invstream streams`): what the stream protocol cannot list.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagementError {
+    #[error("invalid --management-url '{url}': {reason} (expected http://HOST:15672)")]
+    InvalidUrl { url: String, reason: String },
+
+    #[error("cannot reach RabbitMQ's management API at {url}: {reason}; enable it on the broker (rabbitmq-plugins enable rabbitmq_management) or give its address with --management-url (env INVSTREAM_MANAGEMENT_URL)")]
+    Unreachable { url: String, reason: String },
+
+    #[error("the management API at {url} refused user '{user}' (401): give it the management tag (rabbitmqctl set_user_tags {user} management) or other credentials in --management-url http://USER:PASSWORD@HOST:15672")]
+    Unauthorized { url: String, user: String },
+
+    #[error("the management API at {url} answered {status} while {during}: check --management-url and the broker's log")]
+    Status {
+        url: String,
+        during: &'static str,
+        status: String,
+    },
+
+    #[error("the management API at {url} gave an answer invstream cannot read while {during} ({reason}): is --management-url RabbitMQ's management API?")]
+    Unexpected {
+        url: String,
+        during: &'static str,
+        reason: String,
+    },
 }
 
 /// Publishing itself, once connected.

@@ -13,10 +13,12 @@
 //! - [`stats`] (counters, histograms, [`stats::RunSummary`]) apart from [`report`] (every
 //!   rendering) and [`plot`] (SVG and HDR logs); [`verify`] checks `seq` per producer
 //! - [`shutdown`]: one token for SIGINT and SIGTERM; [`error`]: errors grouped by what failed
+//! - [`catalog`]: what a virtual host holds, as `streams list|info|delete` shows it
 //! - [`build_info`]: what `--version` names (the commit and profile `build.rs` found)
 
 pub mod broker;
 pub mod build_info;
+pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod dashboard;
@@ -118,6 +120,7 @@ async fn run_command(
         CommandSettings::Workbench(settings) => {
             return run_workbench(&common, settings, &shutdown, out).await
         }
+        CommandSettings::Streams(settings) => return run_streams(&common, settings, out).await,
     };
     if let Err(e) = out.summary(&summary) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -129,6 +132,46 @@ async fn run_command(
         .into());
     }
     Ok(exit_code(&summary, &shutdown))
+}
+
+/// `streams list|info|delete`: the list, the details or what was deleted, as text or JSON; 1
+/// when a delete was declined at the terminal.
+async fn run_streams(
+    common: &settings::CommonSettings,
+    settings: &settings::StreamsSettings,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
+    use commands::streams::Outcome;
+    use report::streams as render;
+    let addr = common.broker.addr();
+    let during = match &settings.action {
+        settings::StreamsTask::List => "listing the streams".to_string(),
+        settings::StreamsTask::Info { name, .. } => format!("streams info {name}"),
+        settings::StreamsTask::Delete { name, .. } => format!("deleting {name}"),
+    };
+    let outcome = commands::streams::run(&common.broker, settings)
+        .await
+        .with_context(|| format!("{during} at {addr}"))?;
+    let text = match (&outcome, out.json) {
+        (Outcome::List(list), true) => render::list_json(list)?,
+        (Outcome::List(list), false) => render::list_text(list),
+        (Outcome::Info(info), true) => render::info_json(info)?,
+        (Outcome::Info(info), false) => render::info_text(info),
+        (Outcome::Deleted(deleted), true) => render::deleted_json(deleted)?,
+        (Outcome::Deleted(deleted), false) => render::deleted_text(deleted),
+        (Outcome::Declined, _) => {
+            out.status("nothing deleted");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    match out.document(&text) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(error::InvError::Output(format!(
+            "cannot write the results: {e} (is the disk full, or the output closed?)"
+        ))
+        .into()),
+        Ok(()) => Ok(ExitCode::SUCCESS),
+    }
 }
 
 /// `bench` comparing configurations: its table or JSON, then 1 when a row is worse than the

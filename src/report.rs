@@ -17,6 +17,7 @@ use crate::verify::VerifyReport;
 mod glyphs;
 mod held;
 mod print;
+pub mod streams;
 pub use glyphs::{colour, for_terminal, glyphs};
 pub use held::{held_since, hold_status, StatusHold};
 pub use print::MessagePrinter;

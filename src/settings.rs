@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::broker::{BrokerSettings, Retention, TlsFiles};
+use crate::broker::{BrokerSettings, Management, Retention, TlsFiles};
 use crate::cli::{
     BenchArgs, Cli, Command, Compression, ConsumeArgs, GlobalArgs, ManArgs, ProduceArgs, ReadFrom,
-    RetentionArgs, ServeArgs, SubEntryArgs,
+    RetentionArgs, ServeArgs, StreamsAction, StreamsArgs, SubEntryArgs,
 };
 use crate::engines::publisher::{Batching, PublisherOptions};
 use crate::engines::reader::{ReaderSpec, StartOffset, StopRule};
@@ -40,6 +40,31 @@ pub enum CommandSettings {
     Bench(BenchSettings),
     /// `bench` comparing configurations (`--param`, `--runs`, exports, baselines).
     Workbench(Box<WorkbenchSettings>),
+    /// `streams list|info|delete`.
+    Streams(StreamsSettings),
+}
+
+/// `invstream streams`: what to do, and where the management API is.
+#[derive(Debug, Clone)]
+pub struct StreamsSettings {
+    pub action: StreamsTask,
+    pub management: Management,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamsTask {
+    List,
+    Info {
+        name: String,
+        /// `--consumer`, `--producer`: names to show besides those the broker lists.
+        consumers: Vec<String>,
+        producers: Vec<String>,
+    },
+    Delete {
+        name: String,
+        /// `--yes`: no question asked.
+        yes: bool,
+    },
 }
 
 /// How a publisher frames and bounds what it sends (shared by produce, serve and bench).
@@ -248,6 +273,7 @@ pub fn from_cli(cli: &Cli) -> Result<(CommonSettings, CommandSettings)> {
             CommandSettings::Workbench(Box::new(workbench::workbench(cli, args)?))
         }
         Command::Bench(args) => CommandSettings::Bench(bench(args)?),
+        Command::Streams(args) => CommandSettings::Streams(streams(args, &common.broker)?),
         Command::Completions(_) | Command::Man(_) => {
             return Err(InvError::usage(
                 "completions and man connect to nothing: their settings are settings::document",
@@ -258,11 +284,39 @@ pub fn from_cli(cli: &Cli) -> Result<(CommonSettings, CommandSettings)> {
         CommandSettings::Produce(p) => p.super_stream.as_ref().map(|s| s.name.as_str()),
         CommandSettings::Consume(c) => c.super_stream.as_deref(),
         CommandSettings::Serve(s) => s.super_stream.as_deref(),
-        CommandSettings::Bench(_) | CommandSettings::Workbench(_) => None,
+        CommandSettings::Bench(_) | CommandSettings::Workbench(_) | CommandSettings::Streams(_) => {
+            None
+        }
     };
     checks::stream_or_super_stream(super_stream, cli.global.stream_typed)?;
     names::check(&common, &command)?;
     Ok((common, command))
+}
+
+fn streams(args: &StreamsArgs, broker: &BrokerSettings) -> Result<StreamsSettings> {
+    let (action, management_url) = match &args.action {
+        StreamsAction::List(a) => (StreamsTask::List, a.management.management_url.as_deref()),
+        StreamsAction::Info(a) => (
+            StreamsTask::Info {
+                name: a.name.clone(),
+                consumers: a.consumer.clone(),
+                producers: a.producer.clone(),
+            },
+            a.management.management_url.as_deref(),
+        ),
+        // Deleting goes over the stream protocol alone.
+        StreamsAction::Delete(a) => (
+            StreamsTask::Delete {
+                name: a.name.clone(),
+                yes: a.yes,
+            },
+            None,
+        ),
+    };
+    Ok(StreamsSettings {
+        action,
+        management: Management::new(management_url, broker)?,
+    })
 }
 
 fn common(args: &GlobalArgs) -> Result<CommonSettings> {

@@ -43,6 +43,35 @@ impl Retention {
     }
 }
 
+/// Where a stream begins and ends, from its first and last chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamBounds {
+    pub first_offset: u64,
+    /// The first offset of the last chunk: the committed chunk id.
+    pub committed_chunk_id: u64,
+    pub last_offset: u64,
+}
+
+impl StreamBounds {
+    /// From the first chunk's first offset and the last chunk's first offset and message count;
+    /// `None` when either chunk was not seen (an empty stream).
+    pub fn from_chunks(first: Option<u64>, last: Option<(u64, u64)>) -> Option<Self> {
+        let (first_offset, (committed_chunk_id, count)) = (first?, last?);
+        Some(StreamBounds {
+            first_offset,
+            committed_chunk_id,
+            last_offset: committed_chunk_id + count.saturating_sub(1),
+        })
+    }
+}
+
+/// A stream's leader and replicas, as `host:port` (the stream protocol's metadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamMembers {
+    pub leader: String,
+    pub replicas: Vec<String>,
+}
+
 impl BrokerSettings {
     /// Creates `stream` if it does not exist. With no `arguments` an existing stream is used as
     /// it is; with arguments, an existing stream must have been created with the same ones.
@@ -124,6 +153,79 @@ impl BrokerSettings {
         let _ = client.unsubscribe(1).await;
         let _ = client.close().await;
         Ok(end)
+    }
+
+    /// Where `stream` begins and ends now (`None` for an empty stream): the first offset still
+    /// stored, the first offset of the last chunk (the committed chunk id) and the last offset.
+    ///
+    /// Client 0.11 has no StreamStats request, so one connection subscribes twice, at `first`
+    /// and at `last`, with one credit each: the first chunk sent on each says it. An empty
+    /// stream sends nothing; after `LAST_CHUNK_WAIT` of silence it is taken as empty.
+    pub async fn stream_bounds(&self, stream: &str) -> Result<Option<StreamBounds>> {
+        let client = self.connect_client().await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(u8, u64, u64)>(4);
+        let handler = move |item: rabbitmq_stream_client::types::MessageResult| {
+            let tx = tx.clone();
+            async move {
+                if let Some(Ok(response)) = item {
+                    if let ResponseKind::Deliver(chunk) = response.kind_ref() {
+                        let count = chunk.messages.len() as u64;
+                        let _ =
+                            tx.try_send((chunk.subscription_id, chunk.chunk_first_offset, count));
+                    }
+                }
+                Ok(())
+            }
+        };
+        client.set_handler(handler).await;
+        const FIRST: u8 = 1;
+        const LAST: u8 = 2;
+        for (id, spec) in [
+            (FIRST, OffsetSpecification::First),
+            (LAST, OffsetSpecification::Last),
+        ] {
+            let response = client
+                .subscribe(id, stream, spec, 1, HashMap::new())
+                .await
+                .map_err(|e| self.client_error(e, "looking for the bounds of the stream"))?;
+            if response.code() != &ResponseCode::Ok {
+                let _ = client.close().await;
+                return Err(self.refused(response.code(), "read", stream));
+            }
+        }
+        let (mut first, mut last) = (None, None);
+        let deadline = tokio::time::Instant::now() + LAST_CHUNK_WAIT;
+        while first.is_none() || last.is_none() {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((FIRST, offset, _))) => first = first.or(Some(offset)),
+                Ok(Some((_, offset, count))) => last = last.or(Some((offset, count))),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        for id in [FIRST, LAST] {
+            let _ = client.unsubscribe(id).await;
+        }
+        let _ = client.close().await;
+        Ok(StreamBounds::from_chunks(first, last))
+    }
+
+    /// The node (`host:port`) that leads `stream` and those that hold its replicas, as the
+    /// stream protocol's metadata names them; `None` when the stream does not exist or has no
+    /// leader now.
+    pub async fn stream_members(&self, stream: &str) -> Result<Option<StreamMembers>> {
+        let client = self.connect_client().await?;
+        let result = client.metadata(vec![stream.to_string()]).await;
+        let _ = client.close().await;
+        let mut metadata =
+            result.map_err(|e| self.client_error(e, "asking for the stream's metadata"))?;
+        Ok(metadata.remove(stream).map(|m| StreamMembers {
+            leader: format!("{}:{}", m.leader.host, m.leader.port),
+            replicas: m
+                .replicas
+                .iter()
+                .map(|r| format!("{}:{}", r.host, r.port))
+                .collect(),
+        }))
     }
 
     /// The offset the broker stores for consumer `name` on `stream`, or `None` if it has none.

@@ -1,6 +1,7 @@
 //! The commands, one module each and each once for a stream and a super stream: parse nothing
 //! (settings come checked), drive an engine, return a `RunSummary` for `report` to render. A new
-//! command is a module here, its settings in `settings`, and one arm in `lib::run`. `docs`
+//! command is a module here, its settings in `settings`, and one arm in `lib::run`. `streams`
+//! (list, info, delete) is administration: it returns a `catalog` model instead. `docs`
 //! (completions, man pages) connects to nothing: it writes documents made from the CLI itself.
 
 pub mod bench;
@@ -8,4 +9,5 @@ pub mod consume;
 pub mod docs;
 pub mod produce;
 pub mod serve;
+pub mod streams;
 pub mod workbench;

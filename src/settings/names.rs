@@ -7,7 +7,7 @@
 
 use super::{
     BenchSettings, CommandSettings, CommonSettings, ConsumeSettings, PartitionLayout,
-    ProduceSettings, ServeSettings, SuperStreamSettings,
+    ProduceSettings, ServeSettings, StreamsTask, SuperStreamSettings,
 };
 use crate::engines::reader::ReaderSpec;
 use crate::error::{InvError, Result};
@@ -53,6 +53,28 @@ pub fn check(common: &CommonSettings, command: &CommandSettings) -> Result<()> {
             .configurations
             .iter()
             .try_for_each(|c| check_bench(&c.settings, stream, vhost)),
+        CommandSettings::Streams(s) => check_streams(&s.action),
+    }
+}
+
+/// `streams info|delete NAME` and the names asked for: printable (they reach messages).
+fn check_streams(task: &StreamsTask) -> Result<()> {
+    match task {
+        StreamsTask::List => Ok(()),
+        StreamsTask::Delete { name, .. } => printable("NAME", name),
+        StreamsTask::Info {
+            name,
+            consumers,
+            producers,
+        } => {
+            printable("NAME", name)?;
+            consumers
+                .iter()
+                .try_for_each(|c| printable("--consumer", c))?;
+            producers
+                .iter()
+                .try_for_each(|p| printable("--producer", p))
+        }
     }
 }
 

@@ -113,6 +113,22 @@ pub async fn existing(broker: &BrokerSettings, name: &str) -> Result<SuperStream
     }
 }
 
+/// The partitions of super stream `name`, or `None` when there is none (or the broker is older
+/// than 3.13, which has no super streams).
+pub async fn find(broker: &BrokerSettings, name: &str) -> Result<Option<SuperStream>> {
+    match VersionProbe::new(broker)?.version().await {
+        Some(version) if !version_at_least(&version, 3, 13) => return Ok(None),
+        _ => {}
+    }
+    let client = client(broker).await?;
+    let partitions = partitions_with(&client, name).await;
+    let _ = client.close().await;
+    Ok(partitions?.map(|partitions| SuperStream {
+        name: name.to_string(),
+        partitions,
+    }))
+}
+
 fn missing(broker: &BrokerSettings, name: &str) -> InvError {
     ConnectError::Client {
         message: format!(

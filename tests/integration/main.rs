@@ -27,6 +27,7 @@ mod serve_access;
 mod serve_broker;
 mod serve_frames;
 mod serve_util;
+mod streams;
 mod sub_entry;
 mod super_stream;
 mod super_stream_cluster;
