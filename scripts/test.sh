@@ -8,6 +8,9 @@
 # Extra arguments go to the test runner, e.g. scripts/test.sh produce_consume
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# The tests read invstream's output in a UTF-8 locale (outside one it writes ->, us, ... for →, µs,
+# …; the tests of that set their own locale).
+export LC_ALL=C.UTF-8
 
 bash scripts/broker.sh up
 bash scripts/broker.sh old-up
