@@ -158,7 +158,7 @@ fn super_stream_verify_on_truncated_partitions_reports_no_false_gaps() {
     let produced = ss.run_json(&args);
     assert_eq!(produced["confirmed"], 120_000, "{produced}");
     wait_until("retention removes every partition's first segments", || {
-        let read = ss.run_json(&["consume", "--offset", "first", "--count", "3"]);
+        let read = ss.run_json(&["consume", "--offset", "first", "--count-per-partition", "3"]);
         read["partitions"]
             .as_array()
             .is_some_and(|p| p.iter().all(|p| p["first_offset"].as_u64() > Some(0)))
