@@ -144,14 +144,17 @@ pub enum StreamError {
     },
 }
 
-/// What a refusal may mean, where the code alone does not say: a broker under a resource alarm
-/// (its disk or memory limit reached) refuses every new publisher with `PreconditionFailed`.
+/// Whether a refusal is a resource alarm's: a broker whose disk or memory limit is reached
+/// refuses every new publisher with `PreconditionFailed` (the code alone does not say so).
+fn refused_by_alarm(action: &str, code: &ResponseCode) -> bool {
+    action == "write to" && *code == ResponseCode::PreconditionFailed
+}
+
+/// What a refusal may mean, where the code alone does not say.
 fn refused_hint(action: &str, code: &ResponseCode) -> &'static str {
-    match (action, code) {
-        ("write to", ResponseCode::PreconditionFailed) => {
-            "; a broker under a disk or memory alarm refuses new publishers: see `rabbitmq-diagnostics alarms` and the broker's log"
-        }
-        _ => "",
+    match refused_by_alarm(action, code) {
+        true => "; a broker under a disk or memory alarm refuses new publishers: see `rabbitmq-diagnostics alarms` and the broker's log",
+        false => "",
     }
 }
 
@@ -223,14 +226,10 @@ impl InvError {
             // the stream, or does not know it yet.
             InvError::Stream(e) => match e {
                 StreamError::Missing { .. } | StreamError::NotAvailable { .. } => true,
-                // A resource alarm (disk or memory): the broker refuses new publishers until
-                // it clears. Seen when a producer reconnects during a disk alarm (the chaos
-                // harness): it must wait for the alarm, within --retry-for, not end the run.
-                StreamError::Refused {
-                    action: "write to",
-                    code: ResponseCode::PreconditionFailed,
-                    ..
-                } => true,
+                // A resource alarm refuses new publishers until it clears. Seen when a producer
+                // reconnects during a disk alarm (the chaos harness): it must wait for the
+                // alarm, within --retry-for, not end the run.
+                StreamError::Refused { action, code, .. } if refused_by_alarm(action, code) => true,
                 StreamError::Refused { code, .. } | StreamError::RequestRefused { code, .. } => {
                     is_transient_code(code)
                 }
