@@ -134,7 +134,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Producers and consumers at once on a stream of their own: a line per second, then a
     /// summary (like RabbitMQ's stream-perf-test)
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
     /// List, inspect and delete streams and super streams: messages, offsets, leader and
     /// replicas, stored consumer offsets and producers' last publishing ids
     Streams(StreamsArgs),
@@ -320,6 +320,37 @@ pub struct BenchArgs {
 
     #[command(flatten)]
     pub workbench: WorkbenchArgs,
+
+    #[command(flatten)]
+    pub max_rate: MaxRateArgs,
+}
+
+/// `bench --find-max-rate`: a search for the highest publish rate the broker sustains.
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Finding the highest sustainable rate")]
+pub struct MaxRateArgs {
+    /// Search for the highest publish rate at which every update is confirmed, confirm p99
+    /// stays under --max-p99 and the consumers keep up: runs of --settle each at a fixed rate,
+    /// doubling from --start-rate, then bisecting to --precision
+    #[arg(long)]
+    pub find_max_rate: bool,
+
+    /// With --find-max-rate: the bound on the confirm latency's 99th percentile
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms", requires = "find_max_rate")]
+    pub max_p99: Duration,
+
+    /// With --find-max-rate: how long each rate is tried (its second half is judged)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s", requires = "find_max_rate")]
+    pub settle: Duration,
+
+    /// With --find-max-rate: the first rate tried, in messages per second
+    #[arg(long, value_name = "RATE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..), requires = "find_max_rate")]
+    pub start_rate: u64,
+
+    /// With --find-max-rate: stop when the lowest failed rate is within this much above the
+    /// highest sustained one, e.g. 5%
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent, default_value = "5%", requires = "find_max_rate")]
+    pub precision: f64,
 }
 
 /// Several configurations of one bench, compared: parameters, repeated runs, exports, an HTML

@@ -28,6 +28,7 @@ pub mod error;
 pub mod files;
 pub mod input;
 pub mod live_metrics;
+pub mod max_rate;
 pub mod model;
 pub mod plot;
 pub mod report;
@@ -121,6 +122,9 @@ async fn run_command(
             return run_workbench(&common, settings, &shutdown, out).await
         }
         CommandSettings::Streams(settings) => return run_streams(&common, settings, out).await,
+        CommandSettings::MaxRate(settings) => {
+            return run_max_rate(&common, settings, &shutdown, out).await
+        }
     };
     if let Err(e) = out.summary(&summary) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -216,6 +220,39 @@ async fn run_workbench(
     Ok(match shutdown.received() {
         Some(signal) => ExitCode::from(signal.exit_code()),
         None if !regressions.is_empty() || outcome.failed > 0 => ExitCode::FAILURE,
+        None => ExitCode::SUCCESS,
+    })
+}
+
+/// `bench --find-max-rate`: the rate found and the tries, as text or JSON; 1 when no rate was
+/// sustained, 130/143 when a signal ended the search early.
+async fn run_max_rate(
+    common: &settings::CommonSettings,
+    settings: &settings::MaxRateSettings,
+    shutdown: &Shutdown,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
+    let addr = common.broker.addr();
+    let outcome = commands::max_rate::run(common, settings, shutdown, out)
+        .await
+        .with_context(|| format!("bench --find-max-rate at {addr}"))?;
+    let text = match out.json {
+        true => report::max_rate::json(&outcome).context("encoding the results")?,
+        false => report::max_rate::text(&outcome),
+    };
+    match out.document(&text) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            return Err(error::InvError::Output(format!(
+                "cannot write the results: {e} (is the disk full, or the output closed?)"
+            ))
+            .into())
+        }
+        Ok(()) => {}
+    }
+    Ok(match shutdown.received() {
+        Some(signal) => ExitCode::from(signal.exit_code()),
+        None if outcome.max_sustainable_rate.is_none() => ExitCode::FAILURE,
         None => ExitCode::SUCCESS,
     })
 }

@@ -16,6 +16,7 @@ use crate::verify::VerifyReport;
 
 mod glyphs;
 mod held;
+pub mod max_rate;
 mod print;
 pub mod streams;
 pub use glyphs::{colour, for_terminal, glyphs};

@@ -17,9 +17,11 @@ use crate::input::InputSource;
 use crate::target::PartitionLayout;
 
 mod checks;
+mod max_rate;
 mod names;
 mod workbench;
 
+pub use max_rate::MaxRateSettings;
 pub use workbench::{Configuration, WorkbenchSettings};
 
 /// What every command shares.
@@ -42,6 +44,8 @@ pub enum CommandSettings {
     Workbench(Box<WorkbenchSettings>),
     /// `streams list|info|delete`.
     Streams(StreamsSettings),
+    /// `bench --find-max-rate`.
+    MaxRate(Box<MaxRateSettings>),
 }
 
 /// `invstream streams`: what to do, and where the management API is.
@@ -269,6 +273,9 @@ pub fn from_cli(cli: &Cli) -> Result<(CommonSettings, CommandSettings)> {
         Command::Produce(args) => CommandSettings::Produce(produce(args)?),
         Command::Consume(args) => CommandSettings::Consume(consume(args)?),
         Command::Serve(args) => CommandSettings::Serve(serve(args)?),
+        Command::Bench(args) if args.max_rate.find_max_rate => {
+            CommandSettings::MaxRate(Box::new(max_rate::max_rate(args)?))
+        }
         Command::Bench(args) if args.workbench.asked() => {
             CommandSettings::Workbench(Box::new(workbench::workbench(cli, args)?))
         }
@@ -284,9 +291,10 @@ pub fn from_cli(cli: &Cli) -> Result<(CommonSettings, CommandSettings)> {
         CommandSettings::Produce(p) => p.super_stream.as_ref().map(|s| s.name.as_str()),
         CommandSettings::Consume(c) => c.super_stream.as_deref(),
         CommandSettings::Serve(s) => s.super_stream.as_deref(),
-        CommandSettings::Bench(_) | CommandSettings::Workbench(_) | CommandSettings::Streams(_) => {
-            None
-        }
+        CommandSettings::Bench(_)
+        | CommandSettings::Workbench(_)
+        | CommandSettings::Streams(_)
+        | CommandSettings::MaxRate(_) => None,
     };
     checks::stream_or_super_stream(super_stream, cli.global.stream_typed)?;
     names::check(&common, &command)?;
@@ -558,7 +566,7 @@ fn serve(args: &ServeArgs) -> Result<ServeSettings> {
     })
 }
 
-fn bench(args: &BenchArgs) -> Result<BenchSettings> {
+pub(crate) fn bench(args: &BenchArgs) -> Result<BenchSettings> {
     checks::positive(
         "--duration",
         args.duration,

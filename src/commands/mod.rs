@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod consume;
 pub mod docs;
+pub mod max_rate;
 pub mod produce;
 pub mod serve;
 pub mod streams;

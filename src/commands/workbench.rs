@@ -250,7 +250,7 @@ fn run_result(measured: BenchRun, cpu: Duration) -> RunResult {
 }
 
 /// Each node of `--uri` and the version it reports, noted before the first run.
-async fn broker_state(common: &CommonSettings) -> Result<BrokerState> {
+pub async fn broker_state(common: &CommonSettings) -> Result<BrokerState> {
     let mut nodes = Vec::new();
     for node in common.broker.each_node() {
         let version = VersionProbe::new(&node)?.version().await;

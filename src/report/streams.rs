@@ -38,7 +38,7 @@ fn count(n: Option<u64>) -> String {
 }
 
 /// Columns padded to their widest cell; the last one is not padded.
-fn table(rows: &[Vec<String>], right_aligned: &[usize]) -> String {
+pub(crate) fn table(rows: &[Vec<String>], right_aligned: &[usize]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {

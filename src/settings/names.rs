@@ -54,6 +54,7 @@ pub fn check(common: &CommonSettings, command: &CommandSettings) -> Result<()> {
             .iter()
             .try_for_each(|c| check_bench(&c.settings, stream, vhost)),
         CommandSettings::Streams(s) => check_streams(&s.action),
+        CommandSettings::MaxRate(m) => check_bench(&m.bench, stream, vhost),
     }
 }
 

@@ -1,6 +1,8 @@
 //! `invstream bench`: producers and consumers at once on a stream of its own.
 
-use crate::util::{assert_stream_deleted, invstream, summary_of, TestStream};
+use crate::util::{
+    assert_stream_deleted, binary, invstream, spawn_until_line, summary_of, TestStream,
+};
 
 #[test]
 fn bench_publishes_and_reads_everything_and_reports_each_second() {
@@ -176,4 +178,81 @@ fn bench_serves_live_metrics_while_it_runs() {
     let listen = taken.local_addr().unwrap().to_string();
     let output = stream.run(&["bench", "--count", "1000", "--prometheus", &listen]);
     crate::util::assert_one_line_error(&output, 1, &format!("cannot listen on {listen}"));
+}
+
+/// `bench --find-max-rate` with short tries: the JSON outcome and the rate found.
+fn find_max_rate(stream: &TestStream) -> serde_json::Value {
+    let output = invstream(&[
+        "--json",
+        "--stream",
+        &stream.name,
+        "bench",
+        "--find-max-rate",
+        "--settle",
+        "3s",
+        "--start-rate",
+        "5000",
+        "--precision",
+        "25%",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("no JSON outcome ({e}):\n{stderr}"));
+    let tries = outcome["tries"].as_array().unwrap();
+    // Every try has its verdict, said as it ran and in the outcome.
+    for (index, tried) in tries.iter().enumerate() {
+        assert!(tried["verdict"].is_string(), "{outcome}");
+        assert!(tried["published_per_s"].is_number(), "{outcome}");
+        let line = format!("try {}: ", index + 1);
+        assert!(stderr.contains(&line), "{line} missing:\n{stderr}");
+    }
+    let sustained = |t: &&serde_json::Value| t["verdict"] == "sustained";
+    match outcome["max_sustainable_rate"].as_u64() {
+        Some(found) => {
+            assert!(output.status.success(), "{stderr}");
+            // The rate found was tried and sustained; the lowest failed one is above it,
+            // within the precision asked.
+            assert!(
+                tries.iter().filter(sustained).any(|t| t["rate"] == found),
+                "{outcome}"
+            );
+            let ceiling = outcome["lowest_failed_rate"].as_u64().unwrap();
+            assert!(ceiling > found, "{outcome}");
+            assert!(ceiling as f64 <= found as f64 * 1.25 + 1.0, "{outcome}");
+        }
+        None => {
+            assert_eq!(output.status.code(), Some(1), "{stderr}");
+            assert!(!tries.iter().any(|t| sustained(&t)), "{outcome}");
+        }
+    }
+    outcome
+}
+
+#[test]
+fn find_max_rate_finds_a_lower_rate_on_a_broker_kept_busy_by_another_producer() {
+    let stream = TestStream::new("max-rate");
+    let free = find_max_rate(&stream);
+    let found = free["max_sustainable_rate"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("the idle broker sustained no rate: {free}"));
+    assert!(found >= 5_000, "{free}");
+    // The same search while another producer publishes as fast as it can to another stream.
+    let competitor = TestStream::new("max-rate-load");
+    let mut command = std::process::Command::new(binary());
+    command.args([
+        "--stream",
+        &competitor.name,
+        "produce",
+        "--count",
+        "1000000000",
+    ]);
+    let (mut load, _line, _log) = spawn_until_line(command, "publishing");
+    let busy = find_max_rate(&stream);
+    let _ = load.kill();
+    let _ = load.wait();
+    let busy_found = busy["max_sustainable_rate"].as_u64().unwrap_or(0);
+    assert!(
+        busy_found < found,
+        "busy: {busy_found} msg/s, idle: {found} msg/s\nidle: {free}\nbusy: {busy}"
+    );
 }
