@@ -30,6 +30,7 @@ pub mod input;
 pub mod live_metrics;
 pub mod model;
 pub mod plot;
+pub mod process_metrics;
 pub mod report;
 pub mod routing;
 pub mod settings;
