@@ -80,34 +80,38 @@ impl ProcessSample {
             None,
             cpu.metric_type(),
         )?)?;
-        let gauges = [
+        let start_time = self.start_time_seconds.map(ConstGauge::new);
+        if let Some(gauge) = start_time {
+            gauge.encode(encoder.encode_descriptor(
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds",
+                None,
+                gauge.metric_type(),
+            )?)?;
+        }
+        let counts = [
             (
                 "process_resident_memory_bytes",
                 "Resident memory size in bytes",
-                self.resident_bytes.map(|b| b as f64),
+                self.resident_bytes,
             ),
             (
                 "process_virtual_memory_bytes",
                 "Virtual memory size in bytes",
-                self.virtual_bytes.map(|b| b as f64),
-            ),
-            (
-                "process_start_time_seconds",
-                "Start time of the process since the Unix epoch in seconds",
-                self.start_time_seconds,
+                self.virtual_bytes,
             ),
             (
                 "process_open_fds",
                 "Number of open file descriptors",
-                self.open_fds.map(|n| n as f64),
+                self.open_fds,
             ),
             (
                 "process_max_fds",
                 "Maximum number of open file descriptors",
-                self.max_fds.map(|n| n as f64),
+                self.max_fds,
             ),
         ];
-        for (name, help, value) in gauges {
+        for (name, help, value) in counts {
             let Some(value) = value else { continue };
             let gauge = ConstGauge::new(value);
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
@@ -213,7 +217,7 @@ mod tests {
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("\nprocess_cpu_seconds_total 1.5\n"), "{text}");
         assert!(
-            text.contains("\nprocess_resident_memory_bytes 4096"),
+            text.contains("\nprocess_resident_memory_bytes 4096\n"),
             "{text}"
         );
         assert!(!text.contains("process_max_fds"), "{text}");
