@@ -13,6 +13,13 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// The git commit alone, as in [`VERSION`] (`/metrics` shows it as a label).
+pub const COMMIT: &str = env!("INVSTREAM_GIT_COMMIT");
+/// The build profile alone, as in [`VERSION`].
+pub const PROFILE: &str = env!("INVSTREAM_BUILD_PROFILE");
+/// The package version alone, as in [`VERSION`].
+pub const PACKAGE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +62,10 @@ mod tests {
             "release"
         };
         assert!(VERSION.ends_with(&format!(", {profile})")), "{VERSION}");
+        assert_eq!(
+            VERSION,
+            format!("{PACKAGE_VERSION} (commit {COMMIT}, {PROFILE})")
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod live_metrics;
 pub mod max_rate;
 pub mod model;
 pub mod plot;
+pub mod process_metrics;
 pub mod report;
 pub mod routing;
 pub mod settings;

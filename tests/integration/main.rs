@@ -26,6 +26,7 @@ mod serve;
 mod serve_access;
 mod serve_broker;
 mod serve_frames;
+mod serve_metrics;
 mod serve_util;
 mod streams;
 mod sub_entry;

@@ -84,13 +84,19 @@ pub async fn serve(
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let builder = Arc::new(builder);
     let (stopping_tx, stopping) = watch::channel(false);
-    let app = app.layer(axum::middleware::from_fn_with_state(
-        BodyDeadline {
-            timeout: limits.body_read_timeout,
-            stopping,
-        },
-        body_deadline,
-    ));
+    let app = app
+        .layer(axum::middleware::from_fn_with_state(
+            BodyDeadline {
+                timeout: limits.body_read_timeout,
+                stopping,
+            },
+            body_deadline,
+        ))
+        // Outermost, so every answer is counted and timed, the limits' own included.
+        .layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            super::metrics::observe_requests,
+        ));
     let graceful = GracefulShutdown::new();
     tokio::pin!(stop);
     loop {
