@@ -1,5 +1,7 @@
 //! Command-line arguments (clap): the commands, their flags and help texts. The parsers that
-//! turn flag values into checked values are in [`parse`].
+//! turn flag values into checked values are in [`parse`]; every option also comes from an
+//! environment variable ([`environment`]) and from the config file ([`config_file`]), in that
+//! order after the command line.
 
 use std::time::Duration;
 
@@ -9,6 +11,8 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use crate::broker::DEFAULT_URI;
 use crate::engines::reader::StartOffset;
 
+pub mod config_file;
+pub mod environment;
 mod parse;
 pub mod usage_error;
 pub use parse::{
@@ -31,21 +35,87 @@ pub struct Cli {
     /// each combination's values.
     #[arg(skip)]
     pub raw_args: Vec<std::ffi::OsString>,
+    /// Where values other than the command line's came from, for parsing it again the same way.
+    #[arg(skip)]
+    pub sources: Sources,
+}
+
+/// What the command line is parsed with besides itself: the environment variables (read when
+/// the definition is made) and the config file's values as defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub environment: bool,
+    pub config: Option<config_file::ConfigFile>,
+}
+
+impl Sources {
+    /// The process's: every option's variable, and the config file `--config`,
+    /// `INVSTREAM_CONFIG` or the XDG default names.
+    pub fn of_process(raw_args: &[std::ffi::OsString]) -> Result<Sources, clap::Error> {
+        let location = config_file::Location::find(raw_args, |name| std::env::var_os(name));
+        let config = match location {
+            Some(location) => location.read()?,
+            None => None,
+        };
+        Ok(Sources {
+            environment: true,
+            config,
+        })
+    }
+
+    /// The clap definition these sources give values to.
+    pub fn command(&self) -> Result<clap::Command, clap::Error> {
+        let command = match self.environment {
+            true => environment::with_environment_variables(Cli::command()),
+            false => Cli::command(),
+        };
+        match &self.config {
+            Some(config) => config.apply(command),
+            None => Ok(command),
+        }
+    }
 }
 
 impl Cli {
-    /// Parses `args` (the program name first), noting which flags were typed rather than
-    /// defaulted: settings need to know where a value came from.
+    /// Parses `args` (the program name first) as the binary does: with every option's
+    /// environment variable, the config file and `INVSTREAM_PASSWORD`.
     pub fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
         let raw_args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
-        let matches = Cli::command().try_get_matches_from(&raw_args)?;
+        let sources = Sources::of_process(&raw_args)?;
+        let mut cli = Cli::try_parse_with(raw_args, sources)?;
+        // Set to nothing (`INVSTREAM_PASSWORD= invstream …`) is taken as unset.
+        cli.global.password_variable = std::env::var_os(environment::PASSWORD_VARIABLE)
+            .filter(|p| !p.is_empty())
+            .map(|p| crate::broker::Password::new(p.to_string_lossy().into_owned()));
+        Ok(cli)
+    }
+
+    /// Parses `args` (the program name first) alone: no config file, and no variables but the
+    /// few the derive names (tests, whose results must not depend on a developer's settings).
+    pub fn try_parse_command_line<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let raw_args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        Cli::try_parse_with(raw_args, Sources::default())
+    }
+
+    /// Notes which flags were typed rather than defaulted: settings need to know where a value
+    /// came from.
+    fn try_parse_with(
+        raw_args: Vec<std::ffi::OsString>,
+        sources: Sources,
+    ) -> Result<Cli, clap::Error> {
+        let matches = sources.command()?.try_get_matches_from(&raw_args)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.global.stream_typed = typed(&matches, "stream");
         cli.raw_args = raw_args;
+        cli.sources = sources;
         Ok(cli)
     }
 }
@@ -92,6 +162,24 @@ pub struct GlobalArgs {
     /// No progress bar and no status lines on stderr (errors are still printed)
     #[arg(long, short, global = true)]
     pub quiet: bool,
+
+    /// TOML file of option values: keys are the long names, global options at the top, a
+    /// [COMMAND] table per command (e.g. [produce] count = 5000); the command line and the
+    /// environment win over it [default: $XDG_CONFIG_HOME/invstream/config.toml, else
+    /// ~/.config/invstream/config.toml, read only if it exists]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// File holding the broker password (a trailing newline is dropped), or the variable
+    /// INVSTREAM_PASSWORD: either replaces the password of every --uri, so none is typed where
+    /// shell history and the process list keep it
+    #[arg(long, global = true, value_name = "FILE")]
+    pub password_file: Option<std::path::PathBuf>,
+
+    /// INVSTREAM_PASSWORD, when set: not an option (a password typed on the command line is
+    /// what the variable and --password-file avoid).
+    #[arg(skip)]
+    pub password_variable: Option<crate::broker::Password>,
 
     /// When the connection drops mid-run, reconnect with backoff for up to this long (re-sending
     /// unconfirmed messages, resuming reads after the last offset read); 0s gives up at once

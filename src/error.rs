@@ -45,7 +45,7 @@ pub enum ConnectError {
     },
 
     #[error(
-        "authentication failed for user '{user}' at {addr}: check the user and password in --uri"
+        "authentication failed for user '{user}' at {addr}: check the user and password (--uri, or the password from --password-file or INVSTREAM_PASSWORD)"
     )]
     AuthenticationFailed { user: String, addr: String },
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::broker::{BrokerSettings, Management, Retention, TlsFiles};
+use crate::broker::{BrokerSettings, Management, Password, Retention, TlsFiles};
 use crate::cli::{
     BenchArgs, Cli, Command, Compression, ConsumeArgs, GlobalArgs, ManArgs, ProduceArgs, ReadFrom,
     RetentionArgs, ServeArgs, StreamsAction, StreamsArgs, SubEntryArgs,
@@ -334,13 +334,53 @@ fn common(args: &GlobalArgs) -> Result<CommonSettings> {
         key: args.tls.tls_key.clone(),
         insecure: args.tls.tls_insecure,
     };
+    let password = password(args)?;
     Ok(CommonSettings {
-        broker: BrokerSettings::new(&args.uri, &tls, args.retry_for)?,
+        broker: BrokerSettings::new(&args.uri, password.as_ref(), &tls, args.retry_for)?,
         stream: args.stream.clone(),
         json: args.json,
         quiet: args.quiet,
     })
 }
+
+/// The password given apart from `--uri`: `--password-file`'s first line or
+/// `INVSTREAM_PASSWORD`, not both (which one was meant?). The messages never hold it.
+fn password(args: &GlobalArgs) -> Result<Option<Password>> {
+    let file = match (&args.password_file, &args.password_variable) {
+        (Some(_), Some(_)) => {
+            return Err(InvError::usage(
+                "both --password-file (or INVSTREAM_PASSWORD_FILE) and INVSTREAM_PASSWORD give the password: keep one",
+            ))
+        }
+        (None, variable) => return Ok(variable.clone()),
+        (Some(file), None) => file,
+    };
+    let cannot = |why: String| {
+        InvError::usage(format!(
+            "cannot read the password from --password-file {}: {why}",
+            file.display()
+        ))
+    };
+    let bytes = crate::files::read_bounded(file, MAX_PASSWORD_FILE_BYTES).map_err(|e| {
+        cannot(format!(
+            "{e}; give a file this user can read, holding the password alone, or set INVSTREAM_PASSWORD instead"
+        ))
+    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| cannot("it is not UTF-8 text; write the password as text".into()))?;
+    // Editors end a file with a newline; the password does not hold it.
+    let password = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if password.is_empty() {
+        return Err(cannot("it is empty; write the password in it".into()));
+    }
+    Ok(Some(Password::new(password.to_string())))
+}
+
+/// The most a password file holds: a password, not a document.
+const MAX_PASSWORD_FILE_BYTES: u64 = 64 << 10;
 
 /// Compression applies only to sub-entry batches: asking for it without them is a mistake.
 fn batching(args: &SubEntryArgs) -> Result<Batching> {
@@ -606,9 +646,66 @@ mod tests {
     use super::*;
 
     fn settings(args: &[&str]) -> Result<(CommonSettings, CommandSettings)> {
-        let cli = Cli::try_parse_args(std::iter::once("invstream").chain(args.iter().copied()))
-            .expect("the arguments parse");
+        let cli =
+            Cli::try_parse_command_line(std::iter::once("invstream").chain(args.iter().copied()))
+                .expect("the arguments parse");
         from_cli(&cli)
+    }
+
+    /// `--password-file`'s password (its newline dropped) or INVSTREAM_PASSWORD's replaces the
+    /// URI's; both, or a file that cannot be read, is refused in one line without the password.
+    #[test]
+    fn the_password_comes_from_a_file_or_the_variable_and_is_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("password");
+        std::fs::write(&file, "s3cret-pw\r\n").unwrap();
+        let file_arg = file.to_str().unwrap();
+        let parse = |args: &[&str], variable: Option<&str>| {
+            let mut cli = Cli::try_parse_command_line(
+                std::iter::once("invstream").chain(args.iter().copied()),
+            )
+            .unwrap();
+            cli.global.password_variable = variable.map(|v| Password::new(v.into()));
+            from_cli(&cli)
+        };
+        let uri = "rabbitmq-stream://ann:old@localhost:5552/%2f";
+        let with_password = |password: &str| {
+            let uri = format!("rabbitmq-stream://ann:{password}@localhost:5552/%2f");
+            let tls = TlsFiles::default();
+            BrokerSettings::new(&[uri], None, &tls, Duration::from_secs(60)).unwrap()
+        };
+        let (common, _) = parse(
+            &["--uri", uri, "--password-file", file_arg, "produce"],
+            None,
+        )
+        .unwrap();
+        assert_eq!(common.broker, with_password("s3cret-pw"));
+        let (common, _) = parse(&["--uri", uri, "produce"], Some("from-env")).unwrap();
+        assert_eq!(common.broker, with_password("from-env"));
+        assert!(!format!("{common:?}").contains("from-env"));
+
+        let both = parse(&["--password-file", file_arg, "produce"], Some("from-env"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            both.contains("keep one") && !both.contains("from-env"),
+            "{both}"
+        );
+        let missing = dir.path().join("nothing-here");
+        let unreadable = parse(
+            &["--password-file", missing.to_str().unwrap(), "produce"],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(unreadable.contains("nothing-here"), "{unreadable}");
+        assert!(unreadable.contains("INVSTREAM_PASSWORD"), "{unreadable}");
+        assert!(!unreadable.contains('\n'), "{unreadable}");
+        std::fs::write(&file, "\n").unwrap();
+        let empty = parse(&["--password-file", file_arg, "produce"], None)
+            .unwrap_err()
+            .to_string();
+        assert!(empty.contains("empty"), "{empty}");
     }
 
     #[test]

@@ -118,7 +118,7 @@ mod tests {
             .split(',')
             .map(|node| format!("rabbitmq-stream://guest:guest@{node}/%2f"))
             .collect();
-        BrokerSettings::new(&uris, &TlsFiles::default(), Duration::from_secs(60)).unwrap()
+        BrokerSettings::new(&uris, None, &TlsFiles::default(), Duration::from_secs(60)).unwrap()
     }
 
     fn order(settings: &BrokerSettings) -> Vec<String> {

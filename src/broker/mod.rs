@@ -17,5 +17,5 @@ pub mod version;
 
 pub use admin::{Retention, StreamBounds, StreamMembers};
 pub use management::Management;
-pub use settings::{redact_uri, BrokerSettings, TlsFiles, TlsSettings, DEFAULT_URI};
+pub use settings::{redact_uri, BrokerSettings, Password, TlsFiles, TlsSettings, DEFAULT_URI};
 pub use version::{version_at_least, VersionProbe};

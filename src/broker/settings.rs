@@ -32,6 +32,23 @@ pub struct BrokerSettings {
     pub other_nodes: Vec<(String, u16)>,
 }
 
+/// A password given apart from the URIs (`--password-file`, `INVSTREAM_PASSWORD`). Its `Debug`
+/// hides it, and nothing else shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(password: String) -> Self {
+        Password(password)
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
 /// How to check the broker's certificate and, optionally, present ours.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct TlsSettings {
@@ -229,16 +246,27 @@ impl BrokerSettings {
     }
 
     /// The settings every command starts from: the URIs (one, or one per node of a cluster:
-    /// the same user, password, vhost and scheme), the TLS files and how long to keep
-    /// reconnecting.
-    pub fn new(uris: &[String], tls: &TlsFiles, retry_for: Duration) -> Result<Self> {
+    /// the same user, password, vhost and scheme), the password that replaces theirs when one is
+    /// given apart, the TLS files and how long to keep reconnecting.
+    pub fn new(
+        uris: &[String],
+        password: Option<&Password>,
+        tls: &TlsFiles,
+        retry_for: Duration,
+    ) -> Result<Self> {
         let (first, others) = match uris.split_first() {
             Some(split) => split,
             None => (&DEFAULT_URI.to_string(), &[][..]),
         };
-        let mut settings = Self::from_uri(first)?;
+        let with_password = |mut settings: Self| {
+            if let Some(Password(password)) = password {
+                settings.password = password.clone();
+            }
+            settings
+        };
+        let mut settings = with_password(Self::from_uri(first)?);
         for uri in others {
-            let other = Self::from_uri(uri)?;
+            let other = with_password(Self::from_uri(uri)?);
             let same_access = (
                 &other.user,
                 &other.password,
@@ -407,7 +435,7 @@ mod tests {
                 }
             }
         }
-        BrokerSettings::new(&[uri.to_string()], &tls, Duration::ZERO)
+        BrokerSettings::new(&[uri.to_string()], None, &tls, Duration::ZERO)
     }
 
     #[test]
@@ -419,6 +447,7 @@ mod tests {
                 "rabbitmq-stream://u:p@b:2/v",
                 "rabbitmq-stream://u:p@a:1/v",
             ]),
+            None,
             &TlsFiles::default(),
             Duration::ZERO,
         )
@@ -431,6 +460,7 @@ mod tests {
                 "rabbitmq-stream://u:s3cret@a:1/v",
                 "rabbitmq-stream://w:s3cret@b:2/v",
             ]),
+            None,
             &TlsFiles::default(),
             Duration::ZERO,
         )
@@ -438,6 +468,35 @@ mod tests {
         .to_string();
         assert!(err.contains("same user, password, vhost"), "{err}");
         assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    /// A password given apart replaces every URI's (or supplies it), so nodes whose URIs
+    /// differ only there are one cluster, and it shows nowhere.
+    #[test]
+    fn a_password_given_apart_replaces_every_uris() {
+        let uris = [
+            "rabbitmq-stream://u:old@a:1/v".to_string(),
+            "rabbitmq-stream://u@b:2/v".to_string(),
+        ];
+        let password = Password::new("n3w".into());
+        let s = BrokerSettings::new(&uris, Some(&password), &TlsFiles::default(), Duration::ZERO)
+            .unwrap();
+        assert_eq!(s.password, "n3w");
+        assert_eq!(s.addr(), "a:1,b:2");
+        assert!(s.each_node().iter().all(|n| n.password == "n3w"));
+        let shown = format!("{s} {s:?} {password:?}");
+        assert!(!shown.contains("n3w"), "{shown}");
+        let plain = BrokerSettings::new(
+            &["rabbitmq-stream://localhost".to_string()],
+            Some(&password),
+            &TlsFiles::default(),
+            Duration::ZERO,
+        )
+        .unwrap();
+        assert_eq!(
+            (plain.user.as_str(), plain.password.as_str()),
+            ("guest", "n3w")
+        );
     }
 
     /// Every combination of the TLS flags (each alone and together, with a TLS URI and a

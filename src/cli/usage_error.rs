@@ -8,8 +8,20 @@ use clap::CommandFactory;
 
 use super::Cli;
 
-/// `e` in one line, without clap's `error: ` prefix and usage block.
+/// `e` in one line, without clap's `error: ` prefix and usage block; a value that came from an
+/// environment variable says so.
 pub fn one_line(e: &Error) -> String {
+    let line = flatten(e);
+    match value_from_environment(e) {
+        Some(from_env) => {
+            format!("{line} (the value comes from the environment variable {from_env})")
+        }
+        None => line,
+    }
+}
+
+/// `e` in one line, as clap says it.
+pub fn flatten(e: &Error) -> String {
     let rendered = e.render().to_string();
     let mut line = String::new();
     let mut tips = Vec::new();
@@ -46,9 +58,6 @@ pub fn one_line(e: &Error) -> String {
     for tip in tips {
         line = format!("{line}; {tip}");
     }
-    if let Some(from_env) = value_from_environment(e) {
-        line = format!("{line} (the value comes from the environment variable {from_env})");
-    }
     line
 }
 
@@ -58,23 +67,53 @@ fn is_negative_number(arg: &str) -> bool {
 }
 
 /// The environment variable behind the flag `e` is about, when the flag was not on the command
-/// line but its variable is set.
+/// line but its variable is set: of the commands with that flag, the one the command line names.
 fn value_from_environment(e: &Error) -> Option<String> {
     let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
         return None;
     };
     let long = arg.strip_prefix("--")?.split([' ', '=']).next()?;
-    let command = Cli::command();
-    let env = std::iter::once(&command)
-        .chain(command.get_subcommands())
-        .flat_map(|c| c.get_arguments())
-        .find(|a| a.get_long() == Some(long))?
-        .get_env()?
-        .to_string_lossy()
-        .into_owned();
-    let typed =
-        std::env::args().any(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")));
-    (!typed && std::env::var_os(&env).is_some()).then_some(env)
+    let typed: Vec<String> = std::env::args().skip(1).collect();
+    if typed
+        .iter()
+        .any(|a| *a == format!("--{long}") || a.starts_with(&format!("--{long}=")))
+    {
+        return None;
+    }
+    let command = super::environment::with_environment_variables(Cli::command());
+    let mut candidates = Vec::new();
+    variables_of(&command, long, &[], &mut candidates);
+    candidates
+        .into_iter()
+        .filter(|(path, env)| {
+            std::env::var_os(env).is_some() && path.iter().all(|c| typed.contains(c))
+        })
+        .max_by_key(|(path, _)| path.len())
+        .map(|(_, env)| env)
+}
+
+/// The variables of option `--long` wherever it is (the command path, the variable).
+fn variables_of(
+    command: &clap::Command,
+    long: &str,
+    path: &[String],
+    out: &mut Vec<(Vec<String>, String)>,
+) {
+    for arg in command.get_arguments() {
+        if let (Some(l), Some(env)) = (arg.get_long(), arg.get_env()) {
+            if l == long {
+                out.push((path.to_vec(), env.to_string_lossy().into_owned()));
+            }
+        }
+    }
+    for sub in command.get_subcommands() {
+        let path: Vec<String> = path
+            .iter()
+            .cloned()
+            .chain([sub.get_name().into()])
+            .collect();
+        variables_of(sub, long, &path, out);
+    }
 }
 
 #[cfg(test)]

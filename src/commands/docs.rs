@@ -60,7 +60,9 @@ pub fn completions(shell: clap_complete::Shell) -> String {
 /// Every manual page: invstream(1) first, then one per command (invstream-produce(1), …), as
 /// clap_mangen's `generate_to` makes them: the global flags on each, no `help` command.
 fn man_pages() -> Vec<clap_mangen::Man> {
-    let mut cli = Cli::command().disable_help_subcommand(true);
+    // With every option's environment variable, as --help names them.
+    let mut cli = crate::cli::environment::with_environment_variables(Cli::command())
+        .disable_help_subcommand(true);
     cli.build();
     let commands: Vec<clap::Command> = cli
         .get_subcommands()

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, CommandFactory, FromArgMatches};
+use clap::{ArgAction, FromArgMatches};
 
 use super::{bench, checks, BenchSettings};
 use crate::cli::{usage_error, BenchArgs, Cli, Command, ParamValues};
@@ -168,12 +168,19 @@ fn configuration(
     cli: &Cli,
     params: Vec<Param>,
 ) -> Result<std::result::Result<Configuration, (String, String)>> {
-    let command = Cli::command().mut_subcommand("bench", |bench| bench.args_override_self(true));
+    // The first parse's variables and config file, so a combination differs only in its values.
+    let mut command = cli
+        .sources
+        .command()
+        .map_err(|e| InvError::usage(usage_error::one_line(&e)))?
+        .mut_subcommand("bench", |bench| bench.args_override_self(true));
     let bench_flags = command
         .find_subcommand("bench")
         .expect("bench is a subcommand");
     let mut argv = cli.raw_args.clone();
     let label = label(&params);
+    // Flags a combination turns off: off whatever their variable or the config file says.
+    let mut turned_off = Vec::new();
     for param in &params {
         let known = bench_flags
             .get_arguments()
@@ -196,7 +203,10 @@ fn configuration(
         if matches!(flag.get_action(), ArgAction::SetTrue) {
             match param.value.as_str() {
                 "true" => argv.push(long.into()),
-                "false" => argv.retain(|a| *a != *long),
+                "false" => {
+                    argv.retain(|a| *a != *long);
+                    turned_off.push(flag.get_id().clone());
+                }
                 other => {
                     return Err(InvError::usage(format!(
                     "--param {}={other}: {long} takes no value, so its values are true and false",
@@ -208,6 +218,11 @@ fn configuration(
             argv.push(format!("{long}={}", param.value).into());
         }
     }
+    command = command.mut_subcommand("bench", |bench| {
+        turned_off.iter().fold(bench, |bench, id| {
+            bench.mut_arg(id, |flag| flag.env(None).default_value("false"))
+        })
+    });
     let refused = |reason: String| InvError::usage(format!("--param {label}: {reason}"));
     let matches = command
         .try_get_matches_from(&argv)
@@ -254,12 +269,46 @@ mod tests {
     use rabbitmq_stream_client::types::CompressionType;
 
     fn parse(args: &[&str]) -> Result<WorkbenchSettings> {
-        let cli = Cli::try_parse_args(std::iter::once("invstream").chain(args.iter().copied()))
-            .map_err(|e| InvError::usage(e.to_string()))?;
+        let cli =
+            Cli::try_parse_command_line(std::iter::once("invstream").chain(args.iter().copied()))
+                .map_err(|e| InvError::usage(e.to_string()))?;
         match from_cli(&cli)?.1 {
             CommandSettings::Workbench(settings) => Ok(*settings),
             other => panic!("not a workbench: {other:?}"),
         }
+    }
+
+    /// A combination parses with the first parse's config file, and a flag it turns off is
+    /// off even where the file turns it on.
+    #[test]
+    fn combinations_keep_the_config_file_and_turn_its_flags_off() {
+        let config = crate::cli::config_file::ConfigFile::parse(
+            std::path::Path::new("c.toml"),
+            "[bench]\ncount = 4000\nfilter-values = true",
+        )
+        .unwrap();
+        let sources = crate::cli::Sources {
+            environment: false,
+            config: Some(config),
+        };
+        let argv = ["invstream", "bench", "--param", "filter-values=true,false"];
+        let matches = sources
+            .command()
+            .unwrap()
+            .try_get_matches_from(argv)
+            .unwrap();
+        let mut cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
+        cli.raw_args = argv.iter().map(Into::into).collect();
+        cli.sources = sources;
+        let CommandSettings::Workbench(settings) = from_cli(&cli).unwrap().1 else {
+            panic!("not a workbench")
+        };
+        let filter_values: Vec<(bool, u64)> = settings
+            .configurations
+            .iter()
+            .map(|c| (c.settings.publish.filter_values, c.settings.count))
+            .collect();
+        assert_eq!(filter_values, [(true, 4000), (false, 4000)]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod adversarial_hangs;
 mod adversarial_inputs;
 mod bench;
 mod cluster;
+mod configuration;
 mod dashboard;
 mod edge_inputs;
 mod errors;

@@ -21,7 +21,20 @@ pub const BROKER_PORT: u16 = 5552;
 /// Debian bookworm's RabbitMQ 3.10.8, started by `scripts/broker.sh old-up`.
 pub const OLD_BROKER_PORT: u16 = 5553;
 
+/// The binary under test. Every run goes through here first, so here the test process drops
+/// the variables invstream reads (`INVSTREAM_PRODUCE_COUNT`, …) and points the config file's
+/// XDG default at a folder without one: a developer's own settings must not change what a test
+/// sees. A test sets what it needs on its `Command` (`.env(…)`, `--config`). nextest runs each
+/// test in a process of its own, before any thread that reads the environment.
 pub fn binary() -> PathBuf {
+    static HERMETIC: std::sync::Once = std::sync::Once::new();
+    HERMETIC.call_once(|| {
+        for name in invstream::cli::environment::variables() {
+            std::env::remove_var(name);
+        }
+        let no_config = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("no-config-home");
+        std::env::set_var("XDG_CONFIG_HOME", no_config);
+    });
     PathBuf::from(env!("CARGO_BIN_EXE_invstream"))
 }
 
