@@ -411,6 +411,12 @@ pub struct BenchArgs {
 
     #[command(flatten)]
     pub max_rate: MaxRateArgs,
+
+    /// Run an OpenMessaging Benchmark workload file (YAML, OMB's keys): a topic is a stream
+    /// (a super stream with partitionsPerTopic > 1), a subscription a consumer; flags given
+    /// here override the file's values, e.g. --duration 20s --warmup 0s for a short try
+    #[arg(long, value_name = "FILE.yaml", help_heading = "Workload files")]
+    pub workload: Option<std::path::PathBuf>,
 }
 
 /// `bench --find-max-rate`: a search for the highest publish rate the broker sustains.

@@ -41,6 +41,7 @@ pub mod superstream;
 pub mod target;
 pub mod verify;
 pub mod workbench;
+pub mod workload;
 
 use std::process::ExitCode;
 
@@ -125,6 +126,17 @@ async fn run_command(
         CommandSettings::Streams(settings) => return run_streams(&common, settings, out).await,
         CommandSettings::MaxRate(settings) => {
             return run_max_rate(&common, settings, &shutdown, out).await
+        }
+        CommandSettings::Workload(settings) => {
+            commands::workload::warn(settings, out);
+            return match &settings.run {
+                settings::WorkloadRun::MaxRate(search) => {
+                    run_max_rate(&common, search, &shutdown, out).await
+                }
+                settings::WorkloadRun::Bench(bench) => {
+                    run_workload(&common, settings, bench, &shutdown, out).await
+                }
+            };
         }
     };
     if let Err(e) = out.summary(&summary) {
@@ -254,6 +266,40 @@ async fn run_max_rate(
     Ok(match shutdown.received() {
         Some(signal) => ExitCode::from(signal.exit_code()),
         None if outcome.max_sustainable_rate.is_none() => ExitCode::FAILURE,
+        None => ExitCode::SUCCESS,
+    })
+}
+
+/// `bench --workload`: the topics' table and totals, or JSON; 1 when an update went
+/// unconfirmed, 130/143 when a signal ended it early.
+async fn run_workload(
+    common: &settings::CommonSettings,
+    settings: &settings::WorkloadSettings,
+    bench: &settings::BenchSettings,
+    shutdown: &Shutdown,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
+    let addr = common.broker.addr();
+    let outcome = commands::workload::run(common, settings, bench, shutdown, out)
+        .await
+        .with_context(|| format!("bench --workload {} at {addr}", settings.file.display()))?;
+    let text = match out.json {
+        true => report::workload::json(&outcome).context("encoding the results")?,
+        false => report::workload::text(&outcome),
+    };
+    match out.document(&text) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            return Err(error::InvError::Output(format!(
+                "cannot write the results: {e} (is the disk full, or the output closed?)"
+            ))
+            .into())
+        }
+        Ok(()) => {}
+    }
+    Ok(match shutdown.received() {
+        Some(signal) => ExitCode::from(signal.exit_code()),
+        None if outcome.failed > 0 || outcome.confirmed < outcome.published => ExitCode::FAILURE,
         None => ExitCode::SUCCESS,
     })
 }

@@ -19,6 +19,7 @@ mod held;
 pub mod max_rate;
 mod print;
 pub mod streams;
+pub mod workload;
 pub use glyphs::{colour, for_terminal, glyphs};
 pub use held::{held_since, hold_status, StatusHold};
 pub use print::MessagePrinter;

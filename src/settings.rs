@@ -20,9 +20,11 @@ mod checks;
 mod max_rate;
 mod names;
 mod workbench;
+mod workload;
 
 pub use max_rate::MaxRateSettings;
 pub use workbench::{Configuration, WorkbenchSettings};
+pub use workload::{WorkloadRun, WorkloadSettings};
 
 /// What every command shares.
 #[derive(Debug, Clone)]
@@ -46,6 +48,8 @@ pub enum CommandSettings {
     Streams(StreamsSettings),
     /// `bench --find-max-rate`.
     MaxRate(Box<MaxRateSettings>),
+    /// `bench --workload FILE.yaml`.
+    Workload(Box<WorkloadSettings>),
 }
 
 /// `invstream streams`: what to do, and where the management API is.
@@ -273,6 +277,9 @@ pub fn from_cli(cli: &Cli) -> Result<(CommonSettings, CommandSettings)> {
         Command::Produce(args) => CommandSettings::Produce(produce(args)?),
         Command::Consume(args) => CommandSettings::Consume(consume(args)?),
         Command::Serve(args) => CommandSettings::Serve(serve(args)?),
+        Command::Bench(args) if args.workload.is_some() => {
+            CommandSettings::Workload(Box::new(workload::workload(cli, args)?))
+        }
         Command::Bench(args) if args.max_rate.find_max_rate => {
             CommandSettings::MaxRate(Box::new(max_rate::max_rate(args)?))
         }
@@ -294,7 +301,8 @@ pub fn from_cli(cli: &Cli) -> Result<(CommonSettings, CommandSettings)> {
         CommandSettings::Bench(_)
         | CommandSettings::Workbench(_)
         | CommandSettings::Streams(_)
-        | CommandSettings::MaxRate(_) => None,
+        | CommandSettings::MaxRate(_)
+        | CommandSettings::Workload(_) => None,
     };
     checks::stream_or_super_stream(super_stream, cli.global.stream_typed)?;
     names::check(&common, &command)?;

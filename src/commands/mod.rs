@@ -12,3 +12,4 @@ pub mod produce;
 pub mod serve;
 pub mod streams;
 pub mod workbench;
+pub mod workload;

@@ -55,6 +55,10 @@ pub fn check(common: &CommonSettings, command: &CommandSettings) -> Result<()> {
             .try_for_each(|c| check_bench(&c.settings, stream, vhost)),
         CommandSettings::Streams(s) => check_streams(&s.action),
         CommandSettings::MaxRate(m) => check_bench(&m.bench, stream, vhost),
+        CommandSettings::Workload(w) => match &w.run {
+            super::WorkloadRun::Bench(b) => check_bench(b, stream, vhost),
+            super::WorkloadRun::MaxRate(m) => check_bench(&m.bench, stream, vhost),
+        },
     }
 }
 

@@ -36,3 +36,4 @@ mod super_stream_cluster;
 mod super_stream_options;
 mod util;
 mod workbench;
+mod workload;

@@ -1,0 +1,144 @@
+//! `invstream bench --workload FILE.yaml`: OpenMessaging Benchmark workload files
+//! (tests/workloads/) run for short durations; every mapped setting is visible in the run.
+
+use std::path::PathBuf;
+
+use crate::util::{invstream, summary_of, TestStream};
+
+fn workload(file: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/workloads")
+        .join(file)
+        .display()
+        .to_string()
+}
+
+/// The workload run short (`--duration`, `--warmup` override the file's minutes): its JSON
+/// outcome and what it said on stderr.
+fn run(stream: &TestStream, file: &str, extra: &[&str]) -> (serde_json::Value, String) {
+    let path = workload(file);
+    let mut args = vec![
+        "--json",
+        "--stream",
+        &stream.name,
+        "bench",
+        "--workload",
+        &path,
+        "--duration",
+        "2s",
+        "--warmup",
+        "0s",
+    ];
+    args.extend_from_slice(extra);
+    let output = invstream(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    (summary_of(&output), stderr)
+}
+
+#[test]
+fn one_topic_of_three_partitions_creates_them_and_publishes_sized_messages_at_the_rate() {
+    let stream = TestStream::new("wl-3p");
+    let (outcome, stderr) = run(
+        &stream,
+        "1-topic-3-partitions-3-producers.yaml",
+        &["--keep-stream"],
+    );
+    assert_eq!(outcome["workload"], "1 topic / 3 partitions / 3 producers");
+    assert_eq!(outcome["topics"], 1, "{outcome}");
+    assert_eq!(outcome["partitions_per_topic"], 3, "{outcome}");
+    assert_eq!(outcome["producers_per_topic"], 3, "{outcome}");
+    assert_eq!(outcome["message_size"], 512, "{outcome}");
+    assert!(stderr.contains("9000 msg/s each"), "{stderr}");
+    let topic = &outcome["per_topic"][0];
+    assert_eq!(topic["producers"], 3, "{topic}");
+    // 9,000 msg/s for 2 s (the file's 5 minutes overridden), each body at least 512 bytes.
+    let published = outcome["published"].as_u64().unwrap();
+    assert!((14_000..=22_000).contains(&published), "{outcome}");
+    assert!(
+        topic["bytes"].as_u64().unwrap() >= published * 512,
+        "{topic}"
+    );
+    assert_eq!(outcome["confirmed"], outcome["published"], "{outcome}");
+    assert_eq!(outcome["consumed"], outcome["published"], "{outcome}");
+    // The super stream was made with the file's three partitions (kept: --keep-stream).
+    let name = topic["stream"].as_str().unwrap();
+    let info = summary_of(&invstream(&["--json", "streams", "info", name]));
+    assert_eq!(info["kind"], "super_stream", "{info}");
+    assert_eq!(info["partitions"].as_array().unwrap().len(), 3, "{info}");
+    let deleted = invstream(&["streams", "delete", name, "--yes"]);
+    assert!(deleted.status.success());
+}
+
+#[test]
+fn two_topics_run_at_once_each_read_by_every_subscription() {
+    let stream = TestStream::new("wl-2t");
+    let (outcome, stderr) = run(&stream, "2-topics-2-consumers-per-subscription.yaml", &[]);
+    assert_eq!(outcome["topics"], 2, "{outcome}");
+    let topics = outcome["per_topic"].as_array().unwrap();
+    assert_eq!(topics.len(), 2, "{outcome}");
+    assert_ne!(topics[0]["stream"], topics[1]["stream"]);
+    let mut published = 0;
+    for topic in topics {
+        // Two subscriptions: two consumers, each reading every message of its topic.
+        assert_eq!(topic["consumers"], 2, "{topic}");
+        assert_eq!(
+            topic["consumed"].as_u64().unwrap(),
+            2 * topic["confirmed"].as_u64().unwrap(),
+            "{topic}"
+        );
+        // The file's 8,000 msg/s is the whole test's: 4,000 each.
+        assert!(topic["messages"].as_u64().unwrap() <= 10_000, "{topic}");
+        published += topic["messages"].as_u64().unwrap();
+    }
+    assert_eq!(outcome["published"], published, "{outcome}");
+    // What it cannot honour is said, with what it does instead.
+    assert!(
+        stderr.contains("consumerPerSubscription: 2: one consumer per subscription"),
+        "{stderr}"
+    );
+    assert_eq!(
+        outcome["warnings"].as_array().unwrap().len(),
+        1,
+        "{outcome}"
+    );
+}
+
+#[test]
+fn keys_invstream_cannot_honour_are_warned_about_and_the_run_goes_on() {
+    let stream = TestStream::new("wl-backlog");
+    let (outcome, stderr) = run(&stream, "backlog.yaml", &[]);
+    assert!(
+        stderr.contains("consumerBacklogSizeGB: 1: no backlog is built first"),
+        "{stderr}"
+    );
+    assert_eq!(outcome["message_size"], 1024, "{outcome}");
+    assert_eq!(outcome["consumed"], outcome["published"], "{outcome}");
+    let (outcome, stderr) = run(&stream, "1-topic-1-partition-1kb.yaml", &[]);
+    assert!(
+        stderr.contains(
+            "payloadFile: payload/payload-1Kb.data: invstream sends inventory updates padded"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(outcome["rate_per_topic"], 10_000, "{outcome}");
+}
+
+#[test]
+fn a_workload_with_an_unknown_key_or_a_missing_file_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "name: typo\ntopics: 1\nproducerRat: 100\n").unwrap();
+    for (path, said) in [
+        (bad.display().to_string(), "unknown key(s) producerRat"),
+        (
+            dir.path().join("none.yaml").display().to_string(),
+            "cannot read it",
+        ),
+    ] {
+        let output = invstream(&["bench", "--workload", &path]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(said), "{said}: {stderr}");
+    }
+}
