@@ -6,7 +6,7 @@ use futures::future::join_all;
 
 use crate::commands::bench::{self, BenchRun};
 use crate::error::Result;
-use crate::report::Output;
+use crate::report::{thousands, Output};
 use crate::settings::{BenchSettings, CommonSettings, WorkloadSettings};
 use crate::shutdown::Shutdown;
 use crate::stats::{CommandDetails, LatencyHistogram};
@@ -41,7 +41,7 @@ pub async fn run(
             None => String::new(),
         },
         match bench_settings.rate {
-            Some(rate) => format!(", {rate} msg/s each"),
+            Some(rate) => format!(", {} msg/s each", thousands(rate)),
             None => ", as fast as possible".into(),
         },
     ));

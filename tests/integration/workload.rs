@@ -48,7 +48,7 @@ fn one_topic_of_three_partitions_creates_them_and_publishes_sized_messages_at_th
     assert_eq!(outcome["partitions_per_topic"], 3, "{outcome}");
     assert_eq!(outcome["producers_per_topic"], 3, "{outcome}");
     assert_eq!(outcome["message_size"], 512, "{outcome}");
-    assert!(stderr.contains("9000 msg/s each"), "{stderr}");
+    assert!(stderr.contains("9,000 msg/s each"), "{stderr}");
     let topic = &outcome["per_topic"][0];
     assert_eq!(topic["producers"], 3, "{topic}");
     // 9,000 msg/s for 2 s (the file's 5 minutes overridden), each body at least 512 bytes.
