@@ -6,6 +6,8 @@
 #
 #   scripts/max-rate.sh [SETTLE] [PRECISION]     (defaults: 10s 5%)
 #   MAX_RATE_TARGETS=single scripts/max-rate.sh  (only the single node; or cluster)
+#   MAX_RATE_TARGETS=custom MAX_RATE_URIS=rabbitmq-stream://u:p@n1:5552/%2f,rabbitmq-stream://u:p@n2:5552/%2f \
+#       scripts/max-rate.sh                       (your own nodes, started by you)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SETTLE="${1:-10s}"
@@ -26,7 +28,12 @@ for target in $TARGETS; do
             uris=()
             while read -r uri; do uris+=(--uri "$uri"); done < <(bash scripts/cluster.sh uris)
             ;;
-        *) echo "max-rate: unknown target '$target' (single or cluster)" >&2; exit 2 ;;
+        custom)
+            [ -n "${MAX_RATE_URIS:-}" ] || { echo "max-rate: custom needs MAX_RATE_URIS (comma-separated URIs)" >&2; exit 2; }
+            uris=()
+            for uri in ${MAX_RATE_URIS//,/ }; do uris+=(--uri "$uri"); done
+            ;;
+        *) echo "max-rate: unknown target '$target' (single, cluster or custom)" >&2; exit 2 ;;
     esac
     for shape in stream super3; do
         for batching in simple sub-entry; do
