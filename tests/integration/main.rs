@@ -21,6 +21,7 @@ mod ingest;
 mod install;
 mod interrupts;
 mod produce_consume;
+mod readme;
 mod reliability;
 mod retention;
 mod serve;
