@@ -396,6 +396,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
 
+    /// Write the measured run in the OpenMessaging Benchmark's result format into DIR (made if
+    /// missing): one WORKLOAD-invstream-DATE.json per run (one per --param run), which OMB's
+    /// bin/create_charts.py draws beside other drivers' results; one entry per second
+    #[arg(long, value_name = "DIR")]
+    pub export_omb: Option<std::path::PathBuf>,
+
     /// Serve the run's live samples as Prometheus metrics at http://ADDR/metrics while it runs
     /// (rates, in flight, totals per partition, latency), e.g. 127.0.0.1:9464
     #[arg(long, value_name = "ADDR")]

@@ -30,6 +30,7 @@ pub mod input;
 pub mod live_metrics;
 pub mod max_rate;
 pub mod model;
+pub mod omb;
 pub mod plot;
 pub mod process_metrics;
 pub mod report;

@@ -333,6 +333,7 @@ mod tests {
             confirmed_by_partition: confirmed,
             sent_total: sent,
             consumed_total: 0,
+            failed_total: 0,
             chunk_messages: LatencyHistogram::new(),
             reader_positions: Vec::new(),
             last: false,

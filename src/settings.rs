@@ -195,6 +195,8 @@ pub struct BenchSettings {
     pub keep_stream: bool,
     pub hdr_log: Option<std::path::PathBuf>,
     pub plot: Option<std::path::PathBuf>,
+    /// `--export-omb`: the directory (made, and found writable) for OMB-format results.
+    pub export_omb: Option<std::path::PathBuf>,
     /// `--prometheus`: where to serve the live samples.
     pub prometheus: Option<std::net::SocketAddr>,
     /// `--no-tui`: the per-second lines even on a terminal.
@@ -627,6 +629,9 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<BenchSettings> {
     if let Some(log) = &args.hdr_log {
         checks::output_file("--hdr-log", log, None)?;
     }
+    if let Some(dir) = &args.export_omb {
+        checks::output_dir("--export-omb", dir)?;
+    }
     Ok(BenchSettings {
         producers: args.producers,
         consumers: args.consumers,
@@ -644,6 +649,7 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<BenchSettings> {
         keep_stream: args.keep_stream,
         hdr_log: args.hdr_log.clone(),
         plot: args.plot.clone(),
+        export_omb: args.export_omb.clone(),
         prometheus: args.prometheus,
         no_tui: args.no_tui,
     })

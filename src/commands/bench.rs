@@ -16,13 +16,16 @@ use rabbitmq_stream_client::Environment;
 use crate::broker::{BrokerSettings, Retention};
 use crate::commands::produce::generated_batch;
 use crate::dashboard::{self, RunPlan};
-use crate::engines::feed::{self, ConsumerCounters, FeedSender, Recorder, SampleView, Sampler};
+use crate::engines::feed::{
+    self, ConsumerCounters, FeedSender, IntervalSample, Recorder, SampleView, Sampler,
+};
 use crate::engines::publisher::{Pace, PartitionedPublisher, PublishOutcome};
 use crate::engines::reader::{self, MessageSink, ReadPlan, ReaderSpec, Take};
 use crate::entry::MessageView;
 use crate::error::{Result, StreamError};
 use crate::live_metrics::{self, BenchMetrics};
 use crate::model::{now_us, BurstClock, InventoryUpdate, UpdateGenerator};
+use crate::omb::{self, OmbRun, TestResult, TopicRun};
 use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
 use crate::report::{thousands, Output, SecondLines};
 use crate::settings::{BenchSettings, CommonSettings};
@@ -57,15 +60,70 @@ pub async fn run(
     shutdown: &Shutdown,
     out: Output,
 ) -> Result<RunSummary> {
-    Ok(run_measured(common, settings, shutdown, out).await?.summary)
+    let run = run_measured(common, settings, shutdown, out).await?;
+    let driver = omb::DRIVER.to_string();
+    export_omb(
+        settings,
+        OMB_WORKLOAD,
+        driver,
+        1,
+        std::slice::from_ref(&run),
+        out,
+    )?;
+    Ok(run.summary)
 }
 
-/// What one bench run measured: its summary and the whole run's latency histograms (the
-/// workbench draws their percentile curves).
+/// The workload name of a bench run without a workload file, in its OMB results.
+pub const OMB_WORKLOAD: &str = "invstream-bench";
+
+/// What one bench run measured: its summary, the whole run's latency histograms (the
+/// workbench draws their percentile curves) and its samples (the OMB results' intervals).
 pub struct BenchRun {
     pub summary: RunSummary,
     pub confirm: LatencyHistogram,
     pub end_to_end: LatencyHistogram,
+    pub samples: Vec<IntervalSample>,
+}
+
+/// With `--export-omb DIR`: `runs` (one per topic of `workload`, run at once) as one result in
+/// OMB's format, in DIR; said on stderr. Nothing without the flag or without a run.
+pub fn export_omb(
+    settings: &BenchSettings,
+    workload: &str,
+    driver: String,
+    topics: u32,
+    runs: &[BenchRun],
+    out: Output,
+) -> Result<()> {
+    let (Some(dir), false) = (&settings.export_omb, runs.is_empty()) else {
+        return Ok(());
+    };
+    let (bytes, messages) = runs.iter().fold((0, 0), |(b, m), run| {
+        (b + run.summary.bytes, m + run.summary.messages)
+    });
+    let run = OmbRun {
+        workload: workload.to_string(),
+        driver,
+        // Without --message-size, the updates' mean body size.
+        message_size: settings
+            .message_size
+            .unwrap_or_else(|| bytes.checked_div(messages).unwrap_or(0)),
+        topics,
+        partitions: settings.super_stream_partitions.unwrap_or(1),
+        producers_per_topic: settings.producers,
+        consumers_per_topic: settings.consumers,
+    };
+    let topics: Vec<TopicRun> = runs
+        .iter()
+        .map(|run| TopicRun {
+            samples: &run.samples,
+            confirm: &run.confirm,
+            end_to_end: &run.end_to_end,
+        })
+        .collect();
+    let path = omb::write(dir, &TestResult::new(&run, &topics))?;
+    out.status(&format!("wrote {}", path.display()));
+    Ok(())
 }
 
 /// One bench run, on a stream or super stream of its own, deleted after it.
@@ -285,6 +343,7 @@ async fn bench(
         summary,
         confirm,
         end_to_end,
+        samples: recorder.samples,
     })
 }
 

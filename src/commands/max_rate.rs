@@ -82,6 +82,7 @@ fn judged(rate: u64, settings: &MaxRateSettings, measured: BenchRun, max_p99_us:
         summary,
         confirm,
         end_to_end,
+        ..
     } = measured;
     let (confirmed, failed, timeline) = match summary.details {
         CommandDetails::Bench {

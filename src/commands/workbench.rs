@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::broker::VersionProbe;
 use crate::commands::bench::{self, BenchRun};
 use crate::error::Result;
+use crate::omb;
 use crate::report::{thousands, Output};
 use crate::settings::{CommonSettings, Configuration, WorkbenchSettings};
 use crate::shutdown::Shutdown;
@@ -197,6 +198,17 @@ async fn run_configuration(
             ));
             break;
         }
+        // Each run is a series of its own in OMB's charts, named by its configuration.
+        let driver = format!("{} {}", omb::DRIVER, configuration.label);
+        let this_run = std::slice::from_ref(&measured);
+        bench::export_omb(
+            &configuration.settings,
+            bench::OMB_WORKLOAD,
+            driver,
+            1,
+            this_run,
+            out,
+        )?;
         let run = run_result(measured, cpu);
         out.status(&format!(
             "{place}, run {number}/{}: {} msg/s published, {} msg/s consumed, confirm p99 {:.2} ms",
@@ -216,6 +228,7 @@ fn run_result(measured: BenchRun, cpu: Duration) -> RunResult {
         summary,
         confirm,
         end_to_end,
+        ..
     } = measured;
     let (confirmed, failed, consumed, consumed_per_s, timeline) = match summary.details {
         CommandDetails::Bench {

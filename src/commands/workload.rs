@@ -6,6 +6,7 @@ use futures::future::join_all;
 
 use crate::commands::bench::{self, BenchRun};
 use crate::error::Result;
+use crate::omb;
 use crate::report::{thousands, Output};
 use crate::settings::{BenchSettings, CommonSettings, WorkloadSettings};
 use crate::shutdown::Shutdown;
@@ -72,6 +73,15 @@ pub async fn run(
             all_topics(common, topics, bench_settings, shutdown, quiet).await?
         }
     };
+    let driver = omb::DRIVER.to_string();
+    bench::export_omb(
+        bench_settings,
+        &settings.name,
+        driver,
+        topics,
+        &measured,
+        out,
+    )?;
     Ok(outcome(settings, bench_settings, measured, shutdown))
 }
 

@@ -237,6 +237,7 @@ mod tests {
             reader_positions: positions,
             sent_total: 0,
             consumed_total: 0,
+            failed_total: 0,
             last: false,
         }
     }

@@ -110,6 +110,8 @@ pub struct IntervalSample {
     /// Messages sent and read so far, all producers and consumers together.
     pub sent_total: u64,
     pub consumed_total: u64,
+    /// Messages the broker refused or never confirmed so far, all producers together.
+    pub failed_total: u64,
     /// Messages per chunk of the chunks the consumers received in this interval (values count
     /// messages).
     pub chunk_messages: LatencyHistogram,
@@ -202,6 +204,7 @@ impl Sampler {
             confirmed_by_partition,
             sent_total: now.sent,
             consumed_total: now.consumed,
+            failed_total: self.publishers.iter().map(PublisherStats::failed).sum(),
             chunk_messages,
             reader_positions: self.consumers.positions(),
             last,

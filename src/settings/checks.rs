@@ -127,6 +127,28 @@ pub fn output_file(flag: &str, path: &Path, extension: Option<&str>) -> Result<(
     Ok(())
 }
 
+/// A directory a run writes its files into (`--export-omb`): made now if missing, and found
+/// writable, not after the whole run.
+pub fn output_dir(flag: &str, dir: &Path) -> Result<()> {
+    let shown = dir.display();
+    if dir.exists() && !dir.is_dir() {
+        return Err(InvError::usage(format!(
+            "{flag} {shown} is not a directory: give a directory (made if missing)"
+        )));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| InvError::usage(format!("{flag} {shown} cannot be made: {e}")))?;
+    // A file made and removed at once: the run's files will be written beside it.
+    let probe = dir.join(format!(".invstream-write-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| InvError::usage(format!("{flag} {shown} cannot be written: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +196,26 @@ mod tests {
         std::fs::write(&existing, "kept").unwrap();
         assert!(output_file("--hdr-log", &existing, None).is_ok());
         assert_eq!(std::fs::read_to_string(&existing).unwrap(), "kept");
+    }
+
+    #[test]
+    fn output_dirs_are_made_and_must_be_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = dir.path().join("a/b");
+        assert!(output_dir("--export-omb", &made).is_ok());
+        assert!(made.is_dir());
+        assert_eq!(
+            std::fs::read_dir(&made).unwrap().count(),
+            0,
+            "no probe left"
+        );
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let e = output_dir("--export-omb", &file).unwrap_err().to_string();
+        assert!(
+            e.contains("--export-omb") && e.contains("not a directory"),
+            "{e}"
+        );
+        assert!(output_dir("--export-omb", &file.join("below")).is_err());
     }
 }

@@ -60,6 +60,11 @@ pub fn max_rate(args: &BenchArgs) -> Result<MaxRateSettings> {
             "each try is a run of its own",
         ),
         (
+            "--export-omb",
+            args.export_omb.is_some(),
+            "each try is a run of its own",
+        ),
+        (
             "--keep-stream",
             args.keep_stream,
             "each try makes a stream of its own, deleted after it",

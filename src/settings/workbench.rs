@@ -45,7 +45,7 @@ pub struct Configuration {
 }
 
 /// Flags that belong to the comparison or to one run's files, not to a configuration.
-const NOT_PARAMETERS: [&str; 18] = [
+const NOT_PARAMETERS: [&str; 19] = [
     "prometheus",
     "no-tui",
     "param",
@@ -62,6 +62,7 @@ const NOT_PARAMETERS: [&str; 18] = [
     "keep-stream",
     "hdr-log",
     "plot",
+    "export-omb",
     "no-filter-values",
     "help",
 ];

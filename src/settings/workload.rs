@@ -28,7 +28,7 @@ pub struct WorkloadSettings {
 #[derive(Debug)]
 pub enum WorkloadRun {
     /// Each topic's bench run.
-    Bench(BenchSettings),
+    Bench(Box<BenchSettings>),
     /// `producerRate: 0` (or `--find-max-rate`) on one topic: the max-rate search.
     MaxRate(Box<MaxRateSettings>),
 }
@@ -85,7 +85,7 @@ pub fn workload(cli: &Cli, args: &BenchArgs) -> Result<WorkloadSettings> {
             )))
         }
         true => WorkloadRun::MaxRate(Box::new(max_rate::max_rate(&args)?)),
-        false => WorkloadRun::Bench(bench(&args)?),
+        false => WorkloadRun::Bench(Box::new(bench(&args)?)),
     };
     Ok(WorkloadSettings {
         name: plan.name,

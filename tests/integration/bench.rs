@@ -1,7 +1,8 @@
 //! `invstream bench`: producers and consumers at once on a stream of its own.
 
 use crate::util::{
-    assert_stream_deleted, binary, invstream, spawn_until_line, summary_of, TestStream,
+    assert_one_line_error, assert_stream_deleted, binary, invstream, spawn_until_line, summary_of,
+    TestStream,
 };
 
 #[test]
@@ -255,4 +256,134 @@ fn find_max_rate_finds_a_lower_rate_on_a_broker_kept_busy_by_another_producer() 
         busy_found < found,
         "busy: {busy_found} msg/s, idle: {found} msg/s\nidle: {free}\nbusy: {busy}"
     );
+}
+
+/// The keys of OMB's `TestResult` that OMB's `bin/create_charts.py` reads.
+const OMB_CHARTED: [&str; 12] = [
+    "workload",
+    "driver",
+    "publishLatency99pct",
+    "publishDelayLatency99pct",
+    "publishRate",
+    "publishErrorRate",
+    "endToEndLatency95pct",
+    "consumeRate",
+    "endToEndLatencyAvg",
+    "aggregatedPublishLatencyQuantiles",
+    "aggregatedPublishDelayLatencyQuantiles",
+    "aggregatedEndToEndLatencyQuantiles",
+];
+
+/// The one file in `dir`, parsed.
+fn only_omb_file(dir: &std::path::Path) -> (String, serde_json::Value) {
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    let json = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    (name, json)
+}
+
+#[test]
+fn bench_exports_omb_results_with_an_entry_per_second_in_milliseconds() {
+    let stream = TestStream::new("bench-omb");
+    let dir = tempfile::tempdir().unwrap();
+    let omb_dir = dir.path().join("omb/made");
+    let summary = stream.run_json(&[
+        "bench",
+        "--duration",
+        "4s",
+        "--rate",
+        "2000",
+        "--batch-size",
+        "50",
+        "--export-omb",
+        omb_dir.to_str().unwrap(),
+    ]);
+    let (name, omb) = only_omb_file(&omb_dir);
+    // invstream-bench-invstream-yyyy-MM-dd-HH-mm-ss.json, as OMB names its results.
+    let date = name
+        .strip_prefix("invstream-bench-invstream-")
+        .and_then(|rest| rest.strip_suffix(".json"))
+        .unwrap_or_else(|| panic!("{name}"));
+    assert_eq!(date.len(), "2025-01-31-23-59-59".len(), "{name}");
+    assert!(date.split('-').all(|n| n.parse::<u32>().is_ok()), "{name}");
+    for key in OMB_CHARTED {
+        assert!(omb.get(key).is_some(), "{key} missing: {omb}");
+    }
+    assert_eq!(omb["workload"], "invstream-bench");
+    assert_eq!(omb["driver"], "invstream");
+    assert_eq!(omb["topics"], 1);
+    assert_eq!(omb["producersPerTopic"], 1);
+    // One entry per second of the run, as in the --json timeline.
+    let timeline = summary["timeline"].as_array().unwrap();
+    assert!(timeline.len() >= 4, "{summary}");
+    for key in [
+        "publishRate",
+        "consumeRate",
+        "backlog",
+        "publishLatency50pct",
+    ] {
+        assert_eq!(
+            omb[key].as_array().unwrap().len(),
+            timeline.len(),
+            "{key}: {omb}"
+        );
+    }
+    // Each rate over its interval adds up to what was confirmed (the last interval may be
+    // shorter than a second: the timeline's `second` says when each ended).
+    let confirmed = summary["confirmed"].as_f64().unwrap();
+    let mut ended = 0.0;
+    let mut counted = 0.0;
+    for (second, rate) in timeline.iter().zip(omb["publishRate"].as_array().unwrap()) {
+        let end = second["second"].as_f64().unwrap();
+        counted += rate.as_f64().unwrap() * (end - ended);
+        ended = end;
+    }
+    assert!(
+        (counted - confirmed).abs() <= confirmed * 0.03,
+        "{counted} vs {confirmed}"
+    );
+    // Latencies in milliseconds: the timeline's microseconds over 1,000.
+    for (second, ms) in timeline
+        .iter()
+        .zip(omb["publishLatency50pct"].as_array().unwrap())
+    {
+        let (us, ms) = (
+            second["confirm_p50_us"].as_f64().unwrap(),
+            ms.as_f64().unwrap(),
+        );
+        assert!(ms < 10_000.0, "{ms}");
+        assert_eq!(ms, us / 1000.0, "{second} vs {ms}");
+    }
+    let p99 = summary["latency_us"]["p99"].as_f64().unwrap();
+    assert_eq!(
+        omb["aggregatedPublishLatency99pct"].as_f64().unwrap(),
+        p99 / 1000.0
+    );
+    let curve = omb["aggregatedEndToEndLatencyQuantiles"]
+        .as_object()
+        .unwrap();
+    assert!(curve.contains_key("50.0"), "{curve:?}");
+}
+
+#[test]
+fn an_omb_export_directory_that_cannot_be_made_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    for target in [file.clone(), file.join("below")] {
+        let output = invstream(&[
+            "--stream",
+            "never-made",
+            "bench",
+            "--export-omb",
+            target.to_str().unwrap(),
+        ]);
+        assert_one_line_error(&output, 1, &format!("--export-omb {}", target.display()));
+        // Refused before a bench stream was made, let alone a whole run done.
+        assert!(!String::from_utf8_lossy(&output.stderr).contains("created stream"));
+    }
 }

@@ -33,6 +33,8 @@ fn a_two_by_two_matrix_runs_every_combination_on_fresh_streams_and_exports_them(
         &file("results.md"),
         "--report",
         &file("report.html"),
+        "--export-omb",
+        &file("omb"),
     ]);
     let configurations = summary["configurations"].as_array().unwrap();
     let labels: Vec<&str> = configurations
@@ -95,6 +97,19 @@ fn a_two_by_two_matrix_runs_every_combination_on_fresh_streams_and_exports_them(
     assert_eq!(table_rows, 2 + 4, "header, rule and 4 rows: {markdown}");
     let html = std::fs::read_to_string(file("report.html")).unwrap();
     assert!(html.contains("producers=2 batch-size=500"));
+    // An OMB result per measured run (not per warm-up), its configuration as the driver.
+    let mut drivers: Vec<String> = std::fs::read_dir(file("omb"))
+        .unwrap()
+        .map(|e| {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            let omb: serde_json::Value = serde_json::from_str(&text).unwrap();
+            omb["driver"].as_str().unwrap().to_string()
+        })
+        .collect();
+    drivers.sort();
+    assert_eq!(drivers.len(), 8, "{drivers:?}");
+    assert_eq!(drivers[0], "invstream producers=1 batch-size=100");
+    assert_eq!(drivers[7], "invstream producers=2 batch-size=500");
 }
 
 /// The report opens in headless Chromium without a console error, and its screenshot shows

@@ -72,8 +72,28 @@ fn one_topic_of_three_partitions_creates_them_and_publishes_sized_messages_at_th
 #[test]
 fn two_topics_run_at_once_each_read_by_every_subscription() {
     let stream = TestStream::new("wl-2t");
-    let (outcome, stderr) = run(&stream, "2-topics-2-consumers-per-subscription.yaml", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let omb_dir = dir.path().to_str().unwrap();
+    let (outcome, stderr) = run(
+        &stream,
+        "2-topics-2-consumers-per-subscription.yaml",
+        &["--export-omb", omb_dir],
+    );
     assert_eq!(outcome["topics"], 2, "{outcome}");
+    // One OMB result for the workload's measured run (the warm-up is not one), both topics in it.
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let omb: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    assert_eq!(omb["workload"], outcome["workload"], "{omb}");
+    assert_eq!(omb["topics"], 2, "{omb}");
+    assert_eq!(omb["consumersPerTopic"], 2, "{omb}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.contains("-invstream-20"), "{name}");
+    assert!(!omb["publishRate"].as_array().unwrap().is_empty(), "{omb}");
     let topics = outcome["per_topic"].as_array().unwrap();
     assert_eq!(topics.len(), 2, "{outcome}");
     assert_ne!(topics[0]["stream"], topics[1]["stream"]);
