@@ -182,13 +182,21 @@ async fn run_streams(
             return Ok(ExitCode::FAILURE);
         }
     };
-    match out.document(&text) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+    write_results(out, &text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a command's results document on stdout: `Ok(false)` when the reader went away (a
+/// broken pipe is not an error: `| head` is a normal end), an error saying what to check when
+/// the write fails otherwise.
+fn write_results(out: Output, text: &str) -> anyhow::Result<bool> {
+    match out.document(text) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(error::InvError::Output(format!(
             "cannot write the results: {e} (is the disk full, or the output closed?)"
         ))
         .into()),
-        Ok(()) => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -205,21 +213,11 @@ async fn run_workbench(
         .await
         .with_context(|| format!("bench at {addr}"))?;
     let text = match out.json {
-        true => format!(
-            "{}\n",
-            serde_json::to_string(&outcome).context("encoding the results")?
-        ),
+        true => report::json_line(&outcome).context("encoding the results")?,
         false => outcome.render_text(),
     };
-    match out.document(&text) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
-        Err(e) => {
-            return Err(error::InvError::Output(format!(
-                "cannot write the results: {e} (is the disk full, or the output closed?)"
-            ))
-            .into())
-        }
-        Ok(()) => {}
+    if !write_results(out, &text)? {
+        return Ok(ExitCode::SUCCESS);
     }
     let regressions = outcome.regressions();
     if !regressions.is_empty() {
@@ -254,15 +252,8 @@ async fn run_max_rate(
         true => report::max_rate::json(&outcome).context("encoding the results")?,
         false => report::max_rate::text(&outcome),
     };
-    match out.document(&text) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
-        Err(e) => {
-            return Err(error::InvError::Output(format!(
-                "cannot write the results: {e} (is the disk full, or the output closed?)"
-            ))
-            .into())
-        }
-        Ok(()) => {}
+    if !write_results(out, &text)? {
+        return Ok(ExitCode::SUCCESS);
     }
     Ok(match shutdown.received() {
         Some(signal) => ExitCode::from(signal.exit_code()),
@@ -288,15 +279,8 @@ async fn run_workload(
         true => report::workload::json(&outcome).context("encoding the results")?,
         false => report::workload::text(&outcome),
     };
-    match out.document(&text) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
-        Err(e) => {
-            return Err(error::InvError::Output(format!(
-                "cannot write the results: {e} (is the disk full, or the output closed?)"
-            ))
-            .into())
-        }
-        Ok(()) => {}
+    if !write_results(out, &text)? {
+        return Ok(ExitCode::SUCCESS);
     }
     Ok(match shutdown.received() {
         Some(signal) => ExitCode::from(signal.exit_code()),

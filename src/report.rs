@@ -45,6 +45,16 @@ pub struct Output {
 }
 
 impl Output {
+    /// Nothing on the terminal: for the runs a command drives inside its own (a matrix's runs,
+    /// a search's tries, a workload's topics), which speak through the command's own lines.
+    pub fn silent() -> Self {
+        Output {
+            quiet: true,
+            json: false,
+            summary_to_stderr: false,
+        }
+    }
+
     /// A progress bar on stderr when stderr is a terminal and the user did not ask for quiet;
     /// hidden otherwise, so pipes and logs stay clean. `total` is `None` for open-ended work.
     pub fn progress(&self, total: Option<u64>, what: &str) -> ProgressBar {
@@ -615,6 +625,19 @@ fn render_latency(l: &LatencySummary) -> String {
 }
 
 /// `1234567` → `1,234,567`.
+/// A value as one line of JSON (the `--json` document of commands that print one object).
+pub fn json_line<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    serde_json::to_string(value).map(|mut text| {
+        text.push('\n');
+        text
+    })
+}
+
+/// Microseconds as milliseconds with one decimal, `12.3 ms`.
+pub fn ms(us: u64) -> String {
+    format!("{:.1} ms", us as f64 / 1000.0)
+}
+
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);

@@ -29,11 +29,7 @@ pub async fn run(
         max_p99_us as f64 / 1000.0
     ));
     // Each try speaks only through its verdict line.
-    let quiet = Output {
-        quiet: true,
-        json: false,
-        summary_to_stderr: false,
-    };
+    let quiet = Output::silent();
     let mut search = RateSearch::new(settings.start_rate, settings.precision);
     let mut tries = Vec::new();
     let mut interrupted = false;

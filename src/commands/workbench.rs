@@ -169,11 +169,7 @@ async fn run_configuration(
     out: Output,
 ) -> Result<Vec<RunResult>> {
     // Each run speaks only through its result: its own lines would bury the table's.
-    let quiet = Output {
-        quiet: true,
-        json: false,
-        summary_to_stderr: false,
-    };
+    let quiet = Output::silent();
     if let Some(warmup) = settings.warmup {
         out.status(&format!(
             "{place}: warm-up for {}",

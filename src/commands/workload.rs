@@ -47,11 +47,7 @@ pub async fn run(
         },
     ));
     // The runs speak through the outcome only: several at once would mix their lines.
-    let quiet = Output {
-        quiet: true,
-        json: false,
-        summary_to_stderr: false,
-    };
+    let quiet = Output::silent();
     if let Some(warmup) = settings.warmup {
         out.status(&format!(
             "warm-up for {} (not measured)",

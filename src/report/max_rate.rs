@@ -1,6 +1,7 @@
 //! `bench --find-max-rate`: the rate found, every tried rate with its verdict, and the run at
 //! the rate found; or one JSON object.
 
+use super::ms;
 use super::streams::table;
 use super::thousands;
 use crate::max_rate::{SearchOutcome, Verdict};
@@ -28,14 +29,7 @@ pub fn verdict(verdict: &Verdict, max_p99_us: u64) -> String {
 }
 
 pub fn json(outcome: &SearchOutcome) -> serde_json::Result<String> {
-    serde_json::to_string(outcome).map(|mut text| {
-        text.push('\n');
-        text
-    })
-}
-
-fn ms(us: u64) -> String {
-    format!("{:.1} ms", us as f64 / 1000.0)
+    super::json_line(outcome)
 }
 
 pub fn text(outcome: &SearchOutcome) -> String {

@@ -15,10 +15,7 @@ struct Envelope<'a, T: Serialize> {
 }
 
 fn json<T: Serialize>(command: &'static str, body: &T) -> serde_json::Result<String> {
-    serde_json::to_string(&Envelope { command, body }).map(|mut text| {
-        text.push('\n');
-        text
-    })
+    super::json_line(&Envelope { command, body })
 }
 
 pub fn list_json(list: &StreamList) -> serde_json::Result<String> {

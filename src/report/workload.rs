@@ -1,19 +1,13 @@
 //! `bench --workload`: each topic's figures and their totals, or one JSON object.
 
+use super::ms;
 use super::streams::table;
 use super::{rate_text as msg_rate, thousands};
 use crate::stats::CommandDetails;
 use crate::workload::WorkloadOutcome;
 
 pub fn json(outcome: &WorkloadOutcome) -> serde_json::Result<String> {
-    serde_json::to_string(outcome).map(|mut text| {
-        text.push('\n');
-        text
-    })
-}
-
-fn ms(us: u64) -> String {
-    format!("{:.1} ms", us as f64 / 1000.0)
+    super::json_line(outcome)
 }
 
 pub fn text(outcome: &WorkloadOutcome) -> String {

@@ -34,7 +34,13 @@ use regex::Regex;
 use crate::util::{self, BROKER_PORT, OLD_BROKER_PORT};
 
 /// The streams and super streams the README's examples name.
-const README_STREAMS: &[&str] = &["inventory_updates", "own_updates", "gateway", "orders"];
+const README_STREAMS: &[&str] = &[
+    "inventory_updates",
+    "own_updates",
+    "gateway",
+    "orders",
+    "billing_events",
+];
 
 /// How long one foreground command may take (the longest are benches of a few seconds).
 const COMMAND_LIMIT: Duration = Duration::from_secs(180);
