@@ -128,117 +128,145 @@ pub struct WorkloadPlan {
 
 /// `dir`: the workload file's folder, where a relative `payloadFile` is looked for.
 pub fn plan(workload: &Workload, fallback_name: &str, dir: &Path) -> WorkloadPlan {
-    let mut flags = Vec::new();
-    let mut warnings = Vec::new();
-    let flag = |flags: &mut Vec<String>, name: &str, value: String| {
-        flags.push(format!("--{name}={value}"));
-    };
     let topics = workload.topics.unwrap_or(1).max(1);
-    let partitions = workload.partitions_per_topic.unwrap_or(1).max(1);
-    if partitions > 1 {
-        flag(
-            &mut flags,
-            "super-stream-partitions",
-            partitions.to_string(),
-        );
-    }
-    if let Some(producers) = workload.producers_per_topic {
-        flag(&mut flags, "producers", producers.max(1).to_string());
-    }
-    // Each subscription reads every message: a consumer each.
-    flag(
-        &mut flags,
-        "consumers",
-        workload.subscriptions_per_topic.unwrap_or(1).to_string(),
-    );
-    if let Some(per_subscription) = workload.consumer_per_subscription.filter(|n| *n > 1) {
-        warnings.push(format!(
-            "consumerPerSubscription: {per_subscription}: one consumer per subscription, reading every partition (consumers sharing a subscription's partitions are not built yet)"
-        ));
-    }
-    let payload_size = workload.payload_file.as_ref().and_then(|file| {
-        let path = dir.join(file);
-        std::fs::metadata(&path).ok().map(|m| m.len())
-    });
-    match (workload.message_size, payload_size) {
-        (Some(size), _) => flag(&mut flags, "message-size", size.to_string()),
-        (None, Some(size)) => flag(&mut flags, "message-size", size.to_string()),
-        (None, None) => {}
-    }
-    if let Some(file) = &workload.payload_file {
-        warnings.push(format!(
-            "payloadFile: {file}: invstream sends inventory updates padded to the message size{}, not the file's bytes",
-            match payload_size {
-                Some(size) if workload.message_size.is_none() => format!(" (the file's {size} bytes)"),
-                None if workload.message_size.is_none() => " (the file was not found, so updates keep their own size, ~180 bytes)".to_string(),
-                _ => String::new(),
-            }
-        ));
-    }
-    if workload.use_randomized_payloads == Some(true)
-        || workload.random_bytes_ratio.is_some()
-        || workload.randomized_payload_pool_size.is_some()
-    {
-        warnings.push(
-            "useRandomizedPayloads, randomBytesRatio, randomizedPayloadPoolSize: every generated update differs already; the payload pool is not used".into(),
-        );
-    }
-    if let Some(keys) = workload
-        .key_distributor
-        .as_deref()
-        .filter(|k| *k != "NO_KEY")
-    {
-        warnings.push(format!(
-            "keyDistributor: {keys}: updates are routed by the hash of their product id{}",
-            match partitions {
-                1 => " (one partition: no routing)",
-                _ => "",
-            }
-        ));
-    }
-    match workload.producer_rate {
-        // OMB's rate is the whole test's: split between the topics.
-        Some(rate) if rate > 0 => flag(&mut flags, "rate", (rate / u64::from(topics)).max(1).to_string()),
-        Some(_) if topics == 1 => flags.push("--find-max-rate".into()),
-        Some(_) => warnings.push(format!(
-            "producerRate: 0 over {topics} topics: published as fast as possible (the max-rate search runs on one topic)"
-        )),
-        None => {}
-    }
-    if let Some(backlog) = workload.consumer_backlog_size_gb.filter(|gb| *gb > 0.0) {
-        warnings.push(format!(
-            "consumerBacklogSizeGB: {backlog}: no backlog is built first; consumers read as the producers publish"
-        ));
-    }
-    if let Some(minutes) = workload.test_duration_minutes {
-        flag(&mut flags, "duration", minutes_text(minutes));
-    }
-    // OMB warms up for a minute unless told otherwise.
-    flag(
-        &mut flags,
-        "warmup",
-        minutes_text(workload.warmup_duration_minutes.unwrap_or(1.0)),
-    );
-    if let Some(size) = workload.batch_size {
-        flag(&mut flags, "batch-size", size.to_string());
-    }
-    if let Some(size) = workload.sub_entry_size {
-        flag(&mut flags, "sub-entry-size", size.to_string());
-    }
-    if let Some(compression) = &workload.compression {
-        flag(&mut flags, "compression", compression.clone());
-    }
-    if workload.filter_values == Some(true) {
-        flags.push("--filter-values".into());
-    }
+    let mut planned = Planned::default();
+    planned.shape(workload);
+    planned.payload(workload, dir);
+    planned.routing(workload);
+    planned.rate(workload, topics);
+    planned.durations(workload);
+    planned.own_keys(workload);
     WorkloadPlan {
         name: workload
             .name
             .clone()
             .unwrap_or_else(|| fallback_name.to_string()),
         topics,
-        flags,
-        warnings,
+        flags: planned.flags,
+        warnings: planned.warnings,
+    }
+}
+
+/// The flags and warnings of a plan, one group of OMB keys at a time.
+#[derive(Default)]
+struct Planned {
+    flags: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl Planned {
+    fn flag(&mut self, name: &str, value: impl ToString) {
+        self.flags.push(format!("--{name}={}", value.to_string()));
+    }
+
+    /// Partitions, producers and subscriptions: what runs.
+    fn shape(&mut self, workload: &Workload) {
+        let partitions = workload.partitions_per_topic.unwrap_or(1).max(1);
+        if partitions > 1 {
+            self.flag("super-stream-partitions", partitions);
+        }
+        if let Some(producers) = workload.producers_per_topic {
+            self.flag("producers", producers.max(1));
+        }
+        // Each subscription reads every message: a consumer each.
+        self.flag("consumers", workload.subscriptions_per_topic.unwrap_or(1));
+        if let Some(per_subscription) = workload.consumer_per_subscription.filter(|n| *n > 1) {
+            self.warnings.push(format!(
+                "consumerPerSubscription: {per_subscription}: one consumer per subscription, reading every partition (consumers sharing a subscription's partitions are not built yet)"
+            ));
+        }
+    }
+
+    /// `keyDistributor`: invstream routes by product id whatever the key.
+    fn routing(&mut self, workload: &Workload) {
+        let partitions = workload.partitions_per_topic.unwrap_or(1).max(1);
+        if let Some(keys) = workload
+            .key_distributor
+            .as_deref()
+            .filter(|k| *k != "NO_KEY")
+        {
+            self.warnings.push(format!(
+                "keyDistributor: {keys}: updates are routed by the hash of their product id{}",
+                match partitions {
+                    1 => " (one partition: no routing)",
+                    _ => "",
+                }
+            ));
+        }
+    }
+
+    /// What each message holds: its size, from `messageSize` or the payload file's.
+    fn payload(&mut self, workload: &Workload, dir: &Path) {
+        let payload_size = workload.payload_file.as_ref().and_then(|file| {
+            let path = dir.join(file);
+            std::fs::metadata(&path).ok().map(|m| m.len())
+        });
+        if let Some(size) = workload.message_size.or(payload_size) {
+            self.flag("message-size", size);
+        }
+        if let Some(file) = &workload.payload_file {
+            self.warnings.push(format!(
+                "payloadFile: {file}: invstream sends inventory updates padded to the message size{}, not the file's bytes",
+                match payload_size {
+                    Some(size) if workload.message_size.is_none() => format!(" (the file's {size} bytes)"),
+                    None if workload.message_size.is_none() => " (the file was not found, so updates keep their own size, ~180 bytes)".to_string(),
+                    _ => String::new(),
+                }
+            ));
+        }
+        if workload.use_randomized_payloads == Some(true)
+            || workload.random_bytes_ratio.is_some()
+            || workload.randomized_payload_pool_size.is_some()
+        {
+            self.warnings.push(
+                "useRandomizedPayloads, randomBytesRatio, randomizedPayloadPoolSize: every generated update differs already; the payload pool is not used".into(),
+            );
+        }
+    }
+
+    /// `producerRate` (the whole test's, split between the topics; 0: the max-rate search) and
+    /// the backlog OMB would build first.
+    fn rate(&mut self, workload: &Workload, topics: u32) {
+        match workload.producer_rate {
+            Some(rate) if rate > 0 => self.flag("rate", (rate / u64::from(topics)).max(1)),
+            Some(_) if topics == 1 => self.flags.push("--find-max-rate".into()),
+            Some(_) => self.warnings.push(format!(
+                "producerRate: 0 over {topics} topics: published as fast as possible (the max-rate search runs on one topic)"
+            )),
+            None => {}
+        }
+        if let Some(backlog) = workload.consumer_backlog_size_gb.filter(|gb| *gb > 0.0) {
+            self.warnings.push(format!(
+                "consumerBacklogSizeGB: {backlog}: no backlog is built first; consumers read as the producers publish"
+            ));
+        }
+    }
+
+    /// The measured run and the warm-up before it (OMB warms up for a minute unless told).
+    fn durations(&mut self, workload: &Workload) {
+        if let Some(minutes) = workload.test_duration_minutes {
+            self.flag("duration", minutes_text(minutes));
+        }
+        self.flag(
+            "warmup",
+            minutes_text(workload.warmup_duration_minutes.unwrap_or(1.0)),
+        );
+    }
+
+    /// invstream's own keys, beside OMB's.
+    fn own_keys(&mut self, workload: &Workload) {
+        if let Some(size) = workload.batch_size {
+            self.flag("batch-size", size);
+        }
+        if let Some(size) = workload.sub_entry_size {
+            self.flag("sub-entry-size", size);
+        }
+        if let Some(compression) = &workload.compression {
+            self.flag("compression", compression);
+        }
+        if workload.filter_values == Some(true) {
+            self.flags.push("--filter-values".into());
+        }
     }
 }
 

@@ -241,6 +241,31 @@ struct Results {
     end_to_end: LatencyHistogram,
 }
 
+impl Results {
+    /// The producers' outcomes and the stopped consumers' counts, once every task ended.
+    async fn collect(
+        producers: Vec<tokio::task::JoinHandle<Result<PublishOutcome>>>,
+        consumers: reader::Running<BenchSink>,
+        counters: &ConsumerCounters,
+        consume_elapsed: f64,
+    ) -> Result<Results> {
+        let mut outcomes = Vec::with_capacity(producers.len());
+        for producer in producers {
+            // A producer task returns its outcome or its error; it has no panicking path.
+            outcomes.push(producer.await.expect("a producer task does not panic")?);
+        }
+        for (_, mut outcome) in consumers.join(|_| {}).await {
+            outcome.sink.flush();
+        }
+        Ok(Results {
+            published: PublishOutcome::sum(&outcomes),
+            consumed: counters.consumed(),
+            consume_elapsed,
+            end_to_end: counters.end_to_end(),
+        })
+    }
+}
+
 async fn bench(
     env: &Environment,
     broker: &BrokerSettings,
@@ -318,20 +343,7 @@ async fn bench(
     // Consumers are done when they caught up, at the latest at this sample.
     let consume_elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
     readers_stop.trigger(Signal::Interrupt);
-    let mut outcomes = Vec::with_capacity(producers.len());
-    for producer in producers {
-        // A producer task returns its outcome or its error; it has no panicking path.
-        outcomes.push(producer.await.expect("a producer task does not panic")?);
-    }
-    for (_, mut outcome) in consumers.join(|_| {}).await {
-        outcome.sink.flush();
-    }
-    let results = Results {
-        published: PublishOutcome::sum(&outcomes),
-        consumed: counters.consumed(),
-        consume_elapsed,
-        end_to_end: counters.end_to_end(),
-    };
+    let results = Results::collect(producers, consumers, &counters, consume_elapsed).await?;
     bench.write_files(&recorder, started_at, &results)?;
     let (confirm, end_to_end) = (
         results.published.latency.clone(),
