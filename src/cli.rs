@@ -418,11 +418,35 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub max_rate: MaxRateArgs,
 
+    #[command(flatten)]
+    pub group: GroupArgs,
+
     /// Run an OpenMessaging Benchmark workload file (YAML, OMB's keys): a topic is a stream
     /// (a super stream with partitionsPerTopic > 1), a subscription a consumer; flags given
     /// here override the file's values, e.g. --duration 20s --warmup 0s for a short try
     #[arg(long, value_name = "FILE.yaml", help_heading = "Workload files")]
     pub workload: Option<std::path::PathBuf>,
+}
+
+/// `bench --instances N --group NAME`: one benchmark run by N processes (any machines that
+/// reach the broker), which find each other through the broker.
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "One benchmark over several processes")]
+pub struct GroupArgs {
+    /// Run this benchmark with N processes: start it N times with the same options (on any
+    /// machines), which share the producers, consumers and --count and --rate between them;
+    /// the first of them (the leader) shows the group's figures and writes its files
+    #[arg(long, value_name = "N", requires = "group", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub instances: Option<u32>,
+
+    /// With --instances: the group's name, the same for all of its processes (they meet on the
+    /// stream invstream-group-NAME)
+    #[arg(long, value_name = "NAME", requires = "instances", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub group: Option<String>,
+
+    /// With --instances: how long to wait for all N to join before giving up
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", requires = "instances")]
+    pub join_timeout: Duration,
 }
 
 /// `bench --find-max-rate`: a search for the highest publish rate the broker sustains.

@@ -20,6 +20,8 @@ pub enum InvError {
     Read(#[from] ReadError),
     #[error(transparent)]
     Management(#[from] ManagementError),
+    #[error(transparent)]
+    Group(#[from] GroupError),
     /// The user's updates (`--input`) could not be read or were refused (`--strict`).
     #[error("{0}")]
     Input(String),
@@ -193,6 +195,39 @@ pub enum PublishError {
 
     #[error("another invstream run is publishing as producer '{name}' on stream '{stream}' right now: wait for it to finish, or give this run its own --producer-name")]
     NameInUse { name: String, stream: String },
+}
+
+/// A benchmark run by several processes (`bench --instances N --group NAME`): forming the group
+/// and keeping in touch through its coordination stream.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("group '{group}': {joined} of {expected} instances joined within --join-timeout {}: start the missing ones with the same --group and --instances, or lower --instances", humantime::format_duration(*timeout))]
+    JoinTimeout {
+        group: String,
+        joined: usize,
+        expected: u32,
+        timeout: Duration,
+    },
+
+    #[error("group '{group}' started without this instance (it already had its {expected} instances): give this run another --group, or wait for that run to end")]
+    NotInRoster { group: String, expected: u32 },
+
+    #[error("group '{group}': the instance on {host} (pid {pid}) was started with other benchmark options ({theirs}) than this one ({ours}): start every instance with the same options")]
+    PlanMismatch {
+        group: String,
+        host: String,
+        pid: u32,
+        theirs: String,
+        ours: String,
+    },
+
+    #[error("group '{group}': lost the coordination stream '{stream}' while {during}: {reason}")]
+    Coordination {
+        group: String,
+        stream: String,
+        during: &'static str,
+        reason: String,
+    },
 }
 
 /// Reading, once connected.

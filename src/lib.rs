@@ -57,7 +57,8 @@ use crate::stats::{CommandDetails, RunSummary};
 pub use crate::shutdown::{EXIT_INTERRUPTED, EXIT_TERMINATED};
 
 /// Runs one command and says how the process should exit: 0 when everything asked for was done,
-/// 1 when a message was not confirmed or `--verify` found a gap or duplicate, 130 (SIGINT) or
+/// 1 when a message was not confirmed, `--verify` found a gap or duplicate or a group
+/// (`bench --instances`) lost an instance, 130 (SIGINT) or
 /// 143 (SIGTERM) when a signal ended a produce or bench early (consume and serve stop on a
 /// signal as their normal end: 0). A summary that cannot be written
 /// because stdout was closed (`| head`) ends quietly, like any other command line tool.
@@ -118,9 +119,14 @@ async fn run_command(
         CommandSettings::Serve(settings) => commands::serve::run(&common, settings, &shutdown, out)
             .await
             .with_context(|| format!("serve {stream} at {addr}"))?,
-        CommandSettings::Bench(settings) => commands::bench::run(&common, settings, &shutdown, out)
-            .await
-            .with_context(|| format!("bench at {addr}"))?,
+        CommandSettings::Bench(settings) => match &settings.group {
+            Some(group) => commands::bench_group::run(&common, settings, group, &shutdown, out)
+                .await
+                .with_context(|| format!("bench at {addr}"))?,
+            None => commands::bench::run(&common, settings, &shutdown, out)
+                .await
+                .with_context(|| format!("bench at {addr}"))?,
+        },
         CommandSettings::Workbench(settings) => {
             return run_workbench(&common, settings, &shutdown, out).await
         }
@@ -301,6 +307,14 @@ fn exit_code(summary: &RunSummary, shutdown: &Shutdown) -> ExitCode {
     // is its normal end.
     if let (true, Some(signal)) = (summary.command.publishes_a_run(), shutdown.received()) {
         return ExitCode::from(signal.exit_code());
+    }
+    // A group that lost an instance did not run the benchmark asked for: every instance says so.
+    let lost = summary
+        .instance_summaries
+        .iter()
+        .any(|s| s.instance.as_ref().is_some_and(|i| i.lost_at_s.is_some()));
+    if lost {
+        return ExitCode::FAILURE;
     }
     match summary.details {
         CommandDetails::Produce { failed, .. } | CommandDetails::Bench { failed, .. }

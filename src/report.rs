@@ -276,6 +276,9 @@ pub fn render_text(s: &RunSummary) -> String {
     if !s.partitions.is_empty() {
         text.push_str(&render_partitions(&s.partitions));
     }
+    if !s.instance_summaries.is_empty() {
+        text.push_str(&render_instances(&s.instance_summaries));
+    }
     text.push_str(&verify_sections(s));
     text
 }
@@ -304,7 +307,11 @@ fn header_line(s: &RunSummary) -> String {
         true => " (interrupted)",
         false => "",
     };
-    format!("{header}{interrupted}\n")
+    let group = match (&s.group, s.instances) {
+        (Some(group), Some(n)) => format!(" (group '{group}', {n} instances)"),
+        _ => String::new(),
+    };
+    format!("{header}{group}{interrupted}\n")
 }
 
 /// The lines only this command has: what became of its messages.
@@ -573,6 +580,73 @@ fn render_consumers(consumers: &[RunSummary]) -> String {
         ));
     }
     text
+}
+
+/// One line per instance of a group, the lost ones said so with when.
+fn render_instances(instances: &[RunSummary]) -> String {
+    let mut text = format!(
+        "  {:<32}{:>12}{:>12}{:>12}{:>14}\n",
+        "instance", "sent", "confirmed", "consumed", "confirm p99"
+    );
+    for s in instances {
+        let Some(instance) = &s.instance else {
+            continue;
+        };
+        let (confirmed, consumed) = match &s.details {
+            CommandDetails::Bench {
+                confirmed,
+                consumed,
+                ..
+            } => (*confirmed, *consumed),
+            _ => (0, 0),
+        };
+        let leader = match instance.number {
+            1 => " leader",
+            _ => "",
+        };
+        let who = format!(
+            "{} {} pid {}{leader}",
+            instance.number, instance.host, instance.pid
+        );
+        let lost = match instance.lost_at_s {
+            Some(at) => format!("  LOST after {at:.1} s: counted as of its last sample"),
+            None => String::new(),
+        };
+        text.push_str(&format!(
+            "  {who:<32}{:>12}{:>12}{:>12}{:>14}{lost}\n",
+            thousands(s.messages),
+            thousands(confirmed),
+            thousands(consumed),
+            ms(s.latency_us.p99),
+        ));
+    }
+    text
+}
+
+/// A group's event as a status line.
+pub fn group_event_line(event: &crate::engines::group::GroupEvent) -> String {
+    use crate::engines::group::GroupEvent;
+    match event {
+        GroupEvent::Waiting { joined, expected } => {
+            format!("{joined} of {expected} instances here")
+        }
+        GroupEvent::Lost {
+            number,
+            member,
+            at_s,
+        } => format!(
+            "instance {number} ({} pid {}) lost after {at_s:.1} s: nothing from it for {} s; the others go on",
+            member.host,
+            member.pid,
+            crate::engines::group::LOST_AFTER.as_secs()
+        ),
+        GroupEvent::AssumedLost { number, member } => format!(
+            "nothing from instance {number} ({} pid {}) for {} s: counted lost",
+            member.host,
+            member.pid,
+            crate::engines::group::ASSUME_LOST_AFTER.as_secs()
+        ),
+    }
 }
 
 /// One line per partition of a super stream.

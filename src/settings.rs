@@ -201,6 +201,17 @@ pub struct BenchSettings {
     pub prometheus: Option<std::net::SocketAddr>,
     /// `--no-tui`: the per-second lines even on a terminal.
     pub no_tui: bool,
+    /// `--instances N --group NAME`: this process is one of a group that runs the benchmark
+    /// together (the counts above are the group's).
+    pub group: Option<GroupSettings>,
+}
+
+/// `bench --instances N --group NAME --join-timeout D`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSettings {
+    pub name: String,
+    pub instances: u32,
+    pub join_timeout: Duration,
 }
 
 /// `completions` and `man`: documents made from the command line's own definition.
@@ -275,6 +286,9 @@ fn man(args: &ManArgs, quiet: bool) -> Result<DocumentSettings> {
 /// by [`document`].
 pub fn from_cli(cli: &Cli) -> Result<(CommonSettings, CommandSettings)> {
     let common = common(&cli.global)?;
+    if let Command::Bench(args) = &cli.command {
+        group_alone(args)?;
+    }
     let command = match &cli.command {
         Command::Produce(args) => CommandSettings::Produce(produce(args)?),
         Command::Consume(args) => CommandSettings::Consume(consume(args)?),
@@ -652,7 +666,61 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<BenchSettings> {
         export_omb: args.export_omb.clone(),
         prometheus: args.prometheus,
         no_tui: args.no_tui,
+        group: group(args)?,
     })
+}
+
+/// A group (`--instances`) runs one plain benchmark: not a workload, a search or a comparison.
+fn group_alone(args: &BenchArgs) -> Result<()> {
+    if args.group.instances.is_none() {
+        return Ok(());
+    }
+    for (flag, given) in [
+        ("--workload", args.workload.is_some()),
+        ("--find-max-rate", args.max_rate.find_max_rate),
+        (
+            "--param, --runs and the comparison's options",
+            args.workbench.asked(),
+        ),
+    ] {
+        if given {
+            return Err(InvError::usage(format!(
+                "{flag} does not work with --instances: a group runs one benchmark"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `--instances`/`--group`: checked against what a group cannot do yet.
+fn group(args: &BenchArgs) -> Result<Option<GroupSettings>> {
+    let (Some(instances), Some(name)) = (args.group.instances, &args.group.group) else {
+        return Ok(None);
+    };
+    for (flag, given) in [
+        (
+            "--super-stream-partitions",
+            args.super_stream_partitions.is_some(),
+        ),
+        ("--prometheus", args.prometheus.is_some()),
+        ("--export-omb", args.export_omb.is_some()),
+    ] {
+        if given {
+            return Err(InvError::usage(format!(
+                "{flag} does not work with --instances yet: run the group without it"
+            )));
+        }
+    }
+    checks::positive(
+        "--join-timeout",
+        Some(args.group.join_timeout),
+        "give up at once",
+    )?;
+    Ok(Some(GroupSettings {
+        name: name.clone(),
+        instances,
+        join_timeout: args.group.join_timeout,
+    }))
 }
 
 #[cfg(test)]

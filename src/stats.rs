@@ -65,6 +65,34 @@ impl LatencyHistogram {
         &self.0
     }
 
+    /// The histogram in HdrHistogram's compressed V2 format, base64-encoded: how the instances
+    /// of a group (`bench --instances`) send their latencies, so the group's percentiles are
+    /// exact rather than averaged.
+    pub fn to_base64(&self) -> String {
+        use base64::Engine;
+        use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+        let mut bytes = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(&self.0, &mut bytes)
+            .expect("a histogram serializes into memory");
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    /// A histogram from [`LatencyHistogram::to_base64`]'s text; `None` when it is not one.
+    pub fn from_base64(text: &str) -> Option<LatencyHistogram> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?;
+        let decoded: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut std::io::Cursor::new(bytes))
+            .ok()?;
+        // Into our own bounds, so it merges with every other histogram of ours.
+        let mut histogram = LatencyHistogram::new();
+        histogram.0.add(&decoded).ok()?;
+        Some(histogram)
+    }
+
     /// What was recorded after `earlier`, a copy of this histogram taken before.
     pub fn since(&self, earlier: &LatencyHistogram) -> LatencyHistogram {
         let mut interval = self.clone();
@@ -138,6 +166,33 @@ pub struct RunSummary {
     /// A super stream's partitions: each one's own summary (this one is their total).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub partitions: Vec<RunSummary>,
+    /// `bench --instances N --group NAME`: the group this summary is of (the whole group's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// With `group`: how many processes ran the benchmark together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u32>,
+    /// With `group`: each instance's own figures, in the group's order (the leader first).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instance_summaries: Vec<RunSummary>,
+    /// In `instance_summaries`: which instance this one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<GroupInstance>,
+}
+
+/// One process of a group benchmark, as its summary names it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupInstance {
+    /// 1 to N, in the group's order; 1 is the leader.
+    pub number: u32,
+    /// The random id it joined with.
+    pub id: String,
+    pub host: String,
+    pub pid: u32,
+    /// Seconds into its run of its last sample, when it stopped sending samples (it died or
+    /// lost the broker) and the others finished without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_at_s: Option<f64>,
 }
 
 /// Which command a summary is of (`"command"` in `--json`).
@@ -394,6 +449,10 @@ impl RunSummary {
             verify: None,
             consumers: Vec::new(),
             partitions: Vec::new(),
+            group: None,
+            instances: None,
+            instance_summaries: Vec::new(),
+            instance: None,
         }
     }
 }
@@ -440,6 +499,17 @@ mod tests {
         assert!(close(s.p999, 9_990), "{s:?}");
         assert!(close(s.max, 10_000), "{s:?}");
         assert!((s.mean - 5_000.5).abs() < 10.0, "{s:?}");
+    }
+
+    #[test]
+    fn a_histogram_survives_base64() {
+        let mut h = LatencyHistogram::new();
+        for us in [3, 250, 250, 9_000, 1_200_000] {
+            h.record_us(us);
+        }
+        let back = LatencyHistogram::from_base64(&h.to_base64()).expect("decodes");
+        assert_eq!(back.summary(), h.summary());
+        assert!(LatencyHistogram::from_base64("not a histogram").is_none());
     }
 
     #[test]

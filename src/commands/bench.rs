@@ -83,6 +83,8 @@ pub struct BenchRun {
     pub confirm: LatencyHistogram,
     pub end_to_end: LatencyHistogram,
     pub samples: Vec<IntervalSample>,
+    /// From the start to the sample at which the consumers caught up.
+    pub consume_elapsed_s: f64,
 }
 
 /// With `--export-omb DIR`: `runs` (one per topic of `workload`, run at once) as one result in
@@ -151,6 +153,7 @@ pub async fn run_measured(
         shutdown,
         out,
         metrics_listener,
+        None,
     )
     .await;
     if !settings.keep_stream {
@@ -216,7 +219,7 @@ async fn open_target(
 
 /// A stream name for one bench run: `STREAM-bench-` and the time in milliseconds and the process
 /// id, so two runs started at once (on one machine) never share a stream.
-fn bench_stream_name(stream: &str) -> String {
+pub(crate) fn bench_stream_name(stream: &str) -> String {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
@@ -266,6 +269,62 @@ impl Results {
     }
 }
 
+/// What a run that is one instance of a group (`bench --instances`) adds to a bench run: the
+/// group's common start, its samples sent to the group too, and what the group's other
+/// instances published (the run is over when they are done and this one's consumers read what
+/// they confirmed too). The live view is the group's, on the leader (the `bench_group`
+/// command, which drives this), not this instance's; files are written for the whole group,
+/// there too.
+pub struct InstanceLink {
+    /// When the producers start.
+    pub start_at: Instant,
+    /// Every sample goes to the group as well.
+    pub samples: FeedSender,
+    /// Told once, when this instance's producers are done: what they confirmed.
+    pub published: tokio::sync::mpsc::UnboundedSender<u64>,
+    /// What the other instances confirmed, once each is done publishing (or lost).
+    pub others_confirmed: tokio::sync::watch::Receiver<Option<u64>>,
+    /// Whether this instance shows its own samples (a follower) or not (the leader shows the
+    /// group's).
+    pub show_own: bool,
+}
+
+/// Sends each sample on to the group.
+struct ToGroup(FeedSender);
+
+impl SampleView for ToGroup {
+    fn on_sample(&mut self, sample: &IntervalSample) {
+        // The group's task ends only after this run: a closed channel means it failed, and
+        // the command says why.
+        let _ = self.0.send(sample.clone());
+    }
+}
+
+/// One instance's run in a group: on the group's `target` (the leader created it), with
+/// `settings` its share of the group's benchmark; no files (the leader writes the group's).
+pub async fn run_instance(
+    env: &Environment,
+    broker: &BrokerSettings,
+    target: &Target,
+    settings: &BenchSettings,
+    shutdown: &Shutdown,
+    out: Output,
+    link: InstanceLink,
+) -> Result<BenchRun> {
+    bench(
+        env,
+        broker,
+        target,
+        settings,
+        shutdown,
+        out,
+        None,
+        Some(link),
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn bench(
     env: &Environment,
     broker: &BrokerSettings,
@@ -274,6 +333,7 @@ async fn bench(
     shutdown: &Shutdown,
     out: Output,
     metrics_listener: Option<tokio::net::TcpListener>,
+    link: Option<InstanceLink>,
 ) -> Result<BenchRun> {
     let bench = Bench {
         env,
@@ -292,6 +352,15 @@ async fn bench(
         .iter()
         .flat_map(PartitionedPublisher::stats)
         .collect();
+    // In a group, every instance starts at the group's moment; the wait is no publishing time.
+    let waited = match &link {
+        Some(link) => {
+            let waited = link.start_at.saturating_duration_since(Instant::now());
+            tokio::time::sleep_until(link.start_at.into()).await;
+            waited
+        }
+        None => Duration::ZERO,
+    };
     let started = Instant::now();
     out.status(&bench.start_line());
     let producers = bench.start_producers(publishers, started, shutdown);
@@ -302,20 +371,42 @@ async fn bench(
     let sampler = Sampler::new(stats, target.partitions.len(), counters.clone());
     let (feed, samples) = feed::channel();
     let (mut lines, mut recorder) = (SecondLines(out), Recorder::default());
+    let show_own = link.as_ref().is_none_or(|link| link.show_own);
+    let in_group = link.is_some();
     // On a terminal the dashboard instead of the lines; it owns the screen until it drops.
-    let mut dashboard =
-        dashboard::start_if_wanted(args.no_tui, bench.run_plan(started), shutdown, out);
+    let mut dashboard = match show_own {
+        true => dashboard::start_if_wanted(args.no_tui, bench.run_plan(started), shutdown, out),
+        false => None,
+    };
     let live: &mut dyn SampleView = match &mut dashboard {
         Some(dashboard) => dashboard,
         None => &mut lines,
+    };
+    let (mut group_samples, group) = match link {
+        Some(link) => (
+            Some(ToGroup(link.samples)),
+            Some(GroupWatch {
+                published: link.published,
+                others_confirmed: link.others_confirmed,
+            }),
+        ),
+        None => (None, None),
     };
     let watch = RunWatch {
         producers: &producers,
         consumers: args.consumers,
         shutdown,
         started,
+        group,
     };
-    let mut views: Vec<&mut dyn SampleView> = vec![live, &mut recorder];
+    let mut views: Vec<&mut dyn SampleView> = Vec::new();
+    if show_own {
+        views.push(live);
+    }
+    views.push(&mut recorder);
+    if let Some(to_group) = &mut group_samples {
+        views.push(to_group);
+    }
     let mut metrics = BenchMetrics::new(target.partitions.clone());
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics_server = metrics_listener.map(|listener| {
@@ -334,6 +425,7 @@ async fn bench(
         feed::show(samples, &mut views),
     );
     drop(views);
+    drop(group_samples);
     if let Some(server) = metrics_server {
         let _ = stop_metrics.send(());
         let _ = server.await;
@@ -343,8 +435,11 @@ async fn bench(
     // Consumers are done when they caught up, at the latest at this sample.
     let consume_elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
     readers_stop.trigger(Signal::Interrupt);
-    let results = Results::collect(producers, consumers, &counters, consume_elapsed).await?;
-    bench.write_files(&recorder, started_at, &results)?;
+    let mut results = Results::collect(producers, consumers, &counters, consume_elapsed).await?;
+    results.published.elapsed = results.published.elapsed.saturating_sub(waited);
+    if !in_group {
+        bench.write_files(&recorder, started_at, &results)?;
+    }
     let (confirm, end_to_end) = (
         results.published.latency.clone(),
         results.end_to_end.clone(),
@@ -356,6 +451,7 @@ async fn bench(
         confirm,
         end_to_end,
         samples: recorder.samples,
+        consume_elapsed_s: consume_elapsed,
     })
 }
 
@@ -504,51 +600,22 @@ impl Bench<'_> {
             .collect()
     }
 
-    /// `--hdr-log` (every sample's two histograms) and `--plot`, from the recorded feed.
+    /// `--hdr-log` and `--plot`, from the recorded feed.
     fn write_files(
         &self,
         recorder: &Recorder,
         started_at: std::time::SystemTime,
         results: &Results,
     ) -> Result<()> {
-        let (args, out) = (self.args, self.out);
-        if let Some(path) = &args.hdr_log {
-            let logged: Vec<LoggedInterval> = recorder
-                .samples
-                .iter()
-                .flat_map(|sample| {
-                    [
-                        ("confirm", &sample.confirm),
-                        ("end_to_end", &sample.end_to_end),
-                    ]
-                    .map(|(tag, histogram)| LoggedInterval {
-                        start: sample.start,
-                        length: sample.length,
-                        tag,
-                        histogram,
-                    })
-                })
-                .collect();
-            write_hdr_log(path, started_at, &logged)?;
-            out.status(&format!("wrote {}", path.display()));
-        }
-        if let Some(path) = &args.plot {
-            let title = format!(
-                "invstream bench: {} producers, {} consumers, {} messages",
-                args.producers,
-                args.consumers,
-                thousands(results.published.sent)
-            );
-            write_plot(
-                path,
-                &title,
-                &recorder.timeline(),
-                &results.published.latency,
-                &results.end_to_end,
-            )?;
-            out.status(&format!("wrote {}", path.display()));
-        }
-        Ok(())
+        write_files(
+            self.args,
+            self.out,
+            &recorder.samples,
+            started_at,
+            &results.published.latency,
+            &results.end_to_end,
+            results.published.sent,
+        )
     }
 
     fn summary(&self, timeline: Vec<BenchSecond>, results: Results) -> RunSummary {
@@ -584,12 +651,75 @@ impl Bench<'_> {
     }
 }
 
-/// What tells a benchmark run is over: its producers, its consumers' count, the user's stop.
+/// `--hdr-log` (every sample's two histograms) and `--plot` (the samples' timeline, the whole
+/// run's latencies): a run's, or a group's on its leader.
+pub fn write_files(
+    args: &BenchSettings,
+    out: Output,
+    samples: &[IntervalSample],
+    started_at: std::time::SystemTime,
+    confirm: &LatencyHistogram,
+    end_to_end: &LatencyHistogram,
+    sent: u64,
+) -> Result<()> {
+    if let Some(path) = &args.hdr_log {
+        let logged: Vec<LoggedInterval> = samples
+            .iter()
+            .flat_map(|sample| {
+                [
+                    ("confirm", &sample.confirm),
+                    ("end_to_end", &sample.end_to_end),
+                ]
+                .map(|(tag, histogram)| LoggedInterval {
+                    start: sample.start,
+                    length: sample.length,
+                    tag,
+                    histogram,
+                })
+            })
+            .collect();
+        write_hdr_log(path, started_at, &logged)?;
+        out.status(&format!("wrote {}", path.display()));
+    }
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "invstream bench: {} producers, {} consumers, {} messages",
+            args.producers,
+            args.consumers,
+            thousands(sent)
+        );
+        let timeline: Vec<BenchSecond> = samples.iter().map(|s| s.second.clone()).collect();
+        write_plot(path, &title, &timeline, confirm, end_to_end)?;
+        out.status(&format!("wrote {}", path.display()));
+    }
+    Ok(())
+}
+
+/// What tells a benchmark run is over: its producers, its consumers' count, the user's stop;
+/// in a group, the other instances' producers too.
 struct RunWatch<'a> {
     producers: &'a [tokio::task::JoinHandle<Result<PublishOutcome>>],
     consumers: u64,
     shutdown: &'a Shutdown,
     started: Instant,
+    group: Option<GroupWatch>,
+}
+
+/// A group instance's view of the others' publishing (see [`InstanceLink`]).
+struct GroupWatch {
+    published: tokio::sync::mpsc::UnboundedSender<u64>,
+    others_confirmed: tokio::sync::watch::Receiver<Option<u64>>,
+}
+
+impl GroupWatch {
+    /// What the others confirmed, once all are done publishing; with the group's task gone
+    /// (it failed, and the command says why), nothing more to wait for.
+    fn others_confirmed(&self) -> Option<u64> {
+        match self.others_confirmed.has_changed() {
+            Err(_) => Some(self.others_confirmed.borrow().unwrap_or(0)),
+            Ok(_) => *self.others_confirmed.borrow(),
+        }
+    }
 }
 
 impl RunWatch<'_> {
@@ -601,6 +731,7 @@ impl RunWatch<'_> {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
         let mut producers_done_at = None;
+        let mut said_published = false;
         loop {
             let on_tick = tokio::select! {
                 _ = tick.tick() => true,
@@ -608,13 +739,25 @@ impl RunWatch<'_> {
             };
             let interrupted = self.shutdown.received().is_some();
             let all_published = self.producers.iter().all(|p| p.is_finished());
-            if all_published && producers_done_at.is_none() {
+            if let (true, false, Some(group)) = (all_published, said_published, &self.group) {
+                said_published = true;
+                let _ = group.published.send(sampler.confirmed());
+            }
+            // In a group, the consumers read what every instance confirmed.
+            let others = match &self.group {
+                Some(group) => group.others_confirmed(),
+                None => Some(0),
+            };
+            let group_published = all_published && others.is_some();
+            if group_published && producers_done_at.is_none() {
                 producers_done_at = Some(Instant::now());
             }
-            let caught_up = sampler.consumed() >= sampler.confirmed() * self.consumers;
+            let confirmed = sampler.confirmed() + others.unwrap_or(0);
+            let caught_up = sampler.consumed() >= confirmed * self.consumers;
             let drained = producers_done_at
                 .is_some_and(|t: Instant| caught_up || interrupted || t.elapsed() > DRAIN_TIMEOUT);
-            let over = all_published && drained;
+            // A stop ends this instance without waiting for the others.
+            let over = all_published && (drained || interrupted);
             if !on_tick && !over {
                 continue;
             }

@@ -5,6 +5,7 @@
 //! (completions, man pages) connects to nothing: it writes documents made from the CLI itself.
 
 pub mod bench;
+pub mod bench_group;
 pub mod consume;
 pub mod docs;
 pub mod max_rate;

@@ -206,6 +206,17 @@ fn check_serve(s: &ServeSettings, stream: &str, vhost: &str) -> Result<()> {
 /// The stream a benchmark makes of `stream`: STREAM-bench-MILLIS-PID, and its partitions -0 …
 /// -(N-1).
 fn check_bench(b: &BenchSettings, stream: &str, vhost: &str) -> Result<()> {
+    if let Some(group) = &b.group {
+        printable("--group", &group.name)?;
+        let coordination = crate::engines::group::coordination_stream(&group.name);
+        check_stream(
+            "--group",
+            &group.name,
+            &coordination,
+            Some("invstream-group-NAME"),
+            vhost,
+        )?;
+    }
     let bench = format!("{stream}-bench-1796459048455-4194304");
     let longest = match b.super_stream_partitions {
         Some(n) => format!("{bench}-{}", n.saturating_sub(1)),

@@ -19,6 +19,7 @@ mod first_run;
 mod flag_walk;
 mod ingest;
 mod install;
+mod instances;
 mod interrupts;
 mod produce_consume;
 mod readme;
