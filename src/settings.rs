@@ -698,10 +698,6 @@ fn group(args: &BenchArgs) -> Result<Option<GroupSettings>> {
         return Ok(None);
     };
     for (flag, given) in [
-        (
-            "--super-stream-partitions",
-            args.super_stream_partitions.is_some(),
-        ),
         ("--prometheus", args.prometheus.is_some()),
         ("--export-omb", args.export_omb.is_some()),
     ] {

@@ -24,6 +24,7 @@ use crate::stats::{
     BenchSecond, CommandDetails, CommandName, GroupInstance, LatencyHistogram, LatencyKind,
     RunSummary, Totals,
 };
+use crate::superstream::{self, PartitionLayout};
 use crate::target::Target;
 
 /// `bench --instances`: the group's summary.
@@ -35,7 +36,11 @@ pub async fn run(
     out: Output,
 ) -> Result<RunSummary> {
     let broker = &common.broker;
-    let env = broker.connect().await?;
+    let partitions = settings.super_stream_partitions;
+    let env = match partitions {
+        Some(_) => superstream::connect(broker).await?,
+        None => broker.connect().await?,
+    };
     let events: GroupEvents = std::sync::Arc::new(move |event| {
         out.status(&report::group_event_line(&event));
     });
@@ -53,7 +58,7 @@ pub async fn run(
     ));
     let bench_stream = bench::bench_stream_name(&common.stream);
     let joined = Group::join(&env, broker, spec, &events, || {
-        create_stream(broker, &bench_stream)
+        create_target(broker, &bench_stream, partitions, out)
     })
     .await?;
     // From here the run heeds a stop itself, so the group hears of it.
@@ -72,8 +77,14 @@ pub async fn run(
         )
     };
     let own = share_settings(settings, share_of(index));
-    out.status(&joined_line(&joined, &own));
-    let target = Target::stream(&joined.stream);
+    let target = match partitions {
+        Some(_) => {
+            let super_stream = superstream::existing(broker, &joined.stream).await?;
+            Target::super_stream(&super_stream.name, super_stream.partitions)
+        }
+        None => Target::stream(&joined.stream),
+    };
+    out.status(&joined_line(&joined, &target, &own));
     let (group_name, roster, start_at) = (
         joined.name().to_string(),
         joined.roster.clone(),
@@ -146,17 +157,35 @@ pub async fn run(
     if is_leader {
         write_group_files(settings, out, &recorder, started_at, &summary, &end)?;
         if !settings.keep_stream {
-            if let Err(e) = broker.delete_stream(&target.name).await {
-                out.status(&format!("could not delete the benchmark's stream: {e}"));
+            let deleted = match target.is_super_stream {
+                true => superstream::delete(broker, &target.name).await,
+                false => broker.delete_stream(&target.name).await,
+            };
+            if let Err(e) = deleted {
+                out.status(&format!(
+                    "could not delete the benchmark's {}: {e}",
+                    target.describe()
+                ));
             }
         }
     }
     Ok(summary)
 }
 
-/// The leader creates the group's stream, as a bench creates its own.
-async fn create_stream(broker: &BrokerSettings, stream: &str) -> Result<String> {
+/// The leader creates the group's stream (or super stream, with `--super-stream-partitions`),
+/// as a bench creates its own.
+async fn create_target(
+    broker: &BrokerSettings,
+    stream: &str,
+    partitions: Option<u32>,
+    out: Output,
+) -> Result<String> {
     let arguments = Retention::default().arguments();
+    if let Some(partitions) = partitions {
+        let layout = PartitionLayout::Count(partitions);
+        let created = superstream::ensure(broker, stream, Some(&layout), arguments, out).await?;
+        return Ok(created.name);
+    }
     let created = broker
         .while_starting(|| broker.ensure_stream(stream, arguments.clone()))
         .await?;
@@ -180,8 +209,11 @@ fn plan(s: &BenchSettings) -> String {
     let size = s
         .message_size
         .map_or(String::new(), |b| format!(" --message-size {b}"));
+    let partitions = s
+        .super_stream_partitions
+        .map_or(String::new(), |p| format!(" --super-stream-partitions {p}"));
     format!(
-        "--producers {} --consumers {} {amount}{rate}{size} --batch-size {}",
+        "--producers {} --consumers {} {amount}{rate}{size}{partitions} --batch-size {}",
         s.producers, s.consumers, s.publish.batch_size
     )
 }
@@ -197,9 +229,9 @@ fn share_settings(settings: &BenchSettings, share: Share) -> BenchSettings {
     }
 }
 
-/// "instance 2 of 3 of group 'G' (leader: instance 1, HOST pid 123): 1 producers, 1 consumers,
-/// 3,334 messages".
-fn joined_line(group: &Group, own: &BenchSettings) -> String {
+/// "instance 2 of 3 of group 'G' (leader: instance 1, HOST pid 123) on stream 'S': 1 producers,
+/// 1 consumers, 3,334 messages".
+fn joined_line(group: &Group, target: &Target, own: &BenchSettings) -> String {
     let leader = group.leader();
     let role = match group.is_leader() {
         true => "the leader".to_string(),
@@ -210,11 +242,11 @@ fn joined_line(group: &Group, own: &BenchSettings) -> String {
         None => format!("{} messages", thousands(own.count)),
     };
     format!(
-        "instance {} of {} of group '{}' ({role}) on stream '{}': {} producers, {} consumers, {amount}",
+        "instance {} of {} of group '{}' ({role}) on {}: {} producers, {} consumers, {amount}",
         group.index() + 1,
         group.roster.len(),
         group.name(),
-        group.stream,
+        target.describe(),
         own.producers,
         own.consumers,
     )

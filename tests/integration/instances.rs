@@ -179,6 +179,48 @@ fn three_instances_make_one_benchmark_whose_figures_are_the_sum_of_theirs() {
     assert_stream_deleted(summaries[0]["stream"].as_str().unwrap());
 }
 
+/// With `--super-stream-partitions`, the leader creates the super stream, each instance's
+/// producers route over its partitions and each consumer reads them all.
+#[test]
+fn three_instances_share_a_super_stream_the_leader_created() {
+    let stream = TestStream::new("instances-super");
+    let group = TestGroup::new("instances-super");
+    let args = [
+        "--producers",
+        "3",
+        "--consumers",
+        "3",
+        "--count",
+        "30000",
+        "--super-stream-partitions",
+        "3",
+    ];
+    let instances: Vec<Instance> = (0..3)
+        .map(|_| Instance::start(&stream, &["--json"], &group, 3, &args))
+        .collect();
+    let joined: Vec<String> = instances.iter().map(|i| i.line_with("of group")).collect();
+    let mut summaries = Vec::new();
+    for instance in instances {
+        let (output, stderr) = instance.finish("an instance of the group");
+        assert!(output.status.success(), "{output:?}\n{stderr}");
+        summaries.push(summary(&output, &stderr));
+    }
+    for (summary, line) in summaries.iter().zip(&joined) {
+        assert!(line.contains("super stream '"), "{line}");
+        assert_eq!(summary["confirmed"], 30_000, "{summary}");
+        assert_eq!(summary["consumed"], 90_000, "{summary}");
+        let each = summary["instance_summaries"].as_array().unwrap();
+        let sum = |key: &str| each.iter().map(|s| s[key].as_u64().unwrap()).sum::<u64>();
+        assert_eq!(summary["confirmed"], sum("confirmed"), "{summary}");
+        assert_eq!(summary["consumed"], sum("consumed"), "{summary}");
+    }
+    // The leader deleted the super stream and its partitions.
+    let name = summaries[0]["stream"].as_str().unwrap();
+    for partition in 0..3 {
+        assert_stream_deleted(&format!("{name}-{partition}"));
+    }
+}
+
 #[test]
 fn an_instance_killed_mid_run_is_named_in_the_report_and_the_others_finish() {
     let stream = TestStream::new("instances-kill");
@@ -338,14 +380,10 @@ fn a_group_refuses_what_it_cannot_do_yet_before_connecting() {
         "2",
         "--group",
         "g",
-        "--super-stream-partitions",
-        "3",
+        "--prometheus",
+        "127.0.0.1:0",
     ]);
-    assert_one_line_error(
-        &output,
-        1,
-        "--super-stream-partitions does not work with --instances",
-    );
+    assert_one_line_error(&output, 1, "--prometheus does not work with --instances");
     let output = crate::util::invstream(&["bench", "--instances", "2"]);
     assert_eq!(output.status.code(), Some(2), "--group is required");
 }

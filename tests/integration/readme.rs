@@ -40,6 +40,7 @@ const README_STREAMS: &[&str] = &[
     "gateway",
     "orders",
     "billing_events",
+    "invstream-group-readme",
 ];
 
 /// How long one foreground command may take (the longest are benches of a few seconds).
