@@ -27,6 +27,12 @@
 //! `delete STREAM` / `delete-super SUPER_STREAM`
 //! deletes a stream, or a super stream and its partitions (scripts/bench-compare.sh cleans up
 //! with it: gigabytes of streams left on disk slow every later run down).
+//!
+//! Environment, for measuring beside other brokers and deduplication (issue 25), both unset by
+//! default so the baseline is unchanged: `NAIVE_BASELINE_PORT` (stream port of the broker on
+//! localhost, default 5552) and `NAIVE_BASELINE_PRODUCER_NAME` (produce and ceiling: build the
+//! producer with `.name(...)`, so the broker deduplicates under that name and the client
+//! numbers publishing ids from after the broker's last one for it; default: no name).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,8 +40,39 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use invstream::model::{now_us, UpdateGenerator};
+use rabbitmq_stream_client::error::ProducerPublishError;
 use rabbitmq_stream_client::types::{Message, OffsetSpecification};
-use rabbitmq_stream_client::Environment;
+use rabbitmq_stream_client::{ConfirmationStatus, Dedup, Environment, NoDedup, Producer};
+
+/// The producer without a name (the default) or with one (`NAIVE_BASELINE_PRODUCER_NAME`):
+/// the client types them apart, so `produce` goes through this.
+enum AnyProducer {
+    Plain(Producer<NoDedup>),
+    Named(Producer<Dedup>),
+}
+
+impl AnyProducer {
+    async fn batch_send<Fut>(
+        &mut self,
+        messages: Vec<Message>,
+        cb: impl Fn(Result<ConfirmationStatus, ProducerPublishError>) -> Fut + Send + Sync + 'static,
+    ) -> Result<(), ProducerPublishError>
+    where
+        Fut: std::future::Future<Output = ()> + Send + Sync + 'static,
+    {
+        match self {
+            AnyProducer::Plain(p) => p.batch_send(messages, cb).await,
+            AnyProducer::Named(p) => p.batch_send(messages, cb).await,
+        }
+    }
+
+    async fn close(self) -> Result<(), rabbitmq_stream_client::error::ProducerCloseError> {
+        match self {
+            AnyProducer::Plain(p) => p.close().await,
+            AnyProducer::Named(p) => p.close().await,
+        }
+    }
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let process_start = Instant::now();
@@ -55,7 +92,11 @@ async fn run(process_start: Instant) -> Result<(), Box<dyn std::error::Error>> {
         .map(|c| c.parse())
         .transpose()?
         .unwrap_or(100_000);
-    let environment = Environment::builder().build().await?;
+    let mut builder = Environment::builder();
+    if let Ok(port) = std::env::var("NAIVE_BASELINE_PORT") {
+        builder = builder.port(port.parse()?);
+    }
+    let environment = builder.build().await?;
     if mode == "delete" {
         environment.delete_stream(&stream).await?;
         return Ok(());
@@ -68,7 +109,12 @@ async fn run(process_start: Instant) -> Result<(), Box<dyn std::error::Error>> {
     let elapsed: Duration = match mode.as_str() {
         "produce" | "ceiling" => {
             let _ = environment.stream_creator().create(&stream).await;
-            let producer = environment.producer().build(&stream).await?;
+            let mut producer = match std::env::var("NAIVE_BASELINE_PRODUCER_NAME") {
+                Ok(name) => {
+                    AnyProducer::Named(environment.producer().name(&name).build(&stream).await?)
+                }
+                Err(_) => AnyProducer::Plain(environment.producer().build(&stream).await?),
+            };
             let confirmed = Arc::new(AtomicU64::new(0));
             // Set by the confirm callback that brings the count to `count`.
             let last_confirm: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
