@@ -8,6 +8,13 @@
 # Client CPU (user + sys) and peak RSS come from /usr/bin/time; broker CPU from the RabbitMQ
 # process listening on localhost:5552 (/proc/PID/stat before and after each run).
 # "ceiling" is the baseline client sending one pre-built body: what the broker allows.
+# "baseline produce, named" is the same client with a producer name (`.name(...)`), so the broker
+# deduplicates its messages as it does invstream's by default: the like-for-like baseline for
+# invstream's default produce (issue 25; docs/BENCHMARKS.md). "invstream produce --no-dedup" is
+# invstream without a name, like for like with the unnamed baseline.
+#
+# BENCH_PORT=5560 measures against a broker on another localhost port (e.g. a node of its own,
+# `scripts/broker.sh node-up perf 5560`, away from the test broker's other users).
 #
 # A/B against an older invstream: INVSTREAM_BEFORE=/path/to/old/invstream (a release binary
 # built from an older commit) adds a "before:" row for each invstream row, run next to it in
@@ -31,7 +38,12 @@ if [ -n "$BEFORE" ]; then
     BEFORE="$(realpath "$BEFORE")"
 fi
 
-bash scripts/broker.sh up
+PORT="${BENCH_PORT:-5552}"
+if [ "$PORT" = 5552 ]; then
+    bash scripts/broker.sh up
+fi
+export INVSTREAM_URI="rabbitmq-stream://guest:guest@localhost:$PORT/%2f"
+export NAIVE_BASELINE_PORT="$PORT"
 cargo build --release --quiet --bin invstream --example naive_baseline
 INVSTREAM=target/release/invstream
 BASELINE=target/release/examples/naive_baseline
@@ -59,7 +71,7 @@ if [ -n "$BEFORE" ]; then
     echo "bench-compare: before = $BEFORE (filter values: '${BEF_WITH}' / '${BEF_WITHOUT}');" \
         "current = $INVSTREAM ('${CUR_WITH}' / '${CUR_WITHOUT}')" >&2
 fi
-BROKER_PID="$(ss -ltnpH 'sport = :5552' | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)"
+BROKER_PID="$(ss -ltnpH "sport = :$PORT" | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)"
 TICKS="$(getconf CLK_TCK)"
 broker_cpu_s() {
     if [ -n "$BROKER_PID" ] && [ -r "/proc/$BROKER_PID/stat" ]; then
@@ -127,6 +139,8 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "bench-compare: round $round/$ROUNDS" >&2
     run ceiling-produce "$base-ceiling" -- "$BASELINE" ceiling "$base-ceiling" "$COUNT"
     run baseline-produce "$base" -- "$BASELINE" produce "$base" "$COUNT"
+    run baseline-produce-named "$base-named" -- env NAIVE_BASELINE_PRODUCER_NAME="$base-named" "$BASELINE" produce "$base-named" "$COUNT"
+    ab invstream-produce-nodedup "$inv-nd" "$bef-nd" produce --count "$COUNT" --no-dedup -filter
     ab invstream-produce "$inv" "$bef" produce --count "$COUNT" +filter
     ab invstream-produce-nofilter "$inv-nf" "$bef-nf" produce --count "$COUNT" -filter
     # Sub-entry batches never carry filter values.
@@ -142,8 +156,8 @@ for round in $(seq 1 "$ROUNDS"); do
     ab invstream-produce-super3 "$inv-ss" "$bef-ss" produce --super-stream @stream --partitions 3 --count "$COUNT" -filter
     ab invstream-consume-super3 "$inv-ss" "$inv-ss" consume --super-stream @stream --offset first
     # Streams left on disk (gigabytes per round) slow every later run down: delete them.
-    streams=("$base-ceiling" "$base" "$inv" "$inv-nf" "$inv-se" "$inv-sez")
-    [ -z "$BEFORE" ] || streams+=("$bef" "$bef-nf" "$bef-se" "$bef-sez")
+    streams=("$base-ceiling" "$base" "$base-named" "$inv" "$inv-nd" "$inv-nf" "$inv-se" "$inv-sez")
+    [ -z "$BEFORE" ] || streams+=("$bef" "$bef-nd" "$bef-nf" "$bef-se" "$bef-sez")
     for stream in "${streams[@]}"; do
         "$BASELINE" delete "$stream" || echo "bench-compare: could not delete stream $stream" >&2
     done
@@ -184,8 +198,10 @@ print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 labels = {
     "ceiling-produce": "ceiling: baseline client, one pre-built body",
     "baseline-produce": "baseline produce (bare JSON bodies)",
+    "baseline-produce-named": "baseline produce, named (bare JSON bodies, deduplicated)",
+    "invstream-produce-nodedup": "invstream produce --no-dedup (no producer name, no filter values)",
     "invstream-produce": "invstream produce (JSON + properties + filter values)",
-    "invstream-produce-nofilter": "invstream produce (no filter values)",
+    "invstream-produce-nofilter": "invstream produce (the default: named, no filter values)",
     "baseline-consume": "baseline consume (its own bare messages)",
     "baseline-consume-same": "baseline consume (invstream's messages)",
     "invstream-consume": "invstream consume",
@@ -195,8 +211,10 @@ labels = {
     "invstream-produce-super3": "invstream produce, super stream of 3 partitions (no filter values)",
     "invstream-consume-super3": "invstream consume, super stream of 3 partitions",
 }
-order = [("ceiling-produce", "baseline-produce"), ("baseline-produce", "baseline-produce"), ("invstream-produce", "baseline-produce"),
+order = [("ceiling-produce", "baseline-produce"), ("baseline-produce", "baseline-produce"),
+         ("baseline-produce-named", "baseline-produce"), ("invstream-produce", "baseline-produce"),
          ("invstream-produce-nofilter", "baseline-produce"),
+         ("invstream-produce-nodedup", "baseline-produce"),
          ("invstream-produce-subentry", "baseline-produce"),
          ("invstream-produce-subentry-zstd", "baseline-produce"),
          ("baseline-consume", "baseline-consume"), ("baseline-consume-same", "baseline-consume"),
@@ -215,6 +233,16 @@ for name, base_name in order:
     print(f"| {labels[name]} | {med(name, 'msg_per_s'):,.0f} | {spread} | {med(name, 'msg_per_s') / base:.2f}× "
           f"| {med(name, 'elapsed_s'):.3f} | {med(name, 'wall_s'):.2f} "
           f"| {med(name, 'cpu_us_per_msg'):.2f} | {med(name, 'broker_us_per_msg'):.2f} | {med(name, 'rss_mb'):.0f} | {lat} |")
+named = med("baseline-produce-named", "msg_per_s")
+default = med("invstream-produce-nofilter", "msg_per_s")
+print(f"\ninvstream produce (the default: named, deduplicated) vs the named baseline: "
+      f"{default / named:.2f}×; vs the unnamed baseline: "
+      f"{default / med('baseline-produce', 'msg_per_s'):.2f}×")
+print(f"deduplication's cost: named / unnamed baseline {named / med('baseline-produce', 'msg_per_s'):.2f}×, "
+      f"invstream default / --no-dedup {default / med('invstream-produce-nodedup', 'msg_per_s'):.2f}×; "
+      f"broker CPU µs/msg named {med('baseline-produce-named', 'broker_us_per_msg'):.2f} vs unnamed "
+      f"{med('baseline-produce', 'broker_us_per_msg'):.2f} (baseline), {med('invstream-produce-nofilter', 'broker_us_per_msg'):.2f} vs "
+      f"{med('invstream-produce-nodedup', 'broker_us_per_msg'):.2f} (invstream)")
 same = med("invstream-consume", "msg_per_s") / med("baseline-consume-same", "msg_per_s")
 print(f"\ninvstream consume vs the baseline on the same messages: {same:.2f}×")
 ceiling = med("ceiling-produce", "msg_per_s")
