@@ -337,9 +337,32 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub producers: u64,
 
-    /// Concurrent consumers, each reading every message from the start
+    /// Concurrent consumers, each reading every message from the start (with
+    /// --consumers-per-group, every group reads every message)
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=64))]
     pub consumers: u64,
+
+    /// Consumers per group: a group's consumers share one name as single active consumers, so
+    /// the broker makes one active per partition and the group reads every message once
+    /// (--consumers must be a multiple)
+    #[arg(long, value_name = "C", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub consumers_per_group: u64,
+
+    /// Build a backlog first: publish until the stream holds this many bytes (e.g. 10mb, 1gb)
+    /// before any consumer subscribes, then report how fast the consumers drain it while the
+    /// producers go on
+    #[arg(long, value_name = "BYTES", value_parser = parse_byte_size)]
+    pub backlog: Option<u64>,
+
+    /// With --backlog: the share of the backlog the consumers must read down for it to count
+    /// as drained, from 0 (exclusive) to 1 (caught up), as OMB's backlogDrainRatio
+    #[arg(
+        long,
+        value_name = "RATIO",
+        default_value_t = 1.0,
+        requires = "backlog"
+    )]
+    pub backlog_drain_ratio: f64,
 
     /// Messages to publish in all (split between the producers)
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]

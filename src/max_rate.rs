@@ -30,6 +30,7 @@ pub struct TrialFigures {
     pub rate: u64,
     /// The settling window (the run's `--duration`), in seconds.
     pub window_s: f64,
+    /// Consumers (consumer groups) reading every message.
     pub consumers: u64,
     pub published: u64,
     pub confirmed: u64,

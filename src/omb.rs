@@ -35,8 +35,11 @@ pub struct OmbRun {
     pub topics: u32,
     pub partitions: u32,
     pub producers_per_topic: u64,
-    /// Consumers reading every message of a topic (each one OMB's subscription).
+    /// OMB's `consumerPerSubscription` (as OMB fills its `consumersPerTopic`): consumers
+    /// sharing a subscription's partitions.
     pub consumers_per_topic: u64,
+    /// Subscriptions (bench's consumer groups): each reads every message of a topic.
+    pub subscriptions_per_topic: u64,
 }
 
 /// One topic's measured run: its samples and its whole run's latencies.
@@ -210,14 +213,14 @@ struct Interval {
 
 /// The interval `index` of every topic's run, added up: rates summed, histograms merged; a topic
 /// whose run ended before it adds its last backlog only.
-fn interval(topics: &[TopicRun], index: usize, consumers: u64) -> Interval {
+fn interval(topics: &[TopicRun], index: usize, subscriptions: u64) -> Interval {
     let mut interval = Interval::default();
     for topic in topics {
         let Some(sample) = topic.samples.get(index).or(topic.samples.last()) else {
             continue;
         };
         let confirmed: u64 = sample.confirmed_by_partition.iter().sum();
-        interval.backlog += (confirmed * consumers).saturating_sub(sample.consumed_total);
+        interval.backlog += (confirmed * subscriptions).saturating_sub(sample.consumed_total);
         if index >= topic.samples.len() {
             continue;
         }
@@ -242,7 +245,7 @@ impl TestResult {
     pub fn new(run: &OmbRun, topics: &[TopicRun]) -> Self {
         let intervals = topics.iter().map(|t| t.samples.len()).max().unwrap_or(0);
         let intervals: Vec<Interval> = (0..intervals)
-            .map(|index| interval(topics, index, run.consumers_per_topic))
+            .map(|index| interval(topics, index, run.subscriptions_per_topic))
             .collect();
         let publish: Vec<Percentiles> = intervals
             .iter()
@@ -404,6 +407,7 @@ mod tests {
             partitions: 1,
             producers_per_topic: 1,
             consumers_per_topic: 1,
+            subscriptions_per_topic: 1,
         }
     }
 

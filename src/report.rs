@@ -10,7 +10,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::engines::publisher::PublisherEvent;
 use crate::engines::reader::ReaderEvent;
 use crate::stats::{
-    BenchSecond, CommandDetails, CommandName, LatencyKind, LatencySummary, RunSummary,
+    BacklogDrain, BenchSecond, CommandDetails, CommandName, GroupReads, LatencyKind,
+    LatencySummary, RunSummary,
 };
 use crate::verify::VerifyReport;
 
@@ -335,15 +336,30 @@ fn details_lines(s: &RunSummary) -> String {
             failed,
             consumed,
             consumed_per_s,
+            consumers_per_group,
+            groups,
+            backlog,
             ..
         } => {
             let note = format!(" ({producers} producers)");
+            let grouped = match consumers_per_group {
+                1 => String::new(),
+                each => format!(" in groups of {each}"),
+            };
             let consumed = format!(
-                "{} by {consumers} consumers, {} msg/s",
+                "{} by {consumers} consumers{grouped}, {} msg/s",
                 thousands(*consumed),
                 thousands(consumed_per_s.round() as u64)
             );
-            sent_line(s.messages, *confirmed, *failed, &note) + &line("consumed", consumed)
+            let mut text =
+                sent_line(s.messages, *confirmed, *failed, &note) + &line("consumed", consumed);
+            for group in groups {
+                text.push_str(&group_line(group));
+            }
+            if let Some(backlog) = backlog {
+                text.push_str(&line("backlog", backlog_text(backlog)));
+            }
+            text
         }
         CommandDetails::Consume {
             first_offset,
@@ -357,6 +373,53 @@ fn details_lines(s: &RunSummary) -> String {
                 + &offsets_line(*first_offset, *last_offset)
                 + &wait_line(*waited_s, s.messages)
         }
+    }
+}
+
+/// A bench consumer group: what it read, and what each of its consumers read from how many
+/// partitions (none: it stood by).
+fn group_line(group: &GroupReads) -> String {
+    let consumers: Vec<String> = group
+        .consumers
+        .iter()
+        .map(|c| {
+            let from = match c.partitions.len() {
+                0 => "standing by".to_string(),
+                1 => "1 partition".to_string(),
+                n => format!("{n} partitions"),
+            };
+            format!("{} {} ({from})", c.consumer, thousands(c.consumed))
+        })
+        .collect();
+    let again = match group.read_again {
+        0 => String::new(),
+        n => format!(", {} read again", thousands(n)),
+    };
+    line(
+        &group.group,
+        format!(
+            "{}{again}: {}",
+            thousands(group.consumed),
+            consumers.join(", ")
+        ),
+    )
+}
+
+/// `bench --backlog`: what was built, and how fast it was drained.
+pub(crate) fn backlog_text(backlog: &BacklogDrain) -> String {
+    let built = format!(
+        "{:.1} MB ({} messages) built in {:.1} s",
+        backlog.bytes as f64 / 1e6,
+        thousands(backlog.messages),
+        backlog.build_s
+    );
+    match backlog.drain_s {
+        Some(drain_s) => format!(
+            "{built}, drained in {drain_s:.2} s ({} msg/s, {:.1} MB/s)",
+            thousands(backlog.drain_msg_per_s.round() as u64),
+            backlog.drain_mb_per_s
+        ),
+        None => format!("{built}, not drained by the end"),
     }
 }
 
@@ -727,7 +790,7 @@ pub fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{LatencyHistogram, PublishOutcome, Totals};
+    use crate::stats::{GroupConsumerReads, LatencyHistogram, PublishOutcome, Totals};
     use crate::verify::ProducerCheck;
 
     fn consume_summary() -> RunSummary {
@@ -906,6 +969,9 @@ mod tests {
                 consumed_per_s: 296_352.4,
                 end_to_end_us: histogram(&[1_500, 2_000, 30_000]).summary(),
                 timeline: vec![second(1.0), second(2.0)],
+                consumers_per_group: 1,
+                groups: Vec::new(),
+                backlog: None,
             },
         )
     }
@@ -1037,6 +1103,55 @@ mod tests {
                 "    max           30,015",
             ],
         );
+    }
+
+    /// Groups and a backlog: a line per group (each consumer, the partitions it read) and the
+    /// backlog's build and drain.
+    #[test]
+    fn a_bench_in_groups_after_a_backlog_says_each_group_and_the_drain() {
+        let mut summary = bench();
+        if let CommandDetails::Bench {
+            consumers,
+            consumers_per_group,
+            groups,
+            backlog,
+            ..
+        } = &mut summary.details
+        {
+            (*consumers, *consumers_per_group) = (2, 2);
+            let consumer = |name: &str, consumed, partitions: &[&str]| GroupConsumerReads {
+                consumer: name.into(),
+                consumed,
+                partitions: partitions.iter().map(|p| p.to_string()).collect(),
+            };
+            *groups = vec![GroupReads {
+                group: "bench-group-0".into(),
+                consumed: 999_990,
+                read_again: 12,
+                consumers: vec![
+                    consumer("bench-consumer-0", 666_660, &["s-0", "s-2"]),
+                    consumer("bench-consumer-1", 333_330, &["s-1"]),
+                ],
+            }];
+            *backlog = Some(BacklogDrain {
+                asked_bytes: 10_000_000,
+                bytes: 10_240_000,
+                messages: 10_000,
+                build_s: 2.01,
+                drain_ratio: 1.0,
+                drain_s: Some(0.25),
+                drain_msg_per_s: 44_000.0,
+                drain_mb_per_s: 45.06,
+            });
+        }
+        let text = render_text(&summary);
+        for wanted in [
+            "  consumed        2,999,970 by 2 consumers in groups of 2, 296,352 msg/s\n",
+            "  bench-group-0   999,990, 12 read again: bench-consumer-0 666,660 (2 partitions), bench-consumer-1 333,330 (1 partition)\n",
+            "  backlog         10.2 MB (10,000 messages) built in 2.0 s, drained in 0.25 s (44,000 msg/s, 45.1 MB/s)\n",
+        ] {
+            assert!(text.contains(wanted), "{wanted}{text}");
+        }
     }
 
     #[test]

@@ -185,6 +185,11 @@ const HEADER_BYTES_RANGE: std::ops::RangeInclusive<u64> = 8 * 1024..=16 * 1024 *
 pub struct BenchSettings {
     pub producers: u64,
     pub consumers: u64,
+    /// `--consumers-per-group`: consumers sharing a name as single active consumers; 1: every
+    /// consumer reads every message on its own.
+    pub consumers_per_group: u64,
+    /// `--backlog`: what is published before the consumers subscribe.
+    pub backlog: Option<BacklogSettings>,
     pub count: u64,
     pub duration: Option<Duration>,
     pub rate: Option<u64>,
@@ -212,6 +217,21 @@ pub struct GroupSettings {
     pub name: String,
     pub instances: u32,
     pub join_timeout: Duration,
+}
+
+impl BenchSettings {
+    /// The consumer groups: each reads every message once (a consumer alone is a group).
+    pub fn groups(&self) -> u64 {
+        self.consumers / self.consumers_per_group
+    }
+}
+
+/// `bench --backlog`: published before any consumer subscribes, then drained.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BacklogSettings {
+    pub bytes: u64,
+    /// The share of the backlog read down for it to count as drained (1: caught up).
+    pub drain_ratio: f64,
 }
 
 /// `completions` and `man`: documents made from the command line's own definition.
@@ -646,9 +666,20 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<BenchSettings> {
     if let Some(dir) = &args.export_omb {
         checks::output_dir("--export-omb", dir)?;
     }
+    checks::consumer_groups(args.consumers, args.consumers_per_group)?;
+    let backlog = match args.backlog {
+        Some(bytes) => Some(checks::backlog(
+            bytes,
+            args.backlog_drain_ratio,
+            args.consumers,
+        )?),
+        None => None,
+    };
     Ok(BenchSettings {
         producers: args.producers,
         consumers: args.consumers,
+        consumers_per_group: args.consumers_per_group,
+        backlog,
         count: args.count,
         duration: args.duration,
         rate: args.rate,
@@ -700,6 +731,11 @@ fn group(args: &BenchArgs) -> Result<Option<GroupSettings>> {
     for (flag, given) in [
         ("--prometheus", args.prometheus.is_some()),
         ("--export-omb", args.export_omb.is_some()),
+        ("--backlog", args.backlog.is_some()),
+        (
+            "--consumers-per-group above 1",
+            args.consumers_per_group > 1,
+        ),
     ] {
         if given {
             return Err(InvError::usage(format!(

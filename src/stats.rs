@@ -284,7 +284,57 @@ pub enum CommandDetails {
         end_to_end_us: LatencySummary,
         /// One sample per second of the run.
         timeline: Vec<BenchSecond>,
+        /// Consumers sharing a name (single active consumers); 1: each reads every message.
+        consumers_per_group: u64,
+        /// With more than one consumer per group: each group's reads, consumer by consumer.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        groups: Vec<GroupReads>,
+        /// With `--backlog`: what was built before the consumers subscribed, and its drain.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        backlog: Option<BacklogDrain>,
     },
+}
+
+/// A bench consumer group: its consumers share the partitions as single active consumers, so
+/// together they read every message once.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupReads {
+    /// The name its consumers share.
+    pub group: String,
+    /// Messages its consumers read, together, each counted once.
+    pub consumed: u64,
+    /// Messages a consumer got after another of the group had read them (a partition handed
+    /// over while read), not counted in `consumed`.
+    pub read_again: u64,
+    pub consumers: Vec<GroupConsumerReads>,
+}
+
+/// One consumer of a group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupConsumerReads {
+    pub consumer: String,
+    pub consumed: u64,
+    /// The partitions it read from: where the broker made it the active one.
+    pub partitions: Vec<String>,
+}
+
+/// `bench --backlog`: the backlog built before any consumer subscribed, and how fast the
+/// consumers drained it while the producers went on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BacklogDrain {
+    pub asked_bytes: u64,
+    /// What the stream held (confirmed) when the consumers subscribed: bodies' bytes.
+    pub bytes: u64,
+    pub messages: u64,
+    /// From the producers' start to the consumers'.
+    pub build_s: f64,
+    /// The share of the backlog read down for it to count as drained (1: caught up).
+    pub drain_ratio: f64,
+    /// From the consumers' start until they drained it; `None`: not drained by the run's end.
+    pub drain_s: Option<f64>,
+    /// What the consumers read (all together) over the drain, per second.
+    pub drain_msg_per_s: f64,
+    pub drain_mb_per_s: f64,
 }
 
 /// One second of a benchmark: rates over that second, latencies of what happened in it.

@@ -1,6 +1,8 @@
 //! OpenMessaging Benchmark (OMB) workload files, read as OMB writes them, turned into bench
 //! flags: a topic is a stream (a super stream when `partitionsPerTopic > 1`), a subscription a
-//! consumer reading every message, `producersPerTopic` producers per stream. What invstream
+//! group of `consumerPerSubscription` consumers reading every message once (single active
+//! consumers sharing the partitions), `producersPerTopic` producers per stream, a backlog
+//! (`consumerBacklogSizeGB`) built before the consumers start. What invstream
 //! cannot honour is said in a warning with what it does instead; a key OMB does not have is an
 //! error. Pure: the settings stage reads the file and parses the flags again.
 
@@ -134,6 +136,7 @@ pub fn plan(workload: &Workload, fallback_name: &str, dir: &Path) -> WorkloadPla
     planned.payload(workload, dir);
     planned.routing(workload);
     planned.rate(workload, topics);
+    planned.backlog(workload, topics);
     planned.durations(workload);
     planned.own_keys(workload);
     WorkloadPlan {
@@ -168,12 +171,12 @@ impl Planned {
         if let Some(producers) = workload.producers_per_topic {
             self.flag("producers", producers.max(1));
         }
-        // Each subscription reads every message: a consumer each.
-        self.flag("consumers", workload.subscriptions_per_topic.unwrap_or(1));
-        if let Some(per_subscription) = workload.consumer_per_subscription.filter(|n| *n > 1) {
-            self.warnings.push(format!(
-                "consumerPerSubscription: {per_subscription}: one consumer per subscription, reading every partition (consumers sharing a subscription's partitions are not built yet)"
-            ));
+        // Each subscription reads every message once: a group of consumers sharing them.
+        let subscriptions = workload.subscriptions_per_topic.unwrap_or(1);
+        let per_subscription = workload.consumer_per_subscription.unwrap_or(1).max(1);
+        self.flag("consumers", subscriptions * per_subscription);
+        if per_subscription > 1 {
+            self.flag("consumers-per-group", per_subscription);
         }
     }
 
@@ -224,8 +227,7 @@ impl Planned {
         }
     }
 
-    /// `producerRate` (the whole test's, split between the topics; 0: the max-rate search) and
-    /// the backlog OMB would build first.
+    /// `producerRate` (the whole test's, split between the topics; 0: the max-rate search).
     fn rate(&mut self, workload: &Workload, topics: u32) {
         match workload.producer_rate {
             Some(rate) if rate > 0 => self.flag("rate", (rate / u64::from(topics)).max(1)),
@@ -235,9 +237,32 @@ impl Planned {
             )),
             None => {}
         }
-        if let Some(backlog) = workload.consumer_backlog_size_gb.filter(|gb| *gb > 0.0) {
+    }
+
+    /// `consumerBacklogSizeGB` (GiB, as OMB counts them; the whole test's, split between the
+    /// topics) published before the consumers start, and `backlogDrainRatio`, the share of it
+    /// they must read down.
+    fn backlog(&mut self, workload: &Workload, topics: u32) {
+        let Some(gb) = workload.consumer_backlog_size_gb.filter(|gb| *gb > 0.0) else {
+            return;
+        };
+        if workload.producer_rate == Some(0) && topics == 1 {
             self.warnings.push(format!(
-                "consumerBacklogSizeGB: {backlog}: no backlog is built first; consumers read as the producers publish"
+                "consumerBacklogSizeGB: {gb}: the max-rate search builds no backlog (each try's consumers read from its start)"
+            ));
+            return;
+        }
+        let bytes = (gb * (1u64 << 30) as f64 / f64::from(topics))
+            .round()
+            .max(1.0);
+        self.flag("backlog", bytes as u64);
+        if let Some(ratio) = workload.backlog_drain_ratio {
+            self.flag("backlog-drain-ratio", ratio);
+        }
+        let subscriptions = workload.subscriptions_per_topic.unwrap_or(1);
+        if subscriptions > 1 {
+            self.warnings.push(format!(
+                "consumerBacklogSizeGB: {gb}: the streams hold {gb} GiB before the consumers start (OMB counts a backlog once per subscription: it would publish 1/{subscriptions} of it)"
             ));
         }
     }
@@ -280,8 +305,10 @@ pub struct WorkloadOutcome {
     /// 1: each topic is a stream.
     pub partitions_per_topic: u32,
     pub producers_per_topic: u64,
-    /// Subscriptions: each a consumer reading every message.
+    /// Consumers, all subscriptions together.
     pub consumers_per_topic: u64,
+    /// Consumers sharing a subscription's partitions (OMB's `consumerPerSubscription`).
+    pub consumers_per_subscription: u64,
     /// `None`: inventory updates of their own size (~180 bytes).
     pub message_size: Option<u64>,
     /// Per topic; `None`: as fast as possible.
@@ -358,9 +385,7 @@ testDurationMinutes: 15
             "{:?}",
             plan2.flags
         );
-        assert!(plan2.flags.contains(&"--consumers=2".to_string()));
         assert!(plan2.flags.contains(&"--warmup=30s".to_string()));
-        assert!(plan2.warnings[0].starts_with("consumerPerSubscription: 2"));
         let search = plan(&parse("producerRate: 0\n").unwrap(), "s", Path::new("."));
         assert!(search.flags.contains(&"--find-max-rate".to_string()));
         let flat_out = plan(
@@ -370,6 +395,67 @@ testDurationMinutes: 15
         );
         assert!(!flat_out.flags.contains(&"--find-max-rate".to_string()));
         assert!(flat_out.warnings[0].starts_with("producerRate: 0 over 3 topics"));
+    }
+
+    #[test]
+    fn consumers_per_subscription_are_groups_sharing_the_partitions() {
+        let shared = parse("subscriptionsPerTopic: 2\nconsumerPerSubscription: 3\n").unwrap();
+        let plan = plan(&shared, "g", Path::new("."));
+        assert!(
+            plan.flags.contains(&"--consumers=6".to_string()),
+            "{plan:?}"
+        );
+        assert!(plan.flags.contains(&"--consumers-per-group=3".to_string()));
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+        // One consumer per subscription: no groups, as before.
+        let alone = plan_of("subscriptionsPerTopic: 2\nconsumerPerSubscription: 1\n");
+        assert!(alone.flags.contains(&"--consumers=2".to_string()));
+        assert!(!alone
+            .flags
+            .iter()
+            .any(|f| f.starts_with("--consumers-per-group")));
+    }
+
+    #[test]
+    fn a_backlog_is_built_first_split_between_the_topics() {
+        let one = plan_of("consumerBacklogSizeGB: 0.01\nbacklogDrainRatio: 0.5\n");
+        assert!(
+            one.flags.contains(&"--backlog=10737418".to_string()),
+            "{one:?}"
+        );
+        assert!(one.flags.contains(&"--backlog-drain-ratio=0.5".to_string()));
+        assert!(one.warnings.is_empty(), "{:?}", one.warnings);
+        let two = plan_of("topics: 2\nconsumerBacklogSizeGB: 1\nproducerRate: 100\n");
+        assert!(
+            two.flags.contains(&"--backlog=536870912".to_string()),
+            "{two:?}"
+        );
+        assert!(!two
+            .flags
+            .iter()
+            .any(|f| f.starts_with("--backlog-drain-ratio")));
+        // OMB counts a backlog per subscription: said.
+        let subscribed = plan_of("subscriptionsPerTopic: 2\nconsumerBacklogSizeGB: 1\n");
+        assert!(subscribed.warnings[0].contains("once per subscription"));
+        // None asked, or the max-rate search: no backlog flag.
+        for text in [
+            "consumerBacklogSizeGB: 0\n",
+            "consumerBacklogSizeGB: 1\nproducerRate: 0\n",
+        ] {
+            let plan = plan_of(text);
+            assert!(
+                !plan.flags.iter().any(|f| f.starts_with("--backlog")),
+                "{plan:?}"
+            );
+        }
+        assert!(
+            plan_of("consumerBacklogSizeGB: 1\nproducerRate: 0\n").warnings[0]
+                .starts_with("consumerBacklogSizeGB: 1: the max-rate search builds no backlog")
+        );
+    }
+
+    fn plan_of(text: &str) -> WorkloadPlan {
+        plan(&parse(text).unwrap(), "w", Path::new("."))
     }
 
     #[test]

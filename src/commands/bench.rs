@@ -8,7 +8,9 @@
 //! is a `PartitionedPublisher` (hash routing by product), each consumer one reader per partition;
 //! the lines and the summary are the partitions' totals.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rabbitmq_stream_client::Environment;
@@ -28,10 +30,11 @@ use crate::model::{now_us, BurstClock, InventoryUpdate, UpdateGenerator};
 use crate::omb::{self, OmbRun, TestResult, TopicRun};
 use crate::plot::{write_hdr_log, write_plot, LoggedInterval};
 use crate::report::{thousands, Output, SecondLines};
-use crate::settings::{BenchSettings, CommonSettings};
+use crate::settings::{BacklogSettings, BenchSettings, CommonSettings};
 use crate::shutdown::{Shutdown, Signal};
 use crate::stats::{
-    BenchSecond, CommandDetails, CommandName, LatencyHistogram, LatencyKind, RunSummary, Totals,
+    BacklogDrain, BenchSecond, CommandDetails, CommandName, GroupConsumerReads, GroupReads,
+    LatencyHistogram, LatencyKind, RunSummary, Totals,
 };
 use crate::superstream::{self, PartitionLayout};
 use crate::target::Target;
@@ -113,7 +116,8 @@ pub fn export_omb(
         topics,
         partitions: settings.super_stream_partitions.unwrap_or(1),
         producers_per_topic: settings.producers,
-        consumers_per_topic: settings.consumers,
+        consumers_per_topic: settings.consumers_per_group,
+        subscriptions_per_topic: settings.groups(),
     };
     let topics: Vec<TopicRun> = runs
         .iter()
@@ -239,16 +243,26 @@ struct Bench<'a> {
 struct Results {
     published: PublishOutcome,
     consumed: u64,
-    /// From the start to the sample at which the consumers caught up.
+    /// From the consumers' start to the sample at which they caught up.
     consume_elapsed: f64,
     end_to_end: LatencyHistogram,
+    /// Each reader's reads, by its index (consumer after consumer, a partition each).
+    reads: Vec<ReaderReads>,
+    backlog: Option<BacklogDrain>,
+}
+
+/// What one reader read: counted, and passed over as read already by its group.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct ReaderReads {
+    counted: u64,
+    read_again: u64,
 }
 
 impl Results {
     /// The producers' outcomes and the stopped consumers' counts, once every task ended.
     async fn collect(
         producers: Vec<tokio::task::JoinHandle<Result<PublishOutcome>>>,
-        consumers: reader::Running<BenchSink>,
+        watched: Watched,
         counters: &ConsumerCounters,
         consume_elapsed: f64,
     ) -> Result<Results> {
@@ -257,14 +271,26 @@ impl Results {
             // A producer task returns its outcome or its error; it has no panicking path.
             outcomes.push(producer.await.expect("a producer task does not panic")?);
         }
-        for (_, mut outcome) in consumers.join(|_| {}).await {
-            outcome.sink.flush();
+        let mut reads = vec![ReaderReads::default(); counters.positions().len()];
+        if let Some(consumers) = watched.consumers {
+            for (_, mut outcome) in consumers.join(|_| {}).await {
+                outcome.sink.flush();
+                let sink = &outcome.sink;
+                if let Some(read) = reads.get_mut(sink.reader) {
+                    *read = ReaderReads {
+                        counted: sink.counted,
+                        read_again: sink.read_again,
+                    };
+                }
+            }
         }
         Ok(Results {
             published: PublishOutcome::sum(&outcomes),
             consumed: counters.consumed(),
             consume_elapsed,
             end_to_end: counters.end_to_end(),
+            reads,
+            backlog: watched.backlog,
         })
     }
 }
@@ -346,7 +372,12 @@ async fn bench(
     let counters = Arc::new(ConsumerCounters::for_readers(readers));
     // The readers stop when the run is over, or at the user's signal.
     let readers_stop = Shutdown::new();
-    let consumers = bench.start_consumers(&counters, &readers_stop).await?;
+    // Without a backlog the consumers subscribe before any producer starts; with one, once
+    // the producers built it (`RunWatch`).
+    let consumers = match args.backlog {
+        None => Some(bench.start_consumers(&counters, &readers_stop).await?),
+        Some(_) => None,
+    };
     let publishers = bench.open_publishers().await?;
     let stats: Vec<_> = publishers
         .iter()
@@ -363,7 +394,12 @@ async fn bench(
     };
     let started = Instant::now();
     out.status(&bench.start_line());
-    let producers = bench.start_producers(publishers, started, shutdown);
+    // `--duration` counts from the consumers' start: after the backlog, if one comes first.
+    let deadline = Arc::new(OnceLock::new());
+    if let (Some(duration), None) = (args.duration, args.backlog) {
+        let _ = deadline.set(started + duration);
+    }
+    let producers = bench.start_producers(publishers, deadline.clone(), shutdown);
 
     // The feed's samples go to the per-second lines and to the recorder (the timeline, the
     // plot and the HDR log), until the producers are done and the consumers caught up.
@@ -394,11 +430,17 @@ async fn bench(
     };
     let watch = RunWatch {
         producers: &producers,
-        consumers: args.consumers,
+        groups: args.groups(),
+        active_readers: args.groups() * target.partitions.len() as u64,
+        backlog: args.backlog,
+        duration: args.duration,
+        deadline: &deadline,
         shutdown,
         started,
         group,
+        out,
     };
+    let start_consumers = || bench.start_consumers(&counters, &readers_stop);
     let mut views: Vec<&mut dyn SampleView> = Vec::new();
     if show_own {
         views.push(live);
@@ -420,8 +462,8 @@ async fn bench(
     if metrics_server.is_some() {
         views.push(&mut metrics);
     }
-    tokio::join!(
-        watch.sample_until_over(sampler, feed),
+    let (watched, ()) = tokio::join!(
+        watch.sample_until_over(sampler, feed, consumers, start_consumers),
         feed::show(samples, &mut views),
     );
     drop(views);
@@ -432,10 +474,22 @@ async fn bench(
     }
     // The screen is restored before anything else is said (and before the summary).
     drop(dashboard);
-    // Consumers are done when they caught up, at the latest at this sample.
-    let consume_elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
     readers_stop.trigger(Signal::Interrupt);
-    let mut results = Results::collect(producers, consumers, &counters, consume_elapsed).await?;
+    let watched = match watched {
+        Ok(watched) => watched,
+        Err(e) => {
+            for producer in &producers {
+                producer.abort();
+            }
+            return Err(e);
+        }
+    };
+    // Consumers are done when they caught up, at the latest at this sample.
+    let consume_elapsed = watched
+        .reading_since
+        .map_or(0.0, |since| since.elapsed().as_secs_f64())
+        .max(f64::EPSILON);
+    let mut results = Results::collect(producers, watched, &counters, consume_elapsed).await?;
     results.published.elapsed = results.published.elapsed.saturating_sub(waited);
     if !in_group {
         bench.write_files(&recorder, started_at, &results)?;
@@ -456,32 +510,45 @@ async fn bench(
 }
 
 impl Bench<'_> {
-    /// `--consumers` readers of every partition from the first offset, subscribed before any
-    /// producer starts, each folding what it reads into `counters`.
+    /// `--consumers` readers of every partition from the first offset, each folding what it
+    /// reads into `counters`. In groups (`--consumers-per-group`), a group's consumers share a
+    /// name as single active consumers (on a super stream the broker spreads the partitions
+    /// over them) and one position per partition, so the group counts each message once.
     async fn start_consumers(
         &self,
         counters: &Arc<ConsumerCounters>,
         stop: &Shutdown,
     ) -> Result<reader::Running<BenchSink>> {
-        let (broker, out) = (self.broker, self.out);
+        let (broker, out, args) = (self.broker, self.out, self.args);
+        let grouped = args.consumers_per_group > 1;
         // One plan per stream a consumer reads (each partition of a super stream).
         let plans: Vec<Arc<ReadPlan>> = self
             .target
             .partitions
             .iter()
-            .map(|stream| Arc::new(ReadPlan::whole_stream(stream, broker)))
+            .map(|stream| {
+                let mut plan = ReadPlan::whole_stream(stream, broker);
+                plan.single_active = grouped;
+                plan.super_stream =
+                    (grouped && self.target.is_super_stream).then(|| self.target.name.clone());
+                Arc::new(plan)
+            })
+            .collect();
+        let positions: Vec<Vec<Arc<AtomicU64>>> = (0..args.groups())
+            .map(|_| plans.iter().map(|_| Arc::default()).collect())
             .collect();
         let events: reader::ReaderEvents = Arc::new(move |event| out.reader_event(&event));
         let mut starts = Vec::new();
-        for index in 0..self.args.consumers {
-            for plan in &plans {
+        for index in 0..args.consumers {
+            let group = (index / args.consumers_per_group) as usize;
+            for (partition, plan) in plans.iter().enumerate() {
                 let label = match self.target.is_super_stream {
                     false => format!("bench-consumer-{index}"),
                     true => format!("bench-consumer-{index}-{}", plan.stream),
                 };
                 let spec = ReaderSpec {
                     label,
-                    tracking_name: None,
+                    tracking_name: grouped.then(|| group_name(group as u64)),
                     slow: None,
                     stored: None,
                 };
@@ -492,7 +559,11 @@ impl Bench<'_> {
                     plan: plan.clone(),
                     spec,
                     subscription,
-                    sink: BenchSink::new(counters.clone(), starts.len()),
+                    sink: BenchSink::new(
+                        counters.clone(),
+                        starts.len(),
+                        grouped.then(|| positions[group][partition].clone()),
+                    ),
                     shared_count: None,
                 });
             }
@@ -542,8 +613,16 @@ impl Bench<'_> {
             ),
             false => String::new(),
         };
+        let groups = match args.consumers_per_group {
+            1 => String::new(),
+            each => format!(" ({} groups of {each})", args.groups()),
+        };
+        let backlog = match args.backlog {
+            Some(backlog) => format!(", after a backlog of {}", megabytes(backlog.bytes)),
+            None => String::new(),
+        };
         format!(
-            "bench on {}{routed}: {} producers, {} consumers, {}",
+            "bench on {}{routed}: {} producers, {} consumers{groups}, {}{backlog}",
             target.describe(),
             args.producers,
             args.consumers,
@@ -567,15 +646,14 @@ impl Bench<'_> {
     }
 
     /// One task per producer: `--count` split evenly (the first take the remainder), or until
-    /// `--duration` ends; `--rate` split evenly.
+    /// `deadline` (set once the `--duration` starts); `--rate` split evenly.
     fn start_producers(
         &self,
         publishers: Vec<PartitionedPublisher>,
-        started: Instant,
+        deadline: Arc<OnceLock<Instant>>,
         shutdown: &Shutdown,
     ) -> Vec<tokio::task::JoinHandle<Result<PublishOutcome>>> {
         let args = self.args;
-        let deadline = args.duration.map(|d| started + d);
         let per_producer_rate = args
             .rate
             .map(|r| (r as f64 / args.producers as f64).max(1.0));
@@ -588,7 +666,8 @@ impl Bench<'_> {
                     args.count / args.producers + u64::from(index < args.count % args.producers);
                 let plan = ProducerPlan {
                     count,
-                    deadline,
+                    timed: args.duration.is_some(),
+                    deadline: deadline.clone(),
                     rate: per_producer_rate,
                     batch_size: args.publish.batch_size,
                     pad: padding(args.message_size),
@@ -619,11 +698,14 @@ impl Bench<'_> {
     }
 
     fn summary(&self, timeline: Vec<BenchSecond>, results: Results) -> RunSummary {
+        let groups = self.group_reads(&results.reads);
         let Results {
             published,
             consumed,
             consume_elapsed,
             end_to_end,
+            backlog,
+            ..
         } = results;
         RunSummary::new(
             CommandName::Bench,
@@ -646,9 +728,60 @@ impl Bench<'_> {
                 consumed_per_s: (consumed as f64 / consume_elapsed * 100.0).round() / 100.0,
                 end_to_end_us: end_to_end.summary(),
                 timeline,
+                consumers_per_group: self.args.consumers_per_group,
+                groups,
+                backlog,
             },
         )
     }
+
+    /// With consumers in groups: each group's reads, consumer by consumer (reader `i` is
+    /// consumer `i / partitions` on partition `i % partitions`, the order they subscribe in).
+    fn group_reads(&self, reads: &[ReaderReads]) -> Vec<GroupReads> {
+        let (args, partitions) = (self.args, &self.target.partitions);
+        if args.consumers_per_group < 2 {
+            return Vec::new();
+        }
+        let per_group = args.consumers_per_group;
+        (0..args.groups())
+            .map(|group| {
+                let consumers: Vec<(GroupConsumerReads, u64)> = (0..per_group)
+                    .map(|member| {
+                        let consumer = (group * per_group + member) as usize;
+                        let first = consumer * partitions.len();
+                        let own = reads.get(first..first + partitions.len()).unwrap_or(&[]);
+                        let read = GroupConsumerReads {
+                            consumer: format!("bench-consumer-{consumer}"),
+                            consumed: own.iter().map(|r| r.counted).sum(),
+                            partitions: partitions
+                                .iter()
+                                .zip(own)
+                                .filter(|(_, r)| r.counted > 0)
+                                .map(|(name, _)| name.clone())
+                                .collect(),
+                        };
+                        (read, own.iter().map(|r| r.read_again).sum())
+                    })
+                    .collect();
+                GroupReads {
+                    group: group_name(group),
+                    consumed: consumers.iter().map(|(c, _)| c.consumed).sum(),
+                    read_again: consumers.iter().map(|(_, again)| again).sum(),
+                    consumers: consumers.into_iter().map(|(c, _)| c).collect(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The name a group's consumers share (the broker's single-active-consumer group).
+fn group_name(group: u64) -> String {
+    format!("bench-group-{group}")
+}
+
+/// Bytes as megabytes, one decimal: "10.0 MB".
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 /// `--hdr-log` (every sample's two histograms) and `--plot` (the samples' timeline, the whole
@@ -699,10 +832,18 @@ pub fn write_files(
 /// in a group, the other instances' producers too.
 struct RunWatch<'a> {
     producers: &'a [tokio::task::JoinHandle<Result<PublishOutcome>>],
-    consumers: u64,
+    /// Consumer groups: each reads every confirmed message once.
+    groups: u64,
+    /// Readers that count (a group's active one per partition).
+    active_readers: u64,
+    backlog: Option<BacklogSettings>,
+    duration: Option<Duration>,
+    /// The producers' end with `--duration`, set here when a backlog comes first.
+    deadline: &'a OnceLock<Instant>,
     shutdown: &'a Shutdown,
     started: Instant,
     group: Option<GroupWatch>,
+    out: Output,
 }
 
 /// A group instance's view of the others' publishing (see [`InstanceLink`]).
@@ -722,13 +863,40 @@ impl GroupWatch {
     }
 }
 
+/// What the watch leaves: the consumers (`None` if they never started), since when they read,
+/// and the backlog's drain.
+struct Watched {
+    consumers: Option<reader::Running<BenchSink>>,
+    reading_since: Option<Instant>,
+    backlog: Option<BacklogDrain>,
+}
+
 impl RunWatch<'_> {
     /// Feeds a sample each second, and a last one as soon as the run is over (over its real,
-    /// shorter span: a run ending 0.3 s into a second must not look like a slow second). The
-    /// run is over when the producers are done and the consumers read everything confirmed
-    /// (or the user stopped, or they had `DRAIN_TIMEOUT` to catch up); the feed ends with it.
-    async fn sample_until_over(&self, mut sampler: Sampler, feed: FeedSender) {
+    /// shorter span: a run ending 0.3 s into a second must not look like a slow second). With
+    /// a backlog, starts the consumers once the producers built it. The run is over when the
+    /// producers are done and every group read everything confirmed (or the user stopped, or
+    /// they had `DRAIN_TIMEOUT` to catch up); the feed ends with it.
+    async fn sample_until_over<F, Fut>(
+        &self,
+        mut sampler: Sampler,
+        feed: FeedSender,
+        consumers: Option<reader::Running<BenchSink>>,
+        start_consumers: F,
+    ) -> Result<Watched>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<reader::Running<BenchSink>>>,
+    {
+        let mut watched = Watched {
+            reading_since: consumers.as_ref().map(|_| self.started),
+            consumers,
+            backlog: None,
+        };
+        let mut start_consumers = Some(start_consumers);
+        let mut drain: Option<DrainWatch> = None;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         let mut producers_done_at = None;
         let mut said_published = false;
@@ -752,10 +920,35 @@ impl RunWatch<'_> {
             if group_published && producers_done_at.is_none() {
                 producers_done_at = Some(Instant::now());
             }
+            if let (Some(backlog), None, false) = (self.backlog, &watched.consumers, interrupted) {
+                let messages = sampler.confirmed();
+                if confirmed_bytes(&sampler, messages) >= backlog.bytes || all_published {
+                    let start = start_consumers.take().expect("the consumers start once");
+                    watched.consumers = Some(start().await?);
+                    let now = Instant::now();
+                    watched.reading_since = Some(now);
+                    if let Some(duration) = self.duration {
+                        let _ = self.deadline.set(now + duration);
+                    }
+                    let built = DrainWatch::new(backlog, &sampler, messages, self.started, self);
+                    self.out.status(&built.built_line());
+                    drain = Some(built);
+                }
+            }
+            if let Some(drain) = &mut drain {
+                drain.check(&sampler);
+            }
+            // In a group, every group of consumers reads what every instance confirmed.
             let confirmed = sampler.confirmed() + others.unwrap_or(0);
-            let caught_up = sampler.consumed() >= confirmed * self.consumers;
-            let drained = producers_done_at
-                .is_some_and(|t: Instant| caught_up || interrupted || t.elapsed() > DRAIN_TIMEOUT);
+            let caught_up =
+                watched.consumers.is_some() && sampler.consumed() >= confirmed * self.groups;
+            let drained = match (producers_done_at, watched.reading_since) {
+                (Some(done), Some(reading)) => {
+                    caught_up || interrupted || done.max(reading).elapsed() > DRAIN_TIMEOUT
+                }
+                (Some(_), None) => interrupted,
+                (None, _) => false,
+            };
             // A stop ends this instance without waiting for the others.
             let over = all_published && (drained || interrupted);
             if !on_tick && !over {
@@ -764,8 +957,107 @@ impl RunWatch<'_> {
             // A view that went away does not stop the run.
             let _ = feed.send(sampler.sample(self.started.elapsed(), over));
             if over {
-                return;
+                watched.backlog = drain.map(|drain| drain.outcome());
+                return Ok(watched);
             }
+        }
+    }
+}
+
+/// The bytes of `confirmed` messages, at the mean body size of those sent.
+fn confirmed_bytes(sampler: &Sampler, confirmed: u64) -> u64 {
+    let (sent, bytes) = sampler.sent();
+    (u128::from(bytes) * u128::from(confirmed))
+        .checked_div(u128::from(sent))
+        .map_or(0, |b| b as u64)
+}
+
+/// A backlog built, watched until the consumers drained it.
+struct DrainWatch {
+    settings: BacklogSettings,
+    /// When the consumers started.
+    since: Instant,
+    build: Duration,
+    /// What was confirmed when the consumers started, and its bodies' bytes.
+    messages: u64,
+    bytes: u64,
+    groups: u64,
+    active_readers: u64,
+    /// When it was drained (since the consumers' start), and what they had read by then.
+    drained: Option<(Duration, u64)>,
+}
+
+impl DrainWatch {
+    fn new(
+        settings: BacklogSettings,
+        sampler: &Sampler,
+        messages: u64,
+        started: Instant,
+        watch: &RunWatch,
+    ) -> Self {
+        let since = Instant::now();
+        DrainWatch {
+            settings,
+            since,
+            build: since - started,
+            messages,
+            bytes: confirmed_bytes(sampler, messages),
+            groups: watch.groups,
+            active_readers: watch.active_readers,
+            drained: None,
+        }
+    }
+
+    fn built_line(&self) -> String {
+        format!(
+            "backlog of {} ({} messages) built in {:.1} s: consumers start",
+            megabytes(self.bytes),
+            thousands(self.messages),
+            self.build.as_secs_f64()
+        )
+    }
+
+    /// Drained once the groups' lag is down to `1 - ratio` of the backlog (OMB's
+    /// `backlogDrainRatio`), give or take what the counters cannot tell yet: up to
+    /// `CONSUMER_FLUSH` messages a reader holds unfolded, and 100 ms of publishing at the rate
+    /// the backlog was built.
+    fn check(&mut self, sampler: &Sampler) {
+        if self.drained.is_some() {
+            return;
+        }
+        let consumed = sampler.consumed();
+        let lag = (sampler.confirmed() * self.groups).saturating_sub(consumed);
+        let build_rate = self.messages as f64 / self.build.as_secs_f64().max(f64::EPSILON);
+        let left = (1.0 - self.settings.drain_ratio) * self.messages as f64 + build_rate * 0.1;
+        let unfolded = (self.active_readers * CONSUMER_FLUSH) as f64;
+        if lag as f64 <= self.groups as f64 * left + unfolded {
+            self.drained = Some((self.since.elapsed(), consumed));
+        }
+    }
+
+    fn outcome(self) -> BacklogDrain {
+        let (drain_s, msg_per_s, mb_per_s) = match self.drained {
+            Some((elapsed, consumed)) => {
+                let seconds = elapsed.as_secs_f64().max(f64::EPSILON);
+                let per_s = consumed as f64 / seconds;
+                let mean_bytes = self.bytes as f64 / self.messages.max(1) as f64;
+                (
+                    Some((seconds * 1000.0).round() / 1000.0),
+                    per_s.round(),
+                    (per_s * mean_bytes / 1e4).round() / 100.0,
+                )
+            }
+            None => (None, 0.0, 0.0),
+        };
+        BacklogDrain {
+            asked_bytes: self.settings.bytes,
+            bytes: self.bytes,
+            messages: self.messages,
+            build_s: (self.build.as_secs_f64() * 1000.0).round() / 1000.0,
+            drain_ratio: self.settings.drain_ratio,
+            drain_s,
+            drain_msg_per_s: msg_per_s,
+            drain_mb_per_s: mb_per_s,
         }
     }
 }
@@ -773,7 +1065,10 @@ impl RunWatch<'_> {
 /// What one producer publishes.
 struct ProducerPlan {
     count: u64,
-    deadline: Option<Instant>,
+    /// Publishing until `deadline` (`--duration`) rather than a count.
+    timed: bool,
+    /// Set when the duration starts (after the backlog, if one comes first).
+    deadline: Arc<OnceLock<Instant>>,
     /// Messages per second, for this producer.
     rate: Option<f64>,
     batch_size: u64,
@@ -797,10 +1092,10 @@ async fn publish(
         if plan.stop.is_stopped() {
             break;
         }
-        let size = match plan.deadline {
-            Some(deadline) if Instant::now() >= deadline => break,
-            Some(_) => plan.batch_size,
-            None => plan.batch_size.min(plan.count - sent),
+        let size = match (plan.timed, plan.deadline.get()) {
+            (true, Some(deadline)) if Instant::now() >= *deadline => break,
+            (true, _) => plan.batch_size,
+            (false, _) => plan.batch_size.min(plan.count - sent),
         };
         if size == 0 {
             break;
@@ -837,11 +1132,16 @@ async fn publish(
 
 /// A benchmark consumer: parses every update and times it end to end, folding counts,
 /// latencies and chunk sizes into the shared stats every `CONSUMER_FLUSH` messages (and when
-/// quiet); its position once per chunk.
+/// quiet); its position once per chunk. In a group, it passes over what another of its group
+/// read already.
 struct BenchSink {
     stats: Arc<ConsumerCounters>,
     /// This reader's index in the counters' positions.
     reader: usize,
+    /// In a group: the next offset of this partition the group has not counted yet.
+    group_position: Option<Arc<AtomicU64>>,
+    counted: u64,
+    read_again: u64,
     local: LatencyHistogram,
     unflushed: u64,
     clock: BurstClock,
@@ -852,10 +1152,17 @@ struct BenchSink {
 }
 
 impl BenchSink {
-    fn new(stats: Arc<ConsumerCounters>, reader: usize) -> Self {
+    fn new(
+        stats: Arc<ConsumerCounters>,
+        reader: usize,
+        group_position: Option<Arc<AtomicU64>>,
+    ) -> Self {
         BenchSink {
             stats,
             reader,
+            group_position,
+            counted: 0,
+            read_again: 0,
             local: LatencyHistogram::new(),
             unflushed: 0,
             clock: BurstClock::default(),
@@ -885,6 +1192,14 @@ impl MessageSink for BenchSink {
     fn take(&mut self, offset: u64, message: &[u8]) -> Take {
         self.next_offset = offset + 1;
         self.in_chunk += 1;
+        // A partition handed over within the group may come again from its start.
+        if let Some(position) = &self.group_position {
+            if position.fetch_max(offset + 1, Ordering::Relaxed) > offset {
+                self.read_again += 1;
+                return Take::Passed;
+            }
+        }
+        self.counted += 1;
         if let Some(update) = InventoryUpdate::decode(MessageView::body_of(message)) {
             self.local
                 .record_us(self.clock.now_us().saturating_sub(update.produced_at_us));

@@ -212,9 +212,21 @@ fn plan(s: &BenchSettings) -> String {
     let partitions = s
         .super_stream_partitions
         .map_or(String::new(), |p| format!(" --super-stream-partitions {p}"));
+    let publish = &s.publish;
+    let filter = match publish.filter_values {
+        true => " --filter-values",
+        false => "",
+    };
+    let batching = match publish.batching.sub_entry_size {
+        1 => String::new(),
+        size => format!(
+            " --sub-entry-size {size} --compression {:?}",
+            publish.batching.compression
+        ),
+    };
     format!(
-        "--producers {} --consumers {} {amount}{rate}{size}{partitions} --batch-size {}",
-        s.producers, s.consumers, s.publish.batch_size
+        "--producers {} --consumers {} {amount}{rate}{size}{partitions} --batch-size {} --max-in-flight {}{filter}{batching}",
+        s.producers, s.consumers, publish.batch_size, publish.max_in_flight
     )
 }
 
@@ -326,6 +338,10 @@ fn bench_summary(stream: &str, f: &InstanceFigures, timeline: Vec<BenchSecond>) 
                 / 100.0,
             end_to_end_us: f.end_to_end.summary(),
             timeline,
+            // A group refuses --consumers-per-group above 1 and --backlog.
+            consumers_per_group: 1,
+            groups: Vec::new(),
+            backlog: None,
         },
     );
     summary.reconnects = f.reconnects;
@@ -540,7 +556,7 @@ mod tests {
         };
         assert_eq!(
             plan(&settings),
-            "--producers 3 --consumers 1 --count 30000 --rate 900 --batch-size 1000"
+            "--producers 3 --consumers 1 --count 30000 --rate 900 --batch-size 1000 --max-in-flight 20000"
         );
         let group = settings.group.clone().unwrap();
         assert_eq!((group.name.as_str(), group.instances), ("g", 3));

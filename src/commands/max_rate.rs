@@ -92,7 +92,8 @@ fn judged(rate: u64, settings: &MaxRateSettings, measured: BenchRun, max_p99_us:
     let figures = TrialFigures {
         rate,
         window_s: settings.settle.as_secs_f64(),
-        consumers: settings.bench.consumers,
+        // Each group reads every message once.
+        consumers: settings.bench.groups(),
         published: summary.messages,
         confirmed,
         failed,

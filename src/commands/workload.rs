@@ -29,7 +29,7 @@ pub async fn run(
 ) -> Result<WorkloadOutcome> {
     let topics = settings.topics;
     out.status(&format!(
-        "workload '{}': {topics} topic(s), each a {} with {} producer(s) and {} consumer(s){}{}",
+        "workload '{}': {topics} topic(s), each a {} with {} producer(s) and {} consumer(s){}{}{}{}",
         settings.name,
         match bench_settings.super_stream_partitions {
             Some(n) => format!("super stream of {n} partitions"),
@@ -37,6 +37,10 @@ pub async fn run(
         },
         bench_settings.producers,
         bench_settings.consumers,
+        match bench_settings.consumers_per_group {
+            1 => String::new(),
+            each => format!(" in groups of {each}"),
+        },
         match bench_settings.message_size {
             Some(size) => format!(", {size}-byte messages"),
             None => String::new(),
@@ -44,6 +48,13 @@ pub async fn run(
         match bench_settings.rate {
             Some(rate) => format!(", {} msg/s each", thousands(rate)),
             None => ", as fast as possible".into(),
+        },
+        match bench_settings.backlog {
+            Some(backlog) => format!(
+                ", after a backlog of {:.1} MB each",
+                backlog.bytes as f64 / 1e6
+            ),
+            None => String::new(),
         },
     ));
     // The runs speak through the outcome only: several at once would mix their lines.
@@ -149,6 +160,7 @@ fn outcome(
         partitions_per_topic: bench_settings.super_stream_partitions.unwrap_or(1),
         producers_per_topic: bench_settings.producers,
         consumers_per_topic: bench_settings.consumers,
+        consumers_per_subscription: bench_settings.consumers_per_group,
         message_size: bench_settings.message_size,
         rate_per_topic: bench_settings.rate,
         warmup_s: settings.warmup.map_or(0.0, |w| w.as_secs_f64()),

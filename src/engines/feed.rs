@@ -168,6 +168,13 @@ impl Sampler {
         self.consumers.consumed()
     }
 
+    /// Messages handed to the broker so far, and their bodies' bytes, all publishers together.
+    pub fn sent(&self) -> (u64, u64) {
+        self.publishers.iter().fold((0, 0), |(messages, bytes), p| {
+            (messages + p.sent(), bytes + p.bytes_sent())
+        })
+    }
+
     /// The interval since the previous sample (or the start), ending `at` into the run.
     pub fn sample(&mut self, at: Duration, last: bool) -> IntervalSample {
         let reading = self.read(at);

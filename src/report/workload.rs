@@ -12,13 +12,17 @@ pub fn json(outcome: &WorkloadOutcome) -> serde_json::Result<String> {
 
 pub fn text(outcome: &WorkloadOutcome) -> String {
     let mut text = format!(
-        "workload '{}' ({}): {} topic(s) × {} partition(s), {} producer(s) and {} consumer(s) per topic, {}{}\n\n",
+        "workload '{}' ({}): {} topic(s) × {} partition(s), {} producer(s) and {} consumer(s){} per topic, {}{}\n\n",
         outcome.workload,
         outcome.file,
         outcome.topics,
         outcome.partitions_per_topic,
         outcome.producers_per_topic,
         outcome.consumers_per_topic,
+        match outcome.consumers_per_subscription {
+            1 => String::new(),
+            each => format!(" in groups of {each}"),
+        },
         match outcome.message_size {
             Some(size) => format!("{size}-byte messages"),
             None => "inventory updates (~180 bytes)".into(),
@@ -72,6 +76,19 @@ pub fn text(outcome: &WorkloadOutcome) -> String {
         ms(outcome.end_to_end_latency_us.p99),
     ]);
     text.push_str(&table(&rows, &[1, 2, 3, 4, 5, 6, 7]));
+    for topic in &outcome.per_topic {
+        if let CommandDetails::Bench {
+            backlog: Some(backlog),
+            ..
+        } = &topic.details
+        {
+            text.push_str(&format!(
+                "\nbacklog of {}: {}\n",
+                topic.stream,
+                super::backlog_text(backlog)
+            ));
+        }
+    }
     if outcome.failed > 0 {
         text.push_str(&format!(
             "\n{} update(s) not confirmed\n",

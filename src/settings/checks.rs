@@ -56,6 +56,32 @@ pub fn filter_values_without_sub_entries(filter_values: bool, sub_entry_size: u6
     }
 }
 
+/// `--consumers` splits into whole groups of `--consumers-per-group`.
+pub fn consumer_groups(consumers: u64, per_group: u64) -> Result<()> {
+    match consumers % per_group {
+        0 => Ok(()),
+        _ => Err(InvError::usage(format!(
+            "--consumers {consumers} does not split into groups of --consumers-per-group {per_group}: give a multiple, e.g. --consumers {}",
+            (consumers / per_group + 1) * per_group
+        ))),
+    }
+}
+
+/// `--backlog` needs consumers to drain it, and a drain ratio above 0 and at most 1.
+pub fn backlog(bytes: u64, drain_ratio: f64, consumers: u64) -> Result<super::BacklogSettings> {
+    if consumers == 0 {
+        return Err(InvError::usage(
+            "--backlog is drained by consumers and --consumers is 0: give --consumers 1 or more",
+        ));
+    }
+    if !(drain_ratio > 0.0 && drain_ratio <= 1.0) {
+        return Err(InvError::usage(format!(
+            "--backlog-drain-ratio {drain_ratio} is not above 0 and at most 1: give e.g. 1 (caught up) or 0.9"
+        )));
+    }
+    Ok(super::BacklogSettings { bytes, drain_ratio })
+}
+
 /// `--verify` checks every producer's `seq` for gaps; `--product` reads only some updates, so
 /// the others would show as gaps that are not there.
 pub fn verify_reads_everything(verify: bool, products: &[u64]) -> Result<()> {

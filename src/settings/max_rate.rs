@@ -45,6 +45,11 @@ pub fn max_rate(args: &BenchArgs) -> Result<MaxRateSettings> {
             "each rate runs for --settle",
         ),
         (
+            "--backlog",
+            args.backlog.is_some(),
+            "each try's consumers read from its start",
+        ),
+        (
             "--param",
             args.workbench.asked(),
             "compare configurations and search a rate in separate runs",

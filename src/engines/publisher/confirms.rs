@@ -100,6 +100,11 @@ impl PublisherStats {
         self.tracker.sent()
     }
 
+    /// The bodies' bytes of the messages handed to the broker.
+    pub fn bytes_sent(&self) -> u64 {
+        self.tracker.bytes_sent.load(Ordering::Relaxed)
+    }
+
     pub fn confirmed(&self) -> u64 {
         self.tracker.confirmed.load(Ordering::Relaxed)
     }
@@ -217,6 +222,8 @@ impl ConfirmGaps {
 pub(super) struct ConfirmTracker {
     /// Messages handed to the client (each counted once, however often it is re-sent).
     pub(super) sent: AtomicU64,
+    /// The bodies' bytes of the messages counted in `sent`.
+    pub(super) bytes_sent: AtomicU64,
     pub(super) confirmed: AtomicU64,
     failed: AtomicU64,
     pub(super) reconnects: AtomicU64,

@@ -373,6 +373,7 @@ impl Publisher {
         self.tracker
             .sent
             .fetch_add(u64::from(count), Ordering::Relaxed);
+        self.tracker.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
         self.bytes += bytes;
         let entries = built
             .into_iter()
