@@ -730,7 +730,6 @@ fn group(args: &BenchArgs) -> Result<Option<GroupSettings>> {
     };
     for (flag, given) in [
         ("--prometheus", args.prometheus.is_some()),
-        ("--export-omb", args.export_omb.is_some()),
         ("--backlog", args.backlog.is_some()),
         (
             "--consumers-per-group above 1",

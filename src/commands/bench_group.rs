@@ -437,6 +437,23 @@ fn write_group_files(
         &confirm,
         &end_to_end,
         summary.messages,
+    )?;
+    // The group's run as one bench run, for --export-omb: the group's samples and settings
+    // (producers and consumers are the group's), its latencies merged.
+    let run = BenchRun {
+        summary: summary.clone(),
+        confirm,
+        end_to_end,
+        samples: recorder.samples.clone(),
+        consume_elapsed_s: 0.0,
+    };
+    bench::export_omb(
+        settings,
+        bench::OMB_WORKLOAD,
+        crate::omb::DRIVER.to_string(),
+        1,
+        std::slice::from_ref(&run),
+        out,
     )
 }
 

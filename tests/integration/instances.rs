@@ -126,7 +126,18 @@ fn summary(output: &Output, stderr: &str) -> serde_json::Value {
 fn three_instances_make_one_benchmark_whose_figures_are_the_sum_of_theirs() {
     let stream = TestStream::new("instances");
     let group = TestGroup::new("instances");
-    let args = ["--producers", "3", "--consumers", "3", "--count", "30000"];
+    let omb = tempfile::tempdir().unwrap();
+    let omb_dir = omb.path().to_str().unwrap();
+    let args = [
+        "--producers",
+        "3",
+        "--consumers",
+        "3",
+        "--count",
+        "30000",
+        "--export-omb",
+        omb_dir,
+    ];
     let instances: Vec<Instance> = (0..3)
         .map(|_| Instance::start(&stream, &["--json"], &group, 3, &args))
         .collect();
@@ -175,6 +186,21 @@ fn three_instances_make_one_benchmark_whose_figures_are_the_sum_of_theirs() {
         .map(|s| s["instance"]["pid"].as_u64().unwrap())
         .collect();
     assert_eq!(pids.len(), 3);
+    // The leader alone wrote the group's OMB result: the group's producers and consumers, an
+    // entry per second of the group's timeline.
+    let files: Vec<_> = std::fs::read_dir(omb.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    assert_eq!(result["producersPerTopic"], 3, "{result}");
+    assert_eq!(
+        result["publishRate"].as_array().unwrap().len(),
+        summaries[0]["timeline"].as_array().unwrap().len(),
+        "{result}"
+    );
     // The leader deleted the benchmark's stream.
     assert_stream_deleted(summaries[0]["stream"].as_str().unwrap());
 }
