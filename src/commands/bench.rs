@@ -21,7 +21,7 @@ use crate::dashboard::{self, RunPlan};
 use crate::engines::feed::{
     self, ConsumerCounters, FeedSender, IntervalSample, Recorder, SampleView, Sampler,
 };
-use crate::engines::publisher::{Pace, PartitionedPublisher, PublishOutcome};
+use crate::engines::publisher::{Pace, PartitionedPublisher, PublishOutcome, PublisherStats};
 use crate::engines::reader::{self, MessageSink, ReadPlan, ReaderSpec, Take};
 use crate::entry::MessageView;
 use crate::error::{Result, StreamError};
@@ -161,18 +161,24 @@ pub async fn run_measured(
     )
     .await;
     if !settings.keep_stream {
-        let deleted = match target.is_super_stream {
-            true => superstream::delete(broker, &bench_stream).await,
-            false => broker.delete_stream(&bench_stream).await,
-        };
-        if let Err(e) = deleted {
-            out.status(&format!(
-                "could not delete the benchmark's {}: {e}",
-                kind(&target)
-            ));
-        }
+        delete_target(broker, &target, out).await;
     }
     outcome
+}
+
+/// Deletes a benchmark's stream or super stream; a failure is said, not an error (the run's
+/// figures stand).
+pub(crate) async fn delete_target(broker: &BrokerSettings, target: &Target, out: Output) {
+    let deleted = match target.is_super_stream {
+        true => superstream::delete(broker, &target.name).await,
+        false => broker.delete_stream(&target.name).await,
+    };
+    if let Err(e) = deleted {
+        out.status(&format!(
+            "could not delete the benchmark's {}: {e}",
+            kind(target)
+        ));
+    }
 }
 
 /// "stream" or "super stream".
@@ -315,6 +321,46 @@ pub struct InstanceLink {
     pub show_own: bool,
 }
 
+impl InstanceLink {
+    /// What the run's views and its watch each take of a group's link.
+    fn split(link: Option<Self>) -> (Option<ToGroup>, Option<GroupWatch>) {
+        match link {
+            Some(link) => (
+                Some(ToGroup(link.samples)),
+                Some(GroupWatch {
+                    published: link.published,
+                    others_confirmed: link.others_confirmed,
+                }),
+            ),
+            None => (None, None),
+        }
+    }
+}
+
+/// `--prometheus`: the live samples served until the run is over.
+struct MetricsServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MetricsServer {
+    fn start(metrics: &BenchMetrics, listener: tokio::net::TcpListener, out: Output) -> Self {
+        if let Ok(addr) = listener.local_addr() {
+            out.status(&format!("serving live metrics on http://{addr}/metrics"));
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = metrics.serve(listener, async {
+            let _ = stopped.await;
+        });
+        MetricsServer { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
 /// Sends each sample on to the group.
 struct ToGroup(FeedSender);
 
@@ -368,38 +414,18 @@ async fn bench(
         args,
         out,
     };
-    let readers = args.consumers as usize * target.partitions.len();
-    let counters = Arc::new(ConsumerCounters::for_readers(readers));
-    // The readers stop when the run is over, or at the user's signal.
-    let readers_stop = Shutdown::new();
-    // Without a backlog the consumers subscribe before any producer starts; with one, once
-    // the producers built it (`RunWatch`).
-    let consumers = match args.backlog {
-        None => Some(bench.start_consumers(&counters, &readers_stop).await?),
-        Some(_) => None,
-    };
-    let publishers = bench.open_publishers().await?;
-    let stats: Vec<_> = publishers
-        .iter()
-        .flat_map(PartitionedPublisher::stats)
-        .collect();
-    // In a group, every instance starts at the group's moment; the wait is no publishing time.
-    let waited = match &link {
-        Some(link) => {
-            let waited = link.start_at.saturating_duration_since(Instant::now());
-            tokio::time::sleep_until(link.start_at.into()).await;
-            waited
-        }
-        None => Duration::ZERO,
-    };
-    let started = Instant::now();
-    out.status(&bench.start_line());
-    // `--duration` counts from the consumers' start: after the backlog, if one comes first.
-    let deadline = Arc::new(OnceLock::new());
-    if let (Some(duration), None) = (args.duration, args.backlog) {
-        let _ = deadline.set(started + duration);
-    }
-    let producers = bench.start_producers(publishers, deadline.clone(), shutdown);
+    let Launched {
+        counters,
+        readers_stop,
+        consumers,
+        producers,
+        stats,
+        started,
+        deadline,
+        waited,
+    } = bench
+        .launch(link.as_ref().map(|link| link.start_at), shutdown)
+        .await?;
 
     // The feed's samples go to the per-second lines and to the recorder (the timeline, the
     // plot and the HDR log), until the producers are done and the consumers caught up.
@@ -418,16 +444,7 @@ async fn bench(
         Some(dashboard) => dashboard,
         None => &mut lines,
     };
-    let (mut group_samples, group) = match link {
-        Some(link) => (
-            Some(ToGroup(link.samples)),
-            Some(GroupWatch {
-                published: link.published,
-                others_confirmed: link.others_confirmed,
-            }),
-        ),
-        None => (None, None),
-    };
+    let (mut group_samples, group) = InstanceLink::split(link);
     let watch = RunWatch {
         producers: &producers,
         groups: args.groups(),
@@ -450,15 +467,7 @@ async fn bench(
         views.push(to_group);
     }
     let mut metrics = BenchMetrics::new(target.partitions.clone());
-    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-    let metrics_server = metrics_listener.map(|listener| {
-        if let Ok(addr) = listener.local_addr() {
-            out.status(&format!("serving live metrics on http://{addr}/metrics"));
-        }
-        metrics.serve(listener, async {
-            let _ = metrics_stopped.await;
-        })
-    });
+    let metrics_server = metrics_listener.map(|l| MetricsServer::start(&metrics, l, out));
     if metrics_server.is_some() {
         views.push(&mut metrics);
     }
@@ -469,47 +478,144 @@ async fn bench(
     drop(views);
     drop(group_samples);
     if let Some(server) = metrics_server {
-        let _ = stop_metrics.send(());
-        let _ = server.await;
+        server.stop().await;
     }
     // The screen is restored before anything else is said (and before the summary).
     drop(dashboard);
     readers_stop.trigger(Signal::Interrupt);
-    let watched = match watched {
-        Ok(watched) => watched,
-        Err(e) => {
-            for producer in &producers {
-                producer.abort();
-            }
-            return Err(e);
-        }
+    let ended = Ended {
+        producers,
+        watched,
+        counters,
+        waited,
+        recorder,
+        started_at,
+        write_files: !in_group,
     };
-    // Consumers are done when they caught up, at the latest at this sample.
-    let consume_elapsed = watched
-        .reading_since
-        .map_or(0.0, |since| since.elapsed().as_secs_f64())
-        .max(f64::EPSILON);
-    let mut results = Results::collect(producers, watched, &counters, consume_elapsed).await?;
-    results.published.elapsed = results.published.elapsed.saturating_sub(waited);
-    if !in_group {
-        bench.write_files(&recorder, started_at, &results)?;
-    }
-    let (confirm, end_to_end) = (
-        results.published.latency.clone(),
-        results.end_to_end.clone(),
-    );
-    let mut summary = bench.summary(recorder.timeline(), results);
-    summary.interrupted = shutdown.received().is_some();
-    Ok(BenchRun {
-        summary,
-        confirm,
-        end_to_end,
-        samples: recorder.samples,
-        consume_elapsed_s: consume_elapsed,
-    })
+    bench.finish(ended, shutdown).await
+}
+
+/// A run's parts once its producers started (and its consumers, unless a backlog comes
+/// first).
+struct Launched {
+    counters: Arc<ConsumerCounters>,
+    /// Stops the readers when the run is over (or at the user's signal).
+    readers_stop: Shutdown,
+    consumers: Option<reader::Running<BenchSink>>,
+    producers: Vec<tokio::task::JoinHandle<Result<PublishOutcome>>>,
+    stats: Vec<PublisherStats>,
+    started: Instant,
+    /// The producers' end with `--duration` (set later when a backlog comes first).
+    deadline: Arc<OnceLock<Instant>>,
+    /// How long this instance waited for its group's start: no publishing time.
+    waited: Duration,
+}
+
+/// A run's parts once it is over, for its results.
+struct Ended {
+    producers: Vec<tokio::task::JoinHandle<Result<PublishOutcome>>>,
+    /// The watch's end, or why it failed (the producers are then stopped).
+    watched: Result<Watched>,
+    counters: Arc<ConsumerCounters>,
+    waited: Duration,
+    recorder: Recorder,
+    started_at: std::time::SystemTime,
+    /// A group's instance writes no files: its leader writes the group's.
+    write_files: bool,
 }
 
 impl Bench<'_> {
+    /// Subscribes the consumers (unless a backlog comes first: `RunWatch` starts them once
+    /// the producers built it), opens the publishers, waits for the group's start if there
+    /// is one (`start_at`), and starts the producers.
+    async fn launch(&self, start_at: Option<Instant>, shutdown: &Shutdown) -> Result<Launched> {
+        let readers = self.args.consumers as usize * self.target.partitions.len();
+        let counters = Arc::new(ConsumerCounters::for_readers(readers));
+        let readers_stop = Shutdown::new();
+        let consumers = match self.args.backlog {
+            None => Some(self.start_consumers(&counters, &readers_stop).await?),
+            Some(_) => None,
+        };
+        let publishers = self.open_publishers().await?;
+        let stats: Vec<_> = publishers
+            .iter()
+            .flat_map(PartitionedPublisher::stats)
+            .collect();
+        // In a group, every instance starts at the group's moment.
+        let waited = match start_at {
+            Some(start_at) => {
+                let waited = start_at.saturating_duration_since(Instant::now());
+                tokio::time::sleep_until(start_at.into()).await;
+                waited
+            }
+            None => Duration::ZERO,
+        };
+        let started = Instant::now();
+        self.out.status(&self.start_line());
+        // `--duration` counts from the consumers' start: after the backlog, if one comes first.
+        let deadline = Arc::new(OnceLock::new());
+        if let (Some(duration), None) = (self.args.duration, self.args.backlog) {
+            let _ = deadline.set(started + duration);
+        }
+        let producers = self.start_producers(publishers, deadline.clone(), shutdown);
+        Ok(Launched {
+            counters,
+            readers_stop,
+            consumers,
+            producers,
+            stats,
+            started,
+            deadline,
+            waited,
+        })
+    }
+
+    /// The run's results once it is over: the producers' outcomes, the consumers' counts,
+    /// the files asked for, the summary.
+    async fn finish(&self, ended: Ended, shutdown: &Shutdown) -> Result<BenchRun> {
+        let Ended {
+            producers,
+            watched,
+            counters,
+            waited,
+            recorder,
+            started_at,
+            write_files,
+        } = ended;
+        let watched = match watched {
+            Ok(watched) => watched,
+            Err(e) => {
+                for producer in &producers {
+                    producer.abort();
+                }
+                return Err(e);
+            }
+        };
+        // Consumers are done when they caught up, at the latest at this sample.
+        let consume_elapsed = watched
+            .reading_since
+            .map_or(0.0, |since| since.elapsed().as_secs_f64())
+            .max(f64::EPSILON);
+        let mut results = Results::collect(producers, watched, &counters, consume_elapsed).await?;
+        results.published.elapsed = results.published.elapsed.saturating_sub(waited);
+        if write_files {
+            self.write_files(&recorder, started_at, &results)?;
+        }
+        let (confirm, end_to_end) = (
+            results.published.latency.clone(),
+            results.end_to_end.clone(),
+        );
+        let mut summary = self.summary(recorder.timeline(), results);
+        summary.interrupted = shutdown.received().is_some();
+        Ok(BenchRun {
+            summary,
+            confirm,
+            end_to_end,
+            samples: recorder.samples,
+            consume_elapsed_s: consume_elapsed,
+        })
+    }
+
     /// `--consumers` readers of every partition from the first offset, each folding what it
     /// reads into `counters`. In groups (`--consumers-per-group`), a group's consumers share a
     /// name as single active consumers (on a super stream the broker spreads the partitions

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::broker::{BrokerSettings, Retention};
 use crate::commands::bench::{self, BenchRun, InstanceLink};
 use crate::dashboard::{self, RunPlan};
-use crate::engines::feed::{self, Recorder, SampleView};
+use crate::engines::feed::{self, IntervalSample, Recorder, SampleView};
 use crate::engines::group::{
     self, Channels, Group, GroupEnd, GroupEvents, GroupSpec, InstanceFigures, Share,
 };
@@ -44,23 +44,7 @@ pub async fn run(
     let events: GroupEvents = std::sync::Arc::new(move |event| {
         out.status(&report::group_event_line(&event));
     });
-    let spec = GroupSpec {
-        name: group_settings.name.clone(),
-        instances: group_settings.instances,
-        join_timeout: group_settings.join_timeout,
-        plan: plan(settings),
-    };
-    out.status(&format!(
-        "joining group '{}' of {} instances (on stream '{}')",
-        spec.name,
-        spec.instances,
-        group::coordination_stream(&spec.name)
-    ));
-    let bench_stream = bench::bench_stream_name(&common.stream);
-    let joined = Group::join(&env, broker, spec, &events, || {
-        create_target(broker, &bench_stream, partitions, out)
-    })
-    .await?;
+    let joined = join(common, settings, group_settings, &env, &events, out).await?;
     // From here the run heeds a stop itself, so the group hears of it.
     let _heeded = shutdown.signal();
     let instances = joined.roster.len() as u64;
@@ -77,13 +61,7 @@ pub async fn run(
         )
     };
     let own = share_settings(settings, share_of(index));
-    let target = match partitions {
-        Some(_) => {
-            let super_stream = superstream::existing(broker, &joined.stream).await?;
-            Target::super_stream(&super_stream.name, super_stream.partitions)
-        }
-        None => Target::stream(&joined.stream),
-    };
+    let target = joined_target(broker, &joined, partitions).await?;
     out.status(&joined_line(&joined, &target, &own));
     let (group_name, roster, start_at) = (
         joined.name().to_string(),
@@ -92,20 +70,7 @@ pub async fn run(
     );
     let started_at = SystemTime::now() + start_at.saturating_duration_since(Instant::now());
     let (channels, task) = joined.start(events);
-    let Channels {
-        samples,
-        published,
-        done,
-        others_confirmed,
-        feed,
-    } = channels;
-    let link = InstanceLink {
-        start_at,
-        samples,
-        published,
-        others_confirmed,
-        show_own: !is_leader,
-    };
+    let (link, done, feed) = instance_link(channels, start_at, is_leader);
     // The leader's live view shows the group's samples; every instance keeps them.
     let mut recorder = Recorder::default();
     let mut lines = SecondLines(out);
@@ -157,19 +122,84 @@ pub async fn run(
     if is_leader {
         write_group_files(settings, out, &recorder, started_at, &summary, &end)?;
         if !settings.keep_stream {
-            let deleted = match target.is_super_stream {
-                true => superstream::delete(broker, &target.name).await,
-                false => broker.delete_stream(&target.name).await,
-            };
-            if let Err(e) = deleted {
-                out.status(&format!(
-                    "could not delete the benchmark's {}: {e}",
-                    target.describe()
-                ));
-            }
+            bench::delete_target(broker, &target, out).await;
         }
     }
     Ok(summary)
+}
+
+/// Joins the group the command line names, as the leader creating the benchmark's stream
+/// (or super stream) before it says `Start`.
+async fn join(
+    common: &CommonSettings,
+    settings: &BenchSettings,
+    group_settings: &GroupSettings,
+    env: &rabbitmq_stream_client::Environment,
+    events: &GroupEvents,
+    out: Output,
+) -> Result<Group> {
+    let broker = &common.broker;
+    let spec = GroupSpec {
+        name: group_settings.name.clone(),
+        instances: group_settings.instances,
+        join_timeout: group_settings.join_timeout,
+        plan: plan(settings),
+    };
+    out.status(&format!(
+        "joining group '{}' of {} instances (on stream '{}')",
+        spec.name,
+        spec.instances,
+        group::coordination_stream(&spec.name)
+    ));
+    let bench_stream = bench::bench_stream_name(&common.stream);
+    let partitions = settings.super_stream_partitions;
+    Group::join(env, broker, spec, events, || {
+        create_target(broker, &bench_stream, partitions, out)
+    })
+    .await
+}
+
+/// The stream (or super stream, with its partitions) the leader created for the group.
+async fn joined_target(
+    broker: &BrokerSettings,
+    joined: &Group,
+    partitions: Option<u32>,
+) -> Result<Target> {
+    Ok(match partitions {
+        Some(_) => {
+            let super_stream = superstream::existing(broker, &joined.stream).await?;
+            Target::super_stream(&super_stream.name, super_stream.partitions)
+        }
+        None => Target::stream(&joined.stream),
+    })
+}
+
+/// What the bench run takes of the group's channels (its link), and what the command keeps:
+/// where this instance's figures go when it is done, and the group's samples.
+fn instance_link(
+    channels: Channels,
+    start_at: Instant,
+    is_leader: bool,
+) -> (
+    InstanceLink,
+    tokio::sync::oneshot::Sender<InstanceFigures>,
+    tokio::sync::mpsc::UnboundedReceiver<IntervalSample>,
+) {
+    let Channels {
+        samples,
+        published,
+        done,
+        others_confirmed,
+        feed,
+    } = channels;
+    let link = InstanceLink {
+        start_at,
+        samples,
+        published,
+        others_confirmed,
+        show_own: !is_leader,
+    };
+    (link, done, feed)
 }
 
 /// The leader creates the group's stream (or super stream, with `--super-stream-partitions`),
