@@ -31,11 +31,13 @@ pub mod protocol;
 pub mod split;
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use rabbitmq_stream_client::types::{Message, OffsetSpecification};
+use rabbitmq_stream_client::error::ConsumerDeliveryError;
+use rabbitmq_stream_client::types::{Delivery, Message, OffsetSpecification};
 use rabbitmq_stream_client::{Consumer, Environment, NoDedup, Producer};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -135,136 +137,63 @@ impl Group {
         Fut: std::future::Future<Output = Result<String>>,
     {
         let coordination = coordination_stream(&spec.name);
-        let name = coordination.as_str();
-        broker
-            .while_starting(|| broker.ensure_stream(name, COORDINATION_RETENTION.arguments()))
-            .await?;
-        // Subscribed before the first `Hello`, so this instance reads every answer to it. (The
-        // stream another instance just created may not be available for a moment.)
-        let mut consumer = broker
-            .while_starting(|| async move {
-                env.consumer()
-                    .offset(OffsetSpecification::Next)
-                    .client_provided_name("invstream-group")
-                    .build(name)
-                    .await
-                    .map_err(|e| broker.consumer_error(e, name))
-            })
-            .await?;
-        let producer = broker
-            .while_starting(|| async move {
-                env.producer()
-                    .client_provided_name("invstream-group")
-                    .build(name)
-                    .await
-                    .map_err(|e| broker.producer_error(e, name))
-            })
-            .await?;
-        let me = Member::this_process();
+        let (mut consumer, producer) = open_coordination(env, broker, &coordination).await?;
+        let mut forming = Forming::new(Member::this_process(), &spec, create_stream);
         let link = Link {
             group: spec.name.clone(),
             stream: coordination.clone(),
         };
         let deadline = tokio::time::Instant::now() + spec.join_timeout;
         let mut hello = tokio::time::interval(HELLO_EVERY);
-        let mut heard: HashMap<String, (Member, Instant)> = HashMap::new();
-        let mut create_stream = Some(create_stream);
-        let mut joined_before = 0;
-        let hello_message = Control::Hello {
-            member: me.clone(),
-            instances: spec.instances,
-            plan: spec.plan.clone(),
-        };
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => {
-                    let _ = producer.close().await;
-                    let _ = consumer.handle().close().await;
-                    return Err(GroupError::JoinTimeout {
-                        group: spec.name.clone(),
-                        joined: live(&heard, &me).len(),
-                        expected: spec.instances,
-                        timeout: spec.join_timeout,
-                    }
-                    .into());
+                    close(producer, consumer).await;
+                    return Err(forming.timed_out(&spec));
                 }
-                _ = hello.tick() => link.send(&producer, &hello_message, "joining").await?,
+                _ = hello.tick() => link.send(&producer, &forming.hello, "joining").await?,
                 delivery = consumer.next() => {
-                    let Some(delivery) = delivery else {
-                        return Err(link.lost("joining", "the subscription ended"));
-                    };
-                    let Ok(delivery) = delivery else { continue };
-                    let Some(message) = delivery.message().data().and_then(Control::decode) else {
-                        continue;
-                    };
-                    match message {
-                        Control::Hello { member, instances, plan } if member.id != me.id => {
-                            if instances != spec.instances || plan != spec.plan {
-                                // Once more, so that the other learns of this one before it
-                                // goes (it may have subscribed after this one's last word).
-                                link.send(&producer, &hello_message, "joining").await?;
-                                return Err(GroupError::PlanMismatch {
-                                    group: spec.name.clone(),
-                                    host: member.host,
-                                    pid: member.pid,
-                                    theirs: format!("--instances {instances}, {plan}"),
-                                    ours: format!("--instances {}, {}", spec.instances, spec.plan),
-                                }
-                                .into());
-                            }
-                            heard.insert(member.id.clone(), (member, Instant::now()));
-                        }
-                        Control::Start { run, roster, stream, delay_ms } => {
-                            if !roster.contains(&me) {
-                                let _ = producer.close().await;
-                                let _ = consumer.handle().close().await;
-                                return Err(GroupError::NotInRoster {
-                                    group: spec.name.clone(),
-                                    expected: spec.instances,
-                                }
-                                .into());
-                            }
-                            return Ok(Group {
-                                producer,
-                                consumer,
-                                coordination,
-                                me,
-                                run,
-                                roster,
-                                stream,
-                                start_at: Instant::now() + Duration::from_millis(delay_ms),
-                                spec,
-                            });
-                        }
-                        _ => {}
+                    let Some(message) = read(delivery, &link, "joining")? else { continue };
+                    if let Some(start) = forming.on_message(message, &spec, &link, &producer).await? {
+                        let me = forming.me;
+                        return Group::formed(start, me, producer, consumer, spec, coordination).await;
                     }
                 }
             }
-            heard.retain(|_, (_, at)| at.elapsed() < HELLO_STALE);
-            let here = live(&heard, &me);
-            if here.len() != joined_before {
-                joined_before = here.len();
-                events(GroupEvent::Waiting {
-                    joined: here.len(),
-                    expected: spec.instances,
-                });
-            }
-            if here.len() >= spec.instances as usize && here[0] == me {
-                if let Some(create_stream) = create_stream.take() {
-                    let roster: Vec<Member> =
-                        here.into_iter().take(spec.instances as usize).collect();
-                    let stream = create_stream().await?;
-                    let run = format!("{}-{}", me.id, now_ms());
-                    let start = Control::Start {
-                        run,
-                        roster,
-                        stream,
-                        delay_ms: START_DELAY.as_millis() as u64,
-                    };
-                    link.send(&producer, &start, "starting the group").await?;
-                }
-            }
+            let here = forming.recount(&spec, events);
+            forming.maybe_start(here, &spec, &link, &producer).await?;
         }
+    }
+
+    /// The group the first `Start` says, with this instance in it; or, if the leader left it
+    /// out (it counted others, come sooner), the refusal, as this instance has no part to run.
+    async fn formed(
+        start: Formed,
+        me: Member,
+        producer: Producer<NoDedup>,
+        consumer: Consumer,
+        spec: GroupSpec,
+        coordination: String,
+    ) -> Result<Group> {
+        if !start.roster.contains(&me) {
+            close(producer, consumer).await;
+            return Err(GroupError::NotInRoster {
+                group: spec.name.clone(),
+                expected: spec.instances,
+            }
+            .into());
+        }
+        Ok(Group {
+            producer,
+            consumer,
+            coordination,
+            me,
+            run: start.run,
+            roster: start.roster,
+            stream: start.stream,
+            start_at: Instant::now() + Duration::from_millis(start.delay_ms),
+            spec,
+        })
     }
 
     /// This instance's place in the group, from 0 (the leader).
@@ -318,139 +247,478 @@ impl Group {
         (channels, tokio::spawn(self.run(inbox, outbox, events)))
     }
 
+    /// The group's task: one [`Running`] method per thing that can happen, in one loop, so the
+    /// instance's messages go out in the order things happened.
     async fn run(mut self, inbox: Inbox, outbox: Outbox, events: GroupEvents) -> Result<GroupEnd> {
-        let link = Link {
-            group: self.spec.name.clone(),
-            stream: self.coordination.clone(),
-        };
         let Inbox {
             samples: mut samples_rx,
             published: mut published_rx,
             done: mut done_rx,
         } = inbox;
-        let mut state = GroupState::new(&self.run, self.roster.clone());
-        // Everyone is given until its start, and then some, before silence counts.
-        let mut heard: HashMap<String, Instant> = self
-            .roster
-            .iter()
-            .map(|m| (m.id.clone(), self.start_at))
-            .collect();
-        let mut declared = HashSet::new();
-        let mut assumed = Vec::new();
-        let mut sent_samples = 0;
-        let mut samples_open = true;
-        let mut done_pending = true;
-        let mut published_open = true;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let mut last_said = Instant::now();
-        let leader = self.is_leader();
-        while !state.complete() {
+        let mut running = Running::new(&self, outbox, events);
+        let producer = &self.producer;
+        while !running.state.complete() {
             tokio::select! {
-                sample = samples_rx.recv(), if samples_open => match sample {
-                    Some(sample) => {
-                        sent_samples += 1;
-                        let message = Control::Sample {
-                            run: self.run.clone(),
-                            id: self.me.id.clone(),
-                            index: sent_samples,
-                            sample: Box::new((&sample).into()),
-                        };
-                        link.send(&self.producer, &message, "sending a sample").await?;
-                        last_said = Instant::now();
-                    }
-                    None => samples_open = false,
+                sample = samples_rx.recv(), if running.samples_open => {
+                    running.on_sample(sample, producer).await?;
                 },
-                confirmed = published_rx.recv(), if published_open => match confirmed {
-                    Some(confirmed) => {
-                        let message = Control::Published {
-                            run: self.run.clone(),
-                            id: self.me.id.clone(),
-                            confirmed,
-                        };
-                        link.send(&self.producer, &message, "saying it published").await?;
-                        last_said = Instant::now();
-                    }
-                    None => published_open = false,
+                confirmed = published_rx.recv(), if running.published_open => {
+                    running.on_published(confirmed, producer).await?;
                 },
                 // After its last sample: `Done` must follow every sample in the stream.
-                figures = &mut done_rx, if done_pending && !samples_open => {
-                    done_pending = false;
-                    // No figures: the benchmark failed, and the command says why; the others
-                    // will count this instance lost.
-                    let Ok(figures) = figures else {
+                figures = &mut done_rx, if running.done_pending && !running.samples_open => {
+                    if running.on_done(figures, producer).await?.is_break() {
                         break;
-                    };
-                    let message = Control::Done {
-                        run: self.run.clone(),
-                        id: self.me.id.clone(),
-                        figures: Box::new(figures),
-                    };
-                    link.send(&self.producer, &message, "saying it is done").await?;
-                },
-                delivery = self.consumer.next() => {
-                    let Some(delivery) = delivery else {
-                        return Err(link.lost("running", "the subscription ended"));
-                    };
-                    let Ok(delivery) = delivery else { continue };
-                    let Some(message) = delivery.message().data().and_then(Control::decode) else {
-                        continue;
-                    };
-                    if let Control::Lost { run, id } = &message {
-                        let running = state.running().iter().any(|m| &m.id == id);
-                        let number = self.roster.iter().position(|m| &m.id == id);
-                        if let (true, true, Some(number)) = (run == &self.run, running, number) {
-                            events(GroupEvent::Lost {
-                                number: number + 1,
-                                member: self.roster[number].clone(),
-                                at_s: state.last_sample_s(id),
-                            });
-                        }
-                    }
-                    if let Some(id) = sender(&message) {
-                        heard.insert(id.to_string(), Instant::now());
-                    }
-                    for sample in state.apply(message) {
-                        let _ = outbox.feed.send(sample);
-                    }
-                    outbox.others.send_replace(state.others_confirmed(&self.me.id));
-                },
-                _ = tick.tick() => {
-                    if done_pending && last_said.elapsed() >= ALIVE_EVERY {
-                        let message = Control::Alive { run: self.run.clone(), id: self.me.id.clone() };
-                        link.send(&self.producer, &message, "saying it is still here").await?;
-                        last_said = Instant::now();
-                    }
-                    let silent: Vec<Member> = state
-                        .running()
-                        .into_iter()
-                        .filter(|m| m.id != self.me.id)
-                        .filter(|m| heard.get(&m.id).is_some_and(|at| at.elapsed() > LOST_AFTER))
-                        .cloned()
-                        .collect();
-                    for member in silent {
-                        let quiet_for = heard.get(&member.id).map_or(Duration::ZERO, Instant::elapsed);
-                        if leader && declared.insert(member.id.clone()) {
-                            let message = Control::Lost { run: self.run.clone(), id: member.id.clone() };
-                            link.send(&self.producer, &message, "declaring an instance lost").await?;
-                        } else if !leader && quiet_for > ASSUME_LOST_AFTER {
-                            let number = self.roster.iter().position(|m| m.id == member.id).unwrap_or(0) + 1;
-                            events(GroupEvent::AssumedLost { number, member: member.clone() });
-                            assumed.push(member.id.clone());
-                            for sample in state.assume_lost(&member.id) {
-                                let _ = outbox.feed.send(sample);
-                            }
-                            outbox.others.send_replace(state.others_confirmed(&self.me.id));
-                        }
                     }
                 },
+                delivery = self.consumer.next() => running.on_delivery(delivery)?,
+                _ = tick.tick() => running.on_tick(producer).await?,
             }
         }
-        let _ = self.producer.close().await;
-        let _ = self.consumer.handle().close().await;
-        Ok(GroupEnd {
-            members: state.outcome(),
-            assumed_lost: assumed,
+        close(self.producer, self.consumer).await;
+        Ok(running.end())
+    }
+}
+
+/// Opens this instance's reader and writer on the coordination stream `name` (creating it if
+/// no instance has yet). The reader comes first, so that it reads every answer to this
+/// instance's first `Hello`.
+async fn open_coordination(
+    env: &Environment,
+    broker: &BrokerSettings,
+    name: &str,
+) -> Result<(Consumer, Producer<NoDedup>)> {
+    broker
+        .while_starting(|| broker.ensure_stream(name, COORDINATION_RETENTION.arguments()))
+        .await?;
+    // The stream another instance just created may not be available for a moment.
+    let consumer = broker
+        .while_starting(|| async move {
+            env.consumer()
+                .offset(OffsetSpecification::Next)
+                .client_provided_name("invstream-group")
+                .build(name)
+                .await
+                .map_err(|e| broker.consumer_error(e, name))
         })
+        .await?;
+    let producer = broker
+        .while_starting(|| async move {
+            env.producer()
+                .client_provided_name("invstream-group")
+                .build(name)
+                .await
+                .map_err(|e| broker.producer_error(e, name))
+        })
+        .await?;
+    Ok((consumer, producer))
+}
+
+/// Closes this instance's writer and reader on the coordination stream; a failure to close
+/// changes nothing for the run, so it is not reported.
+async fn close(producer: Producer<NoDedup>, consumer: Consumer) {
+    let _ = producer.close().await;
+    let _ = consumer.handle().close().await;
+}
+
+/// The message a delivery from the coordination stream holds, if it is one of ours (a broken
+/// delivery or a stranger's message is skipped); an error if the subscription ended.
+fn read(
+    delivery: Option<std::result::Result<Delivery, ConsumerDeliveryError>>,
+    link: &Link,
+    during: &'static str,
+) -> Result<Option<Control>> {
+    let Some(delivery) = delivery else {
+        return Err(link.lost(during, "the subscription ended"));
+    };
+    let Ok(delivery) = delivery else {
+        return Ok(None);
+    };
+    Ok(delivery.message().data().and_then(Control::decode))
+}
+
+/// The group as the first `Start` in the stream gives it.
+struct Formed {
+    run: String,
+    roster: Vec<Member>,
+    stream: String,
+    delay_ms: u64,
+}
+
+/// What an instance knows while its group forms.
+struct Forming<F> {
+    me: Member,
+    /// The instances that said `Hello` lately, and when they last did.
+    heard: HashMap<String, (Member, Instant)>,
+    /// How many were here at the last count, so that `Waiting` is said only on a change.
+    joined_before: usize,
+    /// The leader's one job before `Start`; taken when it is done, so it is done once.
+    create_stream: Option<F>,
+    /// This instance's `Hello`, the same every time.
+    hello: Control,
+}
+
+impl<F, Fut> Forming<F>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<String>>,
+{
+    fn new(me: Member, spec: &GroupSpec, create_stream: F) -> Forming<F> {
+        let hello = Control::Hello {
+            member: me.clone(),
+            instances: spec.instances,
+            plan: spec.plan.clone(),
+        };
+        Forming {
+            me,
+            heard: HashMap::new(),
+            joined_before: 0,
+            create_stream: Some(create_stream),
+            hello,
+        }
+    }
+
+    /// Takes in a message read while forming: another's `Hello` is recorded, or refused if it
+    /// runs another plan (two groups under one name would wait for ever); a `Start` is the
+    /// group, returned. Anything else is not for a forming group.
+    async fn on_message(
+        &mut self,
+        message: Control,
+        spec: &GroupSpec,
+        link: &Link,
+        producer: &Producer<NoDedup>,
+    ) -> Result<Option<Formed>> {
+        match message {
+            Control::Hello {
+                member,
+                instances,
+                plan,
+            } if member.id != self.me.id => {
+                if instances != spec.instances || plan != spec.plan {
+                    // Once more, so that the other learns of this one before it goes (it may
+                    // have subscribed after this one's last word).
+                    link.send(producer, &self.hello, "joining").await?;
+                    return Err(GroupError::PlanMismatch {
+                        group: spec.name.clone(),
+                        host: member.host,
+                        pid: member.pid,
+                        theirs: format!("--instances {instances}, {plan}"),
+                        ours: format!("--instances {}, {}", spec.instances, spec.plan),
+                    }
+                    .into());
+                }
+                self.heard
+                    .insert(member.id.clone(), (member, Instant::now()));
+                Ok(None)
+            }
+            Control::Start {
+                run,
+                roster,
+                stream,
+                delay_ms,
+            } => Ok(Some(Formed {
+                run,
+                roster,
+                stream,
+                delay_ms,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    /// Forgets the instances gone quiet and returns those here, in the group's order; says
+    /// `Waiting` when their number changed, so the user sees the group fill.
+    fn recount(&mut self, spec: &GroupSpec, events: &GroupEvents) -> Vec<Member> {
+        self.heard.retain(|_, (_, at)| at.elapsed() < HELLO_STALE);
+        let here = live(&self.heard, &self.me);
+        if here.len() != self.joined_before {
+            self.joined_before = here.len();
+            events(GroupEvent::Waiting {
+                joined: here.len(),
+                expected: spec.instances,
+            });
+        }
+        here
+    }
+
+    /// As the leader (the lowest id of those `here`), once enough are here: creates the
+    /// benchmark's stream and says `Start`, once (the first `Start` in the stream counts).
+    async fn maybe_start(
+        &mut self,
+        here: Vec<Member>,
+        spec: &GroupSpec,
+        link: &Link,
+        producer: &Producer<NoDedup>,
+    ) -> Result<()> {
+        if here.len() < spec.instances as usize || here[0] != self.me {
+            return Ok(());
+        }
+        let Some(create_stream) = self.create_stream.take() else {
+            return Ok(());
+        };
+        let roster: Vec<Member> = here.into_iter().take(spec.instances as usize).collect();
+        let stream = create_stream().await?;
+        let run = format!("{}-{}", self.me.id, now_ms());
+        let start = Control::Start {
+            run,
+            roster,
+            stream,
+            delay_ms: START_DELAY.as_millis() as u64,
+        };
+        link.send(producer, &start, "starting the group").await
+    }
+
+    /// The error for a group that did not form in time, saying how many came.
+    fn timed_out(&self, spec: &GroupSpec) -> crate::error::InvError {
+        GroupError::JoinTimeout {
+            group: spec.name.clone(),
+            joined: live(&self.heard, &self.me).len(),
+            expected: spec.instances,
+            timeout: spec.join_timeout,
+        }
+        .into()
+    }
+}
+
+/// This instance's side of a running group: what it heard and said so far.
+struct Running {
+    link: Link,
+    /// This run's id, as `Start` gave it.
+    run: String,
+    me: Member,
+    roster: Vec<Member>,
+    leader: bool,
+    /// Every instance's messages, applied in the stream's order.
+    state: GroupState,
+    /// When each instance last said something (its start, until it does).
+    heard: HashMap<String, Instant>,
+    /// The instances the leader declared lost, so that it says so once each.
+    declared: HashSet<String>,
+    /// The instances this one counted lost on its own.
+    assumed: Vec<String>,
+    /// How many samples this instance sent, to number the next.
+    sent_samples: u64,
+    /// Whether the benchmark may still send samples.
+    samples_open: bool,
+    /// Whether the benchmark may still say its producers are done.
+    published_open: bool,
+    /// Whether `Done` is still to say (and `Alive` until it is).
+    done_pending: bool,
+    /// When this instance last wrote, for `Alive`.
+    last_said: Instant,
+    outbox: Outbox,
+    events: GroupEvents,
+}
+
+impl Running {
+    fn new(group: &Group, outbox: Outbox, events: GroupEvents) -> Running {
+        Running {
+            link: Link {
+                group: group.spec.name.clone(),
+                stream: group.coordination.clone(),
+            },
+            run: group.run.clone(),
+            me: group.me.clone(),
+            roster: group.roster.clone(),
+            leader: group.is_leader(),
+            state: GroupState::new(&group.run, group.roster.clone()),
+            // Everyone is given until its start, and then some, before silence counts.
+            heard: group
+                .roster
+                .iter()
+                .map(|m| (m.id.clone(), group.start_at))
+                .collect(),
+            declared: HashSet::new(),
+            assumed: Vec::new(),
+            sent_samples: 0,
+            samples_open: true,
+            published_open: true,
+            done_pending: true,
+            last_said: Instant::now(),
+            outbox,
+            events,
+        }
+    }
+
+    /// Writes the benchmark's next sample, numbered; the end of its samples closes the branch.
+    async fn on_sample(
+        &mut self,
+        sample: Option<IntervalSample>,
+        producer: &Producer<NoDedup>,
+    ) -> Result<()> {
+        let Some(sample) = sample else {
+            self.samples_open = false;
+            return Ok(());
+        };
+        self.sent_samples += 1;
+        let message = Control::Sample {
+            run: self.run.clone(),
+            id: self.me.id.clone(),
+            index: self.sent_samples,
+            sample: Box::new((&sample).into()),
+        };
+        self.link
+            .send(producer, &message, "sending a sample")
+            .await?;
+        self.last_said = Instant::now();
+        Ok(())
+    }
+
+    /// Writes `Published` when this instance's producers are done.
+    async fn on_published(
+        &mut self,
+        confirmed: Option<u64>,
+        producer: &Producer<NoDedup>,
+    ) -> Result<()> {
+        let Some(confirmed) = confirmed else {
+            self.published_open = false;
+            return Ok(());
+        };
+        let message = Control::Published {
+            run: self.run.clone(),
+            id: self.me.id.clone(),
+            confirmed,
+        };
+        self.link
+            .send(producer, &message, "saying it published")
+            .await?;
+        self.last_said = Instant::now();
+        Ok(())
+    }
+
+    /// Writes `Done` with this instance's figures; without figures (the benchmark failed, and
+    /// the command says why) the group's task stops, and the others will count this one lost.
+    async fn on_done(
+        &mut self,
+        figures: std::result::Result<InstanceFigures, oneshot::error::RecvError>,
+        producer: &Producer<NoDedup>,
+    ) -> Result<ControlFlow<()>> {
+        self.done_pending = false;
+        let Ok(figures) = figures else {
+            return Ok(ControlFlow::Break(()));
+        };
+        let message = Control::Done {
+            run: self.run.clone(),
+            id: self.me.id.clone(),
+            figures: Box::new(figures),
+        };
+        self.link
+            .send(producer, &message, "saying it is done")
+            .await?;
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Applies a message read from the stream (noting who spoke), and passes on what it
+    /// completes. The leader's `Lost` is told first, while the instance still counts as
+    /// running, and only for this run.
+    fn on_delivery(
+        &mut self,
+        delivery: Option<std::result::Result<Delivery, ConsumerDeliveryError>>,
+    ) -> Result<()> {
+        let Some(message) = read(delivery, &self.link, "running")? else {
+            return Ok(());
+        };
+        if let Control::Lost { run, id } = &message {
+            let running = self.state.running().iter().any(|m| &m.id == id);
+            let number = self.roster.iter().position(|m| &m.id == id);
+            if let (true, true, Some(number)) = (run == &self.run, running, number) {
+                (self.events)(GroupEvent::Lost {
+                    number: number + 1,
+                    member: self.roster[number].clone(),
+                    at_s: self.state.last_sample_s(id),
+                });
+            }
+        }
+        if let Some(id) = sender(&message) {
+            self.heard.insert(id.to_string(), Instant::now());
+        }
+        let samples = self.state.apply(message);
+        self.pass_on(samples);
+        Ok(())
+    }
+
+    /// Every half second: says `Alive` if this instance has been quiet, and deals with the
+    /// instances gone quiet (the leader declares them lost; the others wait for its word, but
+    /// not for ever).
+    async fn on_tick(&mut self, producer: &Producer<NoDedup>) -> Result<()> {
+        if self.done_pending && self.last_said.elapsed() >= ALIVE_EVERY {
+            let message = Control::Alive {
+                run: self.run.clone(),
+                id: self.me.id.clone(),
+            };
+            self.link
+                .send(producer, &message, "saying it is still here")
+                .await?;
+            self.last_said = Instant::now();
+        }
+        for member in self.silent() {
+            let quiet_for = self
+                .heard
+                .get(&member.id)
+                .map_or(Duration::ZERO, Instant::elapsed);
+            if self.leader && self.declared.insert(member.id.clone()) {
+                let message = Control::Lost {
+                    run: self.run.clone(),
+                    id: member.id.clone(),
+                };
+                self.link
+                    .send(producer, &message, "declaring an instance lost")
+                    .await?;
+            } else if !self.leader && quiet_for > ASSUME_LOST_AFTER {
+                self.assume_lost(member);
+            }
+        }
+        Ok(())
+    }
+
+    /// The other instances still running that sent nothing for [`LOST_AFTER`].
+    fn silent(&self) -> Vec<Member> {
+        self.state
+            .running()
+            .into_iter()
+            .filter(|m| m.id != self.me.id)
+            .filter(|m| {
+                self.heard
+                    .get(&m.id)
+                    .is_some_and(|at| at.elapsed() > LOST_AFTER)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Counts `member` lost on this instance's own word (the leader's never came).
+    fn assume_lost(&mut self, member: Member) {
+        let number = self
+            .roster
+            .iter()
+            .position(|m| m.id == member.id)
+            .unwrap_or(0)
+            + 1;
+        (self.events)(GroupEvent::AssumedLost {
+            number,
+            member: member.clone(),
+        });
+        self.assumed.push(member.id.clone());
+        let samples = self.state.assume_lost(&member.id);
+        self.pass_on(samples);
+    }
+
+    /// Hands the benchmark the group's samples just completed, and what the others confirmed.
+    fn pass_on(&self, samples: Vec<IntervalSample>) {
+        for sample in samples {
+            let _ = self.outbox.feed.send(sample);
+        }
+        self.outbox
+            .others
+            .send_replace(self.state.others_confirmed(&self.me.id));
+    }
+
+    fn end(self) -> GroupEnd {
+        GroupEnd {
+            members: self.state.outcome(),
+            assumed_lost: self.assumed,
+        }
     }
 }
 
