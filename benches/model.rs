@@ -7,7 +7,7 @@ use rabbitmq_stream_protocol::codec::Decoder;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use invstream::entry::to_message;
-use invstream::entry::{EntryEncoder, MessageView};
+use invstream::entry::{EntryEncoder, MessageProperties, MessageView};
 use invstream::model::{InventoryUpdate, UpdateGenerator};
 use invstream::stats::LatencyHistogram;
 
@@ -32,12 +32,20 @@ fn model(c: &mut Criterion) {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap())
     });
     group.bench_function("to_message", |b| {
-        b.iter(|| to_message(black_box(&update), "bench", 1))
+        b.iter(|| {
+            to_message(
+                black_box(&update),
+                "bench",
+                1,
+                MessageProperties::Lean,
+                false,
+            )
+        })
     });
     // What consume does with each delivered message: find the body (skipping properties and
     // application properties) and parse it; and, with --verify, the producer property.
     let mut message = Vec::new();
-    EntryEncoder::default().append_message(&update, "invstream-bench", &mut message);
+    EntryEncoder::default().append_message(&update, "invstream-bench", false, &mut message);
     group.bench_function("read_delivered_message", |b| {
         b.iter(|| {
             let view = MessageView::parse(black_box(&message)).unwrap();
@@ -67,7 +75,7 @@ fn model(c: &mut Criterion) {
             |updates| {
                 updates
                     .iter()
-                    .map(|u| to_message(u, "bench", u.seq + 1))
+                    .map(|u| to_message(u, "bench", u.seq + 1, MessageProperties::Lean, false))
                     .collect::<Vec<_>>()
             },
             BatchSize::SmallInput,

@@ -149,8 +149,8 @@ for round in $(seq 1 "$ROUNDS"); do
     run baseline-consume "$base" -- "$BASELINE" consume "$base" "$COUNT"
     ab invstream-consume-subentry "$inv-se" "$inv-se" consume --offset first
     ab invstream-consume "$inv" "$inv" consume --offset first
-    # The baseline consumer on invstream's messages, which carry properties (content type,
-    # product_id, event) that the client decodes for every message: the like-for-like comparison.
+    # The baseline consumer on invstream's messages, which carry a property (producer) that the
+    # client decodes for every message: the like-for-like comparison.
     run baseline-consume-same "$inv" -- "$BASELINE" consume "$inv" "$COUNT"
     # A super stream of 3 partitions (hash routing by product id), written and read whole.
     ab invstream-produce-super3 "$inv-ss" "$bef-ss" produce --super-stream @stream --partitions 3 --count "$COUNT" -filter

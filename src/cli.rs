@@ -10,6 +10,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 
 use crate::broker::DEFAULT_URI;
 use crate::engines::reader::StartOffset;
+use crate::entry::MessageProperties;
 
 pub mod config_file;
 pub mod environment;
@@ -398,7 +399,7 @@ pub struct BenchArgs {
     pub no_filter_values: bool,
 
     #[command(flatten)]
-    pub batching: SubEntryArgs,
+    pub layout: LayoutArgs,
 
     /// Bench a super stream of its own (STREAM-bench-MILLIS-PID) with N partitions instead of a
     /// stream: producers route each update by product id, each consumer reads every partition
@@ -644,6 +645,10 @@ pub struct ServeArgs {
     #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub producer_name: Option<String>,
 
+    /// Properties each message carries beside its JSON body
+    #[arg(long, value_enum, default_value_t = MessageProperties::Lean)]
+    pub properties: MessageProperties,
+
     /// Tag messages with their product id as stream filter value (see produce --filter-values)
     #[arg(long)]
     pub filter_values: bool,
@@ -731,7 +736,7 @@ pub struct ProduceArgs {
     pub no_filter_values: bool,
 
     #[command(flatten)]
-    pub batching: SubEntryArgs,
+    pub layout: LayoutArgs,
 
     #[command(flatten)]
     pub retention: RetentionArgs,
@@ -754,9 +759,14 @@ pub struct ProduceArgs {
     pub partition_keys: Vec<String>,
 }
 
-/// Sub-entry batching: many messages in one stream entry, for throughput.
+/// How messages are laid out: their properties, and sub-entry batching (many messages in one
+/// stream entry, for throughput).
 #[derive(Debug, Args, Clone, Copy)]
-pub struct SubEntryArgs {
+pub struct LayoutArgs {
+    /// Properties each message carries beside its JSON body
+    #[arg(long, value_enum, default_value_t = MessageProperties::Lean)]
+    pub properties: MessageProperties,
+
     /// Put this many messages in each stream entry (sub-entry batching): several times the
     /// throughput, confirmed and deduplicated per batch, no filter values; 1 = one per entry
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=65_535))]
@@ -767,10 +777,11 @@ pub struct SubEntryArgs {
     pub compression: Compression,
 }
 
-impl Default for SubEntryArgs {
+impl Default for LayoutArgs {
     /// One message per entry, as every client reads.
     fn default() -> Self {
-        SubEntryArgs {
+        LayoutArgs {
+            properties: MessageProperties::Lean,
             sub_entry_size: 1,
             compression: Compression::None,
         }

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use crate::broker::{BrokerSettings, Management, Password, Retention, TlsFiles};
 use crate::cli::{
-    BenchArgs, Cli, Command, Compression, ConsumeArgs, GlobalArgs, ManArgs, ProduceArgs, ReadFrom,
-    RetentionArgs, ServeArgs, StreamsAction, StreamsArgs, SubEntryArgs,
+    BenchArgs, Cli, Command, Compression, ConsumeArgs, GlobalArgs, LayoutArgs, ManArgs,
+    ProduceArgs, ReadFrom, RetentionArgs, ServeArgs, StreamsAction, StreamsArgs,
 };
 use crate::engines::publisher::{Batching, PublisherOptions};
 use crate::engines::reader::{ReaderSpec, StartOffset, StopRule};
+use crate::entry::MessageProperties;
 use crate::error::{InvError, Result};
 use crate::input::InputSource;
 use crate::target::PartitionLayout;
@@ -83,6 +84,7 @@ pub struct PublishSettings {
     pub max_in_flight: u64,
     pub filter_values: bool,
     pub batching: Batching,
+    pub properties: MessageProperties,
 }
 
 impl PublishSettings {
@@ -95,6 +97,7 @@ impl PublishSettings {
             producer_name,
             dedup,
             batching: self.batching,
+            properties: self.properties,
         }
     }
 }
@@ -427,7 +430,7 @@ fn password(args: &GlobalArgs) -> Result<Option<Password>> {
 const MAX_PASSWORD_FILE_BYTES: u64 = 64 << 10;
 
 /// Compression applies only to sub-entry batches: asking for it without them is a mistake.
-fn batching(args: &SubEntryArgs) -> Result<Batching> {
+fn batching(args: &LayoutArgs) -> Result<Batching> {
     if args.sub_entry_size == 1 && args.compression != Compression::None {
         return Err(InvError::usage(
             "--compression applies to sub-entry batches: add --sub-entry-size N (e.g. 100)",
@@ -443,14 +446,15 @@ fn publish(
     batch_size: u64,
     max_in_flight: u64,
     filter_values: bool,
-    sub_entry: &SubEntryArgs,
+    layout: &LayoutArgs,
 ) -> Result<PublishSettings> {
     Ok(PublishSettings {
         // A frame larger than the in-flight bound could never be admitted.
         batch_size: batch_size.min(max_in_flight),
         max_in_flight,
         filter_values,
-        batching: batching(sub_entry)?,
+        batching: batching(layout)?,
+        properties: layout.properties,
     })
 }
 
@@ -491,7 +495,7 @@ fn produce(args: &ProduceArgs) -> Result<ProduceSettings> {
         Some(args.confirm_timeout),
         "count every update failed before its confirm could come",
     )?;
-    checks::filter_values_without_sub_entries(args.filter_values, args.batching.sub_entry_size)?;
+    checks::filter_values_without_sub_entries(args.filter_values, args.layout.sub_entry_size)?;
     let source = match &args.input {
         Some(input) => {
             let source = InputSource::parse(input);
@@ -518,7 +522,7 @@ fn produce(args: &ProduceArgs) -> Result<ProduceSettings> {
             args.batch_size,
             args.max_in_flight,
             args.filter_values,
-            &args.batching,
+            &args.layout,
         )?,
         retention: retention(&args.retention)?,
         super_stream: super_stream(args)?,
@@ -628,7 +632,10 @@ fn serve(args: &ServeArgs) -> Result<ServeSettings> {
             args.batch_size,
             args.max_in_flight,
             args.filter_values,
-            &SubEntryArgs::default(),
+            &LayoutArgs {
+                properties: args.properties,
+                ..LayoutArgs::default()
+            },
         )?,
         producer_name: args.producer_name.clone(),
         super_stream: args.super_stream.clone(),
@@ -656,7 +663,7 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<BenchSettings> {
         args.duration,
         "end before publishing anything",
     )?;
-    checks::filter_values_without_sub_entries(args.filter_values, args.batching.sub_entry_size)?;
+    checks::filter_values_without_sub_entries(args.filter_values, args.layout.sub_entry_size)?;
     if let Some(plot) = &args.plot {
         checks::output_file("--plot", plot, Some("svg"))?;
     }
@@ -688,7 +695,7 @@ pub(crate) fn bench(args: &BenchArgs) -> Result<BenchSettings> {
             args.batch_size,
             args.max_in_flight,
             args.filter_values,
-            &args.batching,
+            &args.layout,
         )?,
         super_stream_partitions: args.super_stream_partitions,
         keep_stream: args.keep_stream,

@@ -358,7 +358,7 @@ mod tests {
             unreachable!()
         };
         assert_eq!(p.partition_keys, ["AMS-1", "BER-2"]);
-        assert_eq!(p.batching.sub_entry_size, 10);
+        assert_eq!(p.layout.sub_entry_size, 10);
         let cli = parse_with(config, &["produce", "--count", "3"]).unwrap();
         assert_eq!(produce_count(&cli), 3);
         let cli = parse_with(config, &["consume"]).unwrap();

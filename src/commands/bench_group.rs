@@ -7,6 +7,7 @@
 //! whole group; the others show their own samples. Every instance exits with the group's
 //! verdict: 1 when a message failed or an instance was lost.
 
+use crate::entry::MessageProperties;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::broker::{BrokerSettings, Retention};
@@ -254,8 +255,12 @@ fn plan(s: &BenchSettings) -> String {
             publish.batching.compression
         ),
     };
+    let properties = match publish.properties {
+        MessageProperties::Lean => "",
+        MessageProperties::Full => " --properties full",
+    };
     format!(
-        "--producers {} --consumers {} {amount}{rate}{size}{partitions} --batch-size {} --max-in-flight {}{filter}{batching}",
+        "--producers {} --consumers {} {amount}{rate}{size}{partitions} --batch-size {} --max-in-flight {}{filter}{batching}{properties}",
         s.producers, s.consumers, publish.batch_size, publish.max_in_flight
     )
 }

@@ -19,12 +19,55 @@ fn produce_then_consume_from_first_reads_everything_in_order() {
     assert_eq!(consumed["bytes"], produced["bytes"]);
     assert_eq!(consumed["latency_us"]["count"], 100_000);
 
-    // What is in the stream, read independently with the client crate: seq 0..99,999 in order.
+    // What is in the stream, read independently with the client crate: seq 0..99,999 in order,
+    // each message its JSON body and the `producer` property (the lean layout).
     let stored = stream.read_with_client(100_000);
+    let producer = format!("String({:?})", produced["producer"].as_str().unwrap());
     for (expected, message) in (0..100_000u64).zip(&stored) {
         assert_eq!(message.offset, expected);
         assert_eq!(message.update["seq"], expected, "{}", message.update);
-        assert_eq!(message.content_type.as_deref(), Some("application/json"));
+        assert_eq!(message.content_type, None);
+        assert_eq!(
+            message.properties,
+            [("producer".to_string(), producer.clone())].into()
+        );
+    }
+}
+
+/// `--properties full` adds the content type and `product_id` and `event` (the body's own);
+/// `--filter-values` adds `product_id` to the lean layout, for other clients' post-filters.
+#[test]
+fn properties_full_and_filter_values_add_the_properties_readers_route_on() {
+    for (extra, content_type, keys) in [
+        (
+            &["--properties", "full"][..],
+            Some("application/json"),
+            &["event", "producer", "product_id"][..],
+        ),
+        (
+            &["--filter-values"][..],
+            None,
+            &["producer", "product_id"][..],
+        ),
+    ] {
+        let stream = TestStream::new("properties");
+        let args = [&["produce", "--count", "50"][..], extra].concat();
+        let produced = stream.run_json(&args);
+        assert_eq!(produced["confirmed"], 50, "{produced}");
+        for message in stream.read_with_client(50) {
+            assert_eq!(message.content_type.as_deref(), content_type, "{extra:?}");
+            let found: Vec<&str> = message.properties.keys().map(String::as_str).collect();
+            assert_eq!(found, keys, "{extra:?}");
+            let product_id = format!("String(\"{}\")", message.update["product_id"]);
+            assert_eq!(message.properties["product_id"], product_id, "{extra:?}");
+            if keys.contains(&"event") {
+                let event = format!("String({})", message.update["event"]);
+                assert_eq!(message.properties["event"], event, "{extra:?}");
+            }
+        }
+        let consumed = stream.run_json(&["consume", "--offset", "first", "--verify"]);
+        assert_eq!(consumed["messages"], 50, "{consumed}");
+        assert_eq!(consumed["verify"]["ok"], true, "{consumed}");
     }
 }
 

@@ -231,6 +231,14 @@ impl TestStream {
                         .properties()
                         .and_then(|p| p.content_type.as_ref())
                         .map(|c| c.to_string()),
+                    properties: message
+                        .application_properties()
+                        .map(|map| {
+                            map.iter()
+                                .map(|(key, value)| (key.to_string(), format!("{value:?}")))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 });
             }
             let _ = consumer.handle().close().await;
@@ -286,6 +294,8 @@ pub struct StoredMessage {
     pub offset: u64,
     pub update: serde_json::Value,
     pub content_type: Option<String>,
+    /// Application properties, each value as `{:?}` writes it (e.g. `String("sold")`).
+    pub properties: std::collections::BTreeMap<String, String>,
 }
 
 /// `invstream ARGS…` with stdout and stderr piped, started and not waited for.

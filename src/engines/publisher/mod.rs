@@ -37,7 +37,7 @@ use watchdog::Watchdog;
 
 use crate::broker::lock::NameLock;
 use crate::broker::BrokerSettings;
-use crate::entry::{EntryEncoder, WITHOUT_FILTER_VALUES, WITH_FILTER_VALUES};
+use crate::entry::{EntryEncoder, MessageProperties, WITHOUT_FILTER_VALUES, WITH_FILTER_VALUES};
 use crate::error::{ConnectError, InvError, PublishError, Result};
 use crate::model::NumberedUpdate;
 use crate::shutdown::StopSignal;
@@ -75,6 +75,8 @@ pub struct PublisherOptions {
     pub dedup: bool,
     /// Sub-entry batching and its compression.
     pub batching: Batching,
+    /// Which properties each message carries beside its body.
+    pub properties: MessageProperties,
 }
 
 /// What happens to a publisher that a person may want to know about; the command renders it.
@@ -154,6 +156,7 @@ impl Publisher {
             producer_name,
             dedup,
             batching,
+            properties,
         } = options;
         // A frame larger than the in-flight bound could never be admitted.
         let batch_size = batch_size.clamp(1, max_in_flight.max(1));
@@ -190,7 +193,7 @@ impl Publisher {
             recipe_advice: String::new(),
             bytes: 0,
             started: Instant::now(),
-            encoder: EntryEncoder::default(),
+            encoder: EntryEncoder::new(properties),
             name_lock: None,
             name_taken: false,
             stop: None,
@@ -443,13 +446,17 @@ impl Publisher {
         // The batches are independent, and compressing them is most of the work: they are built
         // on every core (in order, so publishing ids still go out ascending).
         let codec = batching.compression;
+        let properties = self.encoder.properties();
         let built: Vec<_> = updates
             .par_chunks(batching.sub_entry_size as usize)
-            .map_init(EntryEncoder::default, |encoder, group| {
-                encoder
-                    .sub_entry_batch(group, producer, codec)
-                    .map(|(batch, body_bytes)| (batch, group.len() as u64, body_bytes))
-            })
+            .map_init(
+                || EntryEncoder::new(properties),
+                |encoder, group| {
+                    encoder
+                        .sub_entry_batch(group, producer, codec)
+                        .map(|(batch, body_bytes)| (batch, group.len() as u64, body_bytes))
+                },
+            )
             .collect::<std::io::Result<_>>()
             .map_err(|e| PublishError::Compression(e.to_string()))?;
         let bytes = built.iter().map(|(_, _, body_bytes)| body_bytes).sum();
