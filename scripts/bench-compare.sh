@@ -132,20 +132,56 @@ ab() {
     fi
 }
 
+# drop STREAM…: deletes streams no later run reads, at once: a 1,000,000-message stream is ~300 MB
+# of dirty pages, and its writeback would slow whichever run comes next.
+drop() {
+    local stream
+    for stream in "$@"; do
+        "$BASELINE" delete "$stream" >/dev/null || echo "bench-compare: could not delete stream $stream" >&2
+    done
+}
+
+# The produce rows the issue-25 ratios compare (plain and named baseline, invstream's default and
+# --no-dedup, a one-partition super stream): run in a rotated order each round, so none is always the one after the others.
+row_plain() { run baseline-produce "$base" -- "$BASELINE" produce "$base" "$COUNT"; }
+row_named() {
+    run baseline-produce-named "$base-named" -- env NAIVE_BASELINE_PRODUCER_NAME="$base-named" "$BASELINE" produce "$base-named" "$COUNT"
+    drop "$base-named"
+}
+row_nodedup() {
+    ab invstream-produce-nodedup "$inv-nd" "$bef-nd" produce --count "$COUNT" --no-dedup -filter
+    drop "$inv-nd"
+    [ -z "$BEFORE" ] || drop "$bef-nd"
+}
+row_default() {
+    ab invstream-produce-nofilter "$inv-nf" "$bef-nf" produce --count "$COUNT" -filter
+    drop "$inv-nf"
+    [ -z "$BEFORE" ] || drop "$bef-nf"
+}
+# A super stream of one partition: what routing costs over writing the stream directly.
+row_super1() {
+    ab invstream-produce-super1 "$inv-s1" "$bef-s1" produce --super-stream @stream --partitions 1 --count "$COUNT" -filter
+    "$BASELINE" delete-super "$inv-s1" >/dev/null || echo "bench-compare: could not delete super stream $inv-s1" >&2
+    [ -z "$BEFORE" ] || "$BASELINE" delete-super "$bef-s1" >/dev/null || echo "bench-compare: could not delete super stream $bef-s1" >&2
+}
+ROWS=(row_plain row_named row_nodedup row_default row_super1)
+
 for round in $(seq 1 "$ROUNDS"); do
     base="bench-baseline-$$-$round"
     inv="bench-invstream-$$-$round"
     bef="bench-before-$$-$round"
     echo "bench-compare: round $round/$ROUNDS" >&2
     run ceiling-produce "$base-ceiling" -- "$BASELINE" ceiling "$base-ceiling" "$COUNT"
-    run baseline-produce "$base" -- "$BASELINE" produce "$base" "$COUNT"
-    run baseline-produce-named "$base-named" -- env NAIVE_BASELINE_PRODUCER_NAME="$base-named" "$BASELINE" produce "$base-named" "$COUNT"
-    ab invstream-produce-nodedup "$inv-nd" "$bef-nd" produce --count "$COUNT" --no-dedup -filter
+    drop "$base-ceiling"
+    for k in "${!ROWS[@]}"; do
+        "${ROWS[$(((k + round) % ${#ROWS[@]}))]}"
+    done
     ab invstream-produce "$inv" "$bef" produce --count "$COUNT" +filter
-    ab invstream-produce-nofilter "$inv-nf" "$bef-nf" produce --count "$COUNT" -filter
     # Sub-entry batches never carry filter values.
     ab invstream-produce-subentry "$inv-se" "$bef-se" produce --count "$COUNT" --sub-entry-size 100
     ab invstream-produce-subentry-zstd "$inv-sez" "$bef-sez" produce --count "$COUNT" --sub-entry-size 100 --compression zstd
+    drop "$inv-sez"
+    [ -z "$BEFORE" ] || drop "$bef-sez"
     run baseline-consume "$base" -- "$BASELINE" consume "$base" "$COUNT"
     ab invstream-consume-subentry "$inv-se" "$inv-se" consume --offset first
     ab invstream-consume "$inv" "$inv" consume --offset first
@@ -156,11 +192,9 @@ for round in $(seq 1 "$ROUNDS"); do
     ab invstream-produce-super3 "$inv-ss" "$bef-ss" produce --super-stream @stream --partitions 3 --count "$COUNT" -filter
     ab invstream-consume-super3 "$inv-ss" "$inv-ss" consume --super-stream @stream --offset first
     # Streams left on disk (gigabytes per round) slow every later run down: delete them.
-    streams=("$base-ceiling" "$base" "$base-named" "$inv" "$inv-nd" "$inv-nf" "$inv-se" "$inv-sez")
-    [ -z "$BEFORE" ] || streams+=("$bef" "$bef-nd" "$bef-nf" "$bef-se" "$bef-sez")
-    for stream in "${streams[@]}"; do
-        "$BASELINE" delete "$stream" || echo "bench-compare: could not delete stream $stream" >&2
-    done
+    streams=("$base" "$inv" "$inv-se")
+    [ -z "$BEFORE" ] || streams+=("$bef" "$bef-se")
+    drop "${streams[@]}"
     supers=("$inv-ss")
     [ -z "$BEFORE" ] || supers+=("$bef-ss")
     for super in "${supers[@]}"; do
@@ -208,6 +242,7 @@ labels = {
     "invstream-produce-subentry": "invstream produce --sub-entry-size 100",
     "invstream-produce-subentry-zstd": "invstream produce --sub-entry-size 100 --compression zstd",
     "invstream-consume-subentry": "invstream consume (sub-entry stream)",
+    "invstream-produce-super1": "invstream produce, super stream of 1 partition (named, no filter values)",
     "invstream-produce-super3": "invstream produce, super stream of 3 partitions (no filter values)",
     "invstream-consume-super3": "invstream consume, super stream of 3 partitions",
 }
@@ -220,6 +255,7 @@ order = [("ceiling-produce", "baseline-produce"), ("baseline-produce", "baseline
          ("baseline-consume", "baseline-consume"), ("baseline-consume-same", "baseline-consume"),
          ("invstream-consume", "baseline-consume"),
          ("invstream-consume-subentry", "baseline-consume"),
+         ("invstream-produce-super1", "baseline-produce"),
          ("invstream-produce-super3", "baseline-produce"), ("invstream-consume-super3", "baseline-consume")]
 for name, base_name in list(order):
     if "before-" + name in rows:
@@ -243,6 +279,8 @@ print(f"deduplication's cost: named / unnamed baseline {named / med('baseline-pr
       f"broker CPU µs/msg named {med('baseline-produce-named', 'broker_us_per_msg'):.2f} vs unnamed "
       f"{med('baseline-produce', 'broker_us_per_msg'):.2f} (baseline), {med('invstream-produce-nofilter', 'broker_us_per_msg'):.2f} vs "
       f"{med('invstream-produce-nodedup', 'broker_us_per_msg'):.2f} (invstream)")
+print(f"invstream produce to a super stream of 1 partition vs to a stream (both the default): "
+      f"{med('invstream-produce-super1', 'msg_per_s') / default:.2f}×")
 same = med("invstream-consume", "msg_per_s") / med("baseline-consume-same", "msg_per_s")
 print(f"\ninvstream consume vs the baseline on the same messages: {same:.2f}×")
 ceiling = med("ceiling-produce", "msg_per_s")
