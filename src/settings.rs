@@ -98,6 +98,7 @@ impl PublishSettings {
             dedup,
             batching: self.batching,
             properties: self.properties,
+            carried_name: None,
         }
     }
 }

@@ -80,11 +80,18 @@ fn reading_from_first_says_which_partition_starts_past_offset_0() {
 #[test]
 fn count_on_a_super_stream_is_the_total_over_its_partitions() {
     let ss = TestSuperStream::new("count");
-    let counts = partition_counts(&ss.produce(300, 3));
+    let produced = ss.produce(300, 3);
+    let counts = partition_counts(&produced);
     assert!(
         counts.iter().all(|c| *c >= 10),
         "every partition holds 10: {counts:?}"
     );
+    // A partition's messages carry the run's producer name, as a stream's do: the broker
+    // deduplicates under NAME-PARTITION, but no message grows by the partition's name.
+    let producer = format!("String({:?})", produced["producer"].as_str().unwrap());
+    for message in crate::util::read_with_client(&format!("{}-0", ss.name), 10) {
+        assert_eq!(message.properties["producer"], producer, "{produced}");
+    }
 
     let output = ss.run(&["consume", "--offset", "first", "--count", "10"]);
     let read = crate::util::summary_of(&output);

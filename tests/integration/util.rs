@@ -207,44 +207,52 @@ impl TestStream {
     /// The first `count` messages of the stream, read with the client crate itself, so tests
     /// check what is stored independently of invstream's consumer.
     pub fn read_with_client(&self, count: u64) -> Vec<StoredMessage> {
-        let env = self.environment();
-        runtime().block_on(async {
-            let mut consumer = env
-                .consumer()
-                .offset(OffsetSpecification::First)
-                .build(&self.name)
-                .await
-                .expect("subscribes");
-            let mut messages = Vec::new();
-            for _ in 0..count {
-                let delivery = consumer
-                    .next()
-                    .await
-                    .expect("a delivery")
-                    .expect("no error");
-                let message = delivery.message();
-                messages.push(StoredMessage {
-                    offset: delivery.offset(),
-                    update: serde_json::from_slice(message.data().unwrap_or_default())
-                        .expect("the body is JSON"),
-                    content_type: message
-                        .properties()
-                        .and_then(|p| p.content_type.as_ref())
-                        .map(|c| c.to_string()),
-                    properties: message
-                        .application_properties()
-                        .map(|map| {
-                            map.iter()
-                                .map(|(key, value)| (key.to_string(), format!("{value:?}")))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                });
-            }
-            let _ = consumer.handle().close().await;
-            messages
-        })
+        read_with_client(&self.name, count)
     }
+}
+
+/// The first `count` messages of `stream`, read with the client crate itself, so tests check what
+/// is stored independently of invstream's consumer.
+pub fn read_with_client(stream: &str, count: u64) -> Vec<StoredMessage> {
+    let env = runtime()
+        .block_on(Environment::builder().build())
+        .expect("connects to the broker");
+    runtime().block_on(async {
+        let mut consumer = env
+            .consumer()
+            .offset(OffsetSpecification::First)
+            .build(stream)
+            .await
+            .expect("subscribes");
+        let mut messages = Vec::new();
+        for _ in 0..count {
+            let delivery = consumer
+                .next()
+                .await
+                .expect("a delivery")
+                .expect("no error");
+            let message = delivery.message();
+            messages.push(StoredMessage {
+                offset: delivery.offset(),
+                update: serde_json::from_slice(message.data().unwrap_or_default())
+                    .expect("the body is JSON"),
+                content_type: message
+                    .properties()
+                    .and_then(|p| p.content_type.as_ref())
+                    .map(|c| c.to_string()),
+                properties: message
+                    .application_properties()
+                    .map(|map| {
+                        map.iter()
+                            .map(|(key, value)| (key.to_string(), format!("{value:?}")))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+        let _ = consumer.handle().close().await;
+        messages
+    })
 }
 
 impl Drop for TestStream {

@@ -77,6 +77,11 @@ pub struct PublisherOptions {
     pub batching: Batching,
     /// Which properties each message carries beside its body.
     pub properties: MessageProperties,
+    /// The name messages carry in their `producer` property, where it is not `producer_name`:
+    /// a super stream's partition publishers carry the run's name without the partition, so a
+    /// message is no longer on a partition than on a stream (every byte is work for the
+    /// broker's writer) and `consume --verify` finds one producer across the partitions.
+    pub carried_name: Option<String>,
 }
 
 /// What happens to a publisher that a person may want to know about; the command renders it.
@@ -127,6 +132,8 @@ pub struct Publisher {
     started: Instant,
     /// Writes entries without a `Message` per update.
     encoder: EntryEncoder,
+    /// The name in each message's `producer` property (see `PublisherOptions::carried_name`).
+    carried_name: String,
     /// The producer name, held through the broker while this publisher sends (a given name):
     /// taken again whenever its connection is lost, or the run stops.
     name_lock: Option<NameLock>,
@@ -157,7 +164,9 @@ impl Publisher {
             dedup,
             batching,
             properties,
+            carried_name,
         } = options;
+        let carried_name = carried_name.unwrap_or_else(|| producer_name.clone());
         // A frame larger than the in-flight bound could never be admitted.
         let batch_size = batch_size.clamp(1, max_in_flight.max(1));
         let recipe = ProducerRecipe {
@@ -194,6 +203,7 @@ impl Publisher {
             bytes: 0,
             started: Instant::now(),
             encoder: EntryEncoder::new(properties),
+            carried_name,
             name_lock: None,
             name_taken: false,
             stop: None,
@@ -414,7 +424,7 @@ impl Publisher {
     /// the bytes of their bodies: a message per update, or sub-entry batches of
     /// `--sub-entry-size` written straight from the updates.
     fn entries(&mut self, updates: &[NumberedUpdate]) -> Result<(Vec<NumberedEntry>, u64)> {
-        let producer = self.recipe.producer_name.as_str();
+        let producer = self.carried_name.as_str();
         let batching = self.recipe.batching;
         if batching.sub_entry_size <= 1 {
             let version = match self.filtering {

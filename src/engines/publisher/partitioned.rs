@@ -75,6 +75,7 @@ impl PartitionedPublisher {
         for partition in &target.partitions {
             let options = PublisherOptions {
                 producer_name: target.producer_name(&options.producer_name, partition),
+                carried_name: Some(options.producer_name.clone()),
                 ..options.clone()
             };
             match Publisher::open(env, broker, partition, options, events.clone()).await {
