@@ -23,11 +23,9 @@ const MAX_STREAM_DIRECTORY_CHARS: usize = 255;
 /// The directory's characters besides the virtual host's and the stream's: `_`, `_`, 19 digits.
 const STREAM_DIRECTORY_EXTRA_CHARS: usize = 21;
 
-/// The longest default producer name made from `stream`: `invstream-STREAM-MILLIS-PID`
-/// (13 digits of milliseconds, a process id of up to 7).
-fn default_producer_name_bytes(stream: &str) -> usize {
-    "invstream-".len() + stream.len() + "-1796459048455-4194304".len()
-}
+/// The longest default producer name: `invstream-MILLIS-PID` (13 digits of milliseconds, a
+/// process id of up to 7). On a super stream a partition's is `invstream-MILLIS-PID-PARTITION`.
+const DEFAULT_PRODUCER_NAME_BYTES: usize = "invstream-1796459048455-4194304".len();
 
 /// The name of the consumer group that holds a given producer name for one run (see
 /// `broker::lock`).
@@ -249,8 +247,8 @@ fn produce_names(given: Option<&str>, stream: &str, partitions: &[String]) -> Re
                 false => "--super-stream",
             },
             stream,
-            default_producer_name_bytes(stream),
-            "invstream-STREAM-TIME-PID",
+            DEFAULT_PRODUCER_NAME_BYTES,
+            "invstream-TIME-PID",
             partitions,
             false,
         ),
@@ -297,7 +295,8 @@ fn check_name(flag: &str, value: &str, bytes: usize, form: Option<&str>) -> Resu
         None => format!(" ({bytes} bytes)"),
     };
     // A default producer name (invstream-STREAM-…) is made from the stream's name.
-    let or_name = match form.is_some_and(|form| form.contains("invstream-STREAM")) {
+    let default = |form: &str| form.contains("invstream-STREAM") || form.contains("invstream-TIME");
+    let or_name = match form.is_some_and(default) {
         true => ", or give --producer-name",
         false => "",
     };
@@ -426,14 +425,9 @@ mod tests {
             "{err}"
         );
         assert!(checked(&["produce", "--no-dedup", "--producer-name", &n(300)]).is_ok());
-        // The default name holds the stream's.
-        assert!(checked(&["--stream", &n(223), "produce"]).is_ok());
-        let err = refused(&["--stream", &n(224), "produce"]);
-        assert!(
-            err.contains("as invstream-STREAM-TIME-PID 256 bytes")
-                && err.ends_with("shorten it by 1 bytes, or give --producer-name"),
-            "{err}"
-        );
+        // The default name does not hold the stream's: the longest stream the broker keeps
+        // is produced to under it.
+        assert!(checked(&["--stream", &n(233), "produce"]).is_ok());
         // On a super stream, one name per partition: NAME-SUPER-KEY.
         let err = refused(&["produce", "--super-stream", "s", "--producer-name", &n(228)]);
         assert!(
@@ -466,14 +460,14 @@ mod tests {
     }
 
     #[test]
-    fn default_producer_names_on_a_super_stream_hold_its_name_twice() {
-        // invstream-STREAM-TIME-PID-PARTITION, a partition being STREAM-KEY.
-        assert!(checked(&["produce", "--super-stream", &n(110)]).is_ok());
-        let err = refused(&["produce", "--super-stream", &n(111)]);
+    fn default_producer_names_on_a_super_stream_hold_its_name_once() {
+        // invstream-TIME-PID-PARTITION, a partition being STREAM-KEY.
+        assert!(checked(&["produce", "--super-stream", &n(221)]).is_ok());
+        let err = refused(&["produce", "--super-stream", &n(222)]);
         assert!(
             err.starts_with("--super-stream")
-                && err.contains("as invstream-STREAM-TIME-PID-PARTITION 257 bytes")
-                && err.ends_with("shorten it by 2 bytes, or give --producer-name"),
+                && err.contains("as invstream-TIME-PID-PARTITION 256 bytes")
+                && err.ends_with("shorten it by 1 bytes, or give --producer-name"),
             "{err}"
         );
         // The gateway's, held through its lock.

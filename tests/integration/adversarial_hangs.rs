@@ -139,10 +139,10 @@ fn names_the_broker_cannot_take_are_refused_before_anything_connects() {
             ],
             "shorten it by 1 bytes",
         ),
-        // The default producer name holds the stream's name.
+        // A partition's default producer name holds the super stream's name.
         (
-            &["--stream", &long(224), "produce"],
-            "invstream-STREAM-TIME-PID",
+            &["produce", "--super-stream", &long(222)],
+            "invstream-TIME-PID-PARTITION",
         ),
         (&["consume", "--name", &long(256)], "at most 255 bytes"),
         (
