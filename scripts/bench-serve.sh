@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Measures `invstream serve` against `invstream produce` on the same broker in one run: how many
 # updates per second the gateway stores when they arrive as NDJSON posts of 1,000 lines from a
-# real HTTP load generator (wrk), next to produce's own rate.
+# real HTTP load generator (wrk), next to produce's own rate. Both deduplicate (the gateway always
+# publishes under its name, `invstream-STREAM-serve`; produce under its default name), so the
+# ratio is the gateway's own cost, not deduplication's.
 #
 #   scripts/bench-serve.sh [SECONDS] [CONNECTIONS]     (defaults: 10 8)
 set -euo pipefail
@@ -15,7 +17,10 @@ bash scripts/broker.sh up
 cargo build --release --quiet --bin invstream
 INVSTREAM=target/release/invstream
 OUT="$(mktemp -d)"
-trap 'kill -TERM "$SERVE_PID" 2>/dev/null || true; rm -rf "$OUT"' EXIT
+# Both streams are deleted (each holds gigabytes): produce's before serve starts, so its
+# writeback does not slow serve down; serve's at the end, however the script ends.
+drop() { "$INVSTREAM" --quiet streams delete "$1" --yes >/dev/null 2>&1 || true; }
+trap 'kill -TERM "$SERVE_PID" 2>/dev/null || true; wait "$SERVE_PID" 2>/dev/null || true; drop "bench-serve-$$"; rm -rf "$OUT"' EXIT
 
 # 1,000 updates without seq (the gateway numbers them), as one NDJSON body.
 python3 - "$OUT/body.ndjson" <<'PY'
@@ -34,8 +39,9 @@ wrk.body = f:read("*a")
 f:close()
 LUA
 
-produce_rate=$("$INVSTREAM" --quiet --json --stream "bench-produce-$$" produce --count 1000000 --no-dedup \
+produce_rate=$("$INVSTREAM" --quiet --json --stream "bench-produce-$$" produce --count 1000000 \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["msg_per_s"])')
+drop "bench-produce-$$"
 
 "$INVSTREAM" --quiet --stream "bench-serve-$$" serve --listen "127.0.0.1:$PORT" >"$OUT/serve.out" 2>&1 &
 SERVE_PID=$!
