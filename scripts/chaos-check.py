@@ -226,6 +226,23 @@ def tail_gaps_only(live, rest):
     return True
 
 
+def resume_problems(live, rest):
+    """Where the catch-up read began against where the live read ended: right after it. On a
+    super stream, offsets are per partition, so each partition is compared with itself (the
+    summaries' `partitions`)."""
+    def ends(summary):
+        parts = summary.get("partitions") or [summary]
+        return {p.get("stream", ""): p for p in parts}
+    live_parts, rest_parts = ends(live), ends(rest)
+    problems = []
+    for stream, r in rest_parts.items():
+        last, first = live_parts.get(stream, {}).get("last_offset"), r.get("first_offset")
+        if first is not None and last is not None and first != last + 1:
+            where = f" of {stream}" if live.get("partitions") else ""
+            problems.append(f"resumed at offset {first}{where}, not {last + 1}")
+    return problems
+
+
 def check_consumer(name, live, rest, log_messages, arrived=None):
     """A consumer's reading against the log: what it read live during the faults plus what it
     read after them from its stored offset (`rest`, for a named one) must be the log, exactly.
@@ -248,9 +265,7 @@ def check_consumer(name, live, rest, log_messages, arrived=None):
         read += rest.get("messages", 0)
         if not verify_ok(rest) and rest.get("messages", 0) and not tail_gaps_only(live, rest):
             problems.append("the catch-up read's --verify failed")
-        last, first = (live or {}).get("last_offset"), rest.get("first_offset")
-        if first is not None and last is not None and first != last + 1:
-            problems.append(f"resumed at offset {first}, not {last + 1}")
+        problems += resume_problems(live or {}, rest)
         if read != log_messages:
             problems.append(f"read {read} in all, the log holds {log_messages}")
     elif live:
@@ -471,6 +486,24 @@ def selftest():
         wrong = {k: result[k] for k, v in expected.items() if result[k] != v}
         print(f"selftest {name}: {'ok' if not wrong else f'WRONG {wrong}, expected {expected}'}")
         failed += bool(wrong)
+    # Resuming: a stream's catch-up must start right after the live read; a super stream's, per
+    # partition (its summary-wide offsets mix partitions: seed 23 once read partition 1 to 397
+    # live and on from 398, while the summaries said 13,562 and 398).
+    def part(stream, first, last):
+        return {"stream": stream, "first_offset": first, "last_offset": last}
+    live = {"last_offset": 13562, "partitions": [part("s-0", 0, 13562), part("s-1", 0, 397)]}
+    resumes = {
+        "a stream resumed right after": ({"last_offset": 9}, {"first_offset": 10}, 0),
+        "a stream resumed past a gap": ({"last_offset": 9}, {"first_offset": 12}, 1),
+        "a super stream resumed per partition": (
+            live, {"first_offset": 398, "partitions": [part("s-0", None, None), part("s-1", 398, 500)]}, 0),
+        "a super stream's partition resumed past a gap": (
+            live, {"first_offset": 398, "partitions": [part("s-0", 13570, 13600), part("s-1", 398, 500)]}, 1),
+    }
+    for name, (live_summary, rest_summary, expected) in resumes.items():
+        found = len(resume_problems(live_summary, rest_summary))
+        print(f"selftest {name}: {'ok' if found == expected else f'WRONG {found} problems, expected {expected}'}")
+        failed += found != expected
     return 1 if failed else 0
 
 
