@@ -295,7 +295,7 @@ pub struct StreamsInfoArgs {
     pub consumer: Vec<String>,
 
     /// Also show this producer name's last publishing id (repeatable); on a super stream, each
-    /// partition's NAME-PARTITION, as produce --producer-name names them
+    /// partition's (every partition publishes under the run's name)
     #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub producer: Vec<String>,
 
@@ -743,8 +743,9 @@ pub struct ProduceArgs {
 
     /// Publish to this super stream (RabbitMQ 3.13+) instead of --stream, creating it when
     /// missing: one publisher per partition, each update routed by its product id (every update
-    /// of a product in one partition, in order); --producer-name NAME names each partition's
-    /// producer NAME-PARTITION, and --resume finishes each partition's part exactly once
+    /// of a product in one partition, in order); every partition's producer is named
+    /// --producer-name (deduplicated per partition, as the Java client does), and --resume
+    /// finishes each partition's part exactly once
     #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub super_stream: Option<String>,
 

@@ -19,7 +19,7 @@ use crate::target::PartitionLayout;
 
 mod checks;
 mod max_rate;
-mod names;
+pub(crate) mod names;
 mod workbench;
 mod workload;
 

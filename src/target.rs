@@ -11,6 +11,22 @@ pub struct Target {
     pub partitions: Vec<String>,
     /// Whether `name` is a super stream (its partitions are other streams).
     pub is_super_stream: bool,
+    /// How a super stream's partitions name their producers.
+    pub naming: PartitionNaming,
+}
+
+/// The producer name each partition of a super stream publishes under, for a run named `NAME`.
+/// The broker deduplicates per stream, so one name serves every partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PartitionNaming {
+    /// `NAME` on every partition, as the Java client's super stream producer names them. Also
+    /// the shortest: the broker copies a name of up to 64 bytes with every message it
+    /// deduplicates, and a longer one costs it 5–8% more per message (docs/BENCHMARKS.md).
+    #[default]
+    Shared,
+    /// `NAME-PARTITION`: what invstream used until December 2026. A given name that holds updates only
+    /// under these goes on under them, so `--resume` never sends them again.
+    Suffixed,
 }
 
 impl Target {
@@ -19,6 +35,7 @@ impl Target {
             name: name.to_string(),
             partitions: vec![name.to_string()],
             is_super_stream: false,
+            naming: PartitionNaming::Shared,
         }
     }
 
@@ -28,16 +45,30 @@ impl Target {
             name: name.to_string(),
             partitions,
             is_super_stream: true,
+            naming: PartitionNaming::Shared,
         }
     }
 
-    /// The producer name a partition's publisher uses: the name itself on a stream,
-    /// `NAME-PARTITION` on a super stream's partition (the broker deduplicates per stream, and
-    /// each partition's publisher numbers its own ids).
+    /// The producer name a partition's publisher uses: the name itself, on a super stream's
+    /// partitions too unless [`PartitionNaming::Suffixed`] (each partition's publisher numbers
+    /// its own ids; the broker deduplicates per stream).
     pub fn producer_name(&self, name: &str, partition: &str) -> String {
+        match (self.is_super_stream, self.naming) {
+            (true, PartitionNaming::Suffixed) => suffixed_producer(name, partition),
+            _ => name.to_string(),
+        }
+    }
+
+    /// Every partition's producer name under `name` as invstream named them until December 2026
+    /// (`NAME-PARTITION`), with its partition; empty on a stream.
+    pub fn suffixed_producer_names(&self, name: &str) -> Vec<(String, String)> {
         match self.is_super_stream {
-            true => partition_producer(name, partition),
-            false => name.to_string(),
+            true => Target {
+                naming: PartitionNaming::Suffixed,
+                ..self.clone()
+            }
+            .producer_names(name),
+            false => Vec::new(),
         }
     }
 
@@ -87,8 +118,8 @@ impl PartitionLayout {
     }
 }
 
-/// The producer name a super stream partition's publisher uses.
-pub fn partition_producer(name: &str, partition: &str) -> String {
+/// The producer name a super stream partition's publisher used until December 2026 (`NAME-PARTITION`).
+pub fn suffixed_producer(name: &str, partition: &str) -> String {
     format!("{name}-{partition}")
 }
 
@@ -104,8 +135,16 @@ mod tests {
             stream.producer_names("p"),
             [("p".to_string(), "s".to_string())]
         );
-        let super_stream = Target::super_stream("ss", vec!["ss-0".into(), "ss-1".into()]);
-        assert_eq!(super_stream.producer_name("p", "ss-1"), "p-ss-1");
+        let mut super_stream = Target::super_stream("ss", vec!["ss-0".into(), "ss-1".into()]);
         assert_eq!(super_stream.describe(), "super stream 'ss'");
+        assert_eq!(super_stream.producer_name("p", "ss-1"), "p");
+        let suffixed = [
+            ("p-ss-0".to_string(), "ss-0".to_string()),
+            ("p-ss-1".to_string(), "ss-1".to_string()),
+        ];
+        assert_eq!(super_stream.suffixed_producer_names("p"), suffixed);
+        assert_eq!(stream.suffixed_producer_names("p"), []);
+        super_stream.naming = PartitionNaming::Suffixed;
+        assert_eq!(super_stream.producer_names("p"), suffixed);
     }
 }

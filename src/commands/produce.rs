@@ -15,7 +15,7 @@ use crate::report::Output;
 use crate::settings::{CommonSettings, ProduceSettings, UpdateSourceSettings};
 use crate::shutdown::Shutdown;
 use crate::stats::{CommandName, RunSummary};
-use crate::superstream::{connect_and_ensure, Asked};
+use crate::superstream::{connect_and_ensure, take_producer_name, Asked};
 use crate::target::Target;
 
 mod drive;
@@ -274,12 +274,13 @@ pub async fn run(
         },
         None => Asked::Stream(&common.stream),
     };
-    let (env, target) = connect_and_ensure(broker, asked, &settings.retention, out).await?;
+    let (env, mut target) = connect_and_ensure(broker, asked, &settings.retention, out).await?;
     let producer_name = settings
         .producer_name
         .clone()
         .unwrap_or_else(unique_producer_name);
-    let (locks, stored) = hold_given_name(&env, broker, settings, &target, &producer_name).await?;
+    let (locks, stored) =
+        hold_given_name(&env, broker, settings, &mut target, &producer_name, out).await?;
     let opened = match plan(settings, &stored, &producer_name, &target, out) {
         Ok(plan) => open(&env, broker, settings, &target, &producer_name, out)
             .await
@@ -313,19 +314,21 @@ pub async fn run(
 /// partition. It is taken before the broker is asked what the name holds: a run that read the
 /// name's last id and then waited for the holder to finish would re-send ids the holder stored,
 /// and the broker confirms those duplicates while dropping them. The locks, and the last id each
-/// partition holds (none for a name of this run's own).
+/// partition holds (none for a name of this run's own). A super stream's partitions may go on
+/// under their older names (`superstream::take_producer_name`).
 async fn hold_given_name(
     env: &Environment,
     broker: &BrokerSettings,
     settings: &ProduceSettings,
-    target: &Target,
+    target: &mut Target,
     producer_name: &str,
+    out: Output,
 ) -> Result<(Vec<NameLock>, Vec<u64>)> {
     if !(settings.dedup && settings.producer_name.is_some()) {
         return Ok((Vec::new(), Vec::new()));
     }
+    let locks = take_producer_name(broker, env, target, producer_name, out).await?;
     let names = target.producer_names(producer_name);
-    let locks = broker.lock_producer_names(env, &names).await?;
     let mut stored = Vec::with_capacity(names.len());
     for (producer, partition) in &names {
         let last = broker

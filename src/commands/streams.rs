@@ -13,7 +13,6 @@ use crate::catalog::{
 use crate::error::{InvError, Result, StreamError};
 use crate::settings::{StreamsSettings, StreamsTask};
 use crate::superstream;
-use crate::target::partition_producer;
 
 /// What a `streams` command found or did.
 #[derive(Debug)]
@@ -149,15 +148,9 @@ async fn info(
         from_api.push(got);
     }
     let details =
+        // A super stream's partitions each publish under the run's name (as the Java client's).
         futures::future::try_join_all(streams.iter().zip(from_api).map(|(stream, got)| {
-            let asked_producers: Vec<String> = match kind {
-                Kind::Stream => producers.to_vec(),
-                Kind::SuperStream => producers
-                    .iter()
-                    .map(|p| partition_producer(p, stream))
-                    .collect(),
-            };
-            detail(broker, stream, got, consumers.to_vec(), asked_producers)
+            detail(broker, stream, got, consumers.to_vec(), producers.to_vec())
         }))
         .await?;
     let (stream, partitions) = match kind {

@@ -24,12 +24,14 @@ const MAX_STREAM_DIRECTORY_CHARS: usize = 255;
 const STREAM_DIRECTORY_EXTRA_CHARS: usize = 21;
 
 /// The longest default producer name: `invstream-MILLIS-PID` (13 digits of milliseconds, a
-/// process id of up to 7). On a super stream a partition's is `invstream-MILLIS-PID-PARTITION`.
+/// process id of up to 7), on a super stream's partitions too. It fits anywhere, and within the
+/// 64 bytes the broker copies cheaply with every message it deduplicates (docs/BENCHMARKS.md).
 const DEFAULT_PRODUCER_NAME_BYTES: usize = "invstream-1796459048455-4194304".len();
+const _: () = assert!(DEFAULT_PRODUCER_NAME_BYTES <= 64);
 
 /// The name of the consumer group that holds a given producer name for one run (see
 /// `broker::lock`).
-const LOCK_PREFIX: &str = "invstream-producer-lock:";
+pub(crate) const LOCK_PREFIX: &str = "invstream-producer-lock:";
 
 /// The longest stream name the broker can create in `vhost`.
 pub fn max_stream_chars(vhost: &str) -> usize {
@@ -43,7 +45,7 @@ pub fn check(common: &CommonSettings, command: &CommandSettings) -> Result<()> {
     printable("--stream", stream)?;
     check_stream("--stream", stream, stream, None, vhost)?;
     match command {
-        CommandSettings::Produce(p) => check_produce(p, stream, vhost),
+        CommandSettings::Produce(p) => check_produce(p, vhost),
         CommandSettings::Consume(c) => check_consume(c, vhost),
         CommandSettings::Serve(s) => check_serve(s, stream, vhost),
         CommandSettings::Bench(b) => check_bench(b, stream, vhost),
@@ -83,26 +85,25 @@ fn check_streams(task: &StreamsTask) -> Result<()> {
 
 /// A produce's producer name, and on a super stream its name, keys and partitions; only a run
 /// with deduplication gives the broker a producer name.
-fn check_produce(p: &ProduceSettings, stream: &str, vhost: &str) -> Result<()> {
+fn check_produce(p: &ProduceSettings, vhost: &str) -> Result<()> {
     let name = p.producer_name.as_deref();
     if let Some(name) = name {
         printable("--producer-name", name)?;
     }
-    match &p.super_stream {
-        None if p.dedup => produce_names(name, stream, &[]),
-        None => Ok(()),
-        Some(s) => {
-            let partitions = produce_partitions(s, vhost)?;
-            match p.dedup {
-                true => produce_names(name, &s.name, &partitions),
-                false => Ok(()),
-            }
-        }
+    if let Some(s) = &p.super_stream {
+        produce_partitions(s, vhost)?;
+    }
+    match (name, p.dedup) {
+        // Held through its lock for the run (on every partition of a super stream alike).
+        (Some(name), true) => producer_name("--producer-name", name, name.len(), "NAME", true),
+        // The default, invstream-MILLIS-PID, is short enough anywhere; without deduplication
+        // the broker gets no name.
+        _ => Ok(()),
     }
 }
 
 /// The partitions a produce publishes to on the super stream `s`, each checked as a stream.
-fn produce_partitions(s: &SuperStreamSettings, vhost: &str) -> Result<Vec<String>> {
+fn produce_partitions(s: &SuperStreamSettings, vhost: &str) -> Result<()> {
     printable("--super-stream", &s.name)?;
     for key in s.layout.iter().flat_map(PartitionLayout::binding_keys) {
         printable("--partition-keys", &key)?;
@@ -120,7 +121,7 @@ fn produce_partitions(s: &SuperStreamSettings, vhost: &str) -> Result<Vec<String
             vhost,
         )?;
     }
-    Ok(partitions)
+    Ok(())
 }
 
 /// A consume's super stream (its first partition stands for all) and its readers' names.
@@ -180,22 +181,14 @@ fn check_serve(s: &ServeSettings, stream: &str, vhost: &str) -> Result<()> {
     for partition in &partitions {
         check_stream(flag, target, partition, Some("NAME-KEY"), vhost)?;
     }
-    // The gateway holds its name (each partition's) for as long as it serves.
+    // The gateway holds its name (on every partition) for as long as it serves.
     match name {
-        Some(name) => producer_name(
-            "--producer-name",
-            name,
-            name.len(),
-            "NAME",
-            &partitions,
-            true,
-        ),
+        Some(name) => producer_name("--producer-name", name, name.len(), "NAME", true),
         None => producer_name(
             flag,
             target,
             format!("invstream-{target}-serve").len(),
             "invstream-STREAM-serve",
-            &partitions,
             true,
         ),
     }
@@ -229,54 +222,11 @@ fn check_bench(b: &BenchSettings, stream: &str, vhost: &str) -> Result<()> {
     )
 }
 
-/// The producer names a produce run with deduplication gives the broker: `given` (held
-/// through its lock for the run), or the default made from `stream` (this run's alone).
-fn produce_names(given: Option<&str>, stream: &str, partitions: &[String]) -> Result<()> {
-    match given {
-        Some(name) => producer_name(
-            "--producer-name",
-            name,
-            name.len(),
-            "NAME",
-            partitions,
-            true,
-        ),
-        None => producer_name(
-            match partitions.is_empty() {
-                true => "--stream",
-                false => "--super-stream",
-            },
-            stream,
-            DEFAULT_PRODUCER_NAME_BYTES,
-            "invstream-TIME-PID",
-            partitions,
-            false,
-        ),
-    }
-}
-
 /// A producer name made from `flag`'s `value`, `bytes` long as `form` says (`NAME`: the value
-/// itself): on a super stream one per partition (`FORM-PARTITION`), and when `locked` the lock's
+/// itself; a super stream's partitions all publish under it), and when `locked` the lock's
 /// consumer name too (`invstream-producer-lock:FORM`, see `broker::lock`).
-fn producer_name(
-    flag: &str,
-    value: &str,
-    bytes: usize,
-    form: &str,
-    partitions: &[String],
-    locked: bool,
-) -> Result<()> {
-    let longest_partition = partitions.iter().map(String::len).max();
-    let (bytes, form) = match longest_partition {
-        None => (bytes, form.to_string()),
-        Some(partition) => (bytes + 1 + partition, format!("{form}-PARTITION")),
-    };
-    check_name(
-        flag,
-        value,
-        bytes,
-        (form != "NAME").then_some(form.as_str()),
-    )?;
+fn producer_name(flag: &str, value: &str, bytes: usize, form: &str, locked: bool) -> Result<()> {
+    check_name(flag, value, bytes, (form != "NAME").then_some(form))?;
     if locked {
         let lock = format!("{LOCK_PREFIX}{form}");
         check_name(flag, value, LOCK_PREFIX.len() + bytes, Some(&lock))?;
@@ -428,14 +378,19 @@ mod tests {
         // The default name does not hold the stream's: the longest stream the broker keeps
         // is produced to under it.
         assert!(checked(&["--stream", &n(233), "produce"]).is_ok());
-        // On a super stream, one name per partition: NAME-SUPER-KEY.
-        let err = refused(&["produce", "--super-stream", "s", "--producer-name", &n(228)]);
+        // On a super stream every partition publishes under the name itself.
+        let on_super = ["produce", "--super-stream", "s", "--producer-name"];
+        assert!(checked(&[&on_super[..], &[&n(231)]].concat()).is_ok());
+        let err = refused(&[&on_super[..], &[&n(232)]].concat());
         assert!(
-            err.contains("invstream-producer-lock:NAME-PARTITION"),
+            err.contains("as invstream-producer-lock:NAME 256 bytes"),
             "{err}"
         );
-        let err = refused(&["serve", "--super-stream", "s", "--producer-name", &n(252)]);
-        assert!(err.contains("NAME-PARTITION"), "{err}");
+        let err = refused(&["serve", "--super-stream", "s", "--producer-name", &n(232)]);
+        assert!(
+            err.contains("as invstream-producer-lock:NAME 256 bytes"),
+            "{err}"
+        );
         // The gateway holds its name, the default one too.
         assert!(checked(&["serve", "--producer-name", &n(231)]).is_ok());
         let err = refused(&["serve", "--producer-name", &n(232)]);
@@ -460,21 +415,15 @@ mod tests {
     }
 
     #[test]
-    fn default_producer_names_on_a_super_stream_hold_its_name_once() {
-        // invstream-TIME-PID-PARTITION, a partition being STREAM-KEY.
-        assert!(checked(&["produce", "--super-stream", &n(221)]).is_ok());
-        let err = refused(&["produce", "--super-stream", &n(222)]);
+    fn default_producer_names_on_a_super_stream_do_not_hold_its_name() {
+        // invstream-TIME-PID on every partition: the longest super stream the broker keeps.
+        assert!(checked(&["produce", "--super-stream", &n(231)]).is_ok());
+        // The gateway's, invstream-STREAM-serve, held through its lock.
+        assert!(checked(&["serve", "--super-stream", &n(215)]).is_ok());
+        let err = refused(&["serve", "--super-stream", &n(216)]);
         assert!(
-            err.starts_with("--super-stream")
-                && err.contains("as invstream-TIME-PID-PARTITION 256 bytes")
-                && err.ends_with("shorten it by 1 bytes, or give --producer-name"),
-            "{err}"
-        );
-        // The gateway's, held through its lock.
-        assert!(checked(&["serve", "--super-stream", &n(106)]).is_ok());
-        let err = refused(&["serve", "--super-stream", &n(107)]);
-        assert!(
-            err.contains("as invstream-producer-lock:invstream-STREAM-serve-PARTITION 257 bytes"),
+            err.contains("as invstream-producer-lock:invstream-STREAM-serve 256 bytes")
+                && err.ends_with(", or give --producer-name"),
             "{err}"
         );
     }

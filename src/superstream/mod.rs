@@ -11,11 +11,13 @@ use std::collections::{HashMap, HashSet};
 use rabbitmq_stream_client::types::ResponseCode;
 use rabbitmq_stream_client::{Client, Environment};
 
+use crate::broker::lock::{release_all, NameLock};
 use crate::broker::{version_at_least, BrokerSettings, Retention, VersionProbe};
 use crate::error::{ConnectError, InvError, Result};
 use crate::report::Output;
 use crate::routing::partition_of_product;
-use crate::target::Target;
+use crate::settings::names::{LOCK_PREFIX, MAX_NAME_BYTES};
+use crate::target::{PartitionNaming, Target};
 
 /// Partitions of a super stream created without `--partitions`.
 pub const DEFAULT_PARTITIONS: u32 = 3;
@@ -260,6 +262,70 @@ pub async fn connect_and_ensure(
             ))
         }
     }
+}
+
+/// Takes producer name `name` for this run on every partition of `target` (see
+/// `broker::lock`), before anything asks what the name holds. On a super stream, a name that
+/// holds nothing under itself but holds updates under the `NAME-PARTITION` names invstream gave
+/// partitions until December 2026 goes on under those (`target.naming` becomes `Suffixed`):
+/// sent again under the shared name they would be stored twice. Any run deciding this holds
+/// the shared names while it asks, so two runs always agree.
+pub async fn take_producer_name(
+    broker: &BrokerSettings,
+    env: &Environment,
+    target: &mut Target,
+    name: &str,
+    out: Output,
+) -> Result<Vec<NameLock>> {
+    let locks = broker
+        .lock_producer_names(env, &target.producer_names(name))
+        .await?;
+    if !target.is_super_stream || target.naming == PartitionNaming::Suffixed {
+        return Ok(locks);
+    }
+    let suffixed = target.suffixed_producer_names(name);
+    // Names that did not fit the broker were refused then, so never used.
+    if suffixed
+        .iter()
+        .any(|(producer, _)| LOCK_PREFIX.len() + producer.len() > MAX_NAME_BYTES)
+    {
+        return Ok(locks);
+    }
+    let holds_only_suffixed = async {
+        Ok::<_, InvError>(
+            !holds_any(broker, &target.producer_names(name)).await?
+                && holds_any(broker, &suffixed).await?,
+        )
+    };
+    match holds_only_suffixed.await {
+        Ok(false) => return Ok(locks),
+        Ok(true) => {}
+        Err(e) => {
+            release_all(locks).await;
+            return Err(e);
+        }
+    }
+    let taken = broker.lock_producer_names(env, &suffixed).await;
+    release_all(locks).await;
+    target.naming = PartitionNaming::Suffixed;
+    out.status(&format!(
+        "producer '{name}' holds updates under per-partition names ({}, as invstream named them until December 2026): going on under those",
+        suffixed[0].0
+    ));
+    taken
+}
+
+/// Whether any (producer name, stream) in `names` holds a publishing id.
+async fn holds_any(broker: &BrokerSettings, names: &[(String, String)]) -> Result<bool> {
+    for (producer, stream) in names {
+        let last = broker
+            .while_starting(|| broker.last_publishing_id(producer, stream))
+            .await?;
+        if last > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The partitions that hold `products`: by hash routing when the partitions are the hash

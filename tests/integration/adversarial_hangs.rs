@@ -139,10 +139,16 @@ fn names_the_broker_cannot_take_are_refused_before_anything_connects() {
             ],
             "shorten it by 1 bytes",
         ),
-        // A partition's default producer name holds the super stream's name.
+        // Every partition publishes under the given name, held through its lock.
         (
-            &["produce", "--super-stream", &long(222)],
-            "invstream-TIME-PID-PARTITION",
+            &[
+                "produce",
+                "--super-stream",
+                "s",
+                "--producer-name",
+                &long(232),
+            ],
+            "invstream-producer-lock:NAME 256 bytes",
         ),
         (&["consume", "--name", &long(256)], "at most 255 bytes"),
         (

@@ -168,10 +168,9 @@ fn a_super_stream_is_listed_with_its_partitions_and_deleted_with_its_exchange() 
             .as_u64()
             .expect("every partition got updates");
         messages += last + 1;
-        // Each partition's producer (NAME-PARTITION) sends the updates routed there under
-        // their run-wide publishing ids (seq + 1).
-        let partition_producer = format!("{producer}-{}", partitions[i]);
-        let id = named(&p["producers"], &partition_producer)["last_publishing_id"]
+        // Each partition's producer (the run's name on every partition) sends the updates
+        // routed there under their run-wide publishing ids (seq + 1).
+        let id = named(&p["producers"], &producer)["last_publishing_id"]
             .as_u64()
             .unwrap();
         assert!(id > last, "{info}");

@@ -86,8 +86,9 @@ fn count_on_a_super_stream_is_the_total_over_its_partitions() {
         counts.iter().all(|c| *c >= 10),
         "every partition holds 10: {counts:?}"
     );
-    // A partition's messages carry the run's producer name, as a stream's do: the broker
-    // deduplicates under NAME-PARTITION, but no message grows by the partition's name.
+    // A partition's messages carry the run's producer name, as a stream's do, and the broker
+    // deduplicates under that name on every partition (as the Java client's super stream
+    // producer names them).
     let producer = format!("String({:?})", produced["producer"].as_str().unwrap());
     for message in crate::util::read_with_client(&format!("{}-0", ss.name), 10) {
         assert_eq!(message.properties["producer"], producer, "{produced}");

@@ -258,9 +258,8 @@ fn a_partition_leaders_node_killed_mid_produce_loses_and_duplicates_nothing() {
     let target = leaders.iter().position(|n| *n == 1).unwrap_or(0);
     let (partition, node) = (ss.partition(target), leaders[target]);
     // Confirmed progress on that partition: the broker holds some of its updates.
-    let partition_producer = format!("{producer}-{partition}");
     wait_until("the broker stores some updates of the partition", || {
-        ss.publisher_sequence(&partition_producer, &partition)
+        ss.publisher_sequence(&producer, &partition)
             .is_some_and(|seq| seq > 0)
     });
     let _back = NodeBack(node);

@@ -101,7 +101,7 @@ fn resume_finishes_each_partition_of_a_killed_super_stream_produce_exactly_once(
 }
 
 #[test]
-fn a_producer_name_is_one_per_partition_and_goes_on_after_the_highest() {
+fn a_producer_name_serves_every_partition_and_goes_on_after_the_highest() {
     const PARTITIONS: usize = 3;
     let ss = TestSuperStream::new("sso-name");
     let first = ss.run_json(&[
@@ -114,16 +114,13 @@ fn a_producer_name_is_one_per_partition_and_goes_on_after_the_highest() {
         "3000",
     ]);
     assert_eq!(first["confirmed"], 3000, "{first}");
-    // Each partition's producer is NAME-PARTITION; together they hold ids 1…3000.
+    // Every partition publishes under the name itself (as the Java client's super stream
+    // producer does); together they hold ids 1…3000.
     let stored = ss.sequences("shop", PARTITIONS);
     assert!(stored.iter().all(|s| *s > 0), "{stored:?}");
     assert_eq!(stored.iter().max(), Some(&3000), "{stored:?}");
-    for (index, partition) in first["partitions"].as_array().unwrap().iter().enumerate() {
-        assert_eq!(
-            partition["producer"],
-            format!("shop-{}", ss.partition(index)),
-            "{first}"
-        );
+    for partition in first["partitions"].as_array().unwrap() {
+        assert_eq!(partition["producer"], "shop", "{first}");
     }
     // The same name again (no --resume): 3000 more, seq going on after the highest.
     let second = ss.run_json(&["produce", "--producer-name", "shop", "--count", "3000"]);
@@ -211,4 +208,44 @@ fn consumers_each_read_every_partition() {
         .collect();
     let doubled: Vec<u64> = produced_counts.iter().map(|c| 2 * c).collect();
     assert_eq!(read_counts, doubled, "{read}");
+}
+
+/// A name that holds updates only under the per-partition names invstream used until December
+/// 2026 (`NAME-PARTITION`) goes on under those: `--resume` passes over what they hold instead
+/// of storing it a second time under the shared name.
+#[test]
+fn a_name_held_under_per_partition_names_goes_on_under_them() {
+    let ss = TestSuperStream::new("sso-legacy");
+    let created = ss.run_json(&["produce", "--partitions", "1", "--count", "1"]);
+    assert_eq!(created["confirmed"], 1, "{created}");
+    let partition = ss.partition(0);
+    let legacy = format!("shop-{partition}");
+    ss.publish_as(&legacy, &partition, 400);
+    let output = ss.run(&[
+        "produce",
+        "--producer-name",
+        "shop",
+        "--count",
+        "1000",
+        "--resume",
+    ]);
+    let resumed = crate::util::summary_of(&output);
+    assert_eq!(
+        (resumed["skipped"].as_u64(), resumed["confirmed"].as_u64()),
+        (Some(400), Some(600)),
+        "{resumed}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("under per-partition names ({legacy}")),
+        "{stderr}"
+    );
+    assert_eq!(ss.publisher_sequence(&legacy, &partition), Some(1000));
+    assert_eq!(ss.publisher_sequence("shop", &partition), Some(0));
+    // The same name again goes on under them too, after the highest.
+    let again = ss.run_json(&["produce", "--producer-name", "shop", "--count", "10"]);
+    assert_eq!(again["confirmed"], 10, "{again}");
+    assert_eq!(ss.publisher_sequence(&legacy, &partition), Some(1010));
+    let read = ss.run_json(&["consume", "--offset", "first"]);
+    assert_eq!(read["messages"], 1 + 1010, "{read}");
 }

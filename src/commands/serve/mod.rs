@@ -39,7 +39,7 @@ use crate::report::Output;
 use crate::settings::{CommonSettings, ServeSettings};
 use crate::shutdown::Shutdown;
 use crate::stats::{CommandName, RunSummary};
-use crate::superstream::{connect_and_ensure, Asked};
+use crate::superstream::{connect_and_ensure, take_producer_name, Asked};
 use crate::target::Target;
 use admission::Admission;
 use coalesce::{Coalescer, HandOff, Waited};
@@ -108,7 +108,7 @@ pub async fn run(
         Some(name) => Asked::SuperStream { name, layout: None },
         None => Asked::Stream(&common.stream),
     };
-    let (env, target) = connect_and_ensure(broker, asked, &settings.retention, out).await?;
+    let (env, mut target) = connect_and_ensure(broker, asked, &settings.retention, out).await?;
     let producer_name = settings
         .producer_name
         .clone()
@@ -116,9 +116,7 @@ pub async fn run(
     // The gateway's name is held for as long as it serves, taken before the broker is asked
     // what it holds: two gateways numbering updates under one name would each be confirmed for
     // updates the broker dropped as the other's duplicates.
-    let locks = broker
-        .lock_producer_names(&env, &target.producer_names(&producer_name))
-        .await?;
+    let locks = take_producer_name(broker, &env, &mut target, &producer_name, out).await?;
     let (publisher, last_id) =
         match open(&env, broker, settings, &target, &producer_name, out).await {
             Ok(opened) => opened,

@@ -1,8 +1,9 @@
 //! The publisher every command drives: one `Publisher` per partition of its target behind a
 //! router (a stream is the one-partition case, where nothing is routed). A batch is split by
 //! partition and each part handed to its partition's publisher, so every update of a product
-//! (hash routing) lands in one partition, in order. On a super stream each publisher has its own
-//! producer name, `NAME-PARTITION`, which the broker deduplicates under on that partition.
+//! (hash routing) lands in one partition, in order. On a super stream every partition's
+//! publisher uses the run's producer name (the broker deduplicates per stream), as the Java
+//! client's super stream producer does; `Target::producer_name` says which.
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -2,7 +2,8 @@
 
 use std::process::{Command, Output, Stdio};
 
-use rabbitmq_stream_client::{Client, ClientOptions};
+use rabbitmq_stream_client::types::Message;
+use rabbitmq_stream_client::{Client, ClientOptions, Environment};
 
 use super::{binary, require_broker, runtime, summary_of, unique_name, BROKER_PORT};
 
@@ -98,15 +99,46 @@ impl TestSuperStream {
     }
 
     /// The last publishing id each of the first `partitions` partitions holds for producer
-    /// `name` (its `NAME-PARTITION`), 0 where none.
+    /// `name` (every partition publishes under the run's name), 0 where none.
     pub fn sequences(&self, name: &str, partitions: usize) -> Vec<u64> {
         (0..partitions)
             .map(|index| {
-                let partition = self.partition(index);
-                self.publisher_sequence(&format!("{name}-{partition}"), &partition)
+                self.publisher_sequence(name, &self.partition(index))
                     .unwrap_or(0)
             })
             .collect()
+    }
+
+    /// Publishes `count` messages to `partition` as producer `producer`, with publishing ids
+    /// 1…`count`, confirmed: what a run under that name left there.
+    pub fn publish_as(&self, producer: &str, partition: &str, count: u64) {
+        runtime().block_on(async {
+            let env = Environment::builder()
+                .port(self.ports[0])
+                .build()
+                .await
+                .expect("connects to the broker");
+            let mut sender = env
+                .producer()
+                .name(producer)
+                .build(partition)
+                .await
+                .expect("a producer on the partition");
+            let messages = (1..=count)
+                .map(|id| {
+                    Message::builder()
+                        .body(format!("{{\"id\":{id}}}"))
+                        .publishing_id(id)
+                        .build()
+                })
+                .collect();
+            let confirms = sender
+                .batch_send_with_confirm(messages)
+                .await
+                .expect("the broker confirms");
+            assert!(confirms.iter().all(|c| c.confirmed()), "all confirmed");
+            let _ = sender.close().await;
+        });
     }
 
     /// The last publishing id the broker stored for `producer` on `partition`.
