@@ -63,11 +63,11 @@ impl Target {
     /// (`NAME-PARTITION`), with its partition; empty on a stream.
     pub fn suffixed_producer_names(&self, name: &str) -> Vec<(String, String)> {
         match self.is_super_stream {
-            true => Target {
-                naming: PartitionNaming::Suffixed,
-                ..self.clone()
-            }
-            .producer_names(name),
+            true => self
+                .partitions
+                .iter()
+                .map(|partition| (suffixed_producer(name, partition), partition.clone()))
+                .collect(),
             false => Vec::new(),
         }
     }

@@ -327,22 +327,7 @@ async fn hold_given_name(
     if !(settings.dedup && settings.producer_name.is_some()) {
         return Ok((Vec::new(), Vec::new()));
     }
-    let locks = take_producer_name(broker, env, target, producer_name, out).await?;
-    let names = target.producer_names(producer_name);
-    let mut stored = Vec::with_capacity(names.len());
-    for (producer, partition) in &names {
-        let last = broker
-            .while_starting(|| broker.last_publishing_id(producer, partition))
-            .await;
-        match last {
-            Ok(last) => stored.push(last),
-            Err(e) => {
-                release_all(locks).await;
-                return Err(e);
-            }
-        }
-    }
-    Ok((locks, stored))
+    take_producer_name(broker, env, target, producer_name, out).await
 }
 
 /// Opens the run's publisher: one per partition, routed as the super stream was asked.

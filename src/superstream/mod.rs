@@ -265,41 +265,40 @@ pub async fn connect_and_ensure(
 }
 
 /// Takes producer name `name` for this run on every partition of `target` (see
-/// `broker::lock`), before anything asks what the name holds. On a super stream, a name that
-/// holds nothing under itself but holds updates under the `NAME-PARTITION` names invstream gave
-/// partitions until December 2026 goes on under those (`target.naming` becomes `Suffixed`):
-/// sent again under the shared name they would be stored twice. Any run deciding this holds
-/// the shared names while it asks, so two runs always agree.
+/// `broker::lock`), then asks what it holds: the locks, and the last publishing id each
+/// partition holds under it. On a super stream, a name that holds nothing under itself but holds
+/// updates under the `NAME-PARTITION` names invstream gave partitions until December 2026 goes
+/// on under those (`target.naming` becomes `Suffixed`): sent again under the shared name they
+/// would be stored twice. Any run deciding this holds the shared names while it asks, so two
+/// runs always agree.
 pub async fn take_producer_name(
     broker: &BrokerSettings,
     env: &Environment,
     target: &mut Target,
     name: &str,
     out: Output,
-) -> Result<Vec<NameLock>> {
+) -> Result<(Vec<NameLock>, Vec<u64>)> {
     let locks = broker
         .lock_producer_names(env, &target.producer_names(name))
         .await?;
-    if !target.is_super_stream || target.naming == PartitionNaming::Suffixed {
-        return Ok(locks);
-    }
+    let stored = match last_ids(broker, &target.producer_names(name)).await {
+        Ok(stored) => stored,
+        Err(e) => {
+            release_all(locks).await;
+            return Err(e);
+        }
+    };
     let suffixed = target.suffixed_producer_names(name);
     // Names that did not fit the broker were refused then, so never used.
-    if suffixed
+    let usable = suffixed
         .iter()
-        .any(|(producer, _)| LOCK_PREFIX.len() + producer.len() > MAX_NAME_BYTES)
-    {
-        return Ok(locks);
+        .all(|(producer, _)| LOCK_PREFIX.len() + producer.len() <= MAX_NAME_BYTES);
+    if suffixed.is_empty() || !usable || stored.iter().any(|id| *id > 0) {
+        return Ok((locks, stored));
     }
-    let holds_only_suffixed = async {
-        Ok::<_, InvError>(
-            !holds_any(broker, &target.producer_names(name)).await?
-                && holds_any(broker, &suffixed).await?,
-        )
-    };
-    match holds_only_suffixed.await {
-        Ok(false) => return Ok(locks),
-        Ok(true) => {}
+    match last_ids(broker, &suffixed).await {
+        Ok(held) if held.iter().all(|id| *id == 0) => return Ok((locks, stored)),
+        Ok(_) => {}
         Err(e) => {
             release_all(locks).await;
             return Err(e);
@@ -307,25 +306,33 @@ pub async fn take_producer_name(
     }
     let taken = broker.lock_producer_names(env, &suffixed).await;
     release_all(locks).await;
+    let taken = taken?;
     target.naming = PartitionNaming::Suffixed;
     out.status(&format!(
         "producer '{name}' holds updates under per-partition names ({}, as invstream named them until December 2026): going on under those",
         suffixed[0].0
     ));
-    taken
-}
-
-/// Whether any (producer name, stream) in `names` holds a publishing id.
-async fn holds_any(broker: &BrokerSettings, names: &[(String, String)]) -> Result<bool> {
-    for (producer, stream) in names {
-        let last = broker
-            .while_starting(|| broker.last_publishing_id(producer, stream))
-            .await?;
-        if last > 0 {
-            return Ok(true);
+    // Asked again now that they are held: an older run may have published until then.
+    match last_ids(broker, &suffixed).await {
+        Ok(stored) => Ok((taken, stored)),
+        Err(e) => {
+            release_all(taken).await;
+            Err(e)
         }
     }
-    Ok(false)
+}
+
+/// The last publishing id of each (producer name, stream) in `names`, 0 where none.
+async fn last_ids(broker: &BrokerSettings, names: &[(String, String)]) -> Result<Vec<u64>> {
+    let mut ids = Vec::with_capacity(names.len());
+    for (producer, stream) in names {
+        ids.push(
+            broker
+                .while_starting(|| broker.last_publishing_id(producer, stream))
+                .await?,
+        );
+    }
+    Ok(ids)
 }
 
 /// The partitions that hold `products`: by hash routing when the partitions are the hash

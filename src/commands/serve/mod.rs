@@ -116,15 +116,17 @@ pub async fn run(
     // The gateway's name is held for as long as it serves, taken before the broker is asked
     // what it holds: two gateways numbering updates under one name would each be confirmed for
     // updates the broker dropped as the other's duplicates.
-    let locks = take_producer_name(broker, &env, &mut target, &producer_name, out).await?;
-    let (publisher, last_id) =
-        match open(&env, broker, settings, &target, &producer_name, out).await {
-            Ok(opened) => opened,
-            Err(e) => {
-                release_all(locks).await;
-                return Err(e);
-            }
-        };
+    let (locks, stored) =
+        take_producer_name(broker, &env, &mut target, &producer_name, out).await?;
+    // A request's updates are numbered after the highest id the name holds (in any partition).
+    let last_id = stored.into_iter().max().unwrap_or(0);
+    let publisher = match open(&env, broker, settings, &target, &producer_name, out).await {
+        Ok(publisher) => publisher,
+        Err(e) => {
+            release_all(locks).await;
+            return Err(e);
+        }
+    };
     let served = Served {
         target: &target,
         producer_name: &producer_name,
@@ -137,8 +139,7 @@ pub async fn run(
         .await
 }
 
-/// Opens the gateway's publisher, and finds the highest publishing id its name holds (in any
-/// partition): a request's updates are numbered after it.
+/// Opens the gateway's publisher.
 async fn open(
     env: &rabbitmq_stream_client::Environment,
     broker: &BrokerSettings,
@@ -146,20 +147,12 @@ async fn open(
     target: &Target,
     producer_name: &str,
     out: Output,
-) -> Result<(PartitionedPublisher, u64)> {
-    let mut last_id = 0;
-    for (producer, partition) in target.producer_names(producer_name) {
-        let stored = broker
-            .while_starting(|| broker.last_publishing_id(&producer, &partition))
-            .await?;
-        last_id = last_id.max(stored);
-    }
+) -> Result<PartitionedPublisher> {
     let options = settings
         .publish
         .publisher_options(producer_name.to_string(), true);
     let events = Arc::new(move |event| out.publisher_event(&event));
-    let publisher = PartitionedPublisher::open(env, broker, target, options, false, events).await?;
-    Ok((publisher, last_id))
+    PartitionedPublisher::open(env, broker, target, options, false, events).await
 }
 
 /// One serving gateway, from its open publisher to its summary.
