@@ -49,7 +49,9 @@ INVSTREAM=target/release/invstream
 BASELINE=target/release/examples/naive_baseline
 [ "$(realpath "$INVSTREAM")" != "$BEFORE" ] || { echo "bench-compare: INVSTREAM_BEFORE is the current binary" >&2; exit 1; }
 OUT="$(mktemp -d)"
-trap 'rm -rf "$OUT"' EXIT
+# BENCH_RESULTS=FILE keeps every run's raw row (name, round, stream, JSON summary, "user sys
+# maxrss_kb wall_s broker_cpu_s") for a closer look than the medians.
+trap '[ -z "${BENCH_RESULTS:-}" ] || cp "$OUT/results" "$BENCH_RESULTS"; rm -rf "$OUT"' EXIT
 touch "$OUT/results"
 
 # filter_flag BINARY with|without: that binary's produce flag for publishing with filter values,
