@@ -17,15 +17,14 @@ pub struct Target {
 
 /// The producer name each partition of a super stream publishes under, for a run named `NAME`.
 /// The broker deduplicates per stream, so one name serves every partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PartitionNaming {
     /// `NAME` on every partition, as the Java client's super stream producer names them. Also
     /// the shortest: the broker copies a name of up to 64 bytes with every message it
     /// deduplicates, and a longer one costs it 5–8% more per message (docs/BENCHMARKS.md).
-    #[default]
     Shared,
-    /// `NAME-PARTITION`: what invstream used until December 2026. A given name that holds updates only
-    /// under these goes on under them, so `--resume` never sends them again.
+    /// `NAME-PARTITION`: what invstream used until December 2026. A given name that holds
+    /// updates only under these goes on under them, so `--resume` never sends them again.
     Suffixed,
 }
 
@@ -53,31 +52,36 @@ impl Target {
     /// partitions too unless [`PartitionNaming::Suffixed`] (each partition's publisher numbers
     /// its own ids; the broker deduplicates per stream).
     pub fn producer_name(&self, name: &str, partition: &str) -> String {
-        match (self.is_super_stream, self.naming) {
+        self.name_under(self.naming, name, partition)
+    }
+
+    fn name_under(&self, naming: PartitionNaming, name: &str, partition: &str) -> String {
+        match (self.is_super_stream, naming) {
             (true, PartitionNaming::Suffixed) => suffixed_producer(name, partition),
             _ => name.to_string(),
         }
+    }
+
+    /// Every partition's producer name under `name` as `naming` makes it, with its partition.
+    fn names_under(&self, naming: PartitionNaming, name: &str) -> Vec<(String, String)> {
+        self.partitions
+            .iter()
+            .map(|partition| (self.name_under(naming, name, partition), partition.clone()))
+            .collect()
     }
 
     /// Every partition's producer name under `name` as invstream named them until December 2026
     /// (`NAME-PARTITION`), with its partition; empty on a stream.
     pub fn suffixed_producer_names(&self, name: &str) -> Vec<(String, String)> {
         match self.is_super_stream {
-            true => self
-                .partitions
-                .iter()
-                .map(|partition| (suffixed_producer(name, partition), partition.clone()))
-                .collect(),
+            true => self.names_under(PartitionNaming::Suffixed, name),
             false => Vec::new(),
         }
     }
 
     /// Every partition's producer name under `name`, with its partition, in partition order.
     pub fn producer_names(&self, name: &str) -> Vec<(String, String)> {
-        self.partitions
-            .iter()
-            .map(|partition| (self.producer_name(name, partition), partition.clone()))
-            .collect()
+        self.names_under(self.naming, name)
     }
 
     /// "stream 'NAME'" or "super stream 'NAME'", for messages.
@@ -118,7 +122,8 @@ impl PartitionLayout {
     }
 }
 
-/// The producer name a super stream partition's publisher used until December 2026 (`NAME-PARTITION`).
+/// The producer name a super stream partition's publisher used until December 2026
+/// (`NAME-PARTITION`).
 pub fn suffixed_producer(name: &str, partition: &str) -> String {
     format!("{name}-{partition}")
 }

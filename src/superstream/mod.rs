@@ -278,10 +278,9 @@ pub async fn take_producer_name(
     name: &str,
     out: Output,
 ) -> Result<(Vec<NameLock>, Vec<u64>)> {
-    let locks = broker
-        .lock_producer_names(env, &target.producer_names(name))
-        .await?;
-    let stored = match last_ids(broker, &target.producer_names(name)).await {
+    let shared = target.producer_names(name);
+    let locks = broker.lock_producer_names(env, &shared).await?;
+    let stored = match last_ids(broker, &shared).await {
         Ok(stored) => stored,
         Err(e) => {
             release_all(locks).await;
