@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use rabbitmq_stream_client::error::ConsumerCreateError;
 use rabbitmq_stream_client::types::OffsetSpecification;
-use rabbitmq_stream_client::{ChunkConsumer, Environment, FilterConfiguration};
+use rabbitmq_stream_client::{Chunk, ChunkConsumer, Environment, FilterConfiguration};
 
 pub use offset::{first_offset_from_timestamp, offset_specification, StartOffset};
 pub use shared_count::SharedCount;
@@ -441,261 +441,361 @@ pub struct ReadContext<'a> {
 }
 
 /// One reader's loop, until a stop rule, the stop signal or an error that reconnecting cannot
-/// mend. Long on purpose: it is the per-chunk hot path, and its arms (a chunk, a lost
-/// connection, the stop, the idle tick) share the position, the counters and the sink, which
-/// split-out steps would pass back and forth by `&mut` for every chunk.
+/// mend.
 pub async fn read<S: MessageSink>(
     context: ReadContext<'_>,
     subscription: Subscription,
-    mut sink: S,
+    sink: S,
 ) -> ReadOutcome<S> {
-    let ReadContext {
-        plan,
-        reader,
-        mut stop,
-        progress,
-        events,
-        shared_count,
-    } = context;
-    let Subscription {
-        mut consumer,
-        mut skip_below,
-        mut took_over_at,
-    } = subscription;
-    subscribed(&events, plan, reader, &consumer);
-    let started = Instant::now();
-    let mut elapsed = Duration::ZERO;
-    // When the first chunk with a message to read arrived.
-    let mut first_read_at: Option<Instant> = None;
-    let mut deadline = std::pin::pin!(async {
-        match plan.duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => pending().await,
+    let mut reading = Reading::new(context, subscription, sink);
+    subscribed(
+        &reading.events,
+        reading.plan,
+        reading.reader,
+        &reading.subscription.consumer,
+    );
+    reading.run().await;
+    reading.finish().await
+}
+
+/// One reader while it reads: its subscription, its sink, where it got to and what it counted,
+/// which every arm of its loop (a chunk, a lost connection, the stop, the idle tick) shares.
+struct Reading<'a, S> {
+    plan: &'a ReadPlan,
+    reader: &'a ReaderSpec,
+    stop: StopSignal,
+    progress: Arc<AtomicU64>,
+    events: ReaderEvents,
+    shared_count: Option<Arc<SharedCount>>,
+    subscription: Subscription,
+    /// The environment of the latest resubscription, kept while its consumer reads.
+    _reconnected_env: Option<Environment>,
+    sink: S,
+    started: Instant,
+    /// When the first chunk with a message to read arrived.
+    first_read_at: Option<Instant>,
+    elapsed: Duration,
+    read: u64,
+    /// Of `read`, how much was added to `progress` already.
+    reported: u64,
+    /// Messages passed since a named reader last stored its offset.
+    unstored: u64,
+    last_store: Instant,
+    last_delivered: Option<u64>,
+    quiet_since: Instant,
+    reconnects: u64,
+    failure: Option<InvError>,
+}
+
+impl<'a, S: MessageSink> Reading<'a, S> {
+    fn new(context: ReadContext<'a>, subscription: Subscription, sink: S) -> Self {
+        let ReadContext {
+            plan,
+            reader,
+            stop,
+            progress,
+            events,
+            shared_count,
+        } = context;
+        let now = Instant::now();
+        Reading {
+            plan,
+            reader,
+            stop,
+            progress,
+            events,
+            shared_count,
+            subscription,
+            _reconnected_env: None,
+            sink,
+            started: now,
+            first_read_at: None,
+            elapsed: Duration::ZERO,
+            read: 0,
+            reported: 0,
+            unstored: 0,
+            last_store: now,
+            last_delivered: None,
+            quiet_since: now,
+            reconnects: 0,
+            failure: None,
         }
-    });
-    let idle_end = plan.end_offset.is_some() && plan.filter_products.is_some();
-    let (mut read, mut reported, mut unstored) = (0u64, 0u64, 0u64);
-    let mut last_store = Instant::now();
-    let mut last_delivered = None;
-    let mut failure = None;
-    let mut reconnects = 0;
-    // The environment of the latest resubscription, kept while its consumer reads.
-    let mut _reconnected_env: Option<Environment> = None;
-    let mut quiet_since = Instant::now();
-    let wants_idle = sink.wants_idle();
-    // One timer for the whole read (a timer per chunk costs a fast reader ~10%).
-    let mut stall_check = tokio::time::interval(READ_STALL_BOUND);
-    stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // A single active consumer learns where it starts only once activated (after the offset
-    // its group stored): when that is past the end of a read that ends, no message will ever
-    // come to say so.
-    let watch_activation = plan.single_active && plan.end_offset.is_some();
-    let mut activation_check = tokio::time::interval(ACTIVATION_CHECK);
-    loop {
-        // Set when the subscription must be replaced: its connection closed, or its node hangs
-        // (`hangs`: closing would wait for a reply that never comes).
-        let (mut lost, mut hangs) = (false, false);
-        let idle = async {
-            match idle_end {
-                true => tokio::time::sleep_until((quiet_since + FILTERED_IDLE_END).into()).await,
-                false => pending().await,
+    }
+
+    /// Waits for whichever comes first, a chunk or a reason to stop, until the read is over.
+    async fn run(&mut self) {
+        let plan = self.plan;
+        let label = &self.reader.label;
+        let mut deadline = std::pin::pin!(async {
+            match plan.duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => pending().await,
             }
-        };
-        tokio::select! {
-            biased;
-            _ = stop.stopped() => {
-                tracing::debug!(reader = %reader.label, "stopping: shutdown signal");
-                break;
-            }
-            _ = &mut deadline => {
-                tracing::debug!(reader = %reader.label, "stopping: --duration reached");
-                break;
-            }
-            _ = idle => {
-                tracing::debug!(reader = %reader.label, "stopping: no matching chunk came");
-                break;
-            }
-            _ = async {
-                match &shared_count {
-                    Some(count) => count.reached().await,
-                    None => pending().await,
-                }
-            } => {
-                tracing::debug!(reader = %reader.label, "stopping: the shared --count was read");
-                break;
-            }
-            _ = async {
-                match wants_idle {
-                    true => tokio::time::sleep(IDLE_TICK).await,
+        });
+        let idle_end = plan.end_offset.is_some() && plan.filter_products.is_some();
+        let wants_idle = self.sink.wants_idle();
+        // One timer for the whole read (a timer per chunk costs a fast reader ~10%).
+        let mut stall_check = tokio::time::interval(READ_STALL_BOUND);
+        stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A single active consumer learns where it starts only once activated (after the
+        // offset its group stored): when that is past the end of a read that ends, no message
+        // will ever come to say so.
+        let watch_activation = plan.single_active && plan.end_offset.is_some();
+        let mut activation_check = tokio::time::interval(ACTIVATION_CHECK);
+        loop {
+            // Set when the subscription must be replaced: its connection closed, or its node
+            // hangs (`hangs`: closing would wait for a reply that never comes).
+            let (mut lost, mut hangs) = (false, false);
+            let quiet_since = self.quiet_since;
+            let idle = async move {
+                match idle_end {
+                    true => {
+                        tokio::time::sleep_until((quiet_since + FILTERED_IDLE_END).into()).await
+                    }
                     false => pending().await,
                 }
-            } => sink.idle(),
-            _ = activation_check.tick(), if watch_activation => {
-                if plan.end_offset.is_some_and(|end| skip_below.load(Ordering::Relaxed) > end) {
-                    tracing::debug!(reader = %reader.label, "stopping: activated past the end");
+            };
+            let shared_count = self.shared_count.as_deref();
+            tokio::select! {
+                biased;
+                _ = self.stop.stopped() => {
+                    tracing::debug!(reader = %label, "stopping: shutdown signal");
+                    break;
+                }
+                _ = &mut deadline => {
+                    tracing::debug!(reader = %label, "stopping: --duration reached");
+                    break;
+                }
+                _ = idle => {
+                    tracing::debug!(reader = %label, "stopping: no matching chunk came");
+                    break;
+                }
+                _ = async {
+                    match shared_count {
+                        Some(count) => count.reached().await,
+                        None => pending().await,
+                    }
+                } => {
+                    tracing::debug!(reader = %label, "stopping: the shared --count was read");
+                    break;
+                }
+                _ = async {
+                    match wants_idle {
+                        true => tokio::time::sleep(IDLE_TICK).await,
+                        false => pending().await,
+                    }
+                } => self.sink.idle(),
+                _ = activation_check.tick(), if watch_activation => {
+                    let start = self.subscription.skip_below.load(Ordering::Relaxed);
+                    if plan.end_offset.is_some_and(|end| start > end) {
+                        tracing::debug!(reader = %label, "stopping: activated past the end");
+                        break;
+                    }
+                }
+                _ = stall_check.tick(), if !plan.broker.retry_for.is_zero() => {
+                    let node = node_of(&self.subscription.consumer);
+                    if quiet_since.elapsed() >= READ_STALL_BOUND && dropped_from_members(plan, &node).await {
+                        tracing::info!(reader = %label, %node, quiet_ms = quiet_since.elapsed().as_millis() as u64, "no delivery, and the other nodes no longer list our node: resubscribing");
+                        (lost, hangs) = (true, true);
+                    }
+                }
+                chunk = self.subscription.consumer.next() => match chunk {
+                    Some(Ok(chunk)) => {
+                        if self.take_chunk(&chunk).await {
+                            break;
+                        }
+                    }
+                    Some(Err(e)) if plan.broker.retry_for.is_zero() => {
+                        self.failure = Some(ConnectError::Client { message: format!("reading stream '{}': {e}", plan.stream) }.into());
+                        break;
+                    }
+                    None if plan.broker.retry_for.is_zero() => {
+                        self.failure = Some(ConnectError::Lost { addr: plan.broker.addr(), during: "reading" }.into());
+                        break;
+                    }
+                    Some(Err(_)) | None => lost = true,
+                },
+            }
+            if lost && !self.replace_subscription(hangs).await {
+                break;
+            }
+        }
+    }
+
+    /// Hands a chunk's messages to the sink, from the first this reader has not read yet (a
+    /// chunk may start below the offset subscribed at); true once the read is over: the count
+    /// or the end reached, the sink done, the stop or the duration in a slow reader's pause.
+    async fn take_chunk(&mut self, chunk: &Chunk) -> bool {
+        let arrived = Instant::now();
+        self.quiet_since = arrived;
+        self.sink.chunk_start();
+        let mut done = false;
+        let read_before = self.read;
+        let label = &self.reader.label;
+        for (offset, message) in chunk.iter() {
+            if offset < self.subscription.skip_below.load(Ordering::Relaxed) {
+                continue;
+            }
+            if self.last_delivered.is_none() {
+                let start = self.subscription.took_over_at.load(Ordering::Relaxed);
+                if start > 0 {
+                    self.sink.took_over_at(start);
+                }
+            }
+            if let Some(count) = &self.shared_count {
+                if !claim_place(count).await {
+                    tracing::debug!(reader = %label, offset, "stopping: the shared --count was read");
+                    done = true;
                     break;
                 }
             }
-            _ = stall_check.tick(), if !plan.broker.retry_for.is_zero() => {
-                let node = node_of(&consumer);
-                if quiet_since.elapsed() >= READ_STALL_BOUND && dropped_from_members(plan, &node).await {
-                    tracing::info!(reader = %reader.label, %node, quiet_ms = quiet_since.elapsed().as_millis() as u64, "no delivery, and the other nodes no longer list our node: resubscribing");
-                    (lost, hangs) = (true, true);
-                }
+            self.last_delivered = Some(offset);
+            let taken = self.sink.take(offset, message);
+            if let Some(count) = &self.shared_count {
+                count.settle(taken == Take::Counted);
             }
-            chunk = consumer.next() => match chunk {
-                Some(Ok(chunk)) => {
-                    let arrived = Instant::now();
-                    quiet_since = arrived;
-                    sink.chunk_start();
-                    let mut done = false;
-                    let read_before = read;
-                    for (offset, message) in chunk.iter() {
-                        if offset < skip_below.load(Ordering::Relaxed) {
-                            continue;
-                        }
-                        if last_delivered.is_none() {
-                            let start = took_over_at.load(Ordering::Relaxed);
-                            if start > 0 {
-                                sink.took_over_at(start);
-                            }
-                        }
-                        if let Some(count) = &shared_count {
-                            if !claim_place(count).await {
-                                tracing::debug!(reader = %reader.label, offset, "stopping: the shared --count was read");
-                                done = true;
-                                break;
-                            }
-                        }
-                        last_delivered = Some(offset);
-                        let taken = sink.take(offset, message);
-                        if let Some(count) = &shared_count {
-                            count.settle(taken == Take::Counted);
-                        }
-                        match taken {
-                            Take::Stop => {
-                                tracing::debug!(reader = %reader.label, offset, "stopping: the sink is done");
-                                done = true;
-                                break;
-                            }
-                            Take::Counted => {
-                                read += 1;
-                                if let Some(pause) = reader.slow {
-                                    // Cut short by the stop and the duration: a pause may be
-                                    // long (`--slow email=1h`), Ctrl-C must not wait it out.
-                                    let left = plan.duration.map(|d| d.saturating_sub(started.elapsed()));
-                                    let pause = left.map_or(pause, |left| pause.min(left));
-                                    tokio::select! {
-                                        _ = stop.stopped() => {}
-                                        _ = tokio::time::sleep(pause) => {}
-                                    }
-                                    sink.chunk_start();
-                                    // A slow reader takes long over a chunk: heed the stop and
-                                    // the duration in it.
-                                    if stop.is_stopped() || plan.duration.is_some_and(|d| started.elapsed() >= d) {
-                                        done = true;
-                                        break;
-                                    }
-                                }
-                            }
-                            Take::Passed => {}
-                        }
-                        unstored += 1;
-                        if reader.tracking_name.is_some() && (unstored >= plan.store_every || last_store.elapsed() >= STORE_INTERVAL) {
-                            let _ = consumer.store_offset(offset).await;
-                            unstored = 0;
-                            last_store = Instant::now();
-                        }
-                        let reached_count = plan.count.is_some_and(|c| read >= c)
-                            || shared_count.as_ref().is_some_and(|c| c.is_reached());
-                        let reached_end = plan.end_offset.is_some_and(|end| offset >= end);
-                        if reached_count || reached_end {
-                            tracing::debug!(reader = %reader.label, offset, reached_count, reached_end, "stopping");
+            match taken {
+                Take::Stop => {
+                    tracing::debug!(reader = %label, offset, "stopping: the sink is done");
+                    done = true;
+                    break;
+                }
+                Take::Counted => {
+                    self.read += 1;
+                    if let Some(pause) = self.reader.slow {
+                        if self.pause_slow(pause).await {
                             done = true;
                             break;
                         }
                     }
-                    sink.chunk_end();
-                    if read > read_before {
-                        elapsed = first_read_at.get_or_insert(arrived).elapsed();
-                    }
-                    if read - reported >= 1024 || done {
-                        progress.fetch_add(read - reported, Ordering::Relaxed);
-                        reported = read;
-                    }
-                    if done {
-                        break;
-                    }
                 }
-                Some(Err(e)) if plan.broker.retry_for.is_zero() => {
-                    failure = Some(ConnectError::Client { message: format!("reading stream '{}': {e}", plan.stream) }.into());
-                    break;
-                }
-                None if plan.broker.retry_for.is_zero() => {
-                    failure = Some(ConnectError::Lost { addr: plan.broker.addr(), during: "reading" }.into());
-                    break;
-                }
-                Some(Err(_)) | None => lost = true,
-            },
-        }
-        if lost {
-            let lost_node = node_of(&consumer);
-            let closing = tokio::time::timeout(CLOSE_TIMEOUT, consumer.handle().close());
-            match hangs {
-                // Closed aside: waiting for it would only add the timeout.
-                true => drop(tokio::spawn(closing)),
-                // Before subscribing again: a single active consumer's group must not see
-                // the old one still there.
-                false => drop(closing.await),
+                Take::Passed => {}
             }
-            // Raced with the stop: reconnecting may go on for all of --retry-for.
-            let resubscribed = tokio::select! {
-                biased;
-                _ = stop.stopped() => {
-                    tracing::debug!(reader = %reader.label, "stopping while reconnecting: shutdown signal");
-                    break;
-                }
-                resubscribed = resubscribe(plan, reader, last_delivered, &lost_node, &events) => resubscribed,
-            };
-            match resubscribed {
-                Ok((new_env, subscription)) => {
-                    _reconnected_env = Some(new_env);
-                    consumer = subscription.consumer;
-                    subscribed(&events, plan, reader, &consumer);
-                    skip_below = subscription.skip_below;
-                    took_over_at = subscription.took_over_at;
-                    reconnects += 1;
-                    quiet_since = Instant::now();
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
+            self.store_when_due(offset).await;
+            let plan = self.plan;
+            let reached_count = plan.count.is_some_and(|c| self.read >= c)
+                || self.shared_count.as_ref().is_some_and(|c| c.is_reached());
+            let reached_end = plan.end_offset.is_some_and(|end| offset >= end);
+            if reached_count || reached_end {
+                tracing::debug!(reader = %label, offset, reached_count, reached_end, "stopping");
+                done = true;
+                break;
             }
         }
+        self.sink.chunk_end();
+        if self.read > read_before {
+            self.elapsed = self.first_read_at.get_or_insert(arrived).elapsed();
+        }
+        if self.read - self.reported >= 1024 || done {
+            self.progress
+                .fetch_add(self.read - self.reported, Ordering::Relaxed);
+            self.reported = self.read;
+        }
+        done
     }
-    progress.fetch_add(read - reported, Ordering::Relaxed);
-    // Elapsed runs from the first message read to the last, so a reader that waited for a
-    // producer, or finished early and then idled until the duration, reports its reading
-    // rate; one that read nothing, its wait.
-    let waited = match first_read_at {
-        Some(first) => first.duration_since(started),
-        None => started.elapsed(),
-    };
-    if read == 0 {
-        elapsed = started.elapsed();
+
+    /// A slow reader's pause after a message (`--slow email=1h`), cut short by the stop and the
+    /// duration, which Ctrl-C must not wait out: true when either came, in the pause or before.
+    async fn pause_slow(&mut self, pause: Duration) -> bool {
+        let plan = self.plan;
+        let left = plan
+            .duration
+            .map(|d| d.saturating_sub(self.started.elapsed()));
+        let pause = left.map_or(pause, |left| pause.min(left));
+        tokio::select! {
+            _ = self.stop.stopped() => {}
+            _ = tokio::time::sleep(pause) => {}
+        }
+        self.sink.chunk_start();
+        self.stop.is_stopped() || plan.duration.is_some_and(|d| self.started.elapsed() >= d)
     }
-    // Where this reader got to, so `--offset stored` resumes right after it.
-    if let (Some(_), Some(last)) = (&reader.tracking_name, last_delivered) {
-        let _ = consumer.store_offset(last).await;
+
+    /// A named reader stores its offset every `store_every` messages, and at least every
+    /// `STORE_INTERVAL`.
+    async fn store_when_due(&mut self, offset: u64) {
+        self.unstored += 1;
+        if self.reader.tracking_name.is_some()
+            && (self.unstored >= self.plan.store_every
+                || self.last_store.elapsed() >= STORE_INTERVAL)
+        {
+            let _ = self.subscription.consumer.store_offset(offset).await;
+            self.unstored = 0;
+            self.last_store = Instant::now();
+        }
     }
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, consumer.handle().close()).await;
-    ReadOutcome {
-        sink,
-        elapsed,
-        waited,
-        reconnects,
-        failure,
+
+    /// Closes the lost subscription and subscribes again right after the last offset read,
+    /// through any node the plan's broker lists: false when the read is over (the stop came,
+    /// or reconnecting failed, which `failure` then holds).
+    async fn replace_subscription(&mut self, hangs: bool) -> bool {
+        let label = &self.reader.label;
+        let lost_node = node_of(&self.subscription.consumer);
+        let closing =
+            tokio::time::timeout(CLOSE_TIMEOUT, self.subscription.consumer.handle().close());
+        match hangs {
+            // Closed aside: waiting for it would only add the timeout.
+            true => drop(tokio::spawn(closing)),
+            // Before subscribing again: a single active consumer's group must not see the old
+            // one still there.
+            false => drop(closing.await),
+        }
+        // Raced with the stop: reconnecting may go on for all of --retry-for.
+        let resubscribed = tokio::select! {
+            biased;
+            _ = self.stop.stopped() => {
+                tracing::debug!(reader = %label, "stopping while reconnecting: shutdown signal");
+                return false;
+            }
+            resubscribed = resubscribe(self.plan, self.reader, self.last_delivered, &lost_node, &self.events) => resubscribed,
+        };
+        match resubscribed {
+            Ok((new_env, subscription)) => {
+                self._reconnected_env = Some(new_env);
+                self.subscription = subscription;
+                subscribed(
+                    &self.events,
+                    self.plan,
+                    self.reader,
+                    &self.subscription.consumer,
+                );
+                self.reconnects += 1;
+                self.quiet_since = Instant::now();
+                true
+            }
+            Err(e) => {
+                self.failure = Some(e);
+                false
+            }
+        }
+    }
+
+    /// Counts the rest of the progress, stores where a named reader got to (so `--offset
+    /// stored` resumes right after it) and closes the subscription.
+    async fn finish(mut self) -> ReadOutcome<S> {
+        self.progress
+            .fetch_add(self.read - self.reported, Ordering::Relaxed);
+        // Elapsed runs from the first message read to the last, so a reader that waited for a
+        // producer, or finished early and then idled until the duration, reports its reading
+        // rate; one that read nothing, its wait.
+        let waited = match self.first_read_at {
+            Some(first) => first.duration_since(self.started),
+            None => self.started.elapsed(),
+        };
+        if self.read == 0 {
+            self.elapsed = self.started.elapsed();
+        }
+        let consumer = &mut self.subscription.consumer;
+        if let (Some(_), Some(last)) = (&self.reader.tracking_name, self.last_delivered) {
+            let _ = consumer.store_offset(last).await;
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, consumer.handle().close()).await;
+        ReadOutcome {
+            sink: self.sink,
+            elapsed: self.elapsed,
+            waited,
+            reconnects: self.reconnects,
+            failure: self.failure,
+        }
     }
 }
 
