@@ -671,7 +671,10 @@ impl<'a, S: MessageSink> Reading<'a, S> {
                 }
                 Take::Passed => {}
             }
-            self.store_when_due(offset).await;
+            self.unstored += 1;
+            if self.store_due() {
+                self.store_offset(offset).await;
+            }
             let plan = self.plan;
             let reached_count = plan.count.is_some_and(|c| self.read >= c)
                 || self.shared_count.as_ref().is_some_and(|c| c.is_reached());
@@ -711,17 +714,18 @@ impl<'a, S: MessageSink> Reading<'a, S> {
     }
 
     /// A named reader stores its offset every `store_every` messages, and at least every
-    /// `STORE_INTERVAL`.
-    async fn store_when_due(&mut self, offset: u64) {
-        self.unstored += 1;
-        if self.reader.tracking_name.is_some()
+    /// `STORE_INTERVAL`. (A check apart from the store: a future per message costs a fast
+    /// reader.)
+    fn store_due(&self) -> bool {
+        self.reader.tracking_name.is_some()
             && (self.unstored >= self.plan.store_every
                 || self.last_store.elapsed() >= STORE_INTERVAL)
-        {
-            let _ = self.subscription.consumer.store_offset(offset).await;
-            self.unstored = 0;
-            self.last_store = Instant::now();
-        }
+    }
+
+    async fn store_offset(&mut self, offset: u64) {
+        let _ = self.subscription.consumer.store_offset(offset).await;
+        self.unstored = 0;
+        self.last_store = Instant::now();
     }
 
     /// Closes the lost subscription and subscribes again right after the last offset read,
