@@ -51,7 +51,7 @@ const READ_STALL_BOUND: Duration = Duration::from_secs(5);
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often a single active consumer reading up to an end looks whether its activation put
-/// it past that end (see `read`).
+/// it past that end (see `Reading::run`).
 const ACTIVATION_CHECK: Duration = Duration::from_millis(100);
 
 /// When a read stops by itself.
