@@ -50,17 +50,40 @@ pub fn to_message(
             .content_type(CONTENT_TYPE)
             .message_builder();
     }
-    let mut application = builder.application_properties();
-    if full || filter_values {
-        application = application.insert("product_id", update.product_id.to_string().as_str());
-    }
-    if full {
-        application = application.insert("event", update.event.as_str());
-    }
-    application
-        .insert(PRODUCER_PROPERTY, producer)
+    let product_id = update.product_id.to_string();
+    let carried = properties.application(
+        filter_values,
+        [product_id.as_str(), update.event.as_str(), producer],
+    );
+    carried
+        .fold(
+            builder.application_properties(),
+            |application, (key, value)| application.insert(key, value),
+        )
         .message_builder()
         .build()
+}
+
+impl MessageProperties {
+    /// The application properties a message carries, in the order they are written, from the
+    /// values of `[product_id, event, producer]`: the product id with `Full` or filter values
+    /// (a post-filter reads it), the event with `Full`, the producer always. One rule for the
+    /// client's encoder ([`to_message`]) and ours ([`EntryEncoder`]).
+    fn application<T: Copy>(
+        self,
+        filter_values: bool,
+        [product_id, event, producer]: [T; 3],
+    ) -> impl Iterator<Item = (&'static str, T)> + Clone {
+        let full = self == MessageProperties::Full;
+        [
+            (full || filter_values, "product_id", product_id),
+            (full, "event", event),
+            (true, PRODUCER_PROPERTY, producer),
+        ]
+        .into_iter()
+        .filter(|(carried, _, _)| *carried)
+        .map(|(_, key, value)| (key, value))
+    }
 }
 
 /// The application property naming the producer of a message: `consume --verify` checks `seq`
@@ -151,13 +174,15 @@ impl EntryEncoder {
             out.extend_from_slice(CONTENT_TYPE.as_bytes());
         }
 
-        let all: [(bool, &str, &[u8]); 3] = [
-            (full || filter_values, "product_id", &self.digits),
-            (full, "event", update.event.as_str().as_bytes()),
-            (true, PRODUCER_PROPERTY, producer.as_bytes()),
-        ];
-        let entries = all.iter().filter(|(carried, _, _)| *carried);
-        let (content, count) = entries.clone().fold((0, 0), |(size, count), (_, k, v)| {
+        let entries = self.properties.application(
+            filter_values,
+            [
+                self.digits.as_slice(),
+                update.event.as_str().as_bytes(),
+                producer.as_bytes(),
+            ],
+        );
+        let (content, count) = entries.clone().fold((0, 0), |(size, count), (k, v)| {
             (
                 size + string_size(k.len()) + string_size(v.len()),
                 count + 2,
@@ -171,7 +196,7 @@ impl EntryEncoder {
         } else {
             out.extend_from_slice(&[MAP8, content as u8 + 1, count as u8]);
         }
-        for (_, key, value) in entries {
+        for (key, value) in entries {
             put_string(out, key.as_bytes());
             put_string(out, value);
         }
