@@ -411,21 +411,6 @@ async fn dropped_from_members(plan: &ReadPlan, node: &str) -> bool {
     !named.is_empty() && !named.iter().any(|answer| answer.lists(node))
 }
 
-/// Tells which node `consumer` reads from.
-fn subscribed(
-    events: &ReaderEvents,
-    plan: &ReadPlan,
-    reader: &ReaderSpec,
-    consumer: &ChunkConsumer,
-) {
-    events(ReaderEvent::Subscribed {
-        reader: reader.label.clone(),
-        stream: plan.stream.clone(),
-        node: node_of(consumer),
-        leader: consumer.node().leader,
-    });
-}
-
 /// Everything one reader's loop needs besides its subscription (a lost connection is replaced
 /// through any node the plan's broker lists, so no environment is needed).
 pub struct ReadContext<'a> {
@@ -448,12 +433,7 @@ pub async fn read<S: MessageSink>(
     sink: S,
 ) -> ReadOutcome<S> {
     let mut reading = Reading::new(context, subscription, sink);
-    subscribed(
-        &reading.events,
-        reading.plan,
-        reading.reader,
-        &reading.subscription.consumer,
-    );
+    reading.tell_subscribed();
     reading.run().await;
     reading.finish().await
 }
@@ -461,12 +441,7 @@ pub async fn read<S: MessageSink>(
 /// One reader while it reads: its subscription, its sink, where it got to and what it counted,
 /// which every arm of its loop (a chunk, a lost connection, the stop, the idle tick) shares.
 struct Reading<'a, S> {
-    plan: &'a ReadPlan,
-    reader: &'a ReaderSpec,
-    stop: StopSignal,
-    progress: Arc<AtomicU64>,
-    events: ReaderEvents,
-    shared_count: Option<Arc<SharedCount>>,
+    context: ReadContext<'a>,
     subscription: Subscription,
     /// The environment of the latest resubscription, kept while its consumer reads.
     _reconnected_env: Option<Environment>,
@@ -489,22 +464,9 @@ struct Reading<'a, S> {
 
 impl<'a, S: MessageSink> Reading<'a, S> {
     fn new(context: ReadContext<'a>, subscription: Subscription, sink: S) -> Self {
-        let ReadContext {
-            plan,
-            reader,
-            stop,
-            progress,
-            events,
-            shared_count,
-        } = context;
         let now = Instant::now();
         Reading {
-            plan,
-            reader,
-            stop,
-            progress,
-            events,
-            shared_count,
+            context,
             subscription,
             _reconnected_env: None,
             sink,
@@ -522,10 +484,26 @@ impl<'a, S: MessageSink> Reading<'a, S> {
         }
     }
 
+    /// Tells which node the subscription reads from.
+    fn tell_subscribed(&self) {
+        let ReadContext {
+            plan,
+            reader,
+            events,
+            ..
+        } = &self.context;
+        events(ReaderEvent::Subscribed {
+            reader: reader.label.clone(),
+            stream: plan.stream.clone(),
+            node: node_of(&self.subscription.consumer),
+            leader: self.subscription.consumer.node().leader,
+        });
+    }
+
     /// Waits for whichever comes first, a chunk or a reason to stop, until the read is over.
     async fn run(&mut self) {
-        let plan = self.plan;
-        let label = &self.reader.label;
+        let plan = self.context.plan;
+        let label = &self.context.reader.label;
         let mut deadline = std::pin::pin!(async {
             match plan.duration {
                 Some(d) => tokio::time::sleep(d).await,
@@ -555,10 +533,10 @@ impl<'a, S: MessageSink> Reading<'a, S> {
                     false => pending().await,
                 }
             };
-            let shared_count = self.shared_count.as_deref();
+            let shared_count = self.context.shared_count.as_deref();
             tokio::select! {
                 biased;
-                _ = self.stop.stopped() => {
+                _ = self.context.stop.stopped() => {
                     tracing::debug!(reader = %label, "stopping: shutdown signal");
                     break;
                 }
@@ -631,7 +609,7 @@ impl<'a, S: MessageSink> Reading<'a, S> {
         self.sink.chunk_start();
         let mut done = false;
         let read_before = self.read;
-        let label = &self.reader.label;
+        let label = &self.context.reader.label;
         for (offset, message) in chunk.iter() {
             if offset < self.subscription.skip_below.load(Ordering::Relaxed) {
                 continue;
@@ -642,7 +620,7 @@ impl<'a, S: MessageSink> Reading<'a, S> {
                     self.sink.took_over_at(start);
                 }
             }
-            if let Some(count) = &self.shared_count {
+            if let Some(count) = &self.context.shared_count {
                 if !claim_place(count).await {
                     tracing::debug!(reader = %label, offset, "stopping: the shared --count was read");
                     done = true;
@@ -651,7 +629,7 @@ impl<'a, S: MessageSink> Reading<'a, S> {
             }
             self.last_delivered = Some(offset);
             let taken = self.sink.take(offset, message);
-            if let Some(count) = &self.shared_count {
+            if let Some(count) = &self.context.shared_count {
                 count.settle(taken == Take::Counted);
             }
             match taken {
@@ -662,7 +640,7 @@ impl<'a, S: MessageSink> Reading<'a, S> {
                 }
                 Take::Counted => {
                     self.read += 1;
-                    if let Some(pause) = self.reader.slow {
+                    if let Some(pause) = self.context.reader.slow {
                         if self.pause_slow(pause).await {
                             done = true;
                             break;
@@ -675,9 +653,13 @@ impl<'a, S: MessageSink> Reading<'a, S> {
             if self.store_due() {
                 self.store_offset(offset).await;
             }
-            let plan = self.plan;
+            let plan = self.context.plan;
             let reached_count = plan.count.is_some_and(|c| self.read >= c)
-                || self.shared_count.as_ref().is_some_and(|c| c.is_reached());
+                || self
+                    .context
+                    .shared_count
+                    .as_ref()
+                    .is_some_and(|c| c.is_reached());
             let reached_end = plan.end_offset.is_some_and(|end| offset >= end);
             if reached_count || reached_end {
                 tracing::debug!(reader = %label, offset, reached_count, reached_end, "stopping");
@@ -690,7 +672,8 @@ impl<'a, S: MessageSink> Reading<'a, S> {
             self.elapsed = self.first_read_at.get_or_insert(arrived).elapsed();
         }
         if self.read - self.reported >= 1024 || done {
-            self.progress
+            self.context
+                .progress
                 .fetch_add(self.read - self.reported, Ordering::Relaxed);
             self.reported = self.read;
         }
@@ -700,25 +683,25 @@ impl<'a, S: MessageSink> Reading<'a, S> {
     /// A slow reader's pause after a message (`--slow email=1h`), cut short by the stop and the
     /// duration, which Ctrl-C must not wait out: true when either came, in the pause or before.
     async fn pause_slow(&mut self, pause: Duration) -> bool {
-        let plan = self.plan;
+        let plan = self.context.plan;
         let left = plan
             .duration
             .map(|d| d.saturating_sub(self.started.elapsed()));
         let pause = left.map_or(pause, |left| pause.min(left));
         tokio::select! {
-            _ = self.stop.stopped() => {}
+            _ = self.context.stop.stopped() => {}
             _ = tokio::time::sleep(pause) => {}
         }
         self.sink.chunk_start();
-        self.stop.is_stopped() || plan.duration.is_some_and(|d| self.started.elapsed() >= d)
+        self.context.stop.is_stopped() || plan.duration.is_some_and(|d| self.started.elapsed() >= d)
     }
 
     /// A named reader stores its offset every `store_every` messages, and at least every
     /// `STORE_INTERVAL`. (A check apart from the store: a future per message costs a fast
     /// reader.)
     fn store_due(&self) -> bool {
-        self.reader.tracking_name.is_some()
-            && (self.unstored >= self.plan.store_every
+        self.context.reader.tracking_name.is_some()
+            && (self.unstored >= self.context.plan.store_every
                 || self.last_store.elapsed() >= STORE_INTERVAL)
     }
 
@@ -732,7 +715,7 @@ impl<'a, S: MessageSink> Reading<'a, S> {
     /// through any node the plan's broker lists: false when the read is over (the stop came,
     /// or reconnecting failed, which `failure` then holds).
     async fn replace_subscription(&mut self, hangs: bool) -> bool {
-        let label = &self.reader.label;
+        let label = &self.context.reader.label;
         let lost_node = node_of(&self.subscription.consumer);
         let closing =
             tokio::time::timeout(CLOSE_TIMEOUT, self.subscription.consumer.handle().close());
@@ -746,22 +729,17 @@ impl<'a, S: MessageSink> Reading<'a, S> {
         // Raced with the stop: reconnecting may go on for all of --retry-for.
         let resubscribed = tokio::select! {
             biased;
-            _ = self.stop.stopped() => {
+            _ = self.context.stop.stopped() => {
                 tracing::debug!(reader = %label, "stopping while reconnecting: shutdown signal");
                 return false;
             }
-            resubscribed = resubscribe(self.plan, self.reader, self.last_delivered, &lost_node, &self.events) => resubscribed,
+            resubscribed = resubscribe(self.context.plan, self.context.reader, self.last_delivered, &lost_node, &self.context.events) => resubscribed,
         };
         match resubscribed {
             Ok((new_env, subscription)) => {
                 self._reconnected_env = Some(new_env);
                 self.subscription = subscription;
-                subscribed(
-                    &self.events,
-                    self.plan,
-                    self.reader,
-                    &self.subscription.consumer,
-                );
+                self.tell_subscribed();
                 self.reconnects += 1;
                 self.quiet_since = Instant::now();
                 true
@@ -776,7 +754,8 @@ impl<'a, S: MessageSink> Reading<'a, S> {
     /// Counts the rest of the progress, stores where a named reader got to (so `--offset
     /// stored` resumes right after it) and closes the subscription.
     async fn finish(mut self) -> ReadOutcome<S> {
-        self.progress
+        self.context
+            .progress
             .fetch_add(self.read - self.reported, Ordering::Relaxed);
         // Elapsed runs from the first message read to the last, so a reader that waited for a
         // producer, or finished early and then idled until the duration, reports its reading
@@ -789,7 +768,7 @@ impl<'a, S: MessageSink> Reading<'a, S> {
             self.elapsed = self.started.elapsed();
         }
         let consumer = &mut self.subscription.consumer;
-        if let (Some(_), Some(last)) = (&self.reader.tracking_name, self.last_delivered) {
+        if let (Some(_), Some(last)) = (&self.context.reader.tracking_name, self.last_delivered) {
             let _ = consumer.store_offset(last).await;
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, consumer.handle().close()).await;
