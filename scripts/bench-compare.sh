@@ -204,7 +204,34 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 
-VERSION="$(bash scripts/broker.sh version 2>/dev/null || echo unknown)"
+# The version the broker measured reports (its PeerProperties answer on $PORT): not the test
+# broker's, which may be another or stopped when BENCH_PORT names a node of its own.
+VERSION="$(python3 - "$PORT" <<'PY' 2>/dev/null || echo unknown
+import socket, struct, sys
+sock = socket.create_connection(("localhost", int(sys.argv[1])), timeout=5)
+request = struct.pack(">HHIi", 0x0011, 1, 1, 0)  # PeerProperties, version 1, correlation 1, no properties
+sock.sendall(struct.pack(">I", len(request)) + request)
+def exact(n):
+    got = b""
+    while len(got) < n:
+        part = sock.recv(n - len(got))
+        if not part:
+            raise EOFError
+        got += part
+    return got
+frame = exact(struct.unpack(">I", exact(4))[0])
+count, at, answer = struct.unpack(">i", frame[10:14])[0], 14, {}
+def string():
+    global at
+    n = struct.unpack(">h", frame[at:at + 2])[0]
+    at += 2 + n
+    return frame[at - n:at].decode()
+for _ in range(count):
+    key = string()
+    answer[key] = string()
+print(answer["version"])
+PY
+)"
 python3 - "$OUT/results" "$COUNT" "$ROUNDS" "$VERSION" "$BEFORE" <<'PY'
 import json, statistics, sys
 path, count, rounds, version, before = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
